@@ -1,0 +1,4 @@
+"""A TAMS (Time-addressable Media Store) API 8.2 service."""
+
+API_VERSION = "8.2"
+__version__ = "0.1.0"

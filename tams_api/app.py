@@ -1,0 +1,60 @@
+"""Wiring: settings -> stores -> routers -> the ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import API_VERSION, __version__
+from .config import Settings
+from .http import HeadWithoutBody, install_error_handlers
+from .openapi import install_openapi
+from .routers import flows, media, objects, segments, service, sources
+from .routers.common import Services
+from .stores.filesystem import FilesystemMediaStore, load_signing_key
+from .stores.media import StorageBackend
+from .stores.sqlite import SqliteMetadataStore
+
+
+def open_services(settings: Settings) -> Services:
+    store = SqliteMetadataStore(settings.resolved_sqlite_path)
+    backend = StorageBackend(
+        id=settings.resolved_storage_id,
+        label=settings.storage_label,
+        provider="tams-operator",
+        store_product="filesystem",
+        default_storage=True,
+    )
+    media_store = FilesystemMediaStore(
+        root=settings.resolved_media_dir,
+        public_url=settings.public_url,
+        signing_key=load_signing_key(settings.url_signing_key, settings.data_dir),
+        url_timeout=settings.presigned_url_timeout,
+        backend=backend,
+    )
+    return Services(store=store, media=media_store, settings=settings)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    services = open_services(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.store.close()
+
+    app = FastAPI(
+        title="Time-addressable Media Store",
+        version=__version__,
+        summary=f"TAMS API {API_VERSION}",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (service, sources, flows, segments, objects, media):
+        app.include_router(module.router)
+    install_openapi(app)
+    app.add_middleware(HeadWithoutBody)
+    return app

@@ -1,0 +1,19 @@
+"""Wall-clock instants as the API shows them (RFC 3339, UTC) and as stores sort them (ns)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    text: str
+    ns: int
+
+
+def now() -> Instant:
+    ns = time.time_ns()
+    moment = datetime.fromtimestamp(ns / 1e9, UTC)
+    return Instant(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ns)

@@ -1,0 +1,62 @@
+"""Service configuration, read from `TAMS_*` environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAMS_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where the embedded stores keep their files.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL clients use to reach this API; media URLs of the filesystem store point here.",
+    )
+    metadata_backend: Literal["sqlite"] = "sqlite"
+    sqlite_path: Path | None = Field(None, description="SQLite database file (default DATA_DIR/tams.sqlite).")
+    media_backend: Literal["filesystem"] = "filesystem"
+    media_dir: Path | None = Field(None, description="Media object directory (default DATA_DIR/media).")
+    url_signing_key: str | None = Field(
+        None, description="HMAC key for media URLs (default: generated once into DATA_DIR/url-signing.key)."
+    )
+    presigned_url_timeout: int = Field(3600, description="Seconds a presigned media URL stays valid.")
+    object_timeout: int = Field(7200, description="Seconds an allocated object may wait for registration.")
+    storage_id: uuid.UUID | None = Field(None, description="Storage backend id (default derived from media dir).")
+    storage_label: str = "local-filesystem"
+    service_name: str = "TAMS"
+    service_description: str = "Time-addressable Media Store"
+    default_page_limit: int = Field(100, ge=1)
+    max_page_limit: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> Settings:
+        # The spec's floors: presigned URLs >= 30 s, objects >= 300 s, and URLs no longer than objects.
+        if self.presigned_url_timeout < 30:
+            raise ValueError("TAMS_PRESIGNED_URL_TIMEOUT must be at least 30 seconds")
+        if self.object_timeout < 300:
+            raise ValueError("TAMS_OBJECT_TIMEOUT must be at least 300 seconds")
+        if self.presigned_url_timeout > self.object_timeout:
+            raise ValueError("TAMS_PRESIGNED_URL_TIMEOUT must not exceed TAMS_OBJECT_TIMEOUT")
+        if self.default_page_limit > self.max_page_limit:
+            raise ValueError("TAMS_DEFAULT_PAGE_LIMIT must not exceed TAMS_MAX_PAGE_LIMIT")
+        return self
+
+    @property
+    def resolved_sqlite_path(self) -> Path:
+        return self.sqlite_path or self.data_dir / "tams.sqlite"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def resolved_storage_id(self) -> str:
+        if self.storage_id is not None:
+            return str(self.storage_id)
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tams-filesystem:{self.resolved_media_dir.resolve()}"))

@@ -1,0 +1,21 @@
+"""Domain errors. Stores and domain rules raise these; `tams_api.http` maps them to the spec's error JSON."""
+
+
+class TamsError(Exception):
+    """Base of every error a client caused and can fix."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
+
+
+class BadRequest(TamsError):
+    """The request is malformed or conflicts with what is stored (400)."""
+
+
+class NotFound(TamsError):
+    """The addressed resource does not exist (404)."""
+
+
+class Forbidden(TamsError):
+    """The resource may not be changed, e.g. a read-only Flow (403)."""

@@ -1,0 +1,36 @@
+"""Rules for writing flows: the spec's schema, then what the service keeps for itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import schemas
+from .errors import BadRequest
+from .model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite
+
+# Kept apart from the free-form metadata: tags and collections have their own tables.
+_KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
+
+
+def flow_write(flow_id: str, body: Any) -> FlowWrite:
+    """Validate a `PUT /flows/{id}` body against the spec and split it into what the store keeps."""
+    schemas.check("flow-put.json", body, "flow")
+    if body["id"] != flow_id:
+        raise BadRequest(f"flow id {body['id']} in the body does not match {flow_id} in the path")
+    profile_id = body.get("profile_id")
+    if profile_id:
+        raise BadRequest(f"profile {profile_id} does not exist")
+    metadata = {name: value for name, value in body.items() if name not in _KEPT_APART}
+    if profile_id == "":
+        del metadata["profile_id"]  # an empty profile_id breaks the link to a profile
+    for item in body.get("flow_collection", []):
+        if item["id"] == flow_id:
+            raise BadRequest("a flow cannot collect itself")
+    return FlowWrite(
+        id=flow_id,
+        source_id=body["source_id"],
+        format=body["format"],
+        metadata=metadata,
+        tags=body.get("tags", {}),
+        flow_collection=body.get("flow_collection", []),
+    )

@@ -1,0 +1,113 @@
+"""HTTP plumbing shared by the routers: JSON responses, paging headers, and the one place that maps
+domain errors (and every other failure) to the spec's error JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import BadRequest, Forbidden, NotFound, TamsError
+from .model import Page
+
+log = logging.getLogger("tams_api")
+
+STATUS_OF: dict[type[TamsError], int] = {BadRequest: 400, Forbidden: 403, NotFound: 404}
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def error_body(error_type: str, summary: str) -> dict[str, str]:
+    """The spec's error JSON (schemas/error.json); never a traceback."""
+    return {"type": error_type, "summary": summary, "time": datetime.now(UTC).isoformat()}
+
+
+def error_response(status: int, error_type: str, summary: str, headers: Mapping[str, str] | None = None) -> Response:
+    return json_response(error_body(error_type, summary), status, headers)
+
+
+def paging_headers(request: Request, page: Page[Any], **extra: str) -> dict[str, str]:
+    """Link (rel=next, absent on the last page), X-Paging-NextKey and X-Paging-Limit, plus extras."""
+    headers = {"X-Paging-Limit": str(page.limit)}
+    if page.next_key is not None:
+        next_url = request.url.include_query_params(page=page.next_key)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+        headers["X-Paging-NextKey"] = page.next_key
+    headers.update(extra)
+    return headers
+
+
+def listing_headers(request: Request, page: Page[Any], reverse: bool, **extra: str) -> dict[str, str]:
+    """Paging headers of the listings that also report their count and order."""
+    return paging_headers(
+        request,
+        page,
+        **{"X-Paging-Count": str(len(page.items)), "X-Paging-Reverse-Order": str(reverse).lower()},
+        **extra,
+    )
+
+
+def _validation_summary(error: RequestValidationError) -> str:
+    problems = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item.get("msg", "invalid"))
+    return "; ".join(problems) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TamsError)
+    async def domain_error(_: Request, error: TamsError) -> Response:
+        status = STATUS_OF.get(type(error), 400)
+        return error_response(status, type(error).__name__, error.summary)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> Response:
+        return error_response(400, "BadRequest", _validation_summary(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        names = {404: "NotFound", 405: "MethodNotAllowed"}
+        return error_response(
+            error.status_code, names.get(error.status_code, "HTTPError"), str(error.detail), error.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "InternalError", "the service failed to handle this request; see its logs")
+
+
+class HeadWithoutBody:
+    """HEAD answers with the headers GET would send (Content-Length included) and no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, send_headers_only)

@@ -1,0 +1,236 @@
+"""Plain data the stores take and give: no HTTP types, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from .timerange import Bounds
+
+T = TypeVar("T")
+TagValue = str | list[str]
+Tags = dict[str, TagValue]
+
+# Flow properties that have their own sub-resource (PUT/DELETE /flows/{id}/<name>).
+FLOW_PROPERTIES = ("label", "description", "max_bit_rate", "avg_bit_rate")
+SOURCE_PROPERTIES = ("label", "description")
+# Flow fields the service manages itself; values given in a PUT are ignored.
+SERVER_MANAGED_FLOW_FIELDS = frozenset({"created", "metadata_updated", "segments_updated", "timerange", "collected_by"})
+
+
+@dataclass(slots=True)
+class TagFilter:
+    """`tag.{name}=a,b` (any listed value matches) and `tag_exists.{name}=true|false`."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+    exists: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PageRequest:
+    limit: int
+    key: str | None = None  # opaque key from a previous page's `next_key`
+    reverse: bool = False
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_key: str | None  # None on the last page
+    limit: int
+
+
+@dataclass(slots=True)
+class ServiceInfo:
+    name: str
+    description: str
+
+
+@dataclass(slots=True)
+class Source:
+    id: str
+    format: str
+    created: str
+    updated: str
+    label: str | None = None
+    description: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+    tags: Tags = field(default_factory=dict)
+    source_collection: list[dict[str, Any]] = field(default_factory=list)
+    collected_by: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "format": self.format}
+        for name in ("label", "description", "created_by", "updated_by"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        body["created"] = self.created
+        body["updated"] = self.updated
+        body["tags"] = self.tags
+        if self.source_collection:
+            body["source_collection"] = self.source_collection
+        if self.collected_by:
+            body["collected_by"] = self.collected_by
+        return body
+
+
+@dataclass(slots=True)
+class Flow:
+    id: str
+    source_id: str
+    metadata: dict[str, Any]  # what the client PUT, less tags, collections and server-managed fields
+    created: str
+    metadata_updated: str
+    segments_updated: str | None = None
+    tags: Tags = field(default_factory=dict)
+    flow_collection: list[dict[str, Any]] = field(default_factory=list)
+    collected_by: list[str] = field(default_factory=list)
+    timerange: str | None = None  # filled only when asked for
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.metadata.get("read_only", False))
+
+    @property
+    def container(self) -> str | None:
+        return self.metadata.get("container")
+
+    def to_json(self) -> dict[str, Any]:
+        body = {"id": self.id, "source_id": self.source_id, **self.metadata}
+        body["tags"] = self.tags
+        body["created"] = self.created
+        body["metadata_updated"] = self.metadata_updated
+        if self.segments_updated is not None:
+            body["segments_updated"] = self.segments_updated
+        if self.flow_collection:
+            body["flow_collection"] = self.flow_collection
+        if self.collected_by:
+            body["collected_by"] = self.collected_by
+        if self.timerange is not None:
+            body["timerange"] = self.timerange
+        return body
+
+
+@dataclass(slots=True)
+class FlowWrite:
+    """A validated `PUT /flows/{id}` body."""
+
+    id: str
+    source_id: str
+    format: str
+    metadata: dict[str, Any]
+    tags: Tags
+    flow_collection: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class NewSegment:
+    """A validated segment of a `POST /flows/{id}/segments` body."""
+
+    object_id: str
+    timerange: str
+    bounds: Bounds
+    object_timerange: str  # the object's timerange: as given, or else implied by this segment
+    on_object_timeline: Bounds  # the segment's samples on the object's timeline (timerange - ts_offset)
+    ts_offset: str | None = None
+    explicit_object_timerange: bool = False
+    last_duration: str | None = None
+    sample_offset: int | None = None
+    sample_count: int | None = None
+    key_frame_count: int | None = None
+    init_object_id: str | None = None
+    get_urls: list[dict[str, str]] | None = None  # uncontrolled URLs of an object held elsewhere
+
+
+@dataclass(slots=True)
+class SegmentFailure:
+    object_id: str
+    timerange: str
+    summary: str
+
+
+@dataclass(slots=True)
+class StoredObject:
+    """What the metadata store knows of a media object."""
+
+    id: str
+    storage_id: str | None  # controlled instance on this storage backend, if any
+    timerange: str | None = None
+    key_frame_count: int | None = None
+    init_object_id: str | None = None
+    uncontrolled_urls: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Segment:
+    timerange: str
+    object: StoredObject
+    ts_offset: str | None = None
+    last_duration: str | None = None
+    sample_offset: int | None = None
+    sample_count: int | None = None
+
+
+@dataclass(slots=True)
+class ObjectUsage:
+    """`GET /objects/{id}`: the object and one page of the flows referencing it."""
+
+    object: StoredObject
+    first_referenced_by_flow: str | None
+    referenced_by_flows: Page[str]
+
+
+@dataclass(slots=True)
+class FlowQuery:
+    page: PageRequest
+    sort_by: Literal["created", "metadata_updated", "label"] = "created"
+    source_id: str | None = None
+    timerange: Bounds | None = None
+    format: str | None = None
+    codec: str | None = None
+    profile_id: str | None = None
+    label: str | None = None
+    status: str | None = None
+    frame_width: int | None = None
+    frame_height: int | None = None
+    init_segments: bool | None = None
+    collected_by_ids: list[str] | None = None  # [] selects flows no flow collects
+    tags: TagFilter = field(default_factory=TagFilter)
+
+
+@dataclass(slots=True)
+class SourceQuery:
+    page: PageRequest
+    sort_by: Literal["created", "updated", "label"] = "created"
+    label: str | None = None
+    format: str | None = None
+    collected_by_ids: list[str] | None = None
+    tags: TagFilter = field(default_factory=TagFilter)
+
+
+@dataclass(slots=True)
+class SegmentQuery:
+    page: PageRequest
+    window: Bounds
+    object_id: str | None = None
+
+
+@dataclass(slots=True)
+class SegmentPage:
+    page: Page[Segment]
+    timerange: str | None  # span of the returned segments, for X-Paging-Timerange
+
+
+def tags_match(tags: Tags, wanted: TagFilter) -> bool:
+    """Whether tags pass a filter: any listed value of `tag.{name}`, presence per `tag_exists.{name}`."""
+    for name, exists in wanted.exists.items():
+        if (name in tags) != exists:
+            return False
+    for name, values in wanted.values.items():
+        value = tags.get(name)
+        have = [value] if isinstance(value, str) else (value or [])
+        if not set(have) & set(values):
+            return False
+    return True

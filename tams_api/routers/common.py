@@ -1,0 +1,97 @@
+"""What the routers share: the services they call and the parsing of the spec's query conventions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from ..config import Settings
+from ..errors import BadRequest, NotFound
+from ..model import PageRequest, TagFilter
+from ..stores.media import MediaStore
+from ..stores.metadata import MetadataStore
+from ..timerange import Bounds, parse_bounds
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+UUID_LIST_PATTERN = UUID_PATTERN[1:-1]
+UUID_LIST_EMPTY_PATTERN = rf"^(({UUID_LIST_PATTERN})(,{UUID_LIST_PATTERN})*)?$"
+MIME_PATTERN = (
+    r"^(application|audio|font|example|image|message|model|multipart|text|video|x-(?:[0-9A-Za-z!#$%&'*+.^_`|~-]+))"
+    r"/([0-9A-Za-z!#$%&'*+.^_`|~-]+)$"
+)
+_UUID = re.compile(UUID_PATTERN)
+
+
+@dataclass(slots=True)
+class Services:
+    store: MetadataStore
+    media: MediaStore
+    settings: Settings
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Callable], Callable]:
+    """Register an endpoint for GET and for HEAD (which answers with GET's headers and no body)."""
+
+    def register(endpoint: Callable) -> Callable:
+        router.get(path, **options)(endpoint)
+        router.head(path, include_in_schema=True, **{k: v for k, v in options.items() if k != "responses"})(endpoint)
+        return endpoint
+
+    return register
+
+
+def require_uuid(value: str, what: str) -> str:
+    """Ids in paths must be UUIDs as the spec defines them; anything else names nothing here (404)."""
+    if not _UUID.match(value):
+        raise NotFound(f"{what} id {value!r} is not a valid UUID")
+    return value
+
+
+def page_request(settings: Settings, limit: int | None, page: str | None, reverse: bool = False) -> PageRequest:
+    if limit is not None and limit < 1:
+        raise BadRequest("limit must be a positive integer")
+    chosen = settings.default_page_limit if limit is None else min(limit, settings.max_page_limit)
+    return PageRequest(limit=chosen, key=page, reverse=reverse)
+
+
+def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
+    """`{prefix}.{name}=a,b` and `{prefix}_exists.{name}=true|false` query parameters."""
+    tags = TagFilter()
+    for key, value in request.query_params.multi_items():
+        if key.startswith(f"{prefix}."):
+            name = key[len(prefix) + 1 :]
+            values = value.split(",")
+            if not name or "" in values:
+                raise BadRequest(f"invalid tag filter {key}={value!r}: expected a comma-separated list of values")
+            tags.values[name] = values
+        elif key.startswith(f"{prefix}_exists."):
+            name = key[len(prefix) + 8 :]
+            if not name or value not in ("true", "false"):
+                raise BadRequest(f"invalid tag filter {key}={value!r}: expected true or false")
+            tags.exists[name] = value == "true"
+    return tags
+
+
+def uuid_list(value: str | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    ids = [item for item in value.split(",") if item]
+    for item in ids:
+        if not _UUID.match(item):
+            raise BadRequest(f"{what} must be a comma-separated list of UUIDs")
+    return ids
+
+
+def timerange_bounds(value: str | None) -> Bounds | None:
+    return None if value is None else parse_bounds(value)

@@ -1,0 +1,207 @@
+"""`/flows` and a flow's metadata sub-resources."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from starlette.responses import Response
+
+from .. import schemas
+from ..errors import BadRequest, NotFound
+from ..flows import flow_write
+from ..http import json_response, listing_headers, no_content
+from ..model import Flow, FlowQuery
+from ..timerange import EVERYTHING
+from .common import (
+    MIME_PATTERN,
+    UUID_LIST_EMPTY_PATTERN,
+    UUID_PATTERN,
+    ServicesDep,
+    get_and_head,
+    page_request,
+    require_uuid,
+    tag_filter,
+    timerange_bounds,
+    uuid_list,
+)
+from .sources import Format, string_value, tag_value
+
+router = APIRouter(tags=["Flows"])
+Status = Literal["awaiting_content", "ingesting", "replication_in_progress", "closed_complete"]
+
+
+@get_and_head(router, "/flows")
+def list_flows(
+    request: Request,
+    services: ServicesDep,
+    source_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    timerange: str | None = None,
+    format: Format | None = None,
+    codec: Annotated[str | None, Query(pattern=MIME_PATTERN)] = None,
+    profile_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
+    label: str | None = None,
+    status: Status | None = None,
+    frame_width: int | None = None,
+    frame_height: int | None = None,
+    init_segments: bool | None = None,
+    collected_by_ids: Annotated[str | None, Query(pattern=UUID_LIST_EMPTY_PATTERN)] = None,
+    sort_by: Literal["created", "metadata_updated", "label"] = "created",
+    reverse_order: bool = False,
+    page: str | None = None,
+    limit: int | None = None,
+) -> Response:
+    query = FlowQuery(
+        page=page_request(services.settings, limit, page, reverse_order),
+        sort_by=sort_by,
+        source_id=source_id,
+        timerange=timerange_bounds(timerange),
+        format=format,
+        codec=codec,
+        profile_id=profile_id,
+        label=label,
+        status=status,
+        frame_width=frame_width,
+        frame_height=frame_height,
+        init_segments=init_segments,
+        collected_by_ids=uuid_list(collected_by_ids, "collected_by_ids"),
+        tags=tag_filter(request),
+    )
+    listing = services.store.list_flows(query)
+    return json_response(
+        [flow.to_json() for flow in listing.items], headers=listing_headers(request, listing, reverse_order)
+    )
+
+
+def _flow(services: ServicesDep, flow_id: str) -> Flow:
+    flow = services.store.get_flow(require_uuid(flow_id, "flow"))
+    if flow is None:
+        raise NotFound(f"flow {flow_id} does not exist")
+    return flow
+
+
+@get_and_head(router, "/flows/{flow_id}")
+def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = False, timerange: str = "_") -> Response:
+    within = timerange_bounds(timerange) or EVERYTHING
+    flow = _flow(services, flow_id)
+    if include_timerange:
+        flow.timerange = services.store.flow_timerange(flow_id, within)
+    return json_response(flow.to_json())
+
+
+@router.put("/flows/{flow_id}", status_code=201)
+def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+    flow, created = services.store.put_flow(flow_write(require_uuid(flow_id, "flow"), body))
+    return json_response(flow.to_json(), status=201) if created else no_content()
+
+
+@router.delete("/flows/{flow_id}", status_code=204)
+def delete_flow(services: ServicesDep, flow_id: str) -> Response:
+    released = services.store.delete_flow(require_uuid(flow_id, "flow"))
+    services.media.delete([item.id for item in released if item.storage_id == services.media.backend.id])
+    return no_content()
+
+
+# -- tags ------------------------------------------------------------------------------------------
+
+
+@get_and_head(router, "/flows/{flow_id}/tags")
+def get_flow_tags(services: ServicesDep, flow_id: str) -> Response:
+    return json_response(_flow(services, flow_id).tags)
+
+
+@get_and_head(router, "/flows/{flow_id}/tags/{name}")
+def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
+    tags = _flow(services, flow_id).tags
+    if name not in tags:
+        raise NotFound(f"flow {flow_id} has no tag {name!r}")
+    return json_response(tags[name])
+
+
+@router.put("/flows/{flow_id}/tags/{name}", status_code=204)
+def put_flow_tag(services: ServicesDep, flow_id: str, name: str, body: Any = Body(...)) -> Response:
+    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, tag_value(body))
+    return no_content()
+
+
+@router.delete("/flows/{flow_id}/tags/{name}", status_code=204)
+def delete_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
+    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, None)
+    return no_content()
+
+
+# -- simple properties -----------------------------------------------------------------------------
+
+
+def _bit_rate(body: Any, what: str) -> int:
+    if not isinstance(body, int) or isinstance(body, bool) or body < 0:
+        raise BadRequest(f"{what} must be a non-negative integer (1000 bits/second)")
+    return body
+
+
+PROPERTY_VALUES = {
+    "label": string_value,
+    "description": string_value,
+    "max_bit_rate": _bit_rate,
+    "avg_bit_rate": _bit_rate,
+}
+
+
+def _property_routes(name: str) -> None:
+    """GET/HEAD, PUT and DELETE of one property of a flow."""
+    parse = PROPERTY_VALUES[name]
+
+    @get_and_head(router, f"/flows/{{flow_id}}/{name}", name=f"get_flow_{name}")
+    def get_property(services: ServicesDep, flow_id: str) -> Response:
+        metadata = _flow(services, flow_id).metadata
+        if name not in metadata:
+            raise NotFound(f"flow {flow_id} has no {name}")
+        return json_response(metadata[name])
+
+    @router.put(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"put_flow_{name}")
+    def put_property(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, parse(body, name))
+        return no_content()
+
+    @router.delete(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"delete_flow_{name}")
+    def delete_property(services: ServicesDep, flow_id: str) -> Response:
+        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, None)
+        return no_content()
+
+
+for _name in PROPERTY_VALUES:
+    _property_routes(_name)
+
+
+# -- read_only and flow_collection -----------------------------------------------------------------
+
+
+@get_and_head(router, "/flows/{flow_id}/read_only")
+def get_read_only(services: ServicesDep, flow_id: str) -> Response:
+    return json_response(_flow(services, flow_id).read_only)
+
+
+@router.put("/flows/{flow_id}/read_only", status_code=204)
+def put_read_only(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+    if not isinstance(body, bool):
+        raise BadRequest("read_only must be true or false")
+    services.store.set_flow_read_only(require_uuid(flow_id, "flow"), body)
+    return no_content()
+
+
+@get_and_head(router, "/flows/{flow_id}/flow_collection")
+def get_flow_collection(services: ServicesDep, flow_id: str) -> Response:
+    return json_response(_flow(services, flow_id).flow_collection)
+
+
+@router.put("/flows/{flow_id}/flow_collection", status_code=204)
+def put_flow_collection(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+    schemas.check("flow-collection.json", body, "flow_collection")
+    services.store.set_flow_collection(require_uuid(flow_id, "flow"), body)
+    return no_content()
+
+
+@router.delete("/flows/{flow_id}/flow_collection", status_code=204)
+def delete_flow_collection(services: ServicesDep, flow_id: str) -> Response:
+    services.store.set_flow_collection(require_uuid(flow_id, "flow"), [])
+    return no_content()

@@ -1,0 +1,40 @@
+"""PUT and GET of object bytes for the filesystem media store, on the signed URLs it hands out.
+
+Not a TAMS path: this is the "simple file system storage with an HTTP frontend" the spec mentions.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response
+
+from ..errors import NotFound
+from ..stores.filesystem import FilesystemMediaStore
+
+router = APIRouter(tags=["Media"], include_in_schema=False)
+
+
+def _store(request: Request) -> FilesystemMediaStore:
+    return request.app.state.services.media
+
+
+@router.put("/media/{object_id:path}")
+async def put_media(request: Request, object_id: str, expires: str = "", signature: str = "") -> Response:
+    store = _store(request)
+    content_type = request.headers.get("content-type", "")
+    store.verify("PUT", object_id, expires, signature, content_type)
+    with store.writer(object_id, content_type) as handle:
+        async for chunk in request.stream():
+            await run_in_threadpool(handle.write, chunk)
+    return Response(status_code=200)
+
+
+@router.api_route("/media/{object_id:path}", methods=["GET", "HEAD"])
+def get_media(request: Request, object_id: str, expires: str = "", signature: str = "") -> Response:
+    store = _store(request)
+    store.verify("GET", object_id, expires, signature)
+    path = store.path(object_id)
+    if not path.exists():
+        raise NotFound(f"object {object_id} has no media uploaded")
+    return FileResponse(path, media_type=store.content_type(object_id))

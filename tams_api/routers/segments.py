@@ -1,0 +1,143 @@
+"""`/flows/{id}/segments` and `/flows/{id}/storage`: registering and finding media on a flow's timeline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from starlette.responses import Response
+
+from .. import schemas
+from .. import segments as rules
+from ..errors import BadRequest, Forbidden, NotFound
+from ..http import error_body, json_response, listing_headers, no_content
+from ..model import Segment, SegmentFailure, SegmentQuery
+from ..timerange import EVERYTHING
+from ..urls import UrlBuilder, UrlOptions
+from .common import ServicesDep, get_and_head, page_request, require_uuid, timerange_bounds
+
+router = APIRouter(tags=["Flows"])
+
+
+def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: bool) -> dict[str, Any]:
+    stored = segment.object
+    body: dict[str, Any] = {"object_id": stored.id, "timerange": segment.timerange}
+    for name in ("ts_offset", "last_duration", "sample_offset", "sample_count"):
+        value = getattr(segment, name)
+        if value is not None:
+            body[name] = value
+    if stored.key_frame_count is not None:
+        body["key_frame_count"] = stored.key_frame_count
+    if include_object_timerange and stored.timerange is not None:
+        body["object_timerange"] = stored.timerange
+    body["get_urls"] = urls.get_urls(stored)
+    if stored.init_object_id is not None:
+        body["init_object"] = {"object_id": stored.init_object_id, **urls.init_object(stored.init_object_id)}
+    return body
+
+
+@get_and_head(router, "/flows/{flow_id}/segments")
+def list_segments(
+    request: Request,
+    services: ServicesDep,
+    flow_id: str,
+    object_id: str | None = None,
+    timerange: str | None = None,
+    reverse_order: bool = False,
+    verbose_storage: bool = False,
+    accept_get_urls: str | None = None,
+    accept_storage_ids: str | None = None,
+    presigned: bool | None = None,
+    include_object_timerange: bool = False,
+    page: str | None = None,
+    limit: int | None = None,
+) -> Response:
+    options = UrlOptions.from_query(request, accept_get_urls, accept_storage_ids, presigned, verbose_storage)
+    query = SegmentQuery(
+        page=page_request(services.settings, limit, page, reverse_order),
+        window=timerange_bounds(timerange) or EVERYTHING,
+        object_id=object_id,
+    )
+    # A flow that does not exist has no segments: 200 and an empty list, not 404.
+    result = services.store.list_segments(require_uuid(flow_id, "flow"), query)
+    urls = UrlBuilder(services.media, options)
+    body = [segment_json(segment, urls, include_object_timerange) for segment in result.page.items]
+    extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
+    return json_response(body, headers=listing_headers(request, result.page, reverse_order, **extra))
+
+
+def _failure_json(failure: SegmentFailure) -> dict[str, Any]:
+    return {
+        "object_id": failure.object_id,
+        "timerange": failure.timerange,
+        "error": error_body("BadRequest", failure.summary),
+    }
+
+
+@router.post("/flows/{flow_id}/segments", status_code=201)
+def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+    require_uuid(flow_id, "flow")
+    posts, bulk = rules.parse_body(body)
+    interpreted = []
+    failures: list[SegmentFailure] = []
+    for post in posts:
+        try:
+            interpreted.append(rules.new_segment(post))
+        except BadRequest as problem:
+            if not bulk:
+                raise
+            failures.append(SegmentFailure(post.object_id, post.timerange, problem.summary))
+    failures += services.store.add_segments(flow_id, interpreted)
+    if not failures:
+        return Response(status_code=201)
+    if not bulk:
+        raise BadRequest(failures[0].summary)  # a single segment that cannot be registered is a bad request
+    return json_response({"failed_segments": [_failure_json(failure) for failure in failures]}, status=200)
+
+
+@router.delete("/flows/{flow_id}/segments", status_code=204)
+def delete_segments(
+    services: ServicesDep, flow_id: str, timerange: str = "_", object_id: str | None = None
+) -> Response:
+    within = timerange_bounds(timerange) or EVERYTHING
+    released = services.store.delete_segments(require_uuid(flow_id, "flow"), within, object_id)
+    services.media.delete([item.id for item in released if item.storage_id == services.media.backend.id])
+    return no_content()
+
+
+@router.post("/flows/{flow_id}/storage", status_code=201)
+def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, Body()] = None) -> Response:
+    flow = services.store.get_flow(require_uuid(flow_id, "flow"))
+    if flow is None:
+        raise NotFound(f"flow {flow_id} does not exist")
+    if flow.read_only:
+        raise Forbidden(f"flow {flow_id} is read-only")
+    request = {} if body is None else body
+    schemas.check("flow-storage-post.json", request, "storage request")
+    backend = services.media.backend
+    storage_id = request.get("storage_id", backend.id)
+    if storage_id != backend.id:
+        raise BadRequest(f"storage backend {storage_id} does not exist; see /service/storage-backends")
+    if request.get("presigned") is False:
+        raise BadRequest("this storage backend only issues presigned URLs; omit presigned or set it to true")
+    if not flow.container:
+        raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
+    content_type = request.get("content_type", flow.container)
+    if "object_ids" in request:
+        object_ids = request["object_ids"]
+        if not object_ids:
+            raise BadRequest("object_ids must not be empty")
+    else:
+        limit = request.get("limit", 10)
+        if limit < 1:
+            raise BadRequest("limit must be a positive integer")
+        object_ids = [str(uuid.uuid4()) for _ in range(min(limit, services.settings.max_page_limit))]
+    services.store.allocate_objects(flow_id, storage_id, content_type, object_ids)
+    media_objects = []
+    for object_id in object_ids:
+        put = services.media.put_request(object_id, content_type)
+        media_objects.append(
+            {"object_id": object_id, "put_url": {"url": put.url, "content-type": put.content_type}, "presigned": True}
+        )
+    return json_response({"media_objects": media_objects}, status=201)

@@ -1,0 +1,131 @@
+"""`/sources`: read-mostly; sources come and go with their flows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from starlette.responses import Response
+
+from ..errors import BadRequest, NotFound
+from ..http import json_response, listing_headers, no_content
+from ..model import Source, SourceQuery, TagValue
+from .common import (
+    UUID_LIST_EMPTY_PATTERN,
+    ServicesDep,
+    get_and_head,
+    page_request,
+    require_uuid,
+    tag_filter,
+    uuid_list,
+)
+
+router = APIRouter(tags=["Sources"])
+Format = Literal[
+    "urn:x-nmos:format:video",
+    "urn:x-tam:format:image",
+    "urn:x-nmos:format:audio",
+    "urn:x-nmos:format:data",
+    "urn:x-nmos:format:multi",
+]
+
+
+@get_and_head(router, "/sources")
+def list_sources(
+    request: Request,
+    services: ServicesDep,
+    label: str | None = None,
+    format: Format | None = None,
+    collected_by_ids: Annotated[str | None, Query(pattern=UUID_LIST_EMPTY_PATTERN)] = None,
+    sort_by: Literal["created", "updated", "label"] = "created",
+    reverse_order: bool = False,
+    page: str | None = None,
+    limit: int | None = None,
+) -> Response:
+    query = SourceQuery(
+        page=page_request(services.settings, limit, page, reverse_order),
+        sort_by=sort_by,
+        label=label,
+        format=format,
+        collected_by_ids=uuid_list(collected_by_ids, "collected_by_ids"),
+        tags=tag_filter(request),
+    )
+    listing = services.store.list_sources(query)
+    return json_response(
+        [source.to_json() for source in listing.items], headers=listing_headers(request, listing, reverse_order)
+    )
+
+
+def _source(services: ServicesDep, source_id: str) -> Source:
+    source = services.store.get_source(require_uuid(source_id, "source"))
+    if source is None:
+        raise NotFound(f"source {source_id} does not exist")
+    return source
+
+
+@get_and_head(router, "/sources/{source_id}")
+def get_source(services: ServicesDep, source_id: str) -> Response:
+    return json_response(_source(services, source_id).to_json())
+
+
+@get_and_head(router, "/sources/{source_id}/tags")
+def get_source_tags(services: ServicesDep, source_id: str) -> Response:
+    return json_response(_source(services, source_id).tags)
+
+
+@get_and_head(router, "/sources/{source_id}/tags/{name}")
+def get_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
+    tags = _source(services, source_id).tags
+    if name not in tags:
+        raise NotFound(f"source {source_id} has no tag {name!r}")
+    return json_response(tags[name])
+
+
+def tag_value(body: Any) -> TagValue:
+    if isinstance(body, str) or (isinstance(body, list) and all(isinstance(item, str) for item in body)):
+        return body
+    raise BadRequest("a tag value must be a string or an array of strings")
+
+
+def string_value(body: Any, what: str) -> str:
+    if not isinstance(body, str):
+        raise BadRequest(f"{what} must be a JSON string")
+    return body
+
+
+@router.put("/sources/{source_id}/tags/{name}", status_code=204)
+def put_source_tag(services: ServicesDep, source_id: str, name: str, body: Any = Body(...)) -> Response:
+    services.store.set_source_tag(require_uuid(source_id, "source"), name, tag_value(body))
+    return no_content()
+
+
+@router.delete("/sources/{source_id}/tags/{name}", status_code=204)
+def delete_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
+    services.store.set_source_tag(require_uuid(source_id, "source"), name, None)
+    return no_content()
+
+
+def _property_routes(name: str) -> None:
+    """GET/HEAD, PUT and DELETE of a string property (label, description) of a source."""
+
+    @get_and_head(router, f"/sources/{{source_id}}/{name}", name=f"get_source_{name}")
+    def get_property(services: ServicesDep, source_id: str) -> Response:
+        value = getattr(_source(services, source_id), name)
+        if value is None:
+            raise NotFound(f"source {source_id} has no {name}")
+        return json_response(value)
+
+    @router.put(f"/sources/{{source_id}}/{name}", status_code=204, name=f"put_source_{name}")
+    def put_property(services: ServicesDep, source_id: str, body: Any = Body(...)) -> Response:
+        value = string_value(body, name)
+        services.store.set_source_property(require_uuid(source_id, "source"), name, value)
+        return no_content()
+
+    @router.delete(f"/sources/{{source_id}}/{name}", status_code=204, name=f"delete_source_{name}")
+    def delete_property(services: ServicesDep, source_id: str) -> Response:
+        services.store.set_source_property(require_uuid(source_id, "source"), name, None)
+        return no_content()
+
+
+for _name in ("label", "description"):
+    _property_routes(_name)

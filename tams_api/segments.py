@@ -1,0 +1,88 @@
+"""Rules for registering flow segments: the body's shape, and what each segment means on the timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from . import timerange as tr
+from .errors import BadRequest
+from .model import NewSegment
+
+# Same shape as the spec's schemas/flow-segment-post.json; pydantic validates a 1,000-segment body
+# about 20x faster than jsonschema, and a test checks both agree.
+TimeRangeText = Annotated[StrictStr, Field(pattern=tr.TIMERANGE_PATTERN.pattern)]
+TimestampText = Annotated[StrictStr, Field(pattern=tr.TIMESTAMP_PATTERN.pattern)]
+
+
+class GetUrl(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: StrictStr
+    label: StrictStr
+
+
+class SegmentPost(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    object_id: StrictStr
+    timerange: TimeRangeText
+    init_object_id: StrictStr | None = None
+    ts_offset: TimestampText | None = None
+    object_timerange: TimeRangeText | None = None
+    last_duration: TimestampText | None = None
+    sample_offset: StrictInt | None = None
+    sample_count: StrictInt | None = None
+    key_frame_count: StrictInt | None = None
+    get_urls: list[GetUrl] | None = None
+
+
+SEGMENTS_BODY = TypeAdapter(SegmentPost | list[SegmentPost])
+
+
+def parse_body(body: object) -> tuple[list[SegmentPost], bool]:
+    """The segments of a POST body, and whether it was a list (bulk) rather than one segment."""
+    try:
+        parsed = SEGMENTS_BODY.validate_python(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "/".join(str(part) for part in first["loc"][1:])
+        raise BadRequest(f"invalid segment{f' at {where}' if where else ''}: {first['msg']}") from None
+    return (parsed, True) if isinstance(parsed, list) else ([parsed], False)
+
+
+def new_segment(post: SegmentPost) -> NewSegment:
+    """Interpret one segment, or raise BadRequest saying why it cannot be registered."""
+    timerange = tr.parse_timerange(post.timerange)
+    if timerange.is_empty():
+        raise BadRequest(f"segment timerange {post.timerange} is empty")
+    if timerange.start is None or timerange.end is None:
+        raise BadRequest(f"segment timerange {post.timerange} must have a start and an end")
+    offset = tr.parse_timestamp(post.ts_offset) if post.ts_offset is not None else None
+    if post.last_duration is not None and post.last_duration.startswith("-"):
+        raise BadRequest("last_duration cannot be negative")
+    on_object_timeline = tr.shift(timerange, offset) if offset is not None else timerange
+    object_timerange = on_object_timeline
+    if post.object_timerange is not None:
+        object_timerange = tr.parse_timerange(post.object_timerange)
+        if not tr.bounds_of(object_timerange).covers(tr.bounds_of(on_object_timeline)):
+            raise BadRequest(
+                f"segment {post.timerange} offset by ts_offset is not within object_timerange {post.object_timerange}"
+            )
+    urls = [url.model_dump() for url in post.get_urls] if post.get_urls is not None else None
+    if urls is not None and len({url["label"] for url in urls}) != len(urls):
+        raise BadRequest("get_urls labels must be unique")
+    return NewSegment(
+        object_id=post.object_id,
+        timerange=post.timerange,
+        bounds=tr.bounds_of(timerange),
+        object_timerange=str(object_timerange),
+        on_object_timeline=tr.bounds_of(on_object_timeline),
+        explicit_object_timerange=post.object_timerange is not None,
+        ts_offset=post.ts_offset,
+        last_duration=post.last_duration,
+        sample_offset=post.sample_offset,
+        sample_count=post.sample_count,
+        key_frame_count=post.key_frame_count,
+        init_object_id=post.init_object_id,
+        get_urls=urls,
+    )

@@ -1,0 +1,1 @@
+"""Metadata and media stores behind small interfaces, chosen by configuration."""

@@ -1,0 +1,111 @@
+"""Media on the local filesystem, served by this API on signed, expiring URLs.
+
+A URL carries `expires` (Unix seconds) and `signature`, an HMAC-SHA256 over the method, the object id,
+the expiry and (for uploads) the content type, so it works without TAMS credentials and cannot be
+altered or reused after it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
+
+from ..errors import Forbidden
+from .media import PutRequest, StorageBackend
+
+
+def load_signing_key(configured: str | None, data_dir: Path) -> bytes:
+    """The configured key, or one generated once and kept beside the data so restarts keep URLs valid."""
+    if configured:
+        return configured.encode()
+    path = data_dir / "url-signing.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+class FilesystemMediaStore:
+    def __init__(
+        self,
+        root: Path,
+        public_url: str,
+        signing_key: bytes,
+        url_timeout: int,
+        backend: StorageBackend,
+    ) -> None:
+        self.root = root
+        self.public_url = public_url.rstrip("/")
+        self._key = signing_key
+        self.url_timeout = url_timeout
+        self.backend = backend
+        root.mkdir(parents=True, exist_ok=True)
+
+    # -- URLs ----------------------------------------------------------------------------------------
+
+    def _signature(self, method: str, object_id: str, expires: int, content_type: str = "") -> str:
+        message = f"{method}\n{object_id}\n{expires}\n{content_type}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _url(self, method: str, object_id: str, content_type: str = "") -> str:
+        expires = int(time.time()) + self.url_timeout
+        signature = self._signature(method, object_id, expires, content_type)
+        return f"{self.public_url}/media/{quote(object_id, safe='')}?expires={expires}&signature={signature}"
+
+    def put_request(self, object_id: str, content_type: str) -> PutRequest:
+        return PutRequest(self._url("PUT", object_id, content_type), content_type)
+
+    def get_url(self, object_id: str) -> str:
+        return self._url("GET", object_id)
+
+    def verify(self, method: str, object_id: str, expires: str, signature: str, content_type: str = "") -> None:
+        """Raise Forbidden unless the URL was signed by us for exactly this request and has not expired."""
+        try:
+            expiry = int(expires)
+        except ValueError as error:
+            raise Forbidden("invalid media URL expiry") from error
+        expected = self._signature(method, object_id, expiry, content_type)
+        if not hmac.compare_digest(expected, signature):
+            raise Forbidden("media URL signature does not match this request")
+        if expiry < time.time():
+            raise Forbidden("media URL has expired")
+
+    # -- bytes ---------------------------------------------------------------------------------------
+
+    def path(self, object_id: str) -> Path:
+        """Object ids may hold any character; files are named by their hash, fanned out over folders."""
+        digest = hashlib.sha256(object_id.encode()).hexdigest()
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def content_type(self, object_id: str) -> str:
+        return self.path(object_id).with_suffix(".type").read_text()
+
+    @contextmanager
+    def writer(self, object_id: str, content_type: str) -> Iterator[BinaryIO]:
+        """Write to a temporary file and move it into place only when complete."""
+        final = self.path(object_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_suffix(f".partial-{secrets.token_hex(4)}")
+        try:
+            with open(partial, "wb") as handle:
+                yield handle
+            final.with_suffix(".type").write_text(content_type)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def delete(self, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            path = self.path(object_id)
+            path.unlink(missing_ok=True)
+            path.with_suffix(".type").unlink(missing_ok=True)

@@ -1,0 +1,962 @@
+"""The embedded metadata store: SQLite in WAL mode, one writer, short transactions.
+
+Segments live in a WITHOUT ROWID table clustered on (flow_pk, start_ns). Because segments of a flow
+never overlap, the segment with the greatest start at or before a point also has the greatest end, so
+overlap checks and window queries are index seeks whatever the flow's size.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .. import timerange as tr
+from ..clock import now
+from ..errors import BadRequest, Forbidden, NotFound
+from ..model import (
+    Flow,
+    FlowQuery,
+    FlowWrite,
+    NewSegment,
+    ObjectUsage,
+    Page,
+    PageRequest,
+    Segment,
+    SegmentFailure,
+    SegmentPage,
+    SegmentQuery,
+    ServiceInfo,
+    Source,
+    SourceQuery,
+    StoredObject,
+    TagFilter,
+    Tags,
+    TagValue,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY, format TEXT NOT NULL, label TEXT, description TEXT,
+    created_by TEXT, updated_by TEXT, created TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    updated TEXT NOT NULL, updated_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flows (
+    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source_id TEXT NOT NULL,
+    format TEXT NOT NULL, codec TEXT, label TEXT, profile_id TEXT, status TEXT,
+    frame_width INTEGER, frame_height INTEGER, init_segments INTEGER NOT NULL DEFAULT 0,
+    read_only INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL,
+    created TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    metadata_updated TEXT NOT NULL, metadata_updated_ns INTEGER NOT NULL, segments_updated TEXT,
+    seg_start_ns INTEGER, seg_end_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS flows_source ON flows (source_id);
+CREATE INDEX IF NOT EXISTS flows_created ON flows (created_ns, id);
+CREATE TABLE IF NOT EXISTS tags (
+    kind TEXT NOT NULL, entity_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (kind, entity_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tag_values (
+    kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, entity_id TEXT NOT NULL,
+    PRIMARY KEY (kind, name, value, entity_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tag_values_entity ON tag_values (kind, entity_id);
+CREATE TABLE IF NOT EXISTS flow_collections (
+    collector_id TEXT NOT NULL, position INTEGER NOT NULL, member_id TEXT NOT NULL, item TEXT NOT NULL,
+    PRIMARY KEY (collector_id, position)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS flow_collections_member ON flow_collections (member_id);
+CREATE TABLE IF NOT EXISTS segments (
+    flow_pk INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
+    timerange TEXT NOT NULL, object_id TEXT NOT NULL, ts_offset TEXT, last_duration TEXT,
+    sample_offset INTEGER, sample_count INTEGER,
+    PRIMARY KEY (flow_pk, start_ns)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segments_object ON segments (object_id, flow_pk);
+CREATE TABLE IF NOT EXISTS objects (
+    id TEXT PRIMARY KEY, storage_id TEXT, content_type TEXT, allocated_for TEXT, allocated_ns INTEGER,
+    registered INTEGER NOT NULL DEFAULT 0, first_flow_id TEXT, timerange TEXT, key_frame_count INTEGER,
+    init_object_id TEXT, uncontrolled_urls TEXT
+) WITHOUT ROWID;
+"""
+
+_SEGMENT_COLUMNS = (
+    "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
+    "o.id, o.storage_id, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
+)
+
+
+def encode_key(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
+
+
+def decode_key(key: str, length: int) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(key.encode()))
+    except (ValueError, UnicodeError) as error:
+        raise BadRequest(f"invalid page key {key!r}") from error
+    if not isinstance(values, list) or len(values) != length:
+        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
+    return values
+
+
+class _Keyset:
+    """ORDER BY and the 'after this row' condition for one sort of a listing, all in one direction."""
+
+    def __init__(self, columns: Sequence[str], descending: bool) -> None:
+        self.columns = columns
+        self.descending = descending
+
+    def order_by(self) -> str:
+        direction = " DESC" if self.descending else ""
+        return ", ".join(column + direction for column in self.columns)
+
+    def after(self, key: str) -> tuple[str, list[Any]]:
+        values = decode_key(key, len(self.columns))
+        operator = "<" if self.descending else ">"
+        return f"({', '.join(self.columns)}) {operator} ({', '.join('?' * len(values))})", values
+
+    def select(self) -> str:
+        return ", ".join(self.columns)
+
+
+def _sort_keyset(sort_by: str, reverse: bool, table: str) -> _Keyset:
+    if sort_by == "label":
+        # Resources without a label sort by id, after the labelled ones (before them when reversed).
+        columns = (f"{table}.label IS NULL", f"COALESCE({table}.label, {table}.id)", f"{table}.id")
+        return _Keyset(columns, descending=reverse)
+    # created / updated / metadata_updated: most recent first by default.
+    return _Keyset((f"{table}.{sort_by}_ns", f"{table}.id"), descending=not reverse)
+
+
+def _tag_values(value: TagValue) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+class SqliteMetadataStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+
+    # -- connections and transactions -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA cache_size=-16000")  # 16 MB page cache per connection
+        with self._connections_lock:
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time; the transaction commits on success and rolls back on any error."""
+        with self._write_lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot on this thread's own reader connection (WAL readers never block)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+
+    # -- service -----------------------------------------------------------------------------------
+
+    def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
+        with self._read() as db:
+            stored = dict(db.execute("SELECT key, value FROM service_info").fetchall())
+        return ServiceInfo(
+            name=stored.get("name", defaults.name), description=stored.get("description", defaults.description)
+        )
+
+    def update_service_info(self, name: str | None, description: str | None, defaults: ServiceInfo) -> None:
+        with self._write() as db:
+            for key, value in (("name", name), ("description", description)):
+                if value is not None:
+                    db.execute("INSERT OR REPLACE INTO service_info (key, value) VALUES (?, ?)", (key, value))
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def _load_tags(self, db: sqlite3.Connection, kind: str, ids: Sequence[str]) -> dict[str, Tags]:
+        result: dict[str, Tags] = {entity_id: {} for entity_id in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            placeholders = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT entity_id, name, value FROM tags WHERE kind = ? AND entity_id IN ({placeholders})",
+                (kind, *chunk),
+            )
+            for entity_id, name, value in rows:
+                result[entity_id][name] = json.loads(value)
+        return result
+
+    def _put_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str, value: TagValue) -> None:
+        self._delete_tag(db, kind, entity_id, name)
+        db.execute(
+            "INSERT INTO tags (kind, entity_id, name, value) VALUES (?, ?, ?, ?)",
+            (kind, entity_id, name, json.dumps(value)),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO tag_values (kind, name, value, entity_id) VALUES (?, ?, ?, ?)",
+            [(kind, name, item, entity_id) for item in _tag_values(value)],
+        )
+
+    def _delete_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str) -> bool:
+        db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
+        deleted = db.execute("DELETE FROM tags WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
+        return deleted.rowcount > 0
+
+    def _replace_tags(self, db: sqlite3.Connection, kind: str, entity_id: str, tags: Tags) -> None:
+        self._delete_all_tags(db, kind, entity_id)
+        for name, value in tags.items():
+            self._put_tag(db, kind, entity_id, name, value)
+
+    def _delete_all_tags(self, db: sqlite3.Connection, kind: str, entity_id: str) -> None:
+        db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ?", (kind, entity_id))
+        db.execute("DELETE FROM tags WHERE kind = ? AND entity_id = ?", (kind, entity_id))
+
+    @staticmethod
+    def _tag_conditions(kind: str, id_column: str, tags: TagFilter) -> tuple[list[str], list[Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for name, values in tags.values.items():
+            conditions.append(
+                "EXISTS (SELECT 1 FROM tag_values tv WHERE tv.kind = ? AND tv.name = ? "
+                f"AND tv.value IN ({','.join('?' * len(values))}) AND tv.entity_id = {id_column})"
+            )
+            params += [kind, name, *values]
+        for name, exists in tags.exists.items():
+            negation = "" if exists else "NOT "
+            conditions.append(
+                f"{negation}EXISTS (SELECT 1 FROM tags t WHERE t.kind = ? AND t.entity_id = {id_column} AND t.name = ?)"
+            )
+            params += [kind, name]
+        return conditions, params
+
+    # -- sources -----------------------------------------------------------------------------------
+
+    _SOURCE_COLUMNS = "id, format, label, description, created_by, updated_by, created, updated"
+
+    def _sources_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Source]:
+        ids = [row[0] for row in rows]
+        tags = self._load_tags(db, "source", ids)
+        sources = []
+        for source_id, fmt, label, description, created_by, updated_by, created, updated in rows:
+            members = db.execute(
+                "SELECT DISTINCT member.source_id FROM flows collector "
+                "JOIN flow_collections c ON c.collector_id = collector.id "
+                "JOIN flows member ON member.id = c.member_id "
+                "WHERE collector.source_id = ? AND member.source_id != ? ORDER BY member.source_id",
+                (source_id, source_id),
+            ).fetchall()
+            collected_by = db.execute(
+                "SELECT DISTINCT collector.source_id FROM flows member "
+                "JOIN flow_collections c ON c.member_id = member.id "
+                "JOIN flows collector ON collector.id = c.collector_id "
+                "WHERE member.source_id = ? AND collector.source_id != ? ORDER BY collector.source_id",
+                (source_id, source_id),
+            ).fetchall()
+            sources.append(
+                Source(
+                    id=source_id,
+                    format=fmt,
+                    label=label,
+                    description=description,
+                    created_by=created_by,
+                    updated_by=updated_by,
+                    created=created,
+                    updated=updated,
+                    tags=tags[source_id],
+                    source_collection=[{"id": member} for (member,) in members],
+                    collected_by=[collector for (collector,) in collected_by],
+                )
+            )
+        return sources
+
+    def get_source(self, source_id: str) -> Source | None:
+        with self._read() as db:
+            rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
+            found = self._sources_from_rows(db, rows)
+        return found[0] if found else None
+
+    def list_sources(self, query: SourceQuery) -> Page[Source]:
+        conditions, params = self._tag_conditions("source", "sources.id", query.tags)
+        for column in ("label", "format"):
+            value = getattr(query, column)
+            if value is not None:
+                conditions.append(f"sources.{column} = ?")
+                params.append(value)
+        if query.collected_by_ids is not None:
+            collectors = (
+                "SELECT 1 FROM flows member JOIN flow_collections c ON c.member_id = member.id "
+                "JOIN flows collector ON collector.id = c.collector_id "
+                "WHERE member.source_id = sources.id AND collector.source_id != sources.id"
+            )
+            if query.collected_by_ids:
+                ids = query.collected_by_ids
+                conditions.append(f"EXISTS ({collectors} AND collector.source_id IN ({','.join('?' * len(ids))}))")
+                params += ids
+            else:
+                conditions.append(f"NOT EXISTS ({collectors})")
+        keyset = _sort_keyset(query.sort_by, query.page.reverse, "sources")
+        with self._read() as db:
+            rows = self._page_rows(db, "sources", self._SOURCE_COLUMNS, conditions, params, keyset, query.page)
+            items = self._sources_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
+        return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
+
+    @staticmethod
+    def _page_rows(
+        db: sqlite3.Connection,
+        table: str,
+        columns: str,
+        conditions: list[str],
+        params: list[Any],
+        keyset: _Keyset,
+        page: PageRequest,
+    ) -> list[tuple]:
+        """One page plus one row, to know whether a next page exists."""
+        conditions = list(conditions)
+        params = list(params)
+        if page.key is not None:
+            condition, values = keyset.after(page.key)
+            conditions.append(condition)
+            params += values
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        qualified = ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+        sql = f"SELECT {keyset.select()}, {qualified} FROM {table} {where} ORDER BY {keyset.order_by()} LIMIT ?"
+        return db.execute(sql, (*params, page.limit + 1)).fetchall()
+
+    @staticmethod
+    def _next_key(rows: list[tuple], keyset: _Keyset, limit: int) -> str | None:
+        if len(rows) <= limit:
+            return None
+        return encode_key(rows[limit - 1][: len(keyset.columns)])
+
+    def set_source_property(self, source_id: str, name: str, value: str | None) -> None:
+        assert name in ("label", "description")
+        stamp = now()
+        with self._write() as db:
+            updated = db.execute(
+                f"UPDATE sources SET {name} = ?, updated = ?, updated_ns = ? WHERE id = ?",
+                (value, stamp.text, stamp.ns, source_id),
+            )
+            if updated.rowcount == 0:
+                raise NotFound(f"source {source_id} does not exist")
+
+    def set_source_tag(self, source_id: str, name: str, value: TagValue | None) -> None:
+        stamp = now()
+        with self._write() as db:
+            updated = db.execute(
+                "UPDATE sources SET updated = ?, updated_ns = ? WHERE id = ?", (stamp.text, stamp.ns, source_id)
+            )
+            if updated.rowcount == 0:
+                raise NotFound(f"source {source_id} does not exist")
+            if value is not None:
+                self._put_tag(db, "source", source_id, name, value)
+            elif not self._delete_tag(db, "source", source_id, name):
+                raise NotFound(f"source {source_id} has no tag {name!r}")
+
+    # -- flows -------------------------------------------------------------------------------------
+
+    _FLOW_COLUMNS = "pk, id, source_id, metadata, created, metadata_updated, segments_updated"
+
+    def _flows_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Flow]:
+        ids = [row[1] for row in rows]
+        tags = self._load_tags(db, "flow", ids)
+        flows = []
+        for _pk, flow_id, source_id, metadata, created, metadata_updated, segments_updated in rows:
+            collection = db.execute(
+                "SELECT item FROM flow_collections WHERE collector_id = ? ORDER BY position", (flow_id,)
+            ).fetchall()
+            collected_by = db.execute(
+                "SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? ORDER BY collector_id",
+                (flow_id,),
+            ).fetchall()
+            flows.append(
+                Flow(
+                    id=flow_id,
+                    source_id=source_id,
+                    metadata=json.loads(metadata),
+                    created=created,
+                    metadata_updated=metadata_updated,
+                    segments_updated=segments_updated,
+                    tags=tags[flow_id],
+                    flow_collection=[json.loads(item) for (item,) in collection],
+                    collected_by=[collector for (collector,) in collected_by],
+                )
+            )
+        return flows
+
+    def _flow_row(self, db: sqlite3.Connection, flow_id: str) -> tuple | None:
+        return db.execute(f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ?", (flow_id,)).fetchone()
+
+    def get_flow(self, flow_id: str) -> Flow | None:
+        with self._read() as db:
+            row = self._flow_row(db, flow_id)
+            return self._flows_from_rows(db, [row])[0] if row else None
+
+    def list_flows(self, query: FlowQuery) -> Page[Flow]:
+        conditions, params = self._tag_conditions("flow", "flows.id", query.tags)
+        for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
+            value = getattr(query, column)
+            if value is not None:
+                conditions.append(f"flows.{column} = ?")
+                params.append(value)
+        if query.init_segments is not None:
+            conditions.append("flows.init_segments = ?")
+            params.append(int(query.init_segments))
+        if query.timerange is not None:
+            if query.timerange.is_empty:
+                conditions.append("flows.seg_start_ns IS NULL")  # an empty range selects flows with no content
+            else:
+                conditions.append("flows.seg_start_ns <= ? AND flows.seg_end_ns >= ?")
+                params += [query.timerange.end, query.timerange.start]
+        if query.collected_by_ids is not None:
+            if query.collected_by_ids:
+                ids = query.collected_by_ids
+                conditions.append(
+                    "EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id "
+                    f"AND c.collector_id IN ({','.join('?' * len(ids))}))"
+                )
+                params += ids
+            else:
+                conditions.append("NOT EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id)")
+        keyset = _sort_keyset(query.sort_by, query.page.reverse, "flows")
+        with self._read() as db:
+            rows = self._page_rows(db, "flows", self._FLOW_COLUMNS, conditions, params, keyset, query.page)
+            items = self._flows_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
+        return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
+
+    def _writable_flow(self, db: sqlite3.Connection, flow_id: str) -> tuple:
+        row = db.execute("SELECT pk, read_only, metadata FROM flows WHERE id = ?", (flow_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"flow {flow_id} does not exist")
+        if row[1]:
+            raise Forbidden(f"flow {flow_id} is read-only")
+        return row
+
+    def _check_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
+        for item in collection:
+            if item["id"] == flow_id:
+                raise BadRequest("a flow cannot collect itself")
+            if db.execute("SELECT 1 FROM flows WHERE id = ?", (item["id"],)).fetchone() is None:
+                raise BadRequest(f"flow_collection names flow {item['id']}, which does not exist")
+
+    def _write_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
+        db.execute("DELETE FROM flow_collections WHERE collector_id = ?", (flow_id,))
+        db.executemany(
+            "INSERT INTO flow_collections (collector_id, position, member_id, item) VALUES (?, ?, ?, ?)",
+            [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
+        )
+
+    @staticmethod
+    def _indexed_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        essence = metadata.get("essence_parameters") or {}
+        return {
+            "format": fmt,
+            "codec": metadata.get("codec"),
+            "label": metadata.get("label"),
+            "profile_id": metadata.get("profile_id"),
+            "status": metadata.get("status"),
+            "frame_width": essence.get("frame_width"),
+            "frame_height": essence.get("frame_height"),
+            "init_segments": int(bool(essence.get("init_segments", False))),
+            "read_only": int(bool(metadata.get("read_only", False))),
+        }
+
+    def _touch_metadata(self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any]) -> None:
+        """Store changed metadata with a new metadata_version and metadata_updated."""
+        stamp = now()
+        metadata["metadata_version"] = str(uuid.uuid4())
+        columns = self._indexed_columns(metadata["format"], metadata)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        db.execute(
+            f"UPDATE flows SET {assignments}, metadata = ?, metadata_updated = ?, metadata_updated_ns = ? WHERE id = ?",
+            (*columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow_id),
+        )
+
+    def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
+        stamp = now()
+        metadata = dict(flow.metadata)
+        metadata["format"] = flow.format
+        with self._write() as db:
+            existing = db.execute(
+                "SELECT source_id, read_only, metadata FROM flows WHERE id = ?", (flow.id,)
+            ).fetchone()
+            if existing is not None and existing[1]:
+                raise Forbidden(f"flow {flow.id} is read-only")
+            self._check_collection(db, flow.id, flow.flow_collection)
+            self._ensure_source(db, flow, stamp)
+            # A client may set metadata_version (e.g. carried over from another store); otherwise a change
+            # of metadata gets a new one.
+            previous_version = json.loads(existing[2]).get("metadata_version") if existing else None
+            if metadata.get("metadata_version") in (None, previous_version):
+                metadata["metadata_version"] = str(uuid.uuid4())
+            columns = self._indexed_columns(flow.format, metadata)
+            if existing is None:
+                names = ", ".join(columns)
+                db.execute(
+                    f"INSERT INTO flows (id, source_id, {names}, metadata, created, created_ns, "
+                    "metadata_updated, metadata_updated_ns) "
+                    f"VALUES (?, ?, {', '.join('?' * len(columns))}, ?, ?, ?, ?, ?)",
+                    (
+                        flow.id,
+                        flow.source_id,
+                        *columns.values(),
+                        json.dumps(metadata),
+                        stamp.text,
+                        stamp.ns,
+                        stamp.text,
+                        stamp.ns,
+                    ),
+                )
+            else:
+                assignments = ", ".join(f"{name} = ?" for name in columns)
+                db.execute(
+                    f"UPDATE flows SET source_id = ?, {assignments}, metadata = ?, metadata_updated = ?, "
+                    "metadata_updated_ns = ? WHERE id = ?",
+                    (flow.source_id, *columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow.id),
+                )
+                if existing[0] != flow.source_id:
+                    self._drop_source_if_unused(db, existing[0])
+            self._replace_tags(db, "flow", flow.id, flow.tags)
+            self._write_collection(db, flow.id, flow.flow_collection)
+            stored = self._flows_from_rows(db, [self._flow_row(db, flow.id)])[0]
+        return stored, existing is None
+
+    def _ensure_source(self, db: sqlite3.Connection, flow: FlowWrite, stamp: Any) -> None:
+        """Sources come into being with their first flow; a flow must match its source's format."""
+        source = db.execute("SELECT format FROM sources WHERE id = ?", (flow.source_id,)).fetchone()
+        if source is None:
+            db.execute(
+                "INSERT INTO sources (id, format, label, description, created_by, updated_by, created, created_ns, "
+                "updated, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    flow.source_id,
+                    flow.format,
+                    flow.metadata.get("label"),
+                    flow.metadata.get("description"),
+                    flow.metadata.get("created_by"),
+                    flow.metadata.get("updated_by"),
+                    stamp.text,
+                    stamp.ns,
+                    stamp.text,
+                    stamp.ns,
+                ),
+            )
+        elif source[0] != flow.format:
+            others = db.execute(
+                "SELECT COUNT(*) FROM flows WHERE source_id = ? AND id != ?", (flow.source_id, flow.id)
+            ).fetchone()[0]
+            if others:
+                raise BadRequest(
+                    f"flow format {flow.format} conflicts with format {source[0]} of source {flow.source_id}"
+                )
+            db.execute("UPDATE sources SET format = ? WHERE id = ?", (flow.format, flow.source_id))
+
+    def _drop_source_if_unused(self, db: sqlite3.Connection, source_id: str) -> None:
+        if db.execute("SELECT 1 FROM flows WHERE source_id = ? LIMIT 1", (source_id,)).fetchone() is None:
+            db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
+            self._delete_all_tags(db, "source", source_id)
+
+    def delete_flow(self, flow_id: str) -> list[StoredObject]:
+        with self._write() as db:
+            pk = self._writable_flow(db, flow_id)[0]
+            source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
+            object_ids = [
+                row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))
+            ]
+            db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
+            released = self._release_unreferenced(db, object_ids)
+            # Objects allocated for this flow but never registered can no longer be used.
+            unused = db.execute(
+                "SELECT id, storage_id FROM objects WHERE allocated_for = ? AND registered = 0", (flow_id,)
+            ).fetchall()
+            db.execute("DELETE FROM objects WHERE allocated_for = ? AND registered = 0", (flow_id,))
+            released += [StoredObject(id=object_id, storage_id=storage_id) for object_id, storage_id in unused]
+            db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
+            db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
+            self._delete_all_tags(db, "flow", flow_id)
+            self._drop_source_if_unused(db, source_id)
+        return released
+
+    def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
+        with self._write() as db:
+            metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            if value is None:
+                metadata.pop(name, None)
+            else:
+                metadata[name] = value
+            self._touch_metadata(db, flow_id, metadata)
+
+    def set_flow_read_only(self, flow_id: str, read_only: bool) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT metadata FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"flow {flow_id} does not exist")
+            metadata = json.loads(row[0])
+            metadata["read_only"] = read_only
+            self._touch_metadata(db, flow_id, metadata)
+
+    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None) -> None:
+        with self._write() as db:
+            metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            if value is not None:
+                self._put_tag(db, "flow", flow_id, name, value)
+            elif not self._delete_tag(db, "flow", flow_id, name):
+                raise NotFound(f"flow {flow_id} has no tag {name!r}")
+            self._touch_metadata(db, flow_id, metadata)
+
+    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]]) -> None:
+        with self._write() as db:
+            metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            self._check_collection(db, flow_id, collection)
+            self._write_collection(db, flow_id, collection)
+            self._touch_metadata(db, flow_id, metadata)
+
+    # -- segments ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _preceding(db: sqlite3.Connection, flow_pk: int, at_or_before: int) -> tuple | None:
+        """(start_ns, end_ns, timerange) of the segment with the greatest start <= the given point."""
+        return db.execute(
+            "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = ? AND start_ns <= ? "
+            "ORDER BY start_ns DESC LIMIT 1",
+            (flow_pk, at_or_before),
+        ).fetchone()
+
+    def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
+        with self._read() as db:
+            row = db.execute("SELECT pk FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"flow {flow_id} does not exist")
+            first, last = self._overlapping_ends(db, row[0], within)
+        return tr.span(first, last) if first else "()"
+
+    def _overlapping_ends(
+        self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds
+    ) -> tuple[str, str] | tuple[None, None]:
+        """Timeranges of the first and last segments that overlap `within`."""
+        if within.is_empty:
+            return None, None
+        last = self._preceding(db, flow_pk, within.end)
+        if last is None or last[1] < within.start:
+            return None, None
+        first = self._preceding(db, flow_pk, within.start - 1) if within.start > tr.INT64_MIN else None
+        if first is None or first[1] < within.start:
+            first = db.execute(
+                "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = ? AND start_ns >= ? "
+                "ORDER BY start_ns LIMIT 1",
+                (flow_pk, within.start),
+            ).fetchone()
+        return first[2], last[2]
+
+    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+        failures: list[SegmentFailure] = []
+        stamp = now()
+        with self._write() as db:
+            flow_pk, _, metadata = self._writable_flow(db, flow_id)
+            if not json.loads(metadata).get("container"):
+                raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
+            added: list[tr.Bounds] = []
+            for segment in segments:
+                problem = self._register_segment(db, flow_id, flow_pk, segment)
+                if problem is None:
+                    added.append(segment.bounds)
+                else:
+                    failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
+            if added:
+                lowest = min(bounds.start for bounds in added)
+                highest = max(bounds.end for bounds in added)
+                db.execute(
+                    "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
+                    "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
+                    (lowest, highest, flow_pk, stamp.text),
+                )
+        return failures
+
+    def _register_segment(self, db: sqlite3.Connection, flow_id: str, flow_pk: int, segment: NewSegment) -> str | None:
+        """Check one segment against what is stored and write it; the reason it was refused otherwise."""
+        bounds = segment.bounds
+        before = self._preceding(db, flow_pk, bounds.end)
+        if before is not None and before[1] >= bounds.start:
+            return f"segment {segment.timerange} overlaps the existing segment {before[2]}"
+        row = db.execute(
+            "SELECT registered, allocated_for, timerange, key_frame_count, init_object_id FROM objects WHERE id = ?",
+            (segment.object_id,),
+        ).fetchone()
+        if row is None:
+            if not segment.get_urls:
+                return (
+                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{flow_id}/storage, "
+                    "or give get_urls for an object held elsewhere"
+                )
+            db.execute(
+                "INSERT INTO objects (id, registered, first_flow_id, timerange, key_frame_count, init_object_id, "
+                "uncontrolled_urls) VALUES (?, 1, ?, ?, ?, ?, ?)",
+                (
+                    segment.object_id,
+                    flow_id,
+                    segment.object_timerange,
+                    segment.key_frame_count,
+                    segment.init_object_id,
+                    json.dumps(segment.get_urls),
+                ),
+            )
+        elif not row[0]:
+            if row[1] != flow_id:
+                return f"object {segment.object_id} was allocated for flow {row[1]}, not for this flow"
+            db.execute(
+                "UPDATE objects SET registered = 1, first_flow_id = ?, timerange = ?, key_frame_count = ?, "
+                "init_object_id = ?, uncontrolled_urls = ? WHERE id = ?",
+                (
+                    flow_id,
+                    segment.object_timerange,
+                    segment.key_frame_count,
+                    segment.init_object_id,
+                    json.dumps(segment.get_urls or []),
+                    segment.object_id,
+                ),
+            )
+        else:
+            problem = self._reuse_problem(
+                segment, stored_timerange=row[2], key_frame_count=row[3], init_object_id=row[4]
+            )
+            if problem is not None:
+                return problem
+        db.execute(
+            "INSERT INTO segments (flow_pk, start_ns, end_ns, timerange, object_id, ts_offset, last_duration, "
+            "sample_offset, sample_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                flow_pk,
+                bounds.start,
+                bounds.end,
+                segment.timerange,
+                segment.object_id,
+                segment.ts_offset,
+                segment.last_duration,
+                segment.sample_offset,
+                segment.sample_count,
+            ),
+        )
+        return None
+
+    @staticmethod
+    def _reuse_problem(
+        segment: NewSegment, stored_timerange: str | None, key_frame_count: int | None, init_object_id: str | None
+    ) -> str | None:
+        """A re-used object keeps its properties, and the segment must lie within it."""
+        if segment.explicit_object_timerange and segment.object_timerange != stored_timerange:
+            return f"object_timerange {segment.object_timerange} conflicts with the object's {stored_timerange}"
+        if segment.key_frame_count is not None and segment.key_frame_count != key_frame_count:
+            return "key_frame_count conflicts with the re-used object's"
+        if segment.init_object_id is not None and segment.init_object_id != init_object_id:
+            return "init_object_id conflicts with the re-used object's"
+        if stored_timerange is not None and not tr.parse_bounds(stored_timerange).covers(segment.on_object_timeline):
+            return (
+                f"segment {segment.timerange} (offset by ts_offset) is not within the re-used object's "
+                f"timerange {stored_timerange}"
+            )
+        return None
+
+    def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
+        window = query.window
+        with self._read() as db:
+            row = db.execute("SELECT pk FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            if row is None or window.is_empty:
+                return SegmentPage(Page([], None, query.page.limit), None)
+            flow_pk = row[0]
+            # Start from the segment straddling the window start, if any, then seek the index.
+            lower = window.start
+            if window.start > tr.INT64_MIN:
+                straddling = self._preceding(db, flow_pk, window.start - 1)
+                if straddling is not None and straddling[1] >= window.start:
+                    lower = straddling[0]
+            conditions = ["s.flow_pk = ?", "s.start_ns >= ?", "s.start_ns <= ?"]
+            params: list[Any] = [flow_pk, lower, window.end]
+            if query.object_id is not None:
+                conditions.append("s.object_id = ?")
+                params.append(query.object_id)
+            if query.page.key is not None:
+                conditions.append("s.start_ns < ?" if query.page.reverse else "s.start_ns > ?")
+                params.append(decode_key(query.page.key, 1)[0])
+            direction = "DESC" if query.page.reverse else "ASC"
+            rows = db.execute(
+                f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM segments s JOIN objects o ON o.id = s.object_id "
+                f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT ?",
+                (*params, query.page.limit + 1),
+            ).fetchall()
+        page_rows = rows[: query.page.limit]
+        segments = [
+            Segment(
+                timerange=timerange,
+                ts_offset=ts_offset,
+                last_duration=last_duration,
+                sample_offset=sample_offset,
+                sample_count=sample_count,
+                object=StoredObject(
+                    id=object_id,
+                    storage_id=storage_id,
+                    timerange=object_timerange,
+                    key_frame_count=key_frame_count,
+                    init_object_id=init_object_id,
+                    uncontrolled_urls=json.loads(urls) if urls else [],
+                ),
+            )
+            for (
+                _start,
+                timerange,
+                ts_offset,
+                last_duration,
+                sample_offset,
+                sample_count,
+                object_id,
+                storage_id,
+                object_timerange,
+                key_frame_count,
+                init_object_id,
+                urls,
+            ) in page_rows
+        ]
+        next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
+        span = None
+        if segments:
+            earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
+            span = tr.span(earliest.timerange, latest.timerange)
+        return SegmentPage(Page(segments, next_key, query.page.limit), span)
+
+    def delete_segments(self, flow_id: str, within: tr.Bounds, object_id: str | None) -> list[StoredObject]:
+        stamp = now()
+        with self._write() as db:
+            flow_pk = self._writable_flow(db, flow_id)[0]
+            if within.is_empty:
+                return []
+            # Only segments completely covered by the range go.
+            where = "flow_pk = ? AND start_ns >= ? AND start_ns <= ? AND end_ns <= ?"
+            params: list[Any] = [flow_pk, within.start, within.end, within.end]
+            if object_id is not None:
+                where += " AND object_id = ?"
+                params.append(object_id)
+            object_ids = [
+                row[0] for row in db.execute(f"SELECT DISTINCT object_id FROM segments WHERE {where}", params)
+            ]
+            deleted = db.execute(f"DELETE FROM segments WHERE {where}", params).rowcount
+            if not deleted:
+                return []
+            first = db.execute(
+                "SELECT start_ns FROM segments WHERE flow_pk = ? ORDER BY start_ns LIMIT 1", (flow_pk,)
+            ).fetchone()
+            last = self._preceding(db, flow_pk, tr.INT64_MAX)
+            db.execute(
+                "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
+                (stamp.text, first[0] if first else None, last[1] if last else None, flow_pk),
+            )
+            return self._release_unreferenced(db, object_ids)
+
+    @staticmethod
+    def _release_unreferenced(db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
+        """Forget objects no segment references any more; the caller deletes their media."""
+        released = []
+        for object_id in object_ids:
+            if db.execute("SELECT 1 FROM segments WHERE object_id = ? LIMIT 1", (object_id,)).fetchone():
+                continue
+            row = db.execute("SELECT storage_id FROM objects WHERE id = ?", (object_id,)).fetchone()
+            db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
+            released.append(StoredObject(id=object_id, storage_id=row[0] if row else None))
+        return released
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None:
+        stamp = now()
+        with self._write() as db:
+            metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            if not metadata.get("container"):
+                raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
+            for start in range(0, len(object_ids), 500):
+                chunk = object_ids[start : start + 500]
+                taken = db.execute(
+                    f"SELECT id FROM objects WHERE id IN ({','.join('?' * len(chunk))}) LIMIT 1", chunk
+                ).fetchone()
+                if taken is not None:
+                    raise BadRequest(f"object_id {taken[0]} is already in use")
+            if len(set(object_ids)) != len(object_ids):
+                raise BadRequest("object_ids must not repeat")
+            db.executemany(
+                "INSERT INTO objects (id, storage_id, content_type, allocated_for, allocated_ns) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(object_id, storage_id, content_type, flow_id, stamp.ns) for object_id in object_ids],
+            )
+
+    def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls, first_flow_id "
+                "FROM objects WHERE id = ? AND registered = 1",
+                (object_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            conditions, params = self._tag_conditions("flow", "f.id", flow_tags)
+            conditions.insert(0, "f.pk IN (SELECT DISTINCT flow_pk FROM segments WHERE object_id = ?)")
+            params.insert(0, object_id)
+            if flows.key is not None:
+                conditions.append("f.id < ?" if flows.reverse else "f.id > ?")
+                params.append(decode_key(flows.key, 1)[0])
+            direction = "DESC" if flows.reverse else "ASC"
+            flow_ids = [
+                flow_id
+                for (flow_id,) in db.execute(
+                    f"SELECT f.id FROM flows f WHERE {' AND '.join(conditions)} ORDER BY f.id {direction} LIMIT ?",
+                    (*params, flows.limit + 1),
+                )
+            ]
+        storage_id, timerange, key_frame_count, init_object_id, urls, first_flow_id = row
+        next_key = encode_key([flow_ids[flows.limit - 1]]) if len(flow_ids) > flows.limit else None
+        return ObjectUsage(
+            object=StoredObject(
+                id=object_id,
+                storage_id=storage_id,
+                timerange=timerange,
+                key_frame_count=key_frame_count,
+                init_object_id=init_object_id,
+                uncontrolled_urls=json.loads(urls) if urls else [],
+            ),
+            first_referenced_by_flow=first_flow_id,
+            referenced_by_flows=Page(flow_ids[: flows.limit], next_key, flows.limit),
+        )
