@@ -12,9 +12,30 @@ from .model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite
 _KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
 
 
+# The flow-put schema is a oneOf over formats; checking the branch the body names first gives errors that
+# say what to fix ("'frame_rate' is a required property") instead of "not valid under any of the schemas".
+FORMAT_SCHEMAS = {
+    "urn:x-nmos:format:video": "flow-video.json",
+    "urn:x-nmos:format:audio": "flow-audio.json",
+    "urn:x-tam:format:image": "flow-image.json",
+    "urn:x-nmos:format:data": "flow-data.json",
+    "urn:x-nmos:format:multi": "flow-multi.json",
+}
+
+
+def check_flow_body(body: Any) -> None:
+    if not isinstance(body, dict):
+        raise BadRequest("a flow must be a JSON object")
+    schemas.check("flow-common.json", body, "flow")
+    branch = FORMAT_SCHEMAS.get(body.get("format"))  # type: ignore[arg-type]
+    if branch is not None and "profile_id" not in body:
+        schemas.check(branch, body, "flow")
+    schemas.check("flow-put.json", body, "flow")
+
+
 def flow_write(flow_id: str, body: Any) -> FlowWrite:
     """Validate a `PUT /flows/{id}` body against the spec and split it into what the store keeps."""
-    schemas.check("flow-put.json", body, "flow")
+    check_flow_body(body)
     if body["id"] != flow_id:
         raise BadRequest(f"flow id {body['id']} in the body does not match {flow_id} in the path")
     profile_id = body.get("profile_id")

@@ -40,7 +40,11 @@ def check(name: str, document: Any, what: str) -> None:
     error = best_match(validator(name).iter_errors(document))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path)
-        raise BadRequest(f"invalid {what}{f' at {where}' if where else ''}: {error.message[:300]}")
+        if error.validator in ("oneOf", "anyOf", "not"):
+            message = f"does not match exactly one of the forms the spec allows ({error.validator})"
+        else:
+            message = error.message[:300]
+        raise BadRequest(f"invalid {what}{f' at {where}' if where else ''}: {message}")
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:

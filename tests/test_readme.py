@@ -1,0 +1,74 @@
+"""The README's walk-through, run verbatim against a live server started like `make run` starts it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def walkthrough() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Walk-through", 1)[1]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match, "the README has no walk-through block"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TAMS_DATA_DIR": str(tmp_path / "data"), "TAMS_PUBLIC_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tams_api", "serve", "--port", str(port), "--log-level", "warning"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not start within 30 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl, which is not installed")
+def test_walkthrough_works_verbatim(live_server: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", walkthrough()],
+        cwd=tmp_path,
+        env={**os.environ, "TAMS": live_server},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "media round trip OK" in result.stdout
+    assert result.stdout.rstrip().endswith("204")
+    # The segment is gone.
+    segments = httpx.get(f"{live_server}/flows/5fbec3b1-1b0f-417d-9059-8b94a47197ed/segments").json()
+    assert segments == []
