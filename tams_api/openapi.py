@@ -100,10 +100,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            lookup = (path, "get" if method == "head" else method)
-            for status, body in RESPONSE_BODIES.get(lookup, {}).items():
-                responses.pop("200", None) if status != "200" else None
-                responses[status] = _json(None if method == "head" else body)
+            documented = RESPONSE_BODIES.get((path, "get" if method == "head" else method))
+            if documented is not None:
+                for status in [status for status in responses if status.startswith("2")]:
+                    del responses[status]  # FastAPI's generic success entry
+                for status, body in documented.items():
+                    responses[status] = _json(None if method == "head" else body)
             responses["400"] = ERROR
             responses["404"] = ERROR
             if method in ("put", "post", "delete"):
@@ -113,9 +115,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 responses["404"] = {"description": "Not found"}
             request_body = REQUEST_BODIES.get((path, method))
             if request_body is not None:
-                required = not (path.endswith("/storage"))
                 operation["requestBody"] = {
-                    "required": required,
+                    "required": not path.endswith("/storage"),  # the storage request's body is optional
                     "content": {"application/json": {"schema": request_body}},
                 }
     return document
