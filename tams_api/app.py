@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from . import API_VERSION, __version__
 from .config import Settings
 from .http import HeadWithoutBody, install_error_handlers
 from .openapi import install_openapi
 from .routers import flows, media, objects, segments, service, sources
-from .routers.common import Services
+from .routers.common import Services, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import StorageBackend
 from .stores.sqlite import SqliteMetadataStore
@@ -53,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (service, sources, flows, segments, objects, media):
-        app.include_router(module.router)
+    for module in (service, sources, flows, segments, objects):
+        app.include_router(module.router, dependencies=[Depends(representable_json_body)])
+    app.include_router(media.router)  # media bytes, not JSON
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     return app

@@ -19,3 +19,7 @@ class NotFound(TamsError):
 
 class Forbidden(TamsError):
     """The resource may not be changed, e.g. a read-only Flow (403)."""
+
+
+class Unauthorized(TamsError):
+    """No valid credentials were presented (401)."""

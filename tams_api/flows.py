@@ -27,7 +27,8 @@ def check_flow_body(body: Any) -> None:
     if not isinstance(body, dict):
         raise BadRequest("a flow must be a JSON object")
     schemas.check("flow-common.json", body, "flow")
-    branch = FORMAT_SCHEMAS.get(body.get("format"))  # type: ignore[arg-type]
+    fmt = body.get("format")
+    branch = FORMAT_SCHEMAS.get(fmt) if isinstance(fmt, str) else None  # a list or object format is unhashable
     if branch is not None and "profile_id" not in body:
         schemas.check(branch, body, "flow")
     schemas.check("flow-put.json", body, "flow")

@@ -60,6 +60,10 @@ def new_segment(post: SegmentPost) -> NewSegment:
     offset = tr.parse_timestamp(post.ts_offset) if post.ts_offset is not None else None
     if post.last_duration is not None and post.last_duration.startswith("-"):
         raise BadRequest("last_duration cannot be negative")
+    for name in ("sample_offset", "sample_count", "key_frame_count"):
+        value = getattr(post, name)
+        if value is not None and not tr.INT64_MIN <= value <= tr.INT64_MAX:
+            raise BadRequest(f"{name} is outside the 64-bit integer range the service stores")
     on_object_timeline = tr.shift(timerange, offset) if offset is not None else timerange
     object_timerange = on_object_timeline
     if post.object_timerange is not None:

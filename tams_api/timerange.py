@@ -17,6 +17,7 @@ from .errors import BadRequest
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 _NS_PER_SEC = 1_000_000_000
+_MAX_SECONDS_DIGITS = len(str(INT64_MAX // _NS_PER_SEC))
 
 # The spec's own patterns (schemas/timerange.json, schemas/timestamp.json).
 _TIMESTAMP = r"-?(0|[1-9][0-9]*):(0|[1-9][0-9]{0,8})"
@@ -50,10 +51,15 @@ NOTHING = Bounds(0, -1)
 def _check_in_range(text: str) -> None:
     """mediatimestamp clamps out-of-range timestamps silently; refuse them instead."""
     for match in _TIMESTAMP_RE.finditer(text):
-        sign = -1 if match.group(0).startswith("-") else 1
-        nanoseconds = sign * (int(match.group(1)) * _NS_PER_SEC + int(match.group(2)))
-        if not INT64_MIN < nanoseconds < INT64_MAX:
-            raise BadRequest(f"timestamp {match.group(0)!r} is outside the supported range (int64 nanoseconds)")
+        seconds = match.group(1)
+        # int() refuses 4,300 digits or more; seconds longer than int64 nanoseconds hold are out of range anyway.
+        in_range = len(seconds) <= _MAX_SECONDS_DIGITS
+        if in_range:
+            sign = -1 if match.group(0).startswith("-") else 1
+            nanoseconds = sign * (int(seconds) * _NS_PER_SEC + int(match.group(2)))
+            in_range = INT64_MIN < nanoseconds < INT64_MAX
+        if not in_range:
+            raise BadRequest(f"timestamp {match.group(0)[:40]!r} is outside the supported range (int64 nanoseconds)")
 
 
 def parse_timerange(text: str) -> TimeRange:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 
 from ..config import Settings
@@ -24,6 +25,8 @@ MIME_PATTERN = (
     r"/([0-9A-Za-z!#$%&'*+.^_`|~-]+)$"
 )
 _UUID = re.compile(UUID_PATTERN)
+# Each tag filter is one SQL condition, and SQLite refuses expressions more than 1,000 deep.
+MAX_TAG_FILTERS = 100
 
 
 @dataclass(slots=True)
@@ -33,7 +36,8 @@ class Services:
     settings: Settings
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    # async so FastAPI calls it on the event loop: a sync dependency costs every request a threadpool round trip.
     return request.app.state.services
 
 
@@ -49,6 +53,21 @@ def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Call
         return endpoint
 
     return register
+
+
+async def representable_json_body(request: Request) -> None:
+    """Refuse a JSON body the service could not send back: text with lone surrogates (legal JSON escapes, not
+    Unicode), integers beyond 64 bits or nesting deeper than orjson encodes. Stored, they would fail every read."""
+    if request.method not in ("PUT", "POST"):
+        return
+    try:
+        body = await request.json()  # FastAPI has parsed JSON bodies already; Starlette keeps the result
+    except (ValueError, RecursionError):
+        return  # not JSON: the endpoint refuses it
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError as error:
+        raise BadRequest(f"the request body cannot be stored as JSON: {error}") from None
 
 
 def require_uuid(value: str, what: str) -> str:
@@ -80,6 +99,8 @@ def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
             if not name or value not in ("true", "false"):
                 raise BadRequest(f"invalid tag filter {key}={value!r}: expected true or false")
             tags.exists[name] = value == "true"
+    if len(tags.values) + len(tags.exists) > MAX_TAG_FILTERS:
+        raise BadRequest(f"too many {prefix} filters: at most {MAX_TAG_FILTERS} are supported")
     return tags
 
 

@@ -55,7 +55,8 @@ def list_flows(
         page=page_request(services.settings, limit, page, reverse_order),
         sort_by=sort_by,
         source_id=source_id,
-        timerange=timerange_bounds(timerange),
+        # `_` is the default: every flow, with content or without.
+        timerange=None if timerange in (None, "_") else timerange_bounds(timerange),
         format=format,
         codec=codec,
         profile_id=profile_id,
@@ -110,7 +111,7 @@ def get_flow_tags(services: ServicesDep, flow_id: str) -> Response:
     return json_response(_flow(services, flow_id).tags)
 
 
-@get_and_head(router, "/flows/{flow_id}/tags/{name}")
+@get_and_head(router, "/flows/{flow_id}/tags/{name:path}")
 def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
     tags = _flow(services, flow_id).tags
     if name not in tags:
@@ -118,13 +119,13 @@ def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
     return json_response(tags[name])
 
 
-@router.put("/flows/{flow_id}/tags/{name}", status_code=204)
+@router.put("/flows/{flow_id}/tags/{name:path}", status_code=204)
 def put_flow_tag(services: ServicesDep, flow_id: str, name: str, body: Any = Body(...)) -> Response:
     services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, tag_value(body))
     return no_content()
 
 
-@router.delete("/flows/{flow_id}/tags/{name}", status_code=204)
+@router.delete("/flows/{flow_id}/tags/{name:path}", status_code=204)
 def delete_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
     services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, None)
     return no_content()

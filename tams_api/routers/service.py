@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -65,7 +66,8 @@ def list_storage_backends(
     matching = [backend for backend in backends if tags_match(backend.tags, tags)]
     # Alphabetical by label (id where unset); a page key is the number of backends already returned.
     matching.sort(key=lambda backend: (backend.label is None, backend.label or backend.id), reverse=reverse_order)
-    if wanted.key is not None and not wanted.key.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and int() refuses 4,300+ digits.
+    if wanted.key is not None and not re.fullmatch(r"[0-9]{1,9}", wanted.key):
         raise BadRequest(f"invalid page key {wanted.key!r}")
     start = int(wanted.key or 0)
     items = matching[start : start + wanted.limit]

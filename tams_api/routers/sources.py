@@ -73,7 +73,7 @@ def get_source_tags(services: ServicesDep, source_id: str) -> Response:
     return json_response(_source(services, source_id).tags)
 
 
-@get_and_head(router, "/sources/{source_id}/tags/{name}")
+@get_and_head(router, "/sources/{source_id}/tags/{name:path}")
 def get_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
     tags = _source(services, source_id).tags
     if name not in tags:
@@ -93,13 +93,13 @@ def string_value(body: Any, what: str) -> str:
     return body
 
 
-@router.put("/sources/{source_id}/tags/{name}", status_code=204)
+@router.put("/sources/{source_id}/tags/{name:path}", status_code=204)
 def put_source_tag(services: ServicesDep, source_id: str, name: str, body: Any = Body(...)) -> Response:
     services.store.set_source_tag(require_uuid(source_id, "source"), name, tag_value(body))
     return no_content()
 
 
-@router.delete("/sources/{source_id}/tags/{name}", status_code=204)
+@router.delete("/sources/{source_id}/tags/{name:path}", status_code=204)
 def delete_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
     services.store.set_source_tag(require_uuid(source_id, "source"), name, None)
     return no_content()

@@ -46,7 +46,8 @@ class FilesystemMediaStore:
     ) -> None:
         self.root = root
         self.public_url = public_url.rstrip("/")
-        self._key = signing_key
+        # Keyed once; each signature copies this state instead of re-deriving the HMAC key pads.
+        self._keyed_mac = hmac.new(signing_key, digestmod=hashlib.sha256)
         self.url_timeout = url_timeout
         self.backend = backend
         root.mkdir(parents=True, exist_ok=True)
@@ -54,8 +55,9 @@ class FilesystemMediaStore:
     # -- URLs ----------------------------------------------------------------------------------------
 
     def _signature(self, method: str, object_id: str, expires: int, content_type: str = "") -> str:
-        message = f"{method}\n{object_id}\n{expires}\n{content_type}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        mac = self._keyed_mac.copy()
+        mac.update(f"{method}\n{object_id}\n{expires}\n{content_type}".encode())
+        return mac.hexdigest()
 
     def _url(self, method: str, object_id: str, content_type: str = "") -> str:
         expires = int(time.time()) + self.url_timeout

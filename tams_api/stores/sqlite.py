@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 import threading
 import uuid
@@ -85,6 +86,9 @@ CREATE TABLE IF NOT EXISTS objects (
     registered INTEGER NOT NULL DEFAULT 0, first_flow_id TEXT, timerange TEXT, key_frame_count INTEGER,
     init_object_id TEXT, uncontrolled_urls TEXT
 ) WITHOUT ROWID;
+-- Partial: most objects have no init object, and NULL entries would make every allocation and registration
+-- write one more random index page. Lookups are all `init_object_id = ...`, which this index serves.
+CREATE INDEX IF NOT EXISTS objects_init ON objects (init_object_id) WHERE init_object_id IS NOT NULL;
 """
 
 _SEGMENT_COLUMNS = (
@@ -97,12 +101,24 @@ def encode_key(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _bindable(value: Any) -> bool:
+    """Whether SQLite can bind a value a client sent: null, a float, Unicode text or a 64-bit integer."""
+    if isinstance(value, int):  # bool included
+        return tr.INT64_MIN <= value <= tr.INT64_MAX
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is None  # lone surrogates are legal JSON escapes, not Unicode
+    return value is None or isinstance(value, float)
+
+
 def decode_key(key: str, length: int) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(key.encode()))
     except (ValueError, UnicodeError) as error:
         raise BadRequest(f"invalid page key {key!r}") from error
-    if not isinstance(values, list) or len(values) != length:
+    if not isinstance(values, list) or len(values) != length or not all(map(_bindable, values)):
         raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
     return values
 
@@ -160,6 +176,9 @@ class SqliteMetadataStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA cache_size=-16000")  # 16 MB page cache per connection
+        # Checkpoint every ~80 MB of WAL, not the default ~4 MB: allocation and registration touch the same
+        # randomly placed object pages in successive transactions, and a wider window copies each back once.
+        db.execute("PRAGMA wal_autocheckpoint=20000")
         with self._connections_lock:
             self._connections.append(db)
         return db
@@ -435,6 +454,8 @@ class SqliteMetadataStore:
         for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
             value = getattr(query, column)
             if value is not None:
+                if not _bindable(value):
+                    raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                 conditions.append(f"flows.{column} = ?")
                 params.append(value)
         if query.init_segments is not None:
@@ -487,7 +508,7 @@ class SqliteMetadataStore:
     @staticmethod
     def _indexed_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
         essence = metadata.get("essence_parameters") or {}
-        return {
+        columns = {
             "format": fmt,
             "codec": metadata.get("codec"),
             "label": metadata.get("label"),
@@ -498,6 +519,9 @@ class SqliteMetadataStore:
             "init_segments": int(bool(essence.get("init_segments", False))),
             "read_only": int(bool(metadata.get("read_only", False))),
         }
+        if not all(map(_bindable, columns.values())):
+            raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
+        return columns
 
     def _touch_metadata(self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any]) -> None:
         """Store changed metadata with a new metadata_version and metadata_updated."""
@@ -603,11 +627,14 @@ class SqliteMetadataStore:
             ]
             db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
             released = self._release_unreferenced(db, object_ids)
-            # Objects allocated for this flow but never registered can no longer be used.
-            unused = db.execute(
-                "SELECT id, storage_id FROM objects WHERE allocated_for = ? AND registered = 0", (flow_id,)
-            ).fetchall()
-            db.execute("DELETE FROM objects WHERE allocated_for = ? AND registered = 0", (flow_id,))
+            # Objects allocated for this flow but never registered can no longer be used, unless they are init
+            # objects that objects of other flows still use.
+            unused_where = (
+                "allocated_for = ? AND registered = 0 "
+                "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id)"
+            )
+            unused = db.execute(f"SELECT id, storage_id FROM objects WHERE {unused_where}", (flow_id,)).fetchall()
+            db.execute(f"DELETE FROM objects WHERE {unused_where}", (flow_id,))
             released += [StoredObject(id=object_id, storage_id=storage_id) for object_id, storage_id in unused]
             db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
             db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
@@ -716,6 +743,9 @@ class SqliteMetadataStore:
         before = self._preceding(db, flow_pk, bounds.end)
         if before is not None and before[1] >= bounds.start:
             return f"segment {segment.timerange} overlaps the existing segment {before[2]}"
+        problem = self._role_problem(db, flow_id, segment)
+        if problem is not None:
+            return problem
         row = db.execute(
             "SELECT registered, allocated_for, timerange, key_frame_count, init_object_id FROM objects WHERE id = ?",
             (segment.object_id,),
@@ -774,6 +804,20 @@ class SqliteMetadataStore:
                 segment.sample_count,
             ),
         )
+        return None
+
+    @staticmethod
+    def _role_problem(db: sqlite3.Connection, flow_id: str, segment: NewSegment) -> str | None:
+        """Media objects and init objects keep their roles, and an init object must be known here."""
+        if db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (segment.object_id,)).fetchone():
+            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
+        if segment.init_object_id is None:
+            return None
+        init = db.execute("SELECT registered FROM objects WHERE id = ?", (segment.init_object_id,)).fetchone()
+        if init is None:
+            return f"init object {segment.init_object_id} is unknown: allocate it with POST /flows/{flow_id}/storage"
+        if init[0]:
+            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
         return None
 
     @staticmethod
@@ -890,14 +934,27 @@ class SqliteMetadataStore:
 
     @staticmethod
     def _release_unreferenced(db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
-        """Forget objects no segment references any more; the caller deletes their media."""
+        """Forget objects no segment references any more, and init objects no object uses any more; the
+        caller deletes their media."""
         released = []
+        init_object_ids = set()
         for object_id in object_ids:
             if db.execute("SELECT 1 FROM segments WHERE object_id = ? LIMIT 1", (object_id,)).fetchone():
                 continue
-            row = db.execute("SELECT storage_id FROM objects WHERE id = ?", (object_id,)).fetchone()
+            row = db.execute("SELECT storage_id, init_object_id FROM objects WHERE id = ?", (object_id,)).fetchone()
             db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
             released.append(StoredObject(id=object_id, storage_id=row[0] if row else None))
+            if row is not None and row[1] is not None:
+                init_object_ids.add(row[1])
+        for init_object_id in sorted(init_object_ids):
+            if db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (init_object_id,)).fetchone():
+                continue
+            row = db.execute(
+                "SELECT storage_id FROM objects WHERE id = ? AND registered = 0", (init_object_id,)
+            ).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM objects WHERE id = ?", (init_object_id,))
+                released.append(StoredObject(id=init_object_id, storage_id=row[0]))
         return released
 
     # -- objects -----------------------------------------------------------------------------------
@@ -927,14 +984,20 @@ class SqliteMetadataStore:
         with self._read() as db:
             row = db.execute(
                 "SELECT storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls, first_flow_id "
-                "FROM objects WHERE id = ? AND registered = 1",
+                "FROM objects o WHERE id = ? "
+                "AND (registered = 1 OR EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = o.id))",
                 (object_id,),
             ).fetchone()
             if row is None:
                 return None
             conditions, params = self._tag_conditions("flow", "f.id", flow_tags)
-            conditions.insert(0, "f.pk IN (SELECT DISTINCT flow_pk FROM segments WHERE object_id = ?)")
-            params.insert(0, object_id)
+            # Flows whose segments use the object, as their media object or as their init object.
+            conditions.insert(
+                0,
+                "f.pk IN (SELECT flow_pk FROM segments WHERE object_id = ? UNION "
+                "SELECT s.flow_pk FROM segments s JOIN objects u ON u.id = s.object_id WHERE u.init_object_id = ?)",
+            )
+            params[:0] = [object_id, object_id]
             if flows.key is not None:
                 conditions.append("f.id < ?" if flows.reverse else "f.id > ?")
                 params.append(decode_key(flows.key, 1)[0])

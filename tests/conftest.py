@@ -1,0 +1,126 @@
+"""Fixtures: a fresh service (own data directory) per test, and a store with one of everything in it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from endpoints import Content
+from helpers import STORAGE_ID, Tams, new_id
+from tams_api.app import create_app, open_services
+from tams_api.config import Settings
+
+
+def make_settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+# Where a service keeps its data; tests whose other settings are equal share one app (see `app`).
+LOCATION_SETTINGS = {"data_dir", "sqlite_path", "media_dir"}
+
+
+@pytest.fixture(scope="session")
+def shared_apps() -> dict[str, FastAPI]:
+    return {}
+
+
+@pytest.fixture
+def app(
+    request: pytest.FixtureRequest,
+    shared_apps: dict[str, FastAPI],
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[FastAPI]:
+    """The app `create_app` makes for `settings`, serving this test's own data directory.
+
+    FastAPI prepares an app's routes on its first request (about 0.3 s of CPU, more than most tests take),
+    so tests with equal settings but for the data location share an app, and each test swaps in its own
+    services (stores opened on its own data directory).
+    """
+    key = settings.model_dump_json(exclude=LOCATION_SETTINGS)
+    if key not in shared_apps:
+        spare_dir = tmp_path_factory.mktemp("shared-app")
+        shared_apps[key] = create_app(
+            settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
+        )
+    shared = shared_apps[key]
+    assert set(shared.state._state) == {"services"}, "create_app keeps new state: give each test its own"
+    # A test that asks for `content` has it copied into its data directory before the stores open it.
+    if "content" in request.fixturenames:
+        request.getfixturevalue("content")
+    services = open_services(settings)
+    original, shared.state.services = shared.state.services, services
+    yield shared
+    shared.state.services = original
+    services.store.close()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def tams(client: TestClient) -> Tams:
+    return Tams(client)
+
+
+@pytest.fixture
+def flow_id(tams: Tams) -> str:
+    """A video flow with no segments."""
+    return tams.put_flow()
+
+
+def build_content(tams: Tams) -> Content:
+    """A flow with tags, properties, a collected member flow and two segments on its own source (which has
+    tags, label and description), plus an object allocated for it but not yet registered."""
+    source_id = new_id()
+    member_flow_id = tams.put_flow(label="member")
+    main_flow_id = tams.put_flow(
+        source_id=source_id,
+        label="main",
+        description="the flow every endpoint test reads",
+        tags={"genre": ["news", "sport"]},
+        max_bit_rate=6000,
+        avg_bit_rate=5000,
+        flow_collection=[{"id": member_flow_id, "role": "picture"}],
+    )
+    for path, value in (("tags/genre", "news"), ("label", "source label"), ("description", "source description")):
+        assert tams.client.put(f"/sources/{source_id}/{path}", json=value).status_code == 204
+    object_id, _ = tams.add_segments(main_flow_id, "[0:0_1:0)", "[1:0_2:0)")
+    spare_object_id = tams.allocate(main_flow_id)[0]["object_id"]
+    return Content(
+        flow_id=main_flow_id,
+        member_flow_id=member_flow_id,
+        source_id=source_id,
+        object_id=object_id,
+        spare_object_id=spare_object_id,
+        tag_name="genre",
+    )
+
+
+@pytest.fixture(scope="session")
+def content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Content]:
+    """`build_content` through the API once; tests get a copy of the resulting data directory."""
+    data_dir = tmp_path_factory.mktemp("content")
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        content = build_content(Tams(client))
+    return data_dir, content
+
+
+@pytest.fixture
+def content(content_template: tuple[Path, Content], settings: Settings) -> Content:
+    template_dir, content = content_template
+    shutil.copytree(template_dir, settings.data_dir, dirs_exist_ok=True)
+    return content

@@ -1,0 +1,118 @@
+"""The steps tests repeat against the API: make flows, allocate objects, upload media, register segments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from spec import next_link
+
+VIDEO = "urn:x-nmos:format:video"
+AUDIO = "urn:x-nmos:format:audio"
+CONTAINER = "video/mp2t"
+# The storage backend id tests configure, fixed so that a copied data directory keeps its objects on "this" backend.
+STORAGE_ID = "5a1e3f2c-8d4b-4c6a-9e7f-0b1c2d3e4f50"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def video_flow(flow_id: str, source_id: str, **fields: Any) -> dict[str, Any]:
+    """A minimal valid `PUT /flows/{id}` body of an H.264 video flow in MPEG-TS, plus `fields`."""
+    return {
+        "id": flow_id,
+        "source_id": source_id,
+        "format": VIDEO,
+        "codec": "video/h264",
+        "container": CONTAINER,
+        "essence_parameters": {
+            "frame_width": 1920,
+            "frame_height": 1080,
+            "frame_rate": {"numerator": 25, "denominator": 1},
+        },
+        **fields,
+    }
+
+
+def audio_flow(flow_id: str, source_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": flow_id,
+        "source_id": source_id,
+        "format": AUDIO,
+        "codec": "audio/aac",
+        "container": "video/mp2t",
+        "essence_parameters": {"sample_rate": 48000, "channels": 2},
+        **fields,
+    }
+
+
+class Tams:
+    """A TestClient with the few multi-step operations most tests need; each asserts its own success."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def put_flow(
+        self,
+        flow_id: str | None = None,
+        source_id: str | None = None,
+        make: Callable[..., dict[str, Any]] = video_flow,
+        **fields: Any,
+    ) -> str:
+        """Create a flow (video unless `make` says otherwise; on a new source unless given); returns its id."""
+        flow_id = flow_id or new_id()
+        response = self.client.put(f"/flows/{flow_id}", json=make(flow_id, source_id or new_id(), **fields))
+        assert response.status_code == 201, response.text
+        return flow_id
+
+    def allocate(self, flow_id: str, **request: Any) -> list[dict[str, Any]]:
+        """`POST /flows/{id}/storage`; the `media_objects` it returns."""
+        response = self.client.post(f"/flows/{flow_id}/storage", json=request or {"limit": 1})
+        assert response.status_code == 201, response.text
+        return response.json()["media_objects"]
+
+    def upload(self, media_object: dict[str, Any], data: bytes) -> None:
+        """PUT bytes to an allocated object's `put_url`, as a client without TAMS credentials would."""
+        put_url = media_object["put_url"]
+        response = self.client.put(put_url["url"], content=data, headers={"Content-Type": put_url["content-type"]})
+        assert response.status_code in (200, 201, 204), response.text
+
+    def post_segments(self, flow_id: str, body: Any) -> httpx.Response:
+        return self.client.post(f"/flows/{flow_id}/segments", json=body)
+
+    def register(self, flow_id: str, object_id: str, timerange: str, **fields: Any) -> None:
+        """Register a segment of an object that exists already (uploaded, re-used or held elsewhere)."""
+        response = self.post_segments(flow_id, {"object_id": object_id, "timerange": timerange, **fields})
+        assert response.status_code == 201, response.text
+
+    def add_segment(self, flow_id: str, timerange: str, data: bytes = b"media", **fields: Any) -> str:
+        """Allocate, upload and register one segment; returns its object id."""
+        media_object = self.allocate(flow_id)[0]
+        self.upload(media_object, data)
+        self.register(flow_id, media_object["object_id"], timerange, **fields)
+        return media_object["object_id"]
+
+    def add_segments(self, flow_id: str, *timeranges: str) -> list[str]:
+        return [self.add_segment(flow_id, timerange) for timerange in timeranges]
+
+    def segments(self, flow_id: str, **params: Any) -> list[dict[str, Any]]:
+        response = self.client.get(f"/flows/{flow_id}/segments", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def segment_timeranges(self, flow_id: str, **params: Any) -> list[str]:
+        return [segment["timerange"] for segment in self.segments(flow_id, **params)]
+
+    def pages(self, url: str, params: dict[str, Any] | None = None) -> list[httpx.Response]:
+        """Every page of a listing, following `Link: rel="next"` as clients do."""
+        responses = [self.client.get(url, params=params)]
+        while (link := next_link(responses[-1])) is not None:
+            assert len(responses) < 100, "paging does not end"
+            responses.append(self.client.get(link))
+        assert all(response.status_code == 200 for response in responses)
+        return responses
