@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from . import API_VERSION, __version__
+from .auth import authenticator_from_settings
 from .config import Settings
 from .http import HeadWithoutBody, install_error_handlers
 from .openapi import install_openapi
 from .routers import flows, media, objects, segments, service, sources
-from .routers.common import Services, representable_json_body
+from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import StorageBackend
 from .stores.sqlite import SqliteMetadataStore
@@ -52,10 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
     for module in (service, sources, flows, segments, objects):
-        app.include_router(module.router, dependencies=[Depends(representable_json_body)])
-    app.include_router(media.router)  # media bytes, not JSON
+        app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
+    app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     return app

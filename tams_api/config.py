@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     default_page_limit: int = Field(100, ge=1)
     max_page_limit: int = Field(1000, ge=1)
 
+    auth_modes: str = Field("", description="Comma-separated: basic, token, jwt. Empty: no authentication.")
+    auth_users: str | None = Field(None, description="Basic users, 'NAME PASSWORD [SCOPE,...]' per line or ';'.")
+    auth_users_file: Path | None = None
+    auth_tokens: str | None = Field(None, description="Static bearer tokens, 'NAME TOKEN [SCOPE,...]' entries.")
+    auth_tokens_file: Path | None = None
+    auth_jwks_url: str | None = Field(None, description="JWKS of the JWT issuer.")
+    auth_jwks_file: Path | None = Field(None, description="JWKS as a file, instead of a URL.")
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_algorithms: str = "RS256,ES256"
+    auth_access_token_query: bool = Field(False, description="Accept the token in the access_token query parameter.")
+    auth_strict_scopes: bool = Field(False, description="Refuse credentials that carry no scopes.")
+
     @model_validator(mode="after")
     def _check_timeouts(self) -> Settings:
         # The spec's floors: presigned URLs >= 30 s, objects >= 300 s, and URLs no longer than objects.
@@ -45,7 +58,16 @@ class Settings(BaseSettings):
             raise ValueError("TAMS_PRESIGNED_URL_TIMEOUT must not exceed TAMS_OBJECT_TIMEOUT")
         if self.default_page_limit > self.max_page_limit:
             raise ValueError("TAMS_DEFAULT_PAGE_LIMIT must not exceed TAMS_MAX_PAGE_LIMIT")
+        unknown = self.auth_mode_set - {"basic", "token", "jwt"}
+        if unknown:
+            raise ValueError(f"TAMS_AUTH_MODES has unknown modes {sorted(unknown)}: use basic, token, jwt")
+        if "jwt" in self.auth_mode_set and not (self.auth_jwks_url or self.auth_jwks_file):
+            raise ValueError("TAMS_AUTH_MODES has jwt: set TAMS_AUTH_JWKS_URL or TAMS_AUTH_JWKS_FILE")
         return self
+
+    @property
+    def auth_mode_set(self) -> set[str]:
+        return {mode.strip() for mode in self.auth_modes.split(",") if mode.strip()}
 
     @property
     def resolved_sqlite_path(self) -> Path:

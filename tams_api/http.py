@@ -15,12 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, Forbidden, NotFound, TamsError
+from .errors import BadRequest, Forbidden, NotFound, TamsError, Unauthorized
 from .model import Page
 
 log = logging.getLogger("tams_api")
 
-STATUS_OF: dict[type[TamsError], int] = {BadRequest: 400, Forbidden: 403, NotFound: 404}
+STATUS_OF: dict[type[TamsError], int] = {BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404}
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -71,9 +71,10 @@ def _validation_summary(error: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TamsError)
-    async def domain_error(_: Request, error: TamsError) -> Response:
+    async def domain_error(request: Request, error: TamsError) -> Response:
         status = STATUS_OF.get(type(error), 400)
-        return error_response(status, type(error).__name__, error.summary)
+        headers = {"WWW-Authenticate": request.app.state.auth.challenge()} if status == 401 else None
+        return error_response(status, type(error).__name__, error.summary, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> Response:

@@ -54,7 +54,8 @@ def app(
             settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
         )
     shared = shared_apps[key]
-    assert set(shared.state._state) == {"services"}, "create_app keeps new state: give each test its own"
+    # `auth` depends only on settings in `key`; `services` hold the data and are swapped per test.
+    assert set(shared.state._state) == {"services", "auth"}, "create_app keeps new state: give each test its own"
     # A test that asks for `content` has it copied into its data directory before the stores open it.
     if "content" in request.fixturenames:
         request.getfixturevalue("content")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
+from ..auth import Authenticator, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound
 from ..model import PageRequest, TagFilter
@@ -42,6 +43,14 @@ async def _services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(_services)]
+
+
+async def authorized(request: Request) -> None:
+    """Authenticate the request and check its scope; the principal is kept for who-did-what fields."""
+    auth: Authenticator = request.app.state.auth
+    principal = auth.authenticate(request.headers.get("authorization"), request.query_params.get("access_token"))
+    auth.authorize(principal, required_scope(request.method, request.url.path))
+    request.state.principal = principal
 
 
 def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Callable], Callable]:

@@ -1,0 +1,91 @@
+"""Authentication over HTTP: 401 with a challenge and the spec's error JSON, 403 for missing scopes, and
+media URLs that keep working without TAMS credentials."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import make_settings
+from helpers import Tams, new_id, video_flow
+from spec import assert_valid, check_response
+from tams_api.app import create_app
+from tams_api.config import Settings
+
+USERS = "admin adminpw tams-api/admin; reader readpw tams-api/read; legacy legacypw"
+TOKENS = "ingest tok-ingest tams-api/read,tams-api/write"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path).model_copy(
+        update={"auth_modes": "basic,token", "auth_users": USERS, "auth_tokens": TOKENS, "auth_strict_scopes": True}
+    )
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+BEARER = {"Authorization": "Bearer tok-ingest"}
+
+
+def test_no_credentials_is_401_with_a_challenge(client: TestClient) -> None:
+    response = client.get("/flows")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="tams", Bearer realm="tams"'
+    assert_valid(response.json(), "error.json")  # the spec documents no 401; its error JSON still fits
+
+
+@pytest.mark.parametrize(
+    "headers", [basic("reader", "wrong"), basic("nobody", "readpw"), {"Authorization": "Bearer x"}]
+)
+def test_wrong_credentials_are_401(client: TestClient, headers: dict[str, str]) -> None:
+    assert client.get("/flows", headers=headers).status_code == 401
+
+
+def test_scopes_decide_what_a_principal_may_do(client: TestClient) -> None:
+    flow_id = new_id()
+    body = video_flow(flow_id, new_id())
+    assert client.get("/flows", headers=basic("reader", "readpw")).status_code == 200
+    refused = client.put(f"/flows/{flow_id}", json=body, headers=basic("reader", "readpw"))
+    assert refused.status_code == 403
+    check_response(refused, "/flows/{flowId}")
+    assert client.put(f"/flows/{flow_id}", json=body, headers=BEARER).status_code == 201
+    assert client.delete(f"/flows/{flow_id}", headers=BEARER).status_code == 403  # no delete scope
+    assert client.delete(f"/flows/{flow_id}", headers=basic("admin", "adminpw")).status_code == 204
+
+
+def test_unscoped_credentials_are_refused_in_strict_mode(client: TestClient) -> None:
+    assert client.get("/flows", headers=basic("legacy", "legacypw")).status_code == 403
+
+
+def test_service_administration_needs_the_admin_scope(client: TestClient) -> None:
+    assert client.post("/service", json={"name": "x"}, headers=BEARER).status_code == 403
+    assert client.post("/service", json={"name": "x"}, headers=basic("admin", "adminpw")).status_code == 200
+
+
+def test_media_urls_need_no_tams_credentials(client: TestClient) -> None:
+    client.headers.update(BEARER)
+    tams = Tams(client)
+    flow_id = tams.put_flow()
+    media_object = tams.allocate(flow_id)[0]
+    anonymous = TestClient(client.app)
+    put_url = media_object["put_url"]
+    uploaded = anonymous.put(put_url["url"], content=b"bytes", headers={"Content-Type": put_url["content-type"]})
+    assert uploaded.status_code == 200
+    tams.register(flow_id, media_object["object_id"], "[0:0_1:0)")
+    get_url = tams.segments(flow_id)[0]["get_urls"][0]["url"]
+    assert anonymous.get(get_url).content == b"bytes"
+
+
+def test_the_access_token_query_parameter_only_when_enabled(tmp_path: Path) -> None:
+    for enabled, status in ((False, 401), (True, 200)):
+        settings = make_settings(tmp_path / str(enabled)).model_copy(
+            update={"auth_modes": "token", "auth_tokens": TOKENS, "auth_access_token_query": enabled}
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/flows", params={"access_token": "tok-ingest"}).status_code == status
