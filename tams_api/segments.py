@@ -52,35 +52,39 @@ def parse_body(body: object) -> tuple[list[SegmentPost], bool]:
 
 def new_segment(post: SegmentPost) -> NewSegment:
     """Interpret one segment, or raise BadRequest saying why it cannot be registered."""
-    timerange = tr.parse_timerange(post.timerange)
-    if timerange.is_empty():
+    bounds = tr.parse_bounds(post.timerange)
+    if bounds.is_empty:
         raise BadRequest(f"segment timerange {post.timerange} is empty")
-    if timerange.start is None or timerange.end is None:
+    if bounds.start == tr.INT64_MIN or bounds.end == tr.INT64_MAX:
         raise BadRequest(f"segment timerange {post.timerange} must have a start and an end")
-    offset = tr.parse_timestamp(post.ts_offset) if post.ts_offset is not None else None
     if post.last_duration is not None and post.last_duration.startswith("-"):
         raise BadRequest("last_duration cannot be negative")
     for name in ("sample_offset", "sample_count", "key_frame_count"):
         value = getattr(post, name)
         if value is not None and not tr.INT64_MIN <= value <= tr.INT64_MAX:
             raise BadRequest(f"{name} is outside the 64-bit integer range the service stores")
-    on_object_timeline = tr.shift(timerange, offset) if offset is not None else timerange
-    object_timerange = on_object_timeline
+    # The samples on the object's own timeline: timerange - ts_offset.
+    object_timerange = post.timerange
+    on_object_timeline = bounds
+    if post.ts_offset is not None:
+        offset = tr.timestamp_nanoseconds(post.ts_offset)
+        on_object_timeline = tr.Bounds(bounds.start - offset, bounds.end - offset)
+        object_timerange = str(tr.shift(tr.parse_timerange(post.timerange), tr.parse_timestamp(post.ts_offset)))
     if post.object_timerange is not None:
-        object_timerange = tr.parse_timerange(post.object_timerange)
-        if not tr.bounds_of(object_timerange).covers(tr.bounds_of(on_object_timeline)):
+        if not tr.parse_bounds(post.object_timerange).covers(on_object_timeline):
             raise BadRequest(
                 f"segment {post.timerange} offset by ts_offset is not within object_timerange {post.object_timerange}"
             )
+        object_timerange = post.object_timerange
     urls = [url.model_dump() for url in post.get_urls] if post.get_urls is not None else None
     if urls is not None and len({url["label"] for url in urls}) != len(urls):
         raise BadRequest("get_urls labels must be unique")
     return NewSegment(
         object_id=post.object_id,
         timerange=post.timerange,
-        bounds=tr.bounds_of(timerange),
-        object_timerange=str(object_timerange),
-        on_object_timeline=tr.bounds_of(on_object_timeline),
+        bounds=bounds,
+        object_timerange=object_timerange,
+        on_object_timeline=on_object_timeline,
         explicit_object_timerange=post.object_timerange is not None,
         ts_offset=post.ts_offset,
         last_duration=post.last_duration,

@@ -23,7 +23,6 @@ _MAX_SECONDS_DIGITS = len(str(INT64_MAX // _NS_PER_SEC))
 _TIMESTAMP = r"-?(0|[1-9][0-9]*):(0|[1-9][0-9]{0,8})"
 TIMERANGE_PATTERN = re.compile(rf"^(\[|\()?({_TIMESTAMP})?(_({_TIMESTAMP})?)?(\]|\))?$")
 TIMESTAMP_PATTERN = re.compile(rf"^{_TIMESTAMP}$")
-_TIMESTAMP_RE = re.compile(_TIMESTAMP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,39 +47,66 @@ EVERYTHING = Bounds(INT64_MIN, INT64_MAX)
 NOTHING = Bounds(0, -1)
 
 
-def _check_in_range(text: str) -> None:
-    """mediatimestamp clamps out-of-range timestamps silently; refuse them instead."""
-    for match in _TIMESTAMP_RE.finditer(text):
-        seconds = match.group(1)
-        # int() refuses 4,300 digits or more; seconds longer than int64 nanoseconds hold are out of range anyway.
-        in_range = len(seconds) <= _MAX_SECONDS_DIGITS
-        if in_range:
-            sign = -1 if match.group(0).startswith("-") else 1
-            nanoseconds = sign * (int(seconds) * _NS_PER_SEC + int(match.group(2)))
-            in_range = INT64_MIN < nanoseconds < INT64_MAX
-        if not in_range:
-            raise BadRequest(f"timestamp {match.group(0)[:40]!r} is outside the supported range (int64 nanoseconds)")
+def _nanoseconds(timestamp: str, seconds: str, nanoseconds: str) -> int:
+    """A matched timestamp as int64 nanoseconds; mediatimestamp would clamp out-of-range values silently."""
+    # int() refuses 4,300 digits or more; seconds longer than int64 nanoseconds hold are out of range anyway.
+    if len(seconds) <= _MAX_SECONDS_DIGITS:
+        sign = -1 if timestamp.startswith("-") else 1
+        value = sign * (int(seconds) * _NS_PER_SEC + int(nanoseconds))
+        if INT64_MIN < value < INT64_MAX:
+            return value
+    raise BadRequest(f"timestamp {timestamp[:40]!r} is outside the supported range (int64 nanoseconds)")
 
 
-def parse_timerange(text: str) -> TimeRange:
-    """Parse a TimeRange string exactly as the spec defines it, or raise BadRequest."""
+def _match_timerange(text: str) -> re.Match[str]:
+    """Check a TimeRange string against the spec's grammar and rules, with its timestamps in range."""
     match = TIMERANGE_PATTERN.match(text)
     if match is None or text in ("", "[", "(", "]", ")"):
-        raise BadRequest(f"invalid timerange {text!r}: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'")
-    has_separator = "_" in text
+        raise BadRequest(f"invalid timerange {text[:80]!r}: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'")
+    has_separator = match.group(5) is not None
     has_timestamp = match.group(2) is not None or match.group(6) is not None
     if not has_separator and has_timestamp and (text.startswith("(") or text.endswith(")")):
         raise BadRequest(f"invalid timerange {text!r}: an instantaneous timerange cannot use exclusive markers")
     if not has_separator and not has_timestamp and text != "()":
         raise BadRequest(f"invalid timerange {text!r}")
-    _check_in_range(text)
+    for timestamp, seconds, nanoseconds in (match.group(2, 3, 4), match.group(6, 7, 8)):
+        if timestamp is not None:
+            _nanoseconds(timestamp, seconds, nanoseconds)
+    return match
+
+
+def parse_timerange(text: str) -> TimeRange:
+    """Parse a TimeRange string exactly as the spec defines it, or raise BadRequest."""
+    _match_timerange(text)
     return TimeRange.from_str(text)
 
 
+def parse_bounds(text: str) -> Bounds:
+    """The closed nanosecond bounds of a TimeRange string, in integer arithmetic straight from the grammar.
+
+    Registering a segment needs only these, and this is several times faster than going through a
+    TimeRange object; a test checks it agrees with `bounds_of(parse_timerange(text))` (mediatimestamp).
+    """
+    match = _match_timerange(text)
+    if text == "()":
+        return NOTHING
+    first, last = match.group(2, 3, 4), match.group(6, 7, 8)
+    if match.group(5) is None:  # an instant: [t]
+        last = first
+    start = INT64_MIN if first[0] is None else _nanoseconds(*first) + (1 if match.group(1) == "(" else 0)
+    end = INT64_MAX if last[0] is None else _nanoseconds(*last) - (1 if match.group(9) == ")" else 0)
+    return Bounds(start, end) if start <= end else NOTHING
+
+
+def timestamp_nanoseconds(text: str) -> int:
+    match = TIMESTAMP_PATTERN.match(text)
+    if match is None:
+        raise BadRequest(f"invalid timestamp {text[:80]!r}: expected '<seconds>:<nanoseconds>'")
+    return _nanoseconds(text, match.group(1), match.group(2))
+
+
 def parse_timestamp(text: str) -> Timestamp:
-    if not TIMESTAMP_PATTERN.match(text):
-        raise BadRequest(f"invalid timestamp {text!r}: expected '<seconds>:<nanoseconds>'")
-    _check_in_range(text)
+    timestamp_nanoseconds(text)  # validates, and refuses what mediatimestamp would clamp
     return Timestamp.from_str(text)
 
 
@@ -93,11 +119,7 @@ def bounds_of(timerange: TimeRange) -> Bounds:
         start = timerange.start.to_nanosec() + (0 if timerange.includes_start() else 1)
     if timerange.end is not None:
         end = timerange.end.to_nanosec() - (0 if timerange.includes_end() else 1)
-    return Bounds(start, end)
-
-
-def parse_bounds(text: str) -> Bounds:
-    return bounds_of(parse_timerange(text))
+    return Bounds(start, end) if start <= end else NOTHING  # e.g. (0:0_0:1) holds no nanosecond
 
 
 def shift(timerange: TimeRange, offset: Timestamp) -> TimeRange:

@@ -1,6 +1,8 @@
 """TimeRange parsing and the closed int64 nanosecond bounds stores keep."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tams_api import timerange as tr
 from tams_api.errors import BadRequest
@@ -57,3 +59,42 @@ def test_span_keeps_the_outer_inclusivity() -> None:
 def test_shift_moves_to_the_object_timeline() -> None:
     shifted = tr.shift(tr.parse_timerange("[10:0_20:0)"), tr.parse_timestamp("-100:0"))
     assert str(shifted) == "[110:0_120:0)"
+
+
+@settings(max_examples=400, derandomize=True)
+@given(
+    start=st.one_of(st.none(), st.tuples(st.integers(-(10**9), 10**10), st.integers(0, 999_999_999))),
+    end=st.one_of(st.none(), st.tuples(st.integers(-(10**9), 10**10), st.integers(0, 999_999_999))),
+    opening=st.sampled_from(["[", "(", ""]),
+    closing=st.sampled_from(["]", ")", ""]),
+    instant=st.booleans(),
+)
+def test_fast_bounds_agree_with_mediatimestamp(
+    start: tuple[int, int] | None, end: tuple[int, int] | None, opening: str, closing: str, instant: bool
+) -> None:
+    """`parse_bounds` computes in integers; mediatimestamp is the reference it must match."""
+
+    def text(timestamp: tuple[int, int] | None) -> str:
+        if timestamp is None:
+            return ""
+        seconds, nanoseconds = timestamp
+        return f"{'-' if seconds < 0 else ''}{abs(seconds)}:{nanoseconds}"
+
+    if instant:
+        if start is None or opening == "(" or closing == ")":
+            return
+        candidate = f"{opening}{text(start)}{closing}"
+    else:
+        candidate = f"{opening}{text(start)}_{text(end)}{closing}"
+    try:
+        reference = tr.bounds_of(tr.parse_timerange(candidate))
+    except BadRequest:
+        with pytest.raises(BadRequest):
+            tr.parse_bounds(candidate)
+        return
+    assert tr.parse_bounds(candidate) == reference, candidate
+
+
+@pytest.mark.parametrize("text", ["()", "_", "[-0:5_0:5]", "(0:0_0:1)", "[5:0_5:0)"])
+def test_fast_bounds_edge_cases(text: str) -> None:
+    assert tr.parse_bounds(text) == tr.bounds_of(tr.parse_timerange(text))

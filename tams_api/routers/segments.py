@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -18,6 +20,20 @@ from ..urls import UrlBuilder, UrlOptions
 from .common import ServicesDep, get_and_head, page_request, require_uuid, timerange_bounds
 
 router = APIRouter(tags=["Flows"])
+
+
+def new_object_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so objects allocated together sit together in the stores' indexes
+    and registering them touches a few pages rather than one random page each."""
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (random_bits >> 68) << 64
+        | 0b10 << 62
+        | (random_bits & ((1 << 62) - 1))
+    )
+    return str(uuid.UUID(int=value))
 
 
 def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: bool) -> dict[str, Any]:
@@ -132,7 +148,7 @@ def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, B
         limit = request.get("limit", 10)
         if limit < 1:
             raise BadRequest("limit must be a positive integer")
-        object_ids = [str(uuid.uuid4()) for _ in range(min(limit, services.settings.max_page_limit))]
+        object_ids = [new_object_id() for _ in range(min(limit, services.settings.max_page_limit))]
     services.store.allocate_objects(flow_id, storage_id, content_type, object_ids)
     media_objects = []
     for object_id in object_ids:

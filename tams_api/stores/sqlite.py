@@ -779,7 +779,7 @@ class SqliteMetadataStore:
                     segment.object_timerange,
                     segment.key_frame_count,
                     segment.init_object_id,
-                    json.dumps(segment.get_urls or []),
+                    json.dumps(segment.get_urls) if segment.get_urls else None,
                     segment.object_id,
                 ),
             )
@@ -825,7 +825,11 @@ class SqliteMetadataStore:
         segment: NewSegment, stored_timerange: str | None, key_frame_count: int | None, init_object_id: str | None
     ) -> str | None:
         """A re-used object keeps its properties, and the segment must lie within it."""
-        if segment.explicit_object_timerange and segment.object_timerange != stored_timerange:
+        if (
+            segment.explicit_object_timerange
+            and stored_timerange is not None
+            and tr.parse_bounds(segment.object_timerange) != tr.parse_bounds(stored_timerange)
+        ):
             return f"object_timerange {segment.object_timerange} conflicts with the object's {stored_timerange}"
         if segment.key_frame_count is not None and segment.key_frame_count != key_frame_count:
             return "key_frame_count conflicts with the re-used object's"
