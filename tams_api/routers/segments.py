@@ -17,7 +17,16 @@ from ..http import error_body, json_response, listing_headers, no_content
 from ..model import Segment, SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
 from ..urls import UrlBuilder, UrlOptions
-from .common import ServicesDep, get_and_head, page_request, require_uuid, timerange_bounds
+from .common import (
+    QueryParam,
+    ServicesDep,
+    get_and_head,
+    page_request,
+    parse_query,
+    query_openapi,
+    require_uuid,
+    timerange_bounds,
+)
 
 router = APIRouter(tags=["Flows"])
 
@@ -53,31 +62,40 @@ def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: b
     return body
 
 
-@get_and_head(router, "/flows/{flow_id}/segments")
-def list_segments(
-    request: Request,
-    services: ServicesDep,
-    flow_id: str,
-    object_id: str | None = None,
-    timerange: str | None = None,
-    reverse_order: bool = False,
-    verbose_storage: bool = False,
-    accept_get_urls: str | None = None,
-    accept_storage_ids: str | None = None,
-    presigned: bool | None = None,
-    include_object_timerange: bool = False,
-    page: str | None = None,
-    limit: int | None = None,
-) -> Response:
-    options = UrlOptions.from_query(request, accept_get_urls, accept_storage_ids, presigned, verbose_storage)
+SEGMENT_QUERY = (
+    QueryParam("object_id"),
+    QueryParam("timerange"),
+    QueryParam("reverse_order", bool),
+    QueryParam("verbose_storage", bool),
+    QueryParam("accept_get_urls"),
+    QueryParam("accept_storage_ids"),
+    QueryParam("presigned", bool),
+    QueryParam("include_object_timerange", bool),
+    QueryParam("page"),
+    QueryParam("limit", int),
+)
+
+
+@get_and_head(router, "/flows/{flow_id}/segments", openapi_extra=query_openapi(SEGMENT_QUERY))
+def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Response:
+    params = parse_query(request, SEGMENT_QUERY)
+    reverse_order = bool(params["reverse_order"])
+    options = UrlOptions.from_query(
+        request,
+        params["accept_get_urls"],
+        params["accept_storage_ids"],
+        params["presigned"],
+        bool(params["verbose_storage"]),
+    )
     query = SegmentQuery(
-        page=page_request(services.settings, limit, page, reverse_order),
-        window=timerange_bounds(timerange) or EVERYTHING,
-        object_id=object_id,
+        page=page_request(services.settings, params["limit"], params["page"], reverse_order),
+        window=timerange_bounds(params["timerange"]) or EVERYTHING,
+        object_id=params["object_id"],
     )
     # A flow that does not exist has no segments: 200 and an empty list, not 404.
     result = services.store.list_segments(require_uuid(flow_id, "flow"), query)
     urls = UrlBuilder(services.media, options)
+    include_object_timerange = bool(params["include_object_timerange"])
     body = [segment_json(segment, urls, include_object_timerange) for segment in result.page.items]
     extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
     return json_response(body, headers=listing_headers(request, result.page, reverse_order, **extra))

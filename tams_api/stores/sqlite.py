@@ -196,12 +196,17 @@ class SqliteMetadataStore:
                 raise
             db.execute("COMMIT")
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot on this thread's own reader connection (WAL readers never block)."""
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's own reader connection (WAL readers never block, nor wait for the writer)."""
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = self._connect()
+        return db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot across several statements."""
+        db = self._reader()
         db.execute("BEGIN")
         try:
             yield db
@@ -844,31 +849,38 @@ class SqliteMetadataStore:
 
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
         window = query.window
-        with self._read() as db:
-            row = db.execute("SELECT pk FROM flows WHERE id = ?", (flow_id,)).fetchone()
-            if row is None or window.is_empty:
-                return SegmentPage(Page([], None, query.page.limit), None)
-            flow_pk = row[0]
-            # Start from the segment straddling the window start, if any, then seek the index.
-            lower = window.start
-            if window.start > tr.INT64_MIN:
-                straddling = self._preceding(db, flow_pk, window.start - 1)
-                if straddling is not None and straddling[1] >= window.start:
-                    lower = straddling[0]
-            conditions = ["s.flow_pk = ?", "s.start_ns >= ?", "s.start_ns <= ?"]
-            params: list[Any] = [flow_pk, lower, window.end]
-            if query.object_id is not None:
-                conditions.append("s.object_id = ?")
-                params.append(query.object_id)
-            if query.page.key is not None:
-                conditions.append("s.start_ns < ?" if query.page.reverse else "s.start_ns > ?")
-                params.append(decode_key(query.page.key, 1)[0])
-            direction = "DESC" if query.page.reverse else "ASC"
-            rows = db.execute(
+        if window.is_empty:
+            return SegmentPage(Page([], None, query.page.limit), None)
+        # One statement (its own snapshot): the flow's key, then an index seek from the segment straddling the
+        # window start, if any — only the segment just before the start can reach into the window.
+        flow = "(SELECT pk FROM flows WHERE id = :flow_id)"
+        lower = (
+            f"COALESCE((SELECT CASE WHEN p.end_ns >= :start THEN p.start_ns ELSE :start END FROM segments p "
+            f"WHERE p.flow_pk = {flow} AND p.start_ns < :start ORDER BY p.start_ns DESC LIMIT 1), :start)"
+        )
+        conditions = [f"s.flow_pk = {flow}", f"s.start_ns >= {lower}", "s.start_ns <= :end"]
+        params: dict[str, Any] = {
+            "flow_id": flow_id,
+            "start": window.start,
+            "end": window.end,
+            "limit": query.page.limit + 1,
+        }
+        if query.object_id is not None:
+            conditions.append("s.object_id = :object_id")
+            params["object_id"] = query.object_id
+        if query.page.key is not None:
+            conditions.append("s.start_ns < :after" if query.page.reverse else "s.start_ns > :after")
+            params["after"] = decode_key(query.page.key, 1)[0]
+        direction = "DESC" if query.page.reverse else "ASC"
+        rows = (
+            self._reader()
+            .execute(
                 f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM segments s JOIN objects o ON o.id = s.object_id "
-                f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT ?",
-                (*params, query.page.limit + 1),
-            ).fetchall()
+                f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
+                params,
+            )
+            .fetchall()
+        )
         page_rows = rows[: query.page.limit]
         segments = [
             Segment(
