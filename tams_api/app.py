@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
-    for module in (service, sources, flows, segments, objects):
+    # Routes are matched in order, one by one: the data plane (segments, objects) comes first.
+    for module in (segments, objects, flows, sources, service):
         app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     install_openapi(app)

@@ -1,0 +1,1 @@
+"""Benchmarks of the TAMS API service, run against a real server process (see bench/README.md)."""
