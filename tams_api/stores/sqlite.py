@@ -89,6 +89,8 @@ CREATE TABLE IF NOT EXISTS objects (
 -- Partial: most objects have no init object, and NULL entries would make every allocation and registration
 -- write one more random index page. Lookups are all `init_object_id = ...`, which this index serves.
 CREATE INDEX IF NOT EXISTS objects_init ON objects (init_object_id) WHERE init_object_id IS NOT NULL;
+-- Allocated objects not yet registered, by flow: what deleting a flow releases, without scanning every object.
+CREATE INDEX IF NOT EXISTS objects_unregistered ON objects (allocated_for) WHERE registered = 0;
 """
 
 _SEGMENT_COLUMNS = (
