@@ -6,7 +6,7 @@ from typing import Any
 
 from . import schemas
 from .errors import BadRequest
-from .model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite
+from .model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite, Profile
 
 # Kept apart from the free-form metadata: tags and collections have their own tables.
 _KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
@@ -34,24 +34,39 @@ def check_flow_body(body: Any) -> None:
     schemas.check("flow-put.json", body, "flow")
 
 
-def flow_write(flow_id: str, body: Any) -> FlowWrite:
-    """Validate a `PUT /flows/{id}` body against the spec and split it into what the store keeps."""
+# What a profile holds and a flow created from it may not set itself.
+PROFILE_FIELDS = frozenset(
+    {"format", "codec", "container", "avg_bit_rate", "segment_duration", "container_mapping", "essence_parameters"}
+)
+
+
+def flow_write(flow_id: str, body: Any, profile: Profile | None) -> FlowWrite:
+    """Validate a `PUT /flows/{id}` body against the spec and split it into what the store keeps.
+
+    `profile` is the profile the body's `profile_id` names (None when it names none, or one that does not
+    exist); a flow created from it takes its technical metadata from it.
+    """
     check_flow_body(body)
     if body["id"] != flow_id:
         raise BadRequest(f"flow id {body['id']} in the body does not match {flow_id} in the path")
-    profile_id = body.get("profile_id")
-    if profile_id:
-        raise BadRequest(f"profile {profile_id} does not exist")
-    metadata = {name: value for name, value in body.items() if name not in _KEPT_APART}
-    if profile_id == "":
-        del metadata["profile_id"]  # an empty profile_id breaks the link to a profile
     for item in body.get("flow_collection", []):
         if item["id"] == flow_id:
             raise BadRequest("a flow cannot collect itself")
+    metadata = {name: value for name, value in body.items() if name not in _KEPT_APART}
+    profile_id = body.get("profile_id")
+    if profile_id == "":
+        del metadata["profile_id"]  # an empty profile_id breaks the link to a profile
+    elif profile_id is not None:
+        if profile is None:
+            raise BadRequest(f"profile {profile_id} does not exist")
+        given = sorted(PROFILE_FIELDS & body.keys())
+        if given:
+            raise BadRequest(f"a flow created from profile {profile_id} cannot also set {', '.join(given)}")
+        metadata.update(profile.flow_metadata)
     return FlowWrite(
         id=flow_id,
         source_id=body["source_id"],
-        format=body["format"],
+        format=metadata.pop("format", None) or body["format"],
         metadata=metadata,
         tags=body.get("tags", {}),
         flow_collection=body.get("flow_collection", []),

@@ -114,6 +114,27 @@ class Flow:
 
 
 @dataclass(slots=True)
+class Profile:
+    """Technical flow metadata, stored once, that flows are created from (`profile_id`)."""
+
+    id: str
+    flow_metadata: dict[str, Any]
+    created: str
+    details: dict[str, Any] = field(default_factory=dict)  # label, description, created_by, tags, ...
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.details, "created": self.created, "flow_metadata": self.flow_metadata}
+
+
+@dataclass(slots=True)
+class ProfileQuery:
+    page: PageRequest
+    format: str | None = None
+    codec: str | None = None
+    label: str | None = None
+
+
+@dataclass(slots=True)
 class FlowWrite:
     """A validated `PUT /flows/{id}` body."""
 

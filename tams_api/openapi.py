@@ -36,6 +36,7 @@ TAG_VALUE = {"oneOf": [STRING, _array(STRING)]}
 
 REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/service", "post"): _ref("service-post"),
+    ("/service/profiles/{profile_id}", "post"): _ref("profile"),
     ("/sources/{source_id}/tags/{name}", "put"): TAG_VALUE,
     ("/sources/{source_id}/label", "put"): STRING,
     ("/sources/{source_id}/description", "put"): STRING,
@@ -57,6 +58,9 @@ RESPONSE_BODIES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("/service", "get"): {"200": _ref("service")},
     ("/service", "post"): {"200": None},
     ("/service/storage-backends", "get"): {"200": _ref("storage-backends-list")},
+    ("/service/profiles", "get"): {"200": _array(_ref("profile"))},
+    ("/service/profiles/{profile_id}", "get"): {"200": _ref("profile")},
+    ("/service/profiles/{profile_id}", "post"): {"201": _ref("profile")},
     ("/sources", "get"): {"200": _array(_ref("source"))},
     ("/sources/{source_id}", "get"): {"200": _ref("source")},
     ("/sources/{source_id}/tags", "get"): {"200": _ref("tags")},

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from endpoints import Content
-from helpers import STORAGE_ID, Tams, new_id
+from helpers import STORAGE_ID, Tams, new_id, profile
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
 
@@ -101,6 +101,8 @@ def build_content(tams: Tams) -> Content:
         assert tams.client.put(f"/sources/{source_id}/{path}", json=value).status_code == 204
     object_id, _ = tams.add_segments(main_flow_id, "[0:0_1:0)", "[1:0_2:0)")
     spare_object_id = tams.allocate(main_flow_id)[0]["object_id"]
+    profile_id = new_id()
+    assert tams.client.post(f"/service/profiles/{profile_id}", json=profile(profile_id)).status_code == 201
     return Content(
         flow_id=main_flow_id,
         member_flow_id=member_flow_id,
@@ -108,6 +110,8 @@ def build_content(tams: Tams) -> Content:
         object_id=object_id,
         spare_object_id=spare_object_id,
         tag_name="genre",
+        profile_id=profile_id,
+        new_profile_id=new_id(),
     )
 
 

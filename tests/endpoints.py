@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from helpers import new_id, video_flow
+from helpers import new_id, profile, video_flow
 from spec import endpoints
 
 # Parts of the spec other issues implement.
 OUT_OF_SCOPE_PREFIXES = (
-    "/service/profiles",
     "/service/webhooks",
     "/flow-delete-requests",
     "/objects/{objectId}/instances",
@@ -33,6 +32,8 @@ class Content:
     object_id: str  # registered against a segment of flow_id
     spare_object_id: str  # allocated for flow_id, not registered
     tag_name: str  # set on flow_id and on source_id
+    profile_id: str  # a profile flows can be created from
+    new_profile_id: str  # not yet used: a profile may be created with it
 
     def path_params(self) -> dict[str, str]:
         return {
@@ -40,11 +41,12 @@ class Content:
             "sourceId": self.source_id,
             "objectId": self.object_id,
             "name": self.tag_name,
+            "profileId": self.profile_id,
         }
 
     def unknown(self) -> Content:
         """The same names with every id replaced by one the store has never seen."""
-        return replace(self, flow_id=new_id(), source_id=new_id(), object_id=new_id())
+        return replace(self, flow_id=new_id(), source_id=new_id(), object_id=new_id(), profile_id=new_id())
 
 
 Body = Callable[[Content], Any]
@@ -57,8 +59,11 @@ class Call:
     status: int
     query: str = ""  # may use the same {placeholders} as the path
     body: Body | None = None
+    adapt: Callable[[Content], Content] | None = None  # e.g. point {profileId} at a profile yet to be made
 
     def send(self, client: TestClient, content: Content, method: str | None = None) -> httpx.Response:
+        if self.adapt is not None:
+            content = self.adapt(content)
         params = content.path_params()
         url = self.path.format(**params) + (f"?{self.query.format(**params)}" if self.query else "")
         if self.body is None:
@@ -71,7 +76,7 @@ class Call:
 
     @property
     def names_a_resource(self) -> bool:
-        return "{flowId}" in self.path or "{sourceId}" in self.path or "{objectId}" in self.path
+        return any(name in self.path for name in ("{flowId}", "{sourceId}", "{objectId}", "{profileId}"))
 
 
 def _constant(value: Any) -> Body:
@@ -82,6 +87,9 @@ READS = [
     Call("GET", "/", 200),
     Call("GET", "/service", 200),
     Call("GET", "/service/storage-backends", 200),
+    Call("GET", "/service/profiles", 200),
+    Call("GET", "/service/profiles", 200, query="format=urn:x-nmos:format:video&codec=video/h264&limit=1"),
+    Call("GET", "/service/profiles/{profileId}", 200),
     Call("GET", "/sources", 200),
     Call("GET", "/sources", 200, query="format=urn:x-nmos:format:video&tag.genre=news&sort_by=label"),
     Call("GET", "/sources/{sourceId}", 200),
@@ -111,6 +119,13 @@ READS = [
 
 WRITES = [
     Call("POST", "/service", 200, body=_constant({"name": "renamed", "description": "a store under test"})),
+    Call(
+        "POST",
+        "/service/profiles/{profileId}",
+        201,
+        body=lambda c: profile(c.profile_id),
+        adapt=lambda c: replace(c, profile_id=c.new_profile_id),
+    ),
     Call("PUT", "/sources/{sourceId}/tags/{name}", 204, body=_constant(["a", "b"])),
     Call("DELETE", "/sources/{sourceId}/tags/{name}", 204),
     Call("PUT", "/sources/{sourceId}/label", 204, body=_constant("new label")),
@@ -147,6 +162,8 @@ WRITES = [
 
 BAD_WRITES = [
     Call("POST", "/service", 400, body=_constant({"name": 5})),
+    Call("POST", "/service/profiles/{profileId}", 400, body=lambda c: profile(c.profile_id)),  # exists already
+    Call("POST", "/service/profiles/{profileId}", 400, body=lambda c: {"id": c.profile_id, "flow_metadata": {}}),
     Call("PUT", "/sources/{sourceId}/tags/{name}", 400, body=_constant({"not": "a tag value"})),
     Call("PUT", "/sources/{sourceId}/label", 400, body=_constant(5)),
     Call("PUT", "/sources/{sourceId}/description", 400, body=_constant(["not", "a string"])),

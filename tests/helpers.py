@@ -39,6 +39,14 @@ def video_flow(flow_id: str, source_id: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def profile(profile_id: str, **fields: Any) -> dict[str, Any]:
+    """A profile of 1080p25 H.264 video in MPEG-TS."""
+    flow_metadata = video_flow(profile_id, profile_id)
+    for name in ("id", "source_id", "label", "description", "tags"):
+        flow_metadata.pop(name, None)
+    return {"id": profile_id, "label": "1080p25 h264", "flow_metadata": flow_metadata, **fields}
+
+
 def audio_flow(flow_id: str, source_id: str, **fields: Any) -> dict[str, Any]:
     return {
         "id": flow_id,

@@ -19,7 +19,9 @@ from helpers import Tams, new_id, video_flow
 from spec import SPEC_DIR, assert_valid, check_response
 
 ROOT = Path(__file__).resolve().parents[1]
-UNKNOWN_RESOURCE_WRITES = [call for call in WRITES if call.names_a_resource and call.id != "PUT /flows/{flowId}"]
+# Writes that create the resource they name answer 201/204 for a new id, not 404.
+CREATING_WRITES = {"PUT /flows/{flowId}", "POST /service/profiles/{profileId}"}
+UNKNOWN_RESOURCE_WRITES = [call for call in WRITES if call.names_a_resource and call.id not in CREATING_WRITES]
 UNKNOWN_RESOURCE_READS = [call for call in READS if call.names_a_resource and not call.path.endswith("/segments")]
 
 

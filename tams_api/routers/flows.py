@@ -92,7 +92,9 @@ def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = Fals
 
 @router.put("/flows/{flow_id}", status_code=201)
 def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
-    flow, created = services.store.put_flow(flow_write(require_uuid(flow_id, "flow"), body))
+    profile_id = body.get("profile_id") if isinstance(body, dict) else None
+    profile = services.store.get_profile(profile_id) if isinstance(profile_id, str) and profile_id else None
+    flow, created = services.store.put_flow(flow_write(require_uuid(flow_id, "flow"), body, profile))
     return json_response(flow.to_json(), status=201) if created else no_content()
 
 

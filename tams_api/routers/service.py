@@ -1,18 +1,21 @@
-"""`/`, `/service` and `/service/storage-backends`."""
+"""`/`, `/service`, `/service/storage-backends` and `/service/profiles`."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from .. import API_VERSION, __version__, schemas
-from ..errors import BadRequest
-from ..http import json_response, listing_headers
-from ..model import Page, ServiceInfo, tags_match
-from .common import ServicesDep, get_and_head, page_request, tag_filter
+from ..auth import ANONYMOUS
+from ..clock import now
+from ..errors import BadRequest, NotFound
+from ..http import json_response, listing_headers, paging_headers
+from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
+from .common import MIME_PATTERN, ServicesDep, get_and_head, page_request, require_uuid, tag_filter
+from .sources import Format
 
 router = APIRouter(tags=["Service"])
 
@@ -76,3 +79,44 @@ def list_storage_backends(
     return json_response(
         [backend.to_json() for backend in items], headers=listing_headers(request, listing, reverse_order)
     )
+
+
+# -- profiles --------------------------------------------------------------------------------------
+
+
+@get_and_head(router, "/service/profiles", tags=["Profiles"])
+def list_profiles(
+    request: Request,
+    services: ServicesDep,
+    format: Format | None = None,
+    codec: Annotated[str | None, Query(pattern=MIME_PATTERN)] = None,
+    label: str | None = None,
+    page: str | None = None,
+    limit: int | None = None,
+) -> Response:
+    query = ProfileQuery(page=page_request(services.settings, limit, page), format=format, codec=codec, label=label)
+    listing = services.store.list_profiles(query)
+    return json_response([profile.to_json() for profile in listing.items], headers=paging_headers(request, listing))
+
+
+@get_and_head(router, "/service/profiles/{profile_id}", tags=["Profiles"])
+def get_profile(services: ServicesDep, profile_id: str) -> Response:
+    profile = services.store.get_profile(require_uuid(profile_id, "profile"))
+    if profile is None:
+        raise NotFound(f"profile {profile_id} does not exist")
+    return json_response(profile.to_json())
+
+
+@router.post("/service/profiles/{profile_id}", status_code=201, tags=["Profiles"])
+def create_profile(request: Request, services: ServicesDep, profile_id: str, body: Any = Body(...)) -> Response:
+    require_uuid(profile_id, "profile")
+    schemas.check("profile.json", body, "profile")
+    if body["id"] != profile_id:
+        raise BadRequest(f"profile id {body['id']} in the body does not match {profile_id} in the path")
+    details = {name: value for name, value in body.items() if name not in ("id", "flow_metadata", "created")}
+    principal = getattr(request.state, "principal", ANONYMOUS)
+    if principal is not ANONYMOUS:
+        details.setdefault("created_by", principal.name)
+    profile = Profile(id=profile_id, flow_metadata=body["flow_metadata"], created=now().text, details=details)
+    services.store.create_profile(profile)
+    return json_response(profile.to_json(), status=201)

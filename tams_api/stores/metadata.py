@@ -17,6 +17,8 @@ from ..model import (
     ObjectUsage,
     Page,
     PageRequest,
+    Profile,
+    ProfileQuery,
     SegmentFailure,
     SegmentPage,
     SegmentQuery,
@@ -36,6 +38,11 @@ class MetadataStore(Protocol):
     # Service
     def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo: ...
     def update_service_info(self, name: str | None, description: str | None, defaults: ServiceInfo) -> None: ...
+
+    # Profiles (immutable once created)
+    def get_profile(self, profile_id: str) -> Profile | None: ...
+    def list_profiles(self, query: ProfileQuery) -> Page[Profile]: ...
+    def create_profile(self, profile: Profile) -> None: ...
 
     # Sources (created and removed with their flows)
     def get_source(self, source_id: str) -> Source | None: ...

@@ -29,6 +29,8 @@ from ..model import (
     ObjectUsage,
     Page,
     PageRequest,
+    Profile,
+    ProfileQuery,
     Segment,
     SegmentFailure,
     SegmentPage,
@@ -44,6 +46,9 @@ from ..model import (
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (
+    id TEXT PRIMARY KEY, format TEXT, codec TEXT, label TEXT, created TEXT NOT NULL, document TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sources (
     id TEXT PRIMARY KEY, format TEXT NOT NULL, label TEXT, description TEXT,
     created_by TEXT, updated_by TEXT, created TEXT NOT NULL, created_ns INTEGER NOT NULL,
@@ -235,6 +240,59 @@ class SqliteMetadataStore:
             for key, value in (("name", name), ("description", description)):
                 if value is not None:
                     db.execute("INSERT OR REPLACE INTO service_info (key, value) VALUES (?, ?)", (key, value))
+
+    # -- profiles ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _profile(row: tuple) -> Profile:
+        profile_id, created, document = row
+        details = json.loads(document)
+        return Profile(id=profile_id, flow_metadata=details.pop("flow_metadata"), created=created, details=details)
+
+    def get_profile(self, profile_id: str) -> Profile | None:
+        row = (
+            self._reader().execute("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+        )
+        return self._profile(row) if row else None
+
+    def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
+        conditions, params = [], []
+        for column in ("format", "codec", "label"):
+            value = getattr(query, column)
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if query.page.key is not None:
+            conditions.append("id > ?")
+            params.append(decode_key(query.page.key, 1)[0])
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT id, created, document FROM profiles {where} ORDER BY id LIMIT ?",
+                (*params, query.page.limit + 1),
+            )
+            .fetchall()
+        )
+        next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
+        return Page([self._profile(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
+
+    def create_profile(self, profile: Profile) -> None:
+        metadata = profile.flow_metadata
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM profiles WHERE id = ?", (profile.id,)).fetchone():
+                raise BadRequest(f"profile {profile.id} exists already; profiles cannot be changed, create a new one")
+            db.execute(
+                "INSERT INTO profiles (id, format, codec, label, created, document) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    profile.id,
+                    metadata.get("format"),
+                    metadata.get("codec"),
+                    profile.details.get("label"),
+                    profile.created,
+                    json.dumps({**profile.details, "flow_metadata": metadata}),
+                ),
+            )
 
     # -- tags --------------------------------------------------------------------------------------
 
@@ -652,6 +710,11 @@ class SqliteMetadataStore:
     def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
         with self._write() as db:
             metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            if name == "avg_bit_rate" and metadata.get("profile_id"):
+                raise BadRequest(
+                    f"avg_bit_rate comes from profile {metadata['profile_id']}: "
+                    "unlink the flow first by setting profile_id to '' in a PUT of the flow"
+                )
             if value is None:
                 metadata.pop(name, None)
             else:
