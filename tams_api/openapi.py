@@ -50,6 +50,7 @@ REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/flows/{flow_id}/flow_collection", "put"): _ref("flow-collection"),
     ("/flows/{flow_id}/segments", "post"): {"oneOf": [_ref("flow-segment-post"), _array(_ref("flow-segment-post"))]},
     ("/flows/{flow_id}/storage", "post"): _ref("flow-storage-post"),
+    ("/objects/{object_id}/instances", "post"): _ref("objects-instances-post"),
 }
 
 # Success bodies per (path, method, status); None: no body.
@@ -82,6 +83,8 @@ RESPONSE_BODIES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("/flows/{flow_id}/segments", "post"): {"200": _ref("flow-segment-bulk-failure"), "201": None},
     ("/flows/{flow_id}/storage", "post"): {"201": _ref("flow-storage")},
     ("/objects/{object_id}", "get"): {"200": _ref("object")},
+    ("/objects/{object_id}/instances", "post"): {"201": None},
+    ("/objects/{object_id}/instances", "delete"): {"204": None},
 }
 
 ERROR = {"description": "Error", "content": {"application/json": {"schema": _ref("error")}}}

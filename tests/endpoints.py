@@ -13,14 +13,13 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from helpers import new_id, profile, video_flow
+from helpers import STORAGE_ID, new_id, profile, video_flow
 from spec import endpoints
 
 # Parts of the spec other issues implement.
 OUT_OF_SCOPE_PREFIXES = (
     "/service/webhooks",
     "/flow-delete-requests",
-    "/objects/{objectId}/instances",
 )
 
 
@@ -158,6 +157,7 @@ WRITES = [
     Call("POST", "/flows/{flowId}/storage", 201, body=_constant({"limit": 3})),
     Call("POST", "/flows/{flowId}/storage", 201, body=_constant({"object_ids": ["my/object-1", "my/object-2"]})),
     Call("POST", "/flows/{flowId}/storage", 201),
+    Call("POST", "/objects/{objectId}/instances", 201, body=_constant({"url": "https://b.example/o", "label": "b"})),
 ]
 
 BAD_WRITES = [
@@ -182,6 +182,16 @@ BAD_WRITES = [
     Call("DELETE", "/flows/{flowId}/segments", 400, query="timerange=yesterday"),
     Call("POST", "/flows/{flowId}/storage", 400, body=_constant({"limit": 1, "object_ids": ["a"]})),
     Call("POST", "/flows/{flowId}/storage", 400, body=lambda c: {"object_ids": [c.object_id]}),
+    Call("POST", "/objects/{objectId}/instances", 400, body=_constant({"url": "https://b.example/o"})),
+    Call(
+        "POST",
+        "/objects/{objectId}/instances",
+        400,
+        body=_constant({"url": "https://c.ex", "label": "local-filesystem"}),
+    ),
+    Call("POST", "/objects/{objectId}/instances", 400, body=_constant({"storage_id": STORAGE_ID})),  # there already
+    Call("DELETE", "/objects/{objectId}/instances", 400),  # neither storage_id nor label
+    Call("DELETE", "/objects/{objectId}/instances", 400, query=f"storage_id={STORAGE_ID}"),  # its last instance
 ]
 
 

@@ -11,8 +11,8 @@ from tams_api.config import Settings
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "tams-spec"
 
-# Routes of the spec that the "rest of 8.2" issue still has to bring (webhooks, delete requests, instances).
-NOT_YET = re.compile(r"^/(service/webhooks|flow-delete-requests|objects/\{\}/instances)")
+# Routes of the spec that the "rest of 8.2" issue still has to bring (webhooks, delete requests).
+NOT_YET = re.compile(r"^/(service/webhooks|flow-delete-requests)")
 
 
 def spec_routes() -> set[tuple[str, str]]:

@@ -1,18 +1,55 @@
-"""`/objects/{id}`: a media object and the flows that reference it."""
+"""`/objects/{id}`: a media object and the flows that reference it; `/objects/{id}/instances`: where it is."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
-from ..errors import NotFound
+from .. import schemas
+from ..errors import BadRequest, NotFound
 from ..http import json_response, paging_headers
+from ..model import PageRequest, TagFilter
 from ..urls import UrlBuilder, UrlOptions
 from .common import ServicesDep, get_and_head, page_request, tag_filter
 
 router = APIRouter(tags=["Objects"])
+
+
+# Declared before `/objects/{object_id:path}`, whose path converter would also take ".../instances".
+@router.post("/objects/{object_id:path}/instances", status_code=201)
+def add_instance(services: ServicesDep, object_id: str, body: Any = Body(...)) -> Response:
+    schemas.check("objects-instances-post.json", body, "object instance")
+    backend = services.media.backend
+    if "storage_id" in body:
+        if body["storage_id"] != backend.id:
+            raise BadRequest(f"storage backend {body['storage_id']} does not exist; see /service/storage-backends")
+        usage = services.store.get_object(object_id, PageRequest(limit=1), TagFilter())
+        if usage is None:
+            raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
+        if usage.object.storage_id == backend.id:
+            raise BadRequest(f"object {object_id} already has an instance on storage backend {backend.id}")
+        # Copying in from an uncontrolled URL would make this service fetch arbitrary URLs; not offered yet.
+        raise BadRequest("copying an object held only at uncontrolled URLs into this store is not supported")
+    if body["label"] == backend.label:
+        raise BadRequest(f"label {body['label']!r} belongs to a storage backend; choose another")
+    services.store.add_uncontrolled_url(object_id, body["url"], body["label"])
+    return Response(status_code=201)
+
+
+@router.delete("/objects/{object_id:path}/instances", status_code=204)
+def delete_instance(
+    services: ServicesDep, object_id: str, storage_id: str | None = None, label: str | None = None
+) -> Response:
+    backend = services.media.backend
+    if storage_id is None and label == backend.label:
+        storage_id, label = backend.id, None  # the controlled instance, named by its backend's label
+    if (storage_id is None) == (label is None):
+        raise BadRequest("give exactly one of storage_id and label")
+    if services.store.remove_instance(object_id, storage_id, label):
+        services.media.delete([object_id])
+    return Response(status_code=204)
 
 
 @get_and_head(router, "/objects/{object_id:path}")

@@ -1061,12 +1061,14 @@ class SqliteMetadataStore:
                 [(object_id, storage_id, content_type, flow_id, stamp.ns) for object_id in object_ids],
             )
 
+    # Objects exist for clients once a segment uses them, as its media object or as its init object.
+    _IN_USE = "(registered = 1 OR EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = o.id))"
+
     def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None:
         with self._read() as db:
             row = db.execute(
                 "SELECT storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls, first_flow_id "
-                "FROM objects o WHERE id = ? "
-                "AND (registered = 1 OR EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = o.id))",
+                f"FROM objects o WHERE id = ? AND {self._IN_USE}",
                 (object_id,),
             ).fetchone()
             if row is None:
@@ -1104,3 +1106,43 @@ class SqliteMetadataStore:
             first_referenced_by_flow=first_flow_id,
             referenced_by_flows=Page(flow_ids[: flows.limit], next_key, flows.limit),
         )
+
+    def _object_instances(self, db: sqlite3.Connection, object_id: str) -> tuple[str | None, list[dict[str, str]]]:
+        row = db.execute(
+            f"SELECT storage_id, uncontrolled_urls FROM objects o WHERE id = ? AND {self._IN_USE}", (object_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
+        return row[0], json.loads(row[1]) if row[1] else []
+
+    def _set_uncontrolled_urls(self, db: sqlite3.Connection, object_id: str, urls: list[dict[str, str]]) -> None:
+        db.execute(
+            "UPDATE objects SET uncontrolled_urls = ? WHERE id = ?", (json.dumps(urls) if urls else None, object_id)
+        )
+
+    def add_uncontrolled_url(self, object_id: str, url: str, label: str) -> None:
+        with self._write() as db:
+            _, urls = self._object_instances(db, object_id)
+            if any(existing["label"] == label for existing in urls):
+                raise BadRequest(f"object {object_id} already has a URL labelled {label!r}")
+            self._set_uncontrolled_urls(db, object_id, [*urls, {"url": url, "label": label}])
+
+    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> bool:
+        """Remove the controlled instance on `storage_id`, or the uncontrolled URL labelled `label`; True when
+        a controlled instance went (the caller deletes its bytes). The last instance of an object stays."""
+        with self._write() as db:
+            stored_on, urls = self._object_instances(db, object_id)
+            if storage_id is not None:
+                if stored_on != storage_id:
+                    raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
+                if not urls:
+                    raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
+                db.execute("UPDATE objects SET storage_id = NULL WHERE id = ?", (object_id,))
+                return True
+            remaining = [existing for existing in urls if existing["label"] != label]
+            if len(remaining) == len(urls):
+                raise NotFound(f"object {object_id} has no URL labelled {label!r}")
+            if not remaining and stored_on is None:
+                raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
+            self._set_uncontrolled_urls(db, object_id, remaining)
+            return False
