@@ -11,8 +11,8 @@ from .. import schemas
 from ..errors import BadRequest, NotFound
 from ..http import json_response, paging_headers
 from ..model import PageRequest, TagFilter
-from ..urls import UrlBuilder, UrlOptions
 from .common import ServicesDep, get_and_head, page_request, tag_filter
+from .urls import UrlBuilder, UrlOptions
 
 router = APIRouter(tags=["Objects"])
 

@@ -16,7 +16,6 @@ from ..errors import BadRequest, Forbidden, NotFound
 from ..http import error_body, json_response, listing_headers, no_content
 from ..model import Segment, SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
-from ..urls import UrlBuilder, UrlOptions
 from .common import (
     QueryParam,
     ServicesDep,
@@ -27,6 +26,7 @@ from .common import (
     require_uuid,
     timerange_bounds,
 )
+from .urls import UrlBuilder, UrlOptions
 
 router = APIRouter(tags=["Flows"])
 

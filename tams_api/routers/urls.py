@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi import Request
 
-from .model import StoredObject, TagFilter, tags_match
-from .routers.common import tag_filter, uuid_list
-from .stores.media import MediaStore, StorageBackend
+from ..model import StoredObject, TagFilter, tags_match
+from ..stores.media import MediaStore, StorageBackend
+from .common import tag_filter, uuid_list
 
 
 @dataclass(slots=True)
