@@ -11,9 +11,6 @@ T = TypeVar("T")
 TagValue = str | list[str]
 Tags = dict[str, TagValue]
 
-# Flow properties that have their own sub-resource (PUT/DELETE /flows/{id}/<name>).
-FLOW_PROPERTIES = ("label", "description", "max_bit_rate", "avg_bit_rate")
-SOURCE_PROPERTIES = ("label", "description")
 # Flow fields the service manages itself; values given in a PUT are ignored.
 SERVER_MANAGED_FLOW_FIELDS = frozenset({"created", "metadata_updated", "segments_updated", "timerange", "collected_by"})
 

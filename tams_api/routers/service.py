@@ -51,7 +51,7 @@ def get_service(services: ServicesDep) -> Response:
 @router.post("/service", status_code=200)
 def post_service(services: ServicesDep, body: Any = Body(...)) -> Response:
     schemas.check("service-post.json", body, "service info")
-    services.store.update_service_info(body.get("name"), body.get("description"), _defaults(services))
+    services.store.update_service_info(body.get("name"), body.get("description"))
     return Response(status_code=200)
 
 

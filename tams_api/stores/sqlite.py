@@ -235,7 +235,7 @@ class SqliteMetadataStore:
             name=stored.get("name", defaults.name), description=stored.get("description", defaults.description)
         )
 
-    def update_service_info(self, name: str | None, description: str | None, defaults: ServiceInfo) -> None:
+    def update_service_info(self, name: str | None, description: str | None) -> None:
         with self._write() as db:
             for key, value in (("name", name), ("description", description)):
                 if value is not None:
