@@ -1,15 +1,20 @@
-"""`tams-api serve`: run the API with uvicorn."""
+"""`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
+the background worker alone, for deployments where API replicas scale and one worker serves the store."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
-from .app import create_app
+from .app import create_app, open_services
 from .config import Settings
+from .worker import Worker
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    worker = commands.add_parser("worker", help="run the background worker alone")
+    worker.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
     try:
@@ -26,8 +33,29 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:
         problems = "; ".join(f"TAMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         sys.exit(f"tams-api: bad configuration: {problems}")
+    if args.command == "worker":
+        run_worker(settings, args.log_level)
+        return
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+
+def run_worker(settings: Settings, log_level: str) -> None:
+    """Work until SIGTERM or SIGINT, then finish the step under way and stop."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = open_services(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await Worker(services.store, services.media, settings).run(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        services.store.close()
 
 
 if __name__ == "__main__":

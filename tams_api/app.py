@@ -12,11 +12,12 @@ from .auth import authenticator_from_settings
 from .config import Settings
 from .http import HeadWithoutBody, install_error_handlers
 from .openapi import install_openapi
-from .routers import flows, media, objects, segments, service, sources
+from .routers import delete_requests, flows, media, objects, segments, service, sources, webhooks
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import StorageBackend
 from .stores.sqlite import SqliteMetadataStore
+from .worker import Worker, WorkerThread
 
 
 def open_services(settings: Settings) -> Services:
@@ -43,8 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        services.store.close()
+        worker = WorkerThread(Worker(services.store, services.media, services.settings))
+        if services.settings.run_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            services.store.close()
 
     app = FastAPI(
         title="Time-addressable Media Store",
@@ -56,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
     # Routes are matched in order, one by one: the data plane (segments, objects) comes first.
-    for module in (segments, objects, flows, sources, service):
+    for module in (segments, objects, flows, sources, service, webhooks, delete_requests):
         app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     install_openapi(app)

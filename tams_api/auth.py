@@ -27,7 +27,7 @@ from .errors import Forbidden, Unauthorized
 READ, WRITE, DELETE, ADMIN = "tams-api/read", "tams-api/write", "tams-api/delete", "tams-api/admin"
 SCOPE_OF_METHOD = {"GET": READ, "HEAD": READ, "POST": WRITE, "PUT": WRITE, "DELETE": DELETE}
 # Service administration needs the admin scope whatever the method.
-ADMIN_ROUTES = {("POST", "/service")}
+ADMIN_ROUTES = {("POST", "/service"), ("GET", "/flow-delete-requests"), ("HEAD", "/flow-delete-requests")}
 
 
 def required_scope(method: str, path: str) -> str:

@@ -13,7 +13,10 @@ class Instant:
     ns: int
 
 
+def instant_text(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def now() -> Instant:
     ns = time.time_ns()
-    moment = datetime.fromtimestamp(ns / 1e9, UTC)
-    return Instant(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ns)
+    return Instant(instant_text(ns), ns)

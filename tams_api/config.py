@@ -34,6 +34,21 @@ class Settings(BaseSettings):
     default_page_limit: int = Field(100, ge=1)
     max_page_limit: int = Field(1000, ge=1)
 
+    run_worker: bool = Field(True, description="Run the background worker inside the API process.")
+    worker_poll_interval: float = Field(0.5, gt=0, description="Seconds between the worker's looks for work.")
+    delete_sync_limit: int = Field(
+        1000, ge=0, description="DELETEs covering more segments than this become flow delete requests (202)."
+    )
+    delete_chunk_size: int = Field(1000, ge=1, description="Segments a flow delete request deletes per step.")
+    delete_request_retention: int = Field(86400, ge=0, description="Seconds finished delete requests stay listed.")
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver has to answer an event.")
+    webhook_max_attempts: int = Field(10, ge=1, description="Delivery attempts of an event before 'error'.")
+    webhook_retry_initial: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles each time.")
+    webhook_retry_max: float = Field(300.0, gt=0, description="Longest wait between two delivery attempts.")
+    webhook_allow_link_local: bool = Field(
+        False, description="Allow webhook URLs on link-local and cloud metadata addresses (refused by default)."
+    )
+
     auth_modes: str = Field("", description="Comma-separated: basic, token, jwt. Empty: no authentication.")
     auth_users: str | None = Field(None, description="Basic users, 'NAME PASSWORD [SCOPE,...]' per line or ';'.")
     auth_users_file: Path | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from .timerange import Bounds
@@ -191,6 +191,15 @@ class Segment:
     sample_count: int | None = None
 
 
+def segment_record(segment: Segment) -> dict[str, Any]:
+    """A segment as plain JSON data, for the outbox."""
+    return asdict(segment)
+
+
+def segment_from_record(record: dict[str, Any]) -> Segment:
+    return Segment(**{**record, "object": StoredObject(**record["object"])})
+
+
 @dataclass(slots=True)
 class ObjectUsage:
     """`GET /objects/{id}`: the object and one page of the flows referencing it."""
@@ -252,3 +261,132 @@ def tags_match(tags: Tags, wanted: TagFilter) -> bool:
         if not set(have) & set(values):
             return False
     return True
+
+
+# -- webhooks and the outbox -----------------------------------------------------------------------
+
+EVENT_TYPES = (
+    "flows/created",
+    "flows/updated",
+    "flows/deleted",
+    "flows/segments_added",
+    "flows/segments_deleted",
+    "sources/created",
+    "sources/updated",
+    "sources/deleted",
+)
+# Filter and transformation options of a webhook, as the spec names them.
+WEBHOOK_FILTERS = ("flow_ids", "source_ids", "flow_collected_by_ids", "source_collected_by_ids")
+WEBHOOK_URL_OPTIONS = (
+    "accept_get_urls",
+    "accept_storage_ids",
+    "presigned",
+    "verbose_storage",
+    "include_object_timerange",
+)
+
+
+@dataclass(slots=True)
+class Webhook:
+    """A registered webhook. `options` holds the filters and URL options given at registration."""
+
+    id: str
+    url: str
+    events: list[str]
+    status: str  # created | started | disabled | error
+    api_key_name: str | None = None
+    api_key_value: str | None = None  # write-only: never shown to clients
+    options: dict[str, Any] = field(default_factory=dict)
+    tags: Tags = field(default_factory=dict)
+    error: dict[str, str] | None = None
+    owner: str | None = None
+    cursor: int = 0  # the last outbox event this webhook has had (internal)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("created", "started")
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "url": self.url, "events": self.events}
+        if self.api_key_name is not None:
+            body["api_key_name"] = self.api_key_name
+        body.update(self.options)
+        body["tags"] = self.tags
+        body["status"] = self.status
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+@dataclass(slots=True)
+class WebhookQuery:
+    page: PageRequest
+    tags: TagFilter = field(default_factory=TagFilter)
+
+
+@dataclass(slots=True)
+class Event:
+    """One change, as written to the outbox in the transaction that made it.
+
+    `payload` is the spec's `event` object, except for `flows/segments_added` where it holds stored segments
+    (`segments`: Segment fields with their object) that each webhook renders with its own URL options.
+    The collected_by lists are the flow's and source's collections at the time, for webhook filters.
+    """
+
+    seq: int
+    type: str
+    timestamp: str
+    payload: dict[str, Any]
+    flow_id: str | None = None
+    source_id: str | None = None
+    flow_collected_by: list[str] = field(default_factory=list)
+    source_collected_by: list[str] = field(default_factory=list)
+
+
+# -- flow delete requests --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DeleteRequest:
+    id: str
+    flow_id: str
+    timerange_to_delete: str
+    timerange_remaining: str
+    delete_flow: bool
+    status: str  # created | started | done | error
+    created: str
+    updated: str
+    created_by: str | None = None
+    expiry: str | None = None
+    error: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "flow_id": self.flow_id,
+            "timerange_to_delete": self.timerange_to_delete,
+            "timerange_remaining": self.timerange_remaining,
+            "delete_flow": self.delete_flow,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+        }
+        for name in ("created_by", "expiry", "error"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+
+@dataclass(slots=True)
+class DeleteRequestQuery:
+    page: PageRequest
+    sort_by: Literal["created", "expiry"] = "created"
+
+
+@dataclass(slots=True)
+class Deletion:
+    """What a delete of segments or of a flow did: released objects now, or a request for later."""
+
+    released: list[StoredObject] = field(default_factory=list)
+    deferred: DeleteRequest | None = None

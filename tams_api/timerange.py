@@ -131,6 +131,20 @@ def shift(timerange: TimeRange, offset: Timestamp) -> TimeRange:
     return TimeRange(start, end, timerange.inclusivity)
 
 
+def format_timestamp(nanoseconds: int) -> str:
+    seconds, rest = divmod(abs(nanoseconds), _NS_PER_SEC)
+    return f"{'-' if nanoseconds < 0 else ''}{seconds}:{rest}"
+
+
+def format_bounds(bounds: Bounds) -> str:
+    """The TimeRange string of closed nanosecond bounds; unbounded ends stay open."""
+    if bounds.is_empty:
+        return "()"
+    start = "" if bounds.start == INT64_MIN else f"[{format_timestamp(bounds.start)}"
+    end = "" if bounds.end == INT64_MAX else f"{format_timestamp(bounds.end)}]"
+    return f"{start}_{end}"
+
+
 def span(first: str, last: str) -> str:
     """The TimeRange from the start of `first` to the end of `last` (first starts no later than last)."""
     head = TimeRange.from_str(first)

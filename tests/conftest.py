@@ -10,14 +10,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from endpoints import Content
+from endpoints import Content, webhook
 from helpers import STORAGE_ID, Tams, new_id, profile
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
 
 
 def make_settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID)
+    # No in-process worker: tests that need background work run a worker of their own (tests/background.py).
+    return Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID, run_worker=False)
 
 
 @pytest.fixture
@@ -103,6 +104,13 @@ def build_content(tams: Tams) -> Content:
     spare_object_id = tams.allocate(main_flow_id)[0]["object_id"]
     profile_id = new_id()
     assert tams.client.post(f"/service/profiles/{profile_id}", json=profile(profile_id)).status_code == 201
+    registered = tams.client.post("/service/webhooks", json=webhook(tags={"genre": "news"}))
+    assert registered.status_code == 201, registered.text
+    # The app building content defers every segment delete (TAMS_DELETE_SYNC_LIMIT=0) and runs no worker.
+    doomed_flow_id = tams.put_flow(label="doomed")
+    tams.add_segments(doomed_flow_id, "[0:0_1:0)")
+    deferred = tams.client.delete(f"/flows/{doomed_flow_id}/segments")
+    assert deferred.status_code == 202, deferred.text
     return Content(
         flow_id=main_flow_id,
         member_flow_id=member_flow_id,
@@ -112,6 +120,8 @@ def build_content(tams: Tams) -> Content:
         tag_name="genre",
         profile_id=profile_id,
         new_profile_id=new_id(),
+        webhook_id=registered.json()["id"],
+        delete_request_id=deferred.json()["id"],
     )
 
 
@@ -119,7 +129,8 @@ def build_content(tams: Tams) -> Content:
 def content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Content]:
     """`build_content` through the API once; tests get a copy of the resulting data directory."""
     data_dir = tmp_path_factory.mktemp("content")
-    with TestClient(create_app(make_settings(data_dir))) as client:
+    settings = make_settings(data_dir).model_copy(update={"delete_sync_limit": 0})
+    with TestClient(create_app(settings)) as client:
         content = build_content(Tams(client))
     return data_dir, content
 

@@ -16,12 +16,6 @@ from fastapi.testclient import TestClient
 from helpers import STORAGE_ID, new_id, profile, video_flow
 from spec import endpoints
 
-# Parts of the spec other issues implement.
-OUT_OF_SCOPE_PREFIXES = (
-    "/service/webhooks",
-    "/flow-delete-requests",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Content:
@@ -33,6 +27,8 @@ class Content:
     tag_name: str  # set on flow_id and on source_id
     profile_id: str  # a profile flows can be created from
     new_profile_id: str  # not yet used: a profile may be created with it
+    webhook_id: str  # a webhook registered for flow events, tagged with tag_name
+    delete_request_id: str  # a deferred delete of another flow's segments, not yet worked on
 
     def path_params(self) -> dict[str, str]:
         return {
@@ -41,11 +37,21 @@ class Content:
             "objectId": self.object_id,
             "name": self.tag_name,
             "profileId": self.profile_id,
+            "webhookId": self.webhook_id,
+            "request-id": self.delete_request_id,
         }
 
     def unknown(self) -> Content:
         """The same names with every id replaced by one the store has never seen."""
-        return replace(self, flow_id=new_id(), source_id=new_id(), object_id=new_id(), profile_id=new_id())
+        return replace(
+            self,
+            flow_id=new_id(),
+            source_id=new_id(),
+            object_id=new_id(),
+            profile_id=new_id(),
+            webhook_id=new_id(),
+            delete_request_id=new_id(),
+        )
 
 
 Body = Callable[[Content], Any]
@@ -75,7 +81,8 @@ class Call:
 
     @property
     def names_a_resource(self) -> bool:
-        return any(name in self.path for name in ("{flowId}", "{sourceId}", "{objectId}", "{profileId}"))
+        names = ("{flowId}", "{sourceId}", "{objectId}", "{profileId}", "{webhookId}", "{request-id}")
+        return any(name in self.path for name in names)
 
 
 def _constant(value: Any) -> Body:
@@ -114,7 +121,18 @@ READS = [
     Call("GET", "/flows/{flowId}/segments", 200, query="accept_get_urls=&object_id={objectId}&timerange=[0:0]"),
     Call("GET", "/objects/{objectId}", 200),
     Call("GET", "/objects/{objectId}", 200, query="verbose_storage=true&presigned=true&flow_tag.genre=news"),
+    Call("GET", "/service/webhooks", 200),
+    Call("GET", "/service/webhooks", 200, query="tag.{name}=news&tag_exists.{name}=true&reverse_order=true&limit=1"),
+    Call("GET", "/service/webhooks/{webhookId}", 200),
+    Call("GET", "/flow-delete-requests", 200),
+    Call("GET", "/flow-delete-requests", 200, query="sort_by=expiry&reverse_order=true&limit=1"),
+    Call("GET", "/flow-delete-requests/{request-id}", 200),
 ]
+
+
+def webhook(url: str = "https://receiver.example/events", **fields: Any) -> dict[str, Any]:
+    return {"url": url, "events": ["flows/created", "flows/segments_added"], **fields}
+
 
 WRITES = [
     Call("POST", "/service", 200, body=_constant({"name": "renamed", "description": "a store under test"})),
@@ -158,6 +176,9 @@ WRITES = [
     Call("POST", "/flows/{flowId}/storage", 201, body=_constant({"object_ids": ["my/object-1", "my/object-2"]})),
     Call("POST", "/flows/{flowId}/storage", 201),
     Call("POST", "/objects/{objectId}/instances", 201, body=_constant({"url": "https://b.example/o", "label": "b"})),
+    Call("POST", "/service/webhooks", 201, body=_constant(webhook(api_key_name="X-Key", api_key_value="secret"))),
+    Call("PUT", "/service/webhooks/{webhookId}", 201, body=lambda c: webhook(id=c.webhook_id, status="disabled")),
+    Call("DELETE", "/service/webhooks/{webhookId}", 204),
 ]
 
 BAD_WRITES = [
@@ -192,9 +213,15 @@ BAD_WRITES = [
     Call("POST", "/objects/{objectId}/instances", 400, body=_constant({"storage_id": STORAGE_ID})),  # there already
     Call("DELETE", "/objects/{objectId}/instances", 400),  # neither storage_id nor label
     Call("DELETE", "/objects/{objectId}/instances", 400, query=f"storage_id={STORAGE_ID}"),  # its last instance
+    Call("POST", "/service/webhooks", 400, body=_constant({"events": ["flows/created"]})),
+    Call("POST", "/service/webhooks", 400, body=_constant(webhook(events=["flows/exploded"]))),
+    Call("POST", "/service/webhooks", 400, body=_constant(webhook("http://169.254.169.254/latest/meta-data"))),
+    Call("POST", "/service/webhooks", 400, body=_constant(webhook("file:///etc/passwd"))),
+    Call("PUT", "/service/webhooks/{webhookId}", 400, body=lambda _: webhook(id=new_id(), status="created")),
+    Call("PUT", "/service/webhooks/{webhookId}", 400, body=lambda c: webhook(id=c.webhook_id, status="started")),
 ]
 
 
-def in_scope_endpoints() -> set[tuple[str, str]]:
-    """(METHOD, path) of every ENDPOINTS.txt line this issue implements."""
-    return {(method, path) for method, path in endpoints() if not path.startswith(OUT_OF_SCOPE_PREFIXES)}
+def every_endpoint() -> set[tuple[str, str]]:
+    """(METHOD, path) of every ENDPOINTS.txt line."""
+    return set(endpoints())

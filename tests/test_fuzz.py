@@ -129,7 +129,7 @@ SEEDED_READS = (
 
 def fuzz_settings(data_dir: Path) -> Settings:
     # A fixed storage id keeps the seeded object on "this" backend in a copied data directory.
-    return Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID)
+    return Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID, run_worker=False)
 
 
 def new_app(data_dir: Path) -> FastAPI:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from ..auth import Authenticator, required_scope
+from ..auth import ANONYMOUS, Authenticator, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound
 from ..model import PageRequest, TagFilter
@@ -51,6 +51,12 @@ async def authorized(request: Request) -> None:
     principal = auth.authenticate(request.headers.get("authorization"), request.query_params.get("access_token"))
     auth.authorize(principal, required_scope(request.method, request.url.path))
     request.state.principal = principal
+
+
+def principal_name(request: Request) -> str | None:
+    """Who is asking, for created_by and ownership; None when authentication is off."""
+    principal = getattr(request.state, "principal", ANONYMOUS)
+    return None if principal is ANONYMOUS else principal.name
 
 
 def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Callable], Callable]:

@@ -20,11 +20,13 @@ from .common import (
     ServicesDep,
     get_and_head,
     page_request,
+    principal_name,
     require_uuid,
     tag_filter,
     timerange_bounds,
     uuid_list,
 )
+from .delete_requests import deletion_response
 from .sources import Format, string_value, tag_value
 
 router = APIRouter(tags=["Flows"])
@@ -98,11 +100,12 @@ def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Resp
     return json_response(flow.to_json(), status=201) if created else no_content()
 
 
-@router.delete("/flows/{flow_id}", status_code=204)
-def delete_flow(services: ServicesDep, flow_id: str) -> Response:
-    released = services.store.delete_flow(require_uuid(flow_id, "flow"))
-    services.media.delete([item.id for item in released if item.storage_id == services.media.backend.id])
-    return no_content()
+@router.delete("/flows/{flow_id}", status_code=204, responses={202: {"description": "Deletion continues"}})
+def delete_flow(request: Request, services: ServicesDep, flow_id: str) -> Response:
+    deletion = services.store.delete_flow(
+        require_uuid(flow_id, "flow"), services.settings.delete_sync_limit, principal_name(request)
+    )
+    return deletion_response(services, deletion)
 
 
 # -- tags ------------------------------------------------------------------------------------------

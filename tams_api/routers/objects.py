@@ -11,8 +11,9 @@ from .. import schemas
 from ..errors import BadRequest, NotFound
 from ..http import json_response, paging_headers
 from ..model import PageRequest, TagFilter
+from ..urls import UrlBuilder
 from .common import ServicesDep, get_and_head, page_request, tag_filter
-from .urls import UrlBuilder, UrlOptions
+from .urls import url_options
 
 router = APIRouter(tags=["Objects"])
 
@@ -64,7 +65,7 @@ def get_object(
     page: str | None = None,
     limit: int | None = None,
 ) -> Response:
-    options = UrlOptions.from_query(request, accept_get_urls, accept_storage_ids, presigned, verbose_storage)
+    options = url_options(request, accept_get_urls, accept_storage_ids, presigned, verbose_storage)
     usage = services.store.get_object(
         object_id, page_request(services.settings, limit, page), tag_filter(request, "flow_tag")
     )

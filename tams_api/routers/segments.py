@@ -13,20 +13,23 @@ from starlette.responses import Response
 from .. import schemas
 from .. import segments as rules
 from ..errors import BadRequest, Forbidden, NotFound
-from ..http import error_body, json_response, listing_headers, no_content
-from ..model import Segment, SegmentFailure, SegmentQuery
+from ..http import error_body, json_response, listing_headers
+from ..model import SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
+from ..urls import UrlBuilder, segment_json
 from .common import (
     QueryParam,
     ServicesDep,
     get_and_head,
     page_request,
     parse_query,
+    principal_name,
     query_openapi,
     require_uuid,
     timerange_bounds,
 )
-from .urls import UrlBuilder, UrlOptions
+from .delete_requests import deletion_response
+from .urls import url_options
 
 router = APIRouter(tags=["Flows"])
 
@@ -43,23 +46,6 @@ def new_object_id() -> str:
         | (random_bits & ((1 << 62) - 1))
     )
     return str(uuid.UUID(int=value))
-
-
-def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: bool) -> dict[str, Any]:
-    stored = segment.object
-    body: dict[str, Any] = {"object_id": stored.id, "timerange": segment.timerange}
-    for name in ("ts_offset", "last_duration", "sample_offset", "sample_count"):
-        value = getattr(segment, name)
-        if value is not None:
-            body[name] = value
-    if stored.key_frame_count is not None:
-        body["key_frame_count"] = stored.key_frame_count
-    if include_object_timerange and stored.timerange is not None:
-        body["object_timerange"] = stored.timerange
-    body["get_urls"] = urls.get_urls(stored)
-    if stored.init_object_id is not None:
-        body["init_object"] = {"object_id": stored.init_object_id, **urls.init_object(stored.init_object_id)}
-    return body
 
 
 SEGMENT_QUERY = (
@@ -80,7 +66,7 @@ SEGMENT_QUERY = (
 def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Response:
     params = parse_query(request, SEGMENT_QUERY)
     reverse_order = bool(params["reverse_order"])
-    options = UrlOptions.from_query(
+    options = url_options(
         request,
         params["accept_get_urls"],
         params["accept_storage_ids"],
@@ -130,14 +116,19 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
     return json_response({"failed_segments": [_failure_json(failure) for failure in failures]}, status=200)
 
 
-@router.delete("/flows/{flow_id}/segments", status_code=204)
+@router.delete("/flows/{flow_id}/segments", status_code=204, responses={202: {"description": "Deletion continues"}})
 def delete_segments(
-    services: ServicesDep, flow_id: str, timerange: str = "_", object_id: str | None = None
+    request: Request, services: ServicesDep, flow_id: str, timerange: str = "_", object_id: str | None = None
 ) -> Response:
-    within = timerange_bounds(timerange) or EVERYTHING
-    released = services.store.delete_segments(require_uuid(flow_id, "flow"), within, object_id)
-    services.media.delete([item.id for item in released if item.storage_id == services.media.backend.id])
-    return no_content()
+    timerange_bounds(timerange)  # validates
+    deletion = services.store.delete_segments(
+        require_uuid(flow_id, "flow"),
+        timerange,
+        object_id,
+        services.settings.delete_sync_limit,
+        principal_name(request),
+    )
+    return deletion_response(services, deletion)
 
 
 @router.post("/flows/{flow_id}/storage", status_code=201)

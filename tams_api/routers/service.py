@@ -9,12 +9,11 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from .. import API_VERSION, __version__, schemas
-from ..auth import ANONYMOUS
 from ..clock import now
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
-from .common import MIME_PATTERN, ServicesDep, get_and_head, page_request, require_uuid, tag_filter
+from .common import MIME_PATTERN, ServicesDep, get_and_head, page_request, principal_name, require_uuid, tag_filter
 from .sources import Format
 
 router = APIRouter(tags=["Service"])
@@ -24,7 +23,7 @@ SERVICE_TYPE = "urn:x-tams:service.tams-operator"
 
 @get_and_head(router, "/")
 def list_root() -> Response:
-    return json_response(["service", "flows", "sources"])
+    return json_response(["service", "flows", "sources", "flow-delete-requests"])
 
 
 def _defaults(services: ServicesDep) -> ServiceInfo:
@@ -44,6 +43,7 @@ def get_service(services: ServicesDep) -> Response:
             "service_version": __version__,
             "min_object_timeout": f"{settings.object_timeout}:0",
             "min_presigned_url_timeout": f"{settings.presigned_url_timeout}:0",
+            "event_stream_mechanisms": [{"name": "webhooks", "docs": "/service/webhooks"}],
         }
     )
 
@@ -114,9 +114,9 @@ def create_profile(request: Request, services: ServicesDep, profile_id: str, bod
     if body["id"] != profile_id:
         raise BadRequest(f"profile id {body['id']} in the body does not match {profile_id} in the path")
     details = {name: value for name, value in body.items() if name not in ("id", "flow_metadata", "created")}
-    principal = getattr(request.state, "principal", ANONYMOUS)
-    if principal is not ANONYMOUS:
-        details.setdefault("created_by", principal.name)
+    creator = principal_name(request)
+    if creator is not None:
+        details.setdefault("created_by", creator)
     profile = Profile(id=profile_id, flow_metadata=body["flow_metadata"], created=now().text, details=details)
     services.store.create_profile(profile)
     return json_response(profile.to_json(), status=201)

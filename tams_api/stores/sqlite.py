@@ -12,16 +12,21 @@ import json
 import re
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .. import timerange as tr
-from ..clock import now
+from ..clock import instant_text, now
 from ..errors import BadRequest, Forbidden, NotFound
 from ..model import (
+    DeleteRequest,
+    DeleteRequestQuery,
+    Deletion,
+    Event,
     Flow,
     FlowQuery,
     FlowWrite,
@@ -42,6 +47,9 @@ from ..model import (
     TagFilter,
     Tags,
     TagValue,
+    Webhook,
+    WebhookQuery,
+    segment_record,
 )
 
 SCHEMA = """
@@ -96,6 +104,29 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE INDEX IF NOT EXISTS objects_init ON objects (init_object_id) WHERE init_object_id IS NOT NULL;
 -- Allocated objects not yet registered, by flow: what deleting a flow releases, without scanning every object.
 CREATE INDEX IF NOT EXISTS objects_unregistered ON objects (allocated_for) WHERE registered = 0;
+CREATE INDEX IF NOT EXISTS objects_allocated ON objects (allocated_ns) WHERE registered = 0;
+-- Objects no metadata refers to any more, whose media the worker deletes: written in the transaction that
+-- released them, so a crash between that commit and the media deletion forgets nothing.
+CREATE TABLE IF NOT EXISTS released_objects (id TEXT PRIMARY KEY, storage_id TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, document TEXT NOT NULL,
+    error TEXT, cursor INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_url ON webhooks (url, id);
+-- The outbox: one row per change while any webhook listens, written in the change's own transaction.
+-- AUTOINCREMENT: sequence numbers are never reused after pruning, so webhook cursors stay meaningful.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, timestamp TEXT NOT NULL, flow_id TEXT,
+    source_id TEXT, flow_collected_by TEXT NOT NULL, source_collected_by TEXT NOT NULL, payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delete_requests (
+    id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, to_delete TEXT NOT NULL, remaining TEXT NOT NULL,
+    delete_flow INTEGER NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL, created_ns INTEGER NOT NULL,
+    created_by TEXT, updated TEXT NOT NULL, expiry TEXT, expiry_ns INTEGER, error TEXT
+);
+CREATE INDEX IF NOT EXISTS delete_requests_created ON delete_requests (created_ns, id);
+CREATE INDEX IF NOT EXISTS delete_requests_status ON delete_requests (status, created_ns);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL);
 """
 
 _SEGMENT_COLUMNS = (
@@ -368,13 +399,6 @@ class SqliteMetadataStore:
                 "WHERE collector.source_id = ? AND member.source_id != ? ORDER BY member.source_id",
                 (source_id, source_id),
             ).fetchall()
-            collected_by = db.execute(
-                "SELECT DISTINCT collector.source_id FROM flows member "
-                "JOIN flow_collections c ON c.member_id = member.id "
-                "JOIN flows collector ON collector.id = c.collector_id "
-                "WHERE member.source_id = ? AND collector.source_id != ? ORDER BY collector.source_id",
-                (source_id, source_id),
-            ).fetchall()
             sources.append(
                 Source(
                     id=source_id,
@@ -387,10 +411,22 @@ class SqliteMetadataStore:
                     updated=updated,
                     tags=tags[source_id],
                     source_collection=[{"id": member} for (member,) in members],
-                    collected_by=[collector for (collector,) in collected_by],
+                    collected_by=self._source_collected_by(db, source_id),
                 )
             )
         return sources
+
+    @staticmethod
+    def _source_collected_by(db: sqlite3.Connection, source_id: str) -> list[str]:
+        """Sources of flows that collect flows of this source: the source's collections."""
+        rows = db.execute(
+            "SELECT DISTINCT collector.source_id FROM flows member "
+            "JOIN flow_collections c ON c.member_id = member.id "
+            "JOIN flows collector ON collector.id = c.collector_id "
+            "WHERE member.source_id = ? AND collector.source_id != ? ORDER BY collector.source_id",
+            (source_id, source_id),
+        ).fetchall()
+        return [collector for (collector,) in rows]
 
     def get_source(self, source_id: str) -> Source | None:
         with self._read() as db:
@@ -461,6 +497,7 @@ class SqliteMetadataStore:
             )
             if updated.rowcount == 0:
                 raise NotFound(f"source {source_id} does not exist")
+            self._emit_source(db, "sources/updated", source_id)
 
     def set_source_tag(self, source_id: str, name: str, value: TagValue | None) -> None:
         stamp = now()
@@ -474,6 +511,7 @@ class SqliteMetadataStore:
                 self._put_tag(db, "source", source_id, name, value)
             elif not self._delete_tag(db, "source", source_id, name):
                 raise NotFound(f"source {source_id} has no tag {name!r}")
+            self._emit_source(db, "sources/updated", source_id)
 
     # -- flows -------------------------------------------------------------------------------------
 
@@ -598,6 +636,9 @@ class SqliteMetadataStore:
             f"UPDATE flows SET {assignments}, metadata = ?, metadata_updated = ?, metadata_updated_ns = ? WHERE id = ?",
             (*columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow_id),
         )
+        if self._listening(db):
+            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
+            self._emit(db, "flows/updated", {"flow": flow.to_json()}, flow)
 
     def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
         stamp = now()
@@ -610,7 +651,7 @@ class SqliteMetadataStore:
             if existing is not None and existing[1]:
                 raise Forbidden(f"flow {flow.id} is read-only")
             self._check_collection(db, flow.id, flow.flow_collection)
-            self._ensure_source(db, flow, stamp)
+            new_source = self._ensure_source(db, flow, stamp)
             # A client may set metadata_version (e.g. carried over from another store); otherwise a change
             # of metadata gets a new one.
             previous_version = json.loads(existing[2]).get("metadata_version") if existing else None
@@ -646,10 +687,17 @@ class SqliteMetadataStore:
             self._replace_tags(db, "flow", flow.id, flow.tags)
             self._write_collection(db, flow.id, flow.flow_collection)
             stored = self._flows_from_rows(db, [self._flow_row(db, flow.id)])[0]
+            if self._listening(db):
+                if new_source:
+                    self._emit_source(db, "sources/created", flow.source_id)
+                self._emit(
+                    db, "flows/created" if existing is None else "flows/updated", {"flow": stored.to_json()}, stored
+                )
         return stored, existing is None
 
-    def _ensure_source(self, db: sqlite3.Connection, flow: FlowWrite, stamp: Any) -> None:
-        """Sources come into being with their first flow; a flow must match its source's format."""
+    def _ensure_source(self, db: sqlite3.Connection, flow: FlowWrite, stamp: Any) -> bool:
+        """Sources come into being with their first flow (True when this one did); a flow must match its
+        source's format."""
         source = db.execute("SELECT format FROM sources WHERE id = ?", (flow.source_id,)).fetchone()
         if source is None:
             db.execute(
@@ -668,7 +716,8 @@ class SqliteMetadataStore:
                     stamp.ns,
                 ),
             )
-        elif source[0] != flow.format:
+            return True
+        if source[0] != flow.format:
             others = db.execute(
                 "SELECT COUNT(*) FROM flows WHERE source_id = ? AND id != ?", (flow.source_id, flow.id)
             ).fetchone()[0]
@@ -677,34 +726,49 @@ class SqliteMetadataStore:
                     f"flow format {flow.format} conflicts with format {source[0]} of source {flow.source_id}"
                 )
             db.execute("UPDATE sources SET format = ? WHERE id = ?", (flow.format, flow.source_id))
+        return False
 
     def _drop_source_if_unused(self, db: sqlite3.Connection, source_id: str) -> None:
         if db.execute("SELECT 1 FROM flows WHERE source_id = ? LIMIT 1", (source_id,)).fetchone() is None:
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
             self._delete_all_tags(db, "source", source_id)
+            self._emit_source(db, "sources/deleted", source_id)
 
-    def delete_flow(self, flow_id: str) -> list[StoredObject]:
+    def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
+        """Delete the flow now when it has at most `sync_limit` segments, else leave it to a delete request."""
         with self._write() as db:
             pk = self._writable_flow(db, flow_id)[0]
-            source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
-            object_ids = [
-                row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))
-            ]
-            db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
-            released = self._release_unreferenced(db, object_ids)
-            # Objects allocated for this flow but never registered can no longer be used, unless they are init
-            # objects that objects of other flows still use.
-            unused_where = (
-                "allocated_for = ? AND registered = 0 "
-                "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id)"
-            )
-            unused = db.execute(f"SELECT id, storage_id FROM objects WHERE {unused_where}", (flow_id,)).fetchall()
-            db.execute(f"DELETE FROM objects WHERE {unused_where}", (flow_id,))
-            released += [StoredObject(id=object_id, storage_id=storage_id) for object_id, storage_id in unused]
-            db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
-            db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
-            self._delete_all_tags(db, "flow", flow_id)
-            self._drop_source_if_unused(db, source_id)
+            pending = db.execute(
+                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
+                "AND status IN ('created', 'started')",
+                (flow_id,),
+            ).fetchone()
+            if pending is not None:
+                return Deletion(deferred=self._delete_request(pending))
+            if self._more_covered_than(db, pk, tr.EVERYTHING, sync_limit):
+                return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
+            return Deletion(released=self._drop_flow(db, flow_id, pk))
+
+    def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[StoredObject]:
+        if self._listening(db):
+            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
+            self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow)
+        source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
+        object_ids = [row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))]
+        db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
+        released = self._release_unreferenced(db, object_ids)
+        # Objects allocated for this flow but never registered can no longer be used, unless they are init
+        # objects that objects of other flows still use.
+        unused = db.execute(
+            "SELECT id FROM objects WHERE allocated_for = ? AND registered = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id)",
+            (flow_id,),
+        ).fetchall()
+        released += self._release(db, [object_id for (object_id,) in unused])
+        db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
+        db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
+        self._delete_all_tags(db, "flow", flow_id)
+        self._drop_source_if_unused(db, source_id)
         return released
 
     def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
@@ -790,22 +854,63 @@ class SqliteMetadataStore:
             flow_pk, _, metadata = self._writable_flow(db, flow_id)
             if not json.loads(metadata).get("container"):
                 raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
-            added: list[tr.Bounds] = []
+            added: list[NewSegment] = []
             for segment in segments:
                 problem = self._register_segment(db, flow_id, flow_pk, segment)
                 if problem is None:
-                    added.append(segment.bounds)
+                    added.append(segment)
                 else:
                     failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
             if added:
-                lowest = min(bounds.start for bounds in added)
-                highest = max(bounds.end for bounds in added)
+                lowest = min(segment.bounds.start for segment in added)
+                highest = max(segment.bounds.end for segment in added)
                 db.execute(
                     "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
                     "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
                     (lowest, highest, flow_pk, stamp.text),
                 )
+                if self._listening(db):
+                    self._emit_segments_added(db, flow_id, added)
         return failures
+
+    def _emit_segments_added(self, db: sqlite3.Connection, flow_id: str, added: list[NewSegment]) -> None:
+        objects = self._stored_objects(db, sorted({segment.object_id for segment in added}))
+        records = [
+            segment_record(
+                Segment(
+                    timerange=segment.timerange,
+                    object=objects[segment.object_id],
+                    ts_offset=segment.ts_offset,
+                    last_duration=segment.last_duration,
+                    sample_offset=segment.sample_offset,
+                    sample_count=segment.sample_count,
+                )
+            )
+            for segment in added
+        ]
+        flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
+        self._emit(db, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow)
+
+    @staticmethod
+    def _stored_objects(db: sqlite3.Connection, object_ids: list[str]) -> dict[str, StoredObject]:
+        found = {}
+        for start in range(0, len(object_ids), 500):
+            chunk = object_ids[start : start + 500]
+            rows = db.execute(
+                "SELECT id, storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for object_id, storage_id, timerange, key_frame_count, init_object_id, urls in rows:
+                found[object_id] = StoredObject(
+                    id=object_id,
+                    storage_id=storage_id,
+                    timerange=timerange,
+                    key_frame_count=key_frame_count,
+                    init_object_id=init_object_id,
+                    uncontrolled_urls=json.loads(urls) if urls else [],
+                )
+        return found
 
     def _register_segment(self, db: sqlite3.Connection, flow_id: str, flow_pk: int, segment: NewSegment) -> str | None:
         """Check one segment against what is stored and write it; the reason it was refused otherwise."""
@@ -985,57 +1090,108 @@ class SqliteMetadataStore:
             span = tr.span(earliest.timerange, latest.timerange)
         return SegmentPage(Page(segments, next_key, query.page.limit), span)
 
-    def delete_segments(self, flow_id: str, within: tr.Bounds, object_id: str | None) -> list[StoredObject]:
-        stamp = now()
+    def delete_segments(
+        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
+    ) -> Deletion:
+        """Delete the segments `timerange` covers now when they are at most `sync_limit`, else leave them to a
+        delete request (which cannot carry an object_id filter, so such deletes always happen now)."""
+        within = tr.parse_bounds(timerange)
         with self._write() as db:
             flow_pk = self._writable_flow(db, flow_id)[0]
             if within.is_empty:
-                return []
-            # Only segments completely covered by the range go.
-            where = "flow_pk = ? AND start_ns >= ? AND start_ns <= ? AND end_ns <= ?"
-            params: list[Any] = [flow_pk, within.start, within.end, within.end]
-            if object_id is not None:
-                where += " AND object_id = ?"
-                params.append(object_id)
-            object_ids = [
-                row[0] for row in db.execute(f"SELECT DISTINCT object_id FROM segments WHERE {where}", params)
-            ]
-            deleted = db.execute(f"DELETE FROM segments WHERE {where}", params).rowcount
-            if not deleted:
-                return []
-            first = db.execute(
-                "SELECT start_ns FROM segments WHERE flow_pk = ? ORDER BY start_ns LIMIT 1", (flow_pk,)
-            ).fetchone()
-            last = self._preceding(db, flow_pk, tr.INT64_MAX)
-            db.execute(
-                "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
-                (stamp.text, first[0] if first else None, last[1] if last else None, flow_pk),
-            )
-            return self._release_unreferenced(db, object_ids)
+                return Deletion()
+            if object_id is None and self._more_covered_than(db, flow_pk, within, sync_limit):
+                return Deletion(deferred=self._create_delete_request(db, flow_id, timerange, False, created_by))
+            return Deletion(released=self._delete_covered(db, flow_id, flow_pk, within, object_id, None)[0])
 
     @staticmethod
-    def _release_unreferenced(db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
-        """Forget objects no segment references any more, and init objects no object uses any more; the
-        caller deletes their media."""
+    def _covered(within: tr.Bounds, object_id: str | None) -> tuple[str, list[Any]]:
+        """Segments of a flow completely covered by a range (and of one object)."""
+        where = "flow_pk = ? AND start_ns >= ? AND start_ns <= ? AND end_ns <= ?"
+        params: list[Any] = [within.start, within.end, within.end]
+        if object_id is not None:
+            where += " AND object_id = ?"
+            params.append(object_id)
+        return where, params
+
+    def _more_covered_than(self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds, limit: int) -> bool:
+        where, params = self._covered(within, None)
+        found = db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?)", (flow_pk, *params, limit + 1)
+        ).fetchone()[0]
+        return found > limit
+
+    def _delete_covered(
+        self,
+        db: sqlite3.Connection,
+        flow_id: str,
+        flow_pk: int,
+        within: tr.Bounds,
+        object_id: str | None,
+        limit: int | None,
+    ) -> tuple[list[StoredObject], int | None]:
+        """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
+        segment deleted (None when there was none)."""
+        where, params = self._covered(within, object_id)
+        rows = db.execute(
+            f"SELECT start_ns, timerange, object_id FROM segments WHERE {where} ORDER BY start_ns LIMIT ?",
+            (flow_pk, *params, -1 if limit is None else limit),
+        ).fetchall()
+        if not rows:
+            return [], None
+        last_start = rows[-1][0]
+        db.execute(f"DELETE FROM segments WHERE {where} AND start_ns <= ?", (flow_pk, *params, last_start))
+        first = db.execute(
+            "SELECT start_ns FROM segments WHERE flow_pk = ? ORDER BY start_ns LIMIT 1", (flow_pk,)
+        ).fetchone()
+        last = self._preceding(db, flow_pk, tr.INT64_MAX)
+        db.execute(
+            "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
+            (now().text, first[0] if first else None, last[1] if last else None, flow_pk),
+        )
+        if self._listening(db):
+            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
+            deleted = {"flow_id": flow_id, "timerange": tr.span(rows[0][1], rows[-1][1])}
+            self._emit(db, "flows/segments_deleted", deleted, flow)
+        released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
+        return released, last_start
+
+    def _release_unreferenced(self, db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
+        """Release objects no segment references any more, and init objects no object uses any more."""
+        unreferenced = [
+            object_id
+            for object_id in object_ids
+            if not db.execute("SELECT 1 FROM segments WHERE object_id = ? LIMIT 1", (object_id,)).fetchone()
+        ]
+        init_object_ids = {
+            row[0]
+            for object_id in unreferenced
+            for row in db.execute(
+                "SELECT init_object_id FROM objects WHERE id = ? AND init_object_id IS NOT NULL", (object_id,)
+            )
+        }
+        released = self._release(db, unreferenced)
+        unused_inits = [
+            init_object_id
+            for init_object_id in sorted(init_object_ids)
+            if not db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (init_object_id,)).fetchone()
+            and db.execute("SELECT 1 FROM objects WHERE id = ? AND registered = 0", (init_object_id,)).fetchone()
+        ]
+        return released + self._release(db, unused_inits)
+
+    @staticmethod
+    def _release(db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
+        """Forget objects and queue their media for deletion, in the caller's transaction."""
         released = []
-        init_object_ids = set()
         for object_id in object_ids:
-            if db.execute("SELECT 1 FROM segments WHERE object_id = ? LIMIT 1", (object_id,)).fetchone():
-                continue
-            row = db.execute("SELECT storage_id, init_object_id FROM objects WHERE id = ?", (object_id,)).fetchone()
+            row = db.execute("SELECT storage_id FROM objects WHERE id = ?", (object_id,)).fetchone()
+            storage_id = row[0] if row else None
             db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
-            released.append(StoredObject(id=object_id, storage_id=row[0] if row else None))
-            if row is not None and row[1] is not None:
-                init_object_ids.add(row[1])
-        for init_object_id in sorted(init_object_ids):
-            if db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (init_object_id,)).fetchone():
-                continue
-            row = db.execute(
-                "SELECT storage_id FROM objects WHERE id = ? AND registered = 0", (init_object_id,)
-            ).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM objects WHERE id = ?", (init_object_id,))
-                released.append(StoredObject(id=init_object_id, storage_id=row[0]))
+            if storage_id is not None:  # uncontrolled URLs only: no bytes of ours to delete
+                db.execute(
+                    "INSERT OR IGNORE INTO released_objects (id, storage_id) VALUES (?, ?)", (object_id, storage_id)
+                )
+            released.append(StoredObject(id=object_id, storage_id=storage_id))
         return released
 
     # -- objects -----------------------------------------------------------------------------------
@@ -1146,3 +1302,344 @@ class SqliteMetadataStore:
                 raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
             self._set_uncontrolled_urls(db, object_id, remaining)
             return False
+
+    # -- webhooks and the outbox -------------------------------------------------------------------
+
+    @staticmethod
+    def _listening(db: sqlite3.Connection) -> bool:
+        """Whether any webhook wants events: without one, changes write no outbox rows at all."""
+        return (
+            db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
+        )
+
+    def _emit(
+        self,
+        db: sqlite3.Connection,
+        event_type: str,
+        payload: dict[str, Any],
+        flow: Flow | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """Write an event to the outbox, in the transaction of the change it reports."""
+        source_id = flow.source_id if flow is not None else source_id
+        db.execute(
+            "INSERT INTO events (type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
+            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event_type,
+                now().text,
+                flow.id if flow is not None else None,
+                source_id,
+                json.dumps(flow.collected_by if flow is not None else []),
+                json.dumps(self._source_collected_by(db, source_id) if source_id else []),
+                json.dumps(payload),
+            ),
+        )
+
+    def _emit_source(self, db: sqlite3.Connection, event_type: str, source_id: str) -> None:
+        if not self._listening(db):
+            return
+        if event_type == "sources/deleted":
+            payload: dict[str, Any] = {"source_id": source_id}
+        else:
+            rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
+            payload = {"source": self._sources_from_rows(db, rows)[0].to_json()}
+        self._emit(db, event_type, payload, source_id=source_id)
+
+    @staticmethod
+    def _last_event(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return row[0] if row else 0
+
+    _WEBHOOK_COLUMNS = "id, url, status, owner, document, error, cursor"
+
+    def _webhooks_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Webhook]:
+        tags = self._load_tags(db, "webhook", [row[0] for row in rows])
+        webhooks = []
+        for webhook_id, url, status, owner, document, error, cursor in rows:
+            details = json.loads(document)
+            webhooks.append(
+                Webhook(
+                    id=webhook_id,
+                    url=url,
+                    events=details["events"],
+                    status=status,
+                    api_key_name=details.get("api_key_name"),
+                    api_key_value=details.get("api_key_value"),
+                    options=details["options"],
+                    tags=tags[webhook_id],
+                    error=json.loads(error) if error else None,
+                    owner=owner,
+                    cursor=cursor,
+                )
+            )
+        return webhooks
+
+    def _webhook(self, db: sqlite3.Connection, webhook_id: str) -> Webhook | None:
+        rows = db.execute(f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)).fetchall()
+        found = self._webhooks_from_rows(db, rows)
+        return found[0] if found else None
+
+    def get_webhook(self, webhook_id: str) -> Webhook | None:
+        with self._read() as db:
+            return self._webhook(db, webhook_id)
+
+    def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
+        conditions, params = self._tag_conditions("webhook", "webhooks.id", query.tags)
+        keyset = _Keyset(("webhooks.url", "webhooks.id"), descending=query.page.reverse)
+        with self._read() as db:
+            rows = self._page_rows(db, "webhooks", self._WEBHOOK_COLUMNS, conditions, params, keyset, query.page)
+            items = self._webhooks_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
+        return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
+
+    def active_webhooks(self) -> list[Webhook]:
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE status IN ('created', 'started')"
+            ).fetchall()
+            return self._webhooks_from_rows(db, rows)
+
+    def _write_webhook(self, db: sqlite3.Connection, webhook: Webhook) -> None:
+        document = {
+            "events": webhook.events,
+            "api_key_name": webhook.api_key_name,
+            "api_key_value": webhook.api_key_value,
+            "options": webhook.options,
+        }
+        db.execute(
+            "INSERT OR REPLACE INTO webhooks (id, url, status, owner, document, error, cursor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                webhook.id,
+                webhook.url,
+                webhook.status,
+                webhook.owner,
+                json.dumps(document),
+                json.dumps(webhook.error) if webhook.error else None,
+                webhook.cursor,
+            ),
+        )
+        self._replace_tags(db, "webhook", webhook.id, webhook.tags)
+
+    def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
+        """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
+        transaction. A webhook that starts listening receives the events from now on."""
+        with self._write() as db:
+            stored = self._webhook(db, webhook.id)
+            updated = change(stored)
+            if updated.active and (stored is None or not stored.active):
+                updated.cursor = self._last_event(db)
+            self._write_webhook(db, updated)
+            return updated
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount == 0:
+                raise NotFound(f"webhook {webhook_id} does not exist")
+            self._delete_all_tags(db, "webhook", webhook_id)
+
+    def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
+        """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE webhooks SET status = ?, error = ? WHERE id = ? AND status IN ('created', 'started')",
+                (status, json.dumps(error) if error else None, webhook_id),
+            )
+
+    def advance_webhook(self, webhook_id: str, cursor: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE webhooks SET cursor = MAX(cursor, ?) WHERE id = ?", (cursor, webhook_id))
+
+    def events_after(self, seq: int, limit: int) -> list[Event]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT seq, type, timestamp, payload, flow_id, source_id, flow_collected_by, source_collected_by "
+                "FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            )
+            .fetchall()
+        )
+        return [
+            Event(
+                seq=row[0],
+                type=row[1],
+                timestamp=row[2],
+                payload=json.loads(row[3]),
+                flow_id=row[4],
+                source_id=row[5],
+                flow_collected_by=json.loads(row[6]),
+                source_collected_by=json.loads(row[7]),
+            )
+            for row in rows
+        ]
+
+    def prune_events(self) -> int:
+        """Drop events every listening webhook has had; all of them when none listens."""
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM events WHERE seq <= COALESCE("
+                "(SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')), "
+                "(SELECT MAX(seq) FROM events))"
+            ).rowcount
+
+    # -- flow delete requests ----------------------------------------------------------------------
+
+    _REQUEST_COLUMNS = (
+        "id, flow_id, to_delete, remaining, delete_flow, status, created, created_by, updated, expiry, error"
+    )
+
+    @staticmethod
+    def _delete_request(row: tuple) -> DeleteRequest:
+        request_id, flow_id, to_delete, remaining, delete_flow, status, created, created_by, updated, expiry, error = (
+            row
+        )
+        return DeleteRequest(
+            id=request_id,
+            flow_id=flow_id,
+            timerange_to_delete=to_delete,
+            timerange_remaining=remaining,
+            delete_flow=bool(delete_flow),
+            status=status,
+            created=created,
+            created_by=created_by,
+            updated=updated,
+            expiry=expiry,
+            error=json.loads(error) if error else None,
+        )
+
+    def _create_delete_request(
+        self, db: sqlite3.Connection, flow_id: str, timerange: str, delete_flow: bool, created_by: str | None
+    ) -> DeleteRequest:
+        stamp = now()
+        request_id = str(uuid.uuid4())
+        remaining = tr.format_bounds(tr.parse_bounds(timerange))
+        db.execute(
+            "INSERT INTO delete_requests (id, flow_id, to_delete, remaining, delete_flow, status, created, created_ns, "
+            "created_by, updated) VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?)",
+            (request_id, flow_id, timerange, remaining, int(delete_flow), stamp.text, stamp.ns, created_by, stamp.text),
+        )
+        return self._delete_request(
+            db.execute(f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
+        )
+
+    def get_delete_request(self, request_id: str) -> DeleteRequest | None:
+        row = (
+            self._reader()
+            .execute(f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,))
+            .fetchone()
+        )
+        return self._delete_request(row) if row else None
+
+    def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
+        if query.sort_by == "expiry":
+            # Most recent expiry first; requests without one (not finished) after those with one, by id.
+            columns = (
+                "delete_requests.expiry_ns IS NOT NULL",
+                "COALESCE(delete_requests.expiry_ns, 0)",
+                "delete_requests.id",
+            )
+            keyset = _Keyset(columns, descending=not query.page.reverse)
+        else:
+            keyset = _sort_keyset("created", query.page.reverse, "delete_requests")
+        with self._read() as db:
+            rows = self._page_rows(db, "delete_requests", self._REQUEST_COLUMNS, [], [], keyset, query.page)
+        items = [self._delete_request(row[len(keyset.columns) :]) for row in rows[: query.page.limit]]
+        return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
+
+    def pending_delete_requests(self) -> list[str]:
+        rows = self._reader().execute(
+            "SELECT id FROM delete_requests WHERE status IN ('created', 'started') ORDER BY created_ns, id"
+        )
+        return [request_id for (request_id,) in rows]
+
+    def continue_delete_request(
+        self, request_id: str, chunk: int, retention_seconds: int
+    ) -> tuple[DeleteRequest, list[StoredObject]]:
+        """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
+        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"flow delete request {request_id} does not exist")
+            request = self._delete_request(row)
+            if request.status not in ("created", "started"):
+                return request, []
+            stamp = now()
+            flow = db.execute("SELECT pk, read_only FROM flows WHERE id = ?", (request.flow_id,)).fetchone()
+            released: list[StoredObject] = []
+            changes: dict[str, Any] = {"updated": stamp.text}
+            if flow is not None and flow[1]:
+                changes.update(
+                    status="error",
+                    error=json.dumps(
+                        {"type": "Forbidden", "summary": f"flow {request.flow_id} is read-only", "time": stamp.text}
+                    ),
+                )
+            else:
+                remaining = tr.parse_bounds(request.timerange_remaining)
+                last_start = None
+                if flow is not None and not remaining.is_empty:
+                    released, last_start = self._delete_covered(db, request.flow_id, flow[0], remaining, None, chunk)
+                if last_start is not None:
+                    changes.update(
+                        status="started", remaining=tr.format_bounds(tr.Bounds(last_start + 1, remaining.end))
+                    )
+                else:
+                    if flow is not None and request.delete_flow:
+                        released += self._drop_flow(db, request.flow_id, flow[0])
+                    expiry = stamp.ns + retention_seconds * 1_000_000_000
+                    changes.update(status="done", remaining="()", expiry=instant_text(expiry), expiry_ns=expiry)
+            assignments = ", ".join(f"{name} = ?" for name in changes)
+            db.execute(f"UPDATE delete_requests SET {assignments} WHERE id = ?", (*changes.values(), request_id))
+            row = db.execute(
+                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)
+            ).fetchone()
+            return self._delete_request(row), released
+
+    def forget_expired_delete_requests(self, before_ns: int) -> int:
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM delete_requests WHERE status IN ('done', 'error') AND expiry_ns <= ?", (before_ns,)
+            ).rowcount
+
+    # -- media to delete ---------------------------------------------------------------------------
+
+    def released_objects(self, limit: int) -> list[StoredObject]:
+        rows = self._reader().execute("SELECT id, storage_id FROM released_objects LIMIT ?", (limit,))
+        return [StoredObject(id=object_id, storage_id=storage_id) for object_id, storage_id in rows]
+
+    def forget_released(self, object_ids: list[str]) -> None:
+        with self._write() as db:
+            db.executemany("DELETE FROM released_objects WHERE id = ?", [(object_id,) for object_id in object_ids])
+
+    def release_expired_allocations(self, allocated_before_ns: int) -> int:
+        """Release objects allocated before the cut-off that no segment registered (nor uses as init object)."""
+        with self._write() as db:
+            expired = db.execute(
+                "SELECT id FROM objects WHERE registered = 0 AND allocated_ns < ? "
+                "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id) LIMIT 10000",
+                (allocated_before_ns,),
+            ).fetchall()
+            return len(self._release(db, [object_id for (object_id,) in expired]))
+
+    # -- the worker's lease ------------------------------------------------------------------------
+
+    def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew a named lease; False while another holder's lease is current."""
+        stamp = time.time_ns()
+        with self._write() as db:
+            row = db.execute("SELECT holder, expires_ns FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > stamp:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO leases (name, holder, expires_ns) VALUES (?, ?, ?)",
+                (name, holder, stamp + int(seconds * 1_000_000_000)),
+            )
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))

@@ -1,0 +1,164 @@
+"""Webhooks: what a registration may say, which events a webhook wants, and the bodies it receives."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import schemas
+from .errors import BadRequest
+from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, Webhook, segment_from_record
+from .stores.media import MediaStore
+from .urls import UrlBuilder, UrlOptions, segment_json
+
+# Cloud instance-metadata services outside the link-local ranges (AWS IPv6, Alibaba).
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(address) for address in ("fd00:ec2::254", "100.100.100.200"))
+
+
+def webhook_from_body(webhook_id: str, body: Any, *, replacing: bool, owner: str | None) -> Webhook:
+    """A webhook as a POST (new) or PUT (replacing) body describes it; `status` is the one asked for."""
+    schemas.check("webhook-put.json" if replacing else "webhook-post.json", body, "webhook")
+    if replacing and body["id"] != webhook_id:
+        raise BadRequest(f"the body's id {body['id']} is not the webhook's id {webhook_id} in the path")
+    if not body["events"]:
+        raise BadRequest("events must name at least one event type")
+    if "api_key_value" in body and "api_key_name" not in body:
+        raise BadRequest("api_key_value needs api_key_name: the header to send it in")
+    return Webhook(
+        id=webhook_id,
+        url=body["url"],
+        events=list(dict.fromkeys(body["events"])),
+        status=body.get("status", "created"),
+        api_key_name=body.get("api_key_name"),
+        api_key_value=body.get("api_key_value"),
+        options={name: body[name] for name in (*WEBHOOK_FILTERS, *WEBHOOK_URL_OPTIONS) if name in body},
+        tags=body.get("tags", {}),
+        owner=owner,
+    )
+
+
+def next_status(current: str, requested: str) -> str:
+    """Clients disable webhooks, or (re-)enable them with `created`; the service starts them and puts them
+    in error."""
+    if requested == "disabled":
+        if current == "error":
+            raise BadRequest("a webhook in error cannot be disabled: re-enable it with status 'created', or delete it")
+        return "disabled"
+    return current if current in ("created", "started") else "created"
+
+
+def replace(stored: Webhook, update: Webhook) -> Webhook:
+    """The stored webhook changed as a PUT asks: configuration replaced, status moved by the rules, the API key
+    value kept when the PUT leaves it out (clients cannot read it back) and names the same header."""
+    status = next_status(stored.status, update.status)
+    api_key_value = update.api_key_value
+    if api_key_value is None and update.api_key_name == stored.api_key_name:
+        api_key_value = stored.api_key_value
+    return Webhook(
+        id=stored.id,
+        url=update.url,
+        events=update.events,
+        status=status,
+        api_key_name=update.api_key_name,
+        api_key_value=api_key_value,
+        options=update.options,
+        tags=update.tags,
+        error=stored.error if status == "error" else None,
+        owner=stored.owner,
+        cursor=stored.cursor,
+    )
+
+
+def forbidden_address(address: str) -> bool:
+    """Link-local (cloud metadata lives there), metadata, unspecified and multicast addresses."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip in METADATA_ADDRESSES
+
+
+def url_problem(url: str, addresses: list[str] | None, allow_link_local: bool) -> str | None:
+    """Why events must not go to this URL, or None. `addresses`: what its host resolves to (None: unknown)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"webhook url {url!r} must be an absolute http or https URL"
+    if allow_link_local or addresses is None:
+        return None
+    refused = sorted({address for address in addresses if forbidden_address(address)})
+    if refused:
+        return (
+            f"webhook url {url!r} resolves to {', '.join(refused)}: link-local and cloud metadata addresses are "
+            "refused (set TAMS_WEBHOOK_ALLOW_LINK_LOCAL=true to allow them)"
+        )
+    return None
+
+
+def resolve(url: str) -> list[str] | None:
+    """The addresses a URL's host resolves to; None when it does not resolve (yet)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port or 80, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    return [str(info[4][0]) for info in infos]
+
+
+def check_url(url: str, allow_link_local: bool) -> None:
+    problem = url_problem(url, None, allow_link_local) or url_problem(url, resolve(url), allow_link_local)
+    if problem is not None:
+        raise BadRequest(problem)
+
+
+def _collected(collectors: list[str], wanted: list[str]) -> bool:
+    """An empty filter list asks for what no collection collects."""
+    return bool(set(collectors) & set(wanted)) if wanted else not collectors
+
+
+def wants(webhook: Webhook, event: Event) -> bool:
+    """Whether the webhook's event types and filters let the event through."""
+    if event.type not in webhook.events:
+        return False
+    options = webhook.options
+    if event.type.startswith("flows/"):
+        if "flow_ids" in options and event.flow_id not in options["flow_ids"]:
+            return False
+        if "flow_collected_by_ids" in options and not _collected(
+            event.flow_collected_by, options["flow_collected_by_ids"]
+        ):
+            return False
+    if "source_ids" in options and event.source_id not in options["source_ids"]:
+        return False
+    return "source_collected_by_ids" not in options or _collected(
+        event.source_collected_by, options["source_collected_by_ids"]
+    )
+
+
+def url_options(webhook: Webhook) -> UrlOptions:
+    options = webhook.options
+    labels = options.get("accept_get_urls")
+    storage_ids = options.get("accept_storage_ids")
+    return UrlOptions(
+        accept_labels=None if labels is None else set(labels),
+        accept_storage_ids=set(storage_ids) if storage_ids else None,
+        presigned=options.get("presigned"),
+        verbose=bool(options.get("verbose_storage")),
+    )
+
+
+def event_body(webhook: Webhook, event: Event, media: MediaStore) -> dict[str, Any]:
+    """The JSON POSTed to the webhook (the spec's `webhooks` section); segment URLs as the webhook asked."""
+    payload = event.payload
+    if event.type == "flows/segments_added":
+        urls = UrlBuilder(media, url_options(webhook))
+        include_object_timerange = bool(webhook.options.get("include_object_timerange"))
+        segments = [
+            segment_json(segment_from_record(record), urls, include_object_timerange) for record in payload["segments"]
+        ]
+        payload = {"flow_id": payload["flow_id"], "segments": segments}
+    return {"event_timestamp": event.timestamp, "event_type": event.type, "event": payload}

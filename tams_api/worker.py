@@ -1,0 +1,175 @@
+"""The background worker: webhook delivery, flow delete requests, and deletion of released media.
+
+One worker works per store at a time (a lease in the store sees to it), inside the API process
+(`TAMS_RUN_WORKER`, the default) or alone as `tams-api worker`, so that API replicas can scale. All its
+state is in the store: a worker that dies mid-way is replaced by the next one to take the lease, which
+carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import suppress
+
+import httpx
+
+from .config import Settings
+from .delivery import Courier
+from .model import StoredObject, Webhook
+from .stores.media import MediaStore
+from .stores.metadata import MetadataStore
+
+log = logging.getLogger("tams_api.worker")
+
+LEASE = "worker"
+LEASE_SECONDS = 15.0
+HOUSEKEEPING_SECONDS = 30.0
+DELETE_SECONDS_PER_STEP = 1.0  # then the worker looks at its other work again
+
+
+def delete_released(store: MetadataStore, media: MediaStore, released: list[StoredObject]) -> None:
+    """Delete the media of released objects and take them off the store's list of media to delete."""
+    ours = [item.id for item in released if item.storage_id == media.backend.id]
+    if ours:
+        media.delete(ours)
+        store.forget_released(ours)
+
+
+class Worker:
+    def __init__(self, store: MetadataStore, media: MediaStore, settings: Settings) -> None:
+        self.store = store
+        self.media = media
+        self.settings = settings
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._couriers: dict[str, tuple[Webhook, asyncio.Task[None]]] = {}
+        self._lease_renewed = -LEASE_SECONDS
+        self._housekept = -HOUSEKEEPING_SECONDS
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; errors are logged and the work goes on."""
+        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout, follow_redirects=False) as client:
+            try:
+                while not stop.is_set():
+                    try:
+                        if await self._hold_lease():
+                            await self.step(client)
+                        else:
+                            await self._stop_couriers()
+                    except Exception:
+                        log.exception("worker step failed; trying again")
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.worker_poll_interval)
+            finally:
+                await self._stop_couriers()
+                await asyncio.to_thread(self.store.release_lease, LEASE, self.holder)
+
+    async def _hold_lease(self) -> bool:
+        if time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3:
+            return True
+        held = await asyncio.to_thread(self.store.claim_lease, LEASE, self.holder, LEASE_SECONDS)
+        self._lease_renewed = time.monotonic() if held else -LEASE_SECONDS
+        return held
+
+    async def step(self, client: httpx.AsyncClient) -> None:
+        await self._sync_couriers(client)
+        await asyncio.to_thread(self.work_on_delete_requests)
+        await asyncio.to_thread(self.collect_garbage)
+        if time.monotonic() - self._housekept >= HOUSEKEEPING_SECONDS:
+            await asyncio.to_thread(self.housekeeping)
+            self._housekept = time.monotonic()
+
+    # -- webhooks ----------------------------------------------------------------------------------
+
+    async def _sync_couriers(self, client: httpx.AsyncClient) -> None:
+        """One courier per listening webhook, restarted when the webhook's registration changes."""
+        active = {webhook.id: webhook for webhook in await asyncio.to_thread(self.store.active_webhooks)}
+        for webhook_id, (webhook, task) in list(self._couriers.items()):
+            current = active.get(webhook_id)
+            if task.done() or current is None or _registration(current) != _registration(webhook):
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+                del self._couriers[webhook_id]
+        for webhook_id, webhook in active.items():
+            if webhook_id not in self._couriers:
+                courier = Courier(webhook, self.store, self.media, self.settings, client)
+                self._couriers[webhook_id] = (webhook, asyncio.create_task(courier.run()))
+
+    async def _stop_couriers(self) -> None:
+        for _, task in self._couriers.values():
+            task.cancel()
+        for _, task in self._couriers.values():
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._couriers.clear()
+
+    # -- deletions ---------------------------------------------------------------------------------
+
+    def work_on_delete_requests(self) -> None:
+        """Step through pending delete requests, oldest first, for about a second."""
+        deadline = time.monotonic() + DELETE_SECONDS_PER_STEP
+        for request_id in self.store.pending_delete_requests():
+            while time.monotonic() < deadline:
+                request, released = self.store.continue_delete_request(
+                    request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
+                )
+                delete_released(self.store, self.media, released)
+                if request.status not in ("created", "started"):
+                    break
+            else:
+                return
+
+    def collect_garbage(self) -> None:
+        """Delete the media of released objects (left over by a crash, or released by housekeeping)."""
+        while batch := self.store.released_objects(500):
+            delete_released(self.store, self.media, batch)
+            elsewhere = [item.id for item in batch if item.storage_id != self.media.backend.id]
+            if elsewhere:
+                log.warning("forgetting %d released objects on storage backends not configured here", len(elsewhere))
+                self.store.forget_released(elsewhere)
+
+    def housekeeping(self) -> None:
+        now_ns = time.time_ns()
+        self.store.prune_events()
+        self.store.release_expired_allocations(now_ns - self.settings.object_timeout * 1_000_000_000)
+        self.store.forget_expired_delete_requests(now_ns)
+
+
+def _registration(webhook: Webhook) -> tuple:
+    """What a courier delivers by: a change of any of it restarts the courier."""
+    return (webhook.url, webhook.events, webhook.api_key_name, webhook.api_key_value, webhook.options)
+
+
+class WorkerThread:
+    """Runs a worker on its own event loop in a thread: the API process's in-process worker."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._started.set()
+        await self.worker.run(self._stop)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="tams-worker", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
