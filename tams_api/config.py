@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     run_worker: bool = Field(True, description="Run the background worker inside the API process.")
     worker_poll_interval: float = Field(0.5, gt=0, description="Seconds between the worker's looks for work.")
+    worker_lease_seconds: float = Field(
+        15.0, gt=0, description="How long a worker that stopped renewing its lease keeps others from working."
+    )
     delete_sync_limit: int = Field(
         1000, ge=0, description="DELETEs covering more segments than this become flow delete requests (202)."
     )

@@ -28,7 +28,6 @@ from .stores.metadata import MetadataStore
 log = logging.getLogger("tams_api.worker")
 
 LEASE = "worker"
-LEASE_SECONDS = 15.0
 HOUSEKEEPING_SECONDS = 30.0
 DELETE_SECONDS_PER_STEP = 1.0  # then the worker looks at its other work again
 
@@ -48,7 +47,7 @@ class Worker:
         self.settings = settings
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._couriers: dict[str, tuple[Webhook, asyncio.Task[None]]] = {}
-        self._lease_renewed = -LEASE_SECONDS
+        self._lease_renewed = -settings.worker_lease_seconds
         self._housekept = -HOUSEKEEPING_SECONDS
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -70,10 +69,12 @@ class Worker:
                 await asyncio.to_thread(self.store.release_lease, LEASE, self.holder)
 
     async def _hold_lease(self) -> bool:
-        if time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3:
+        """Take or renew the store's worker lease, renewing when a third of it has passed."""
+        seconds = self.settings.worker_lease_seconds
+        if time.monotonic() - self._lease_renewed < seconds / 3:
             return True
-        held = await asyncio.to_thread(self.store.claim_lease, LEASE, self.holder, LEASE_SECONDS)
-        self._lease_renewed = time.monotonic() if held else -LEASE_SECONDS
+        held = await asyncio.to_thread(self.store.claim_lease, LEASE, self.holder, seconds)
+        self._lease_renewed = time.monotonic() if held else -seconds
         return held
 
     async def step(self, client: httpx.AsyncClient) -> None:

@@ -11,14 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from endpoints import Content, webhook
-from helpers import STORAGE_ID, Tams, new_id, profile
+from helpers import Tams, make_settings, new_id, profile
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
-
-
-def make_settings(data_dir: Path) -> Settings:
-    # No in-process worker: tests that need background work run a worker of their own (tests/background.py).
-    return Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID, run_worker=False)
 
 
 @pytest.fixture

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 
 from spec import next_link
+from tams_api.config import Settings
 
 VIDEO = "urn:x-nmos:format:video"
 AUDIO = "urn:x-nmos:format:audio"
 CONTAINER = "video/mp2t"
 # The storage backend id tests configure, fixed so that a copied data directory keeps its objects on "this" backend.
 STORAGE_ID = "5a1e3f2c-8d4b-4c6a-9e7f-0b1c2d3e4f50"
+
+
+def make_settings(data_dir: Path, **changes: Any) -> Settings:
+    # No in-process worker: tests that need background work run a worker of their own (tests/background.py).
+    settings = Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID, run_worker=False)
+    return settings.model_copy(update=changes)
 
 
 def new_id() -> str:

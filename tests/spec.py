@@ -199,3 +199,8 @@ def check_response(response: httpx.Response, path: str) -> Any:
     assert_valid(body, content["application/json"].get("schema", {}))
     _check_headers(response, documented.get("headers", {}), body)
     return body
+
+
+def event_schema(event_type: str) -> dict[str, Any]:
+    """The schema of a webhook event's body, from the spec's `webhooks` section."""
+    return openapi()["webhooks"][event_type]["post"]["requestBody"]["content"]["application/json"]["schema"]
