@@ -5,7 +5,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-webhooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.segments
+
+bench-webhooks: $(VENV)/.installed
+	$(BIN)/python -m bench.webhooks
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -193,14 +193,15 @@ def print_log_tail(log_path: Path, lines: int = 30) -> None:
 
 
 @contextmanager
-def running_server(keep_data: bool) -> Iterator[Server]:
+def running_server(keep_data: bool, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """One `tams-api serve` process on a free local port and a fresh data dir, stopped whatever happens."""
     data_dir = Path(tempfile.mkdtemp(prefix="tams-bench-"))
     log_path = data_dir / "server.log"
     port = free_port()
     command = [sys.executable, "-m", "tams_api", "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=server_environment(data_dir, port), stdout=log, stderr=log)
+        env = {**server_environment(data_dir, port), **(extra_env or {})}
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
         server = Server(pid=process.pid, port=port, data_dir=data_dir)
         wait_until_ready(process, server.base_url)

@@ -2,7 +2,8 @@
 
 A courier never gives up an event for a later one: it retries with exponential backoff and, after the
 retry budget, puts the webhook in `error` with the reason. Its cursor in the store moves only past events
-delivered (or not wanted), so a restart resumes where it stopped; delivery is at least once.
+delivered (or not wanted), so a restart resumes where it stopped: delivery is at least once, and a restart
+may repeat the events of the batch under way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import httpx
+import orjson
 
 from .clock import now
 from .config import Settings
@@ -47,17 +49,19 @@ class Courier:
                 await asyncio.sleep(self.settings.worker_poll_interval)
                 continue
             for event in events:
-                if wants(webhook, event):
-                    if not await self._deliver_or_give_up(event):
-                        return
-                    await asyncio.to_thread(self.store.advance_webhook, webhook.id, event.seq)
+                if wants(webhook, event) and not await self._deliver_or_give_up(event, cursor):
+                    return
                 cursor = event.seq
+            # Once per batch: a write per event would contend with the API for the store's writer.
             await asyncio.to_thread(self.store.advance_webhook, webhook.id, cursor)
 
-    async def _deliver_or_give_up(self, event: Event) -> bool:
-        """Deliver one event, retrying; False once the webhook is in error."""
+    async def _deliver_or_give_up(self, event: Event, delivered: int) -> bool:
+        """Deliver one event, retrying; False once the webhook is in error. `delivered`: the cursor so far,
+        saved before the first retry so that a restart does not deliver those events again."""
         settings = self.settings
         for attempt in range(1, settings.webhook_max_attempts + 1):
+            if attempt == 2:
+                await asyncio.to_thread(self.store.advance_webhook, self.webhook.id, delivered)
             try:
                 problem = await self._post(event)
             except Undeliverable as refused:
@@ -78,9 +82,9 @@ class Courier:
         headers = {"Content-Type": "application/json"}
         if webhook.api_key_name and webhook.api_key_value is not None:
             headers[webhook.api_key_name] = webhook.api_key_value
-        body = event_body(webhook, event, self.media)
+        body = orjson.dumps(event_body(webhook, event, self.media))
         try:
-            response = await self.client.post(webhook.url, json=body, headers=headers)
+            response = await self.client.post(webhook.url, content=body, headers=headers)
         except httpx.TimeoutException:
             return f"{webhook.url} did not answer within {self.settings.webhook_timeout:g} s"
         except httpx.HTTPError as error:

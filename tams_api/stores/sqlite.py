@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .. import timerange as tr
 from ..clock import instant_text, now
 from ..errors import BadRequest, Forbidden, NotFound
@@ -638,7 +640,7 @@ class SqliteMetadataStore:
         )
         if self._listening(db):
             flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-            self._emit(db, "flows/updated", {"flow": flow.to_json()}, flow)
+            self._emit(db, "flows/updated", {"flow": flow.to_json()}, flow_id=flow_id)
 
     def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
         stamp = now()
@@ -690,9 +692,8 @@ class SqliteMetadataStore:
             if self._listening(db):
                 if new_source:
                     self._emit_source(db, "sources/created", flow.source_id)
-                self._emit(
-                    db, "flows/created" if existing is None else "flows/updated", {"flow": stored.to_json()}, stored
-                )
+                event_type = "flows/created" if existing is None else "flows/updated"
+                self._emit(db, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
         return stored, existing is None
 
     def _ensure_source(self, db: sqlite3.Connection, flow: FlowWrite, stamp: Any) -> bool:
@@ -751,8 +752,7 @@ class SqliteMetadataStore:
 
     def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[StoredObject]:
         if self._listening(db):
-            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-            self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow)
+            self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
         source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
         object_ids = [row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))]
         db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
@@ -888,8 +888,7 @@ class SqliteMetadataStore:
             )
             for segment in added
         ]
-        flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-        self._emit(db, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow)
+        self._emit(db, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
 
     @staticmethod
     def _stored_objects(db: sqlite3.Connection, object_ids: list[str]) -> dict[str, StoredObject]:
@@ -1150,9 +1149,8 @@ class SqliteMetadataStore:
             (now().text, first[0] if first else None, last[1] if last else None, flow_pk),
         )
         if self._listening(db):
-            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
             deleted = {"flow_id": flow_id, "timerange": tr.span(rows[0][1], rows[-1][1])}
-            self._emit(db, "flows/segments_deleted", deleted, flow)
+            self._emit(db, "flows/segments_deleted", deleted, flow_id=flow_id)
         released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
         return released, last_start
 
@@ -1317,22 +1315,32 @@ class SqliteMetadataStore:
         db: sqlite3.Connection,
         event_type: str,
         payload: dict[str, Any],
-        flow: Flow | None = None,
+        flow_id: str | None = None,
         source_id: str | None = None,
     ) -> None:
-        """Write an event to the outbox, in the transaction of the change it reports."""
-        source_id = flow.source_id if flow is not None else source_id
+        """Write an event to the outbox, in the transaction of the change it reports, with what webhook
+        filters look at: the flow's source and the collections of the flow and of its source."""
+        flow_collected_by: list[str] = []
+        if flow_id is not None:
+            source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
+            flow_collected_by = [
+                collector
+                for (collector,) in db.execute(
+                    "SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? ORDER BY collector_id",
+                    (flow_id,),
+                )
+            ]
         db.execute(
             "INSERT INTO events (type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
             "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 event_type,
                 now().text,
-                flow.id if flow is not None else None,
+                flow_id,
                 source_id,
-                json.dumps(flow.collected_by if flow is not None else []),
-                json.dumps(self._source_collected_by(db, source_id) if source_id else []),
-                json.dumps(payload),
+                orjson.dumps(flow_collected_by).decode(),
+                orjson.dumps(self._source_collected_by(db, source_id) if source_id else []).decode(),
+                orjson.dumps(payload).decode(),
             ),
         )
 
