@@ -9,20 +9,24 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_settings
-from helpers import Tams, new_id, video_flow
+from helpers import Tams, make_settings, new_id, video_flow
 from spec import assert_valid, check_response
 from tams_api.app import create_app
 from tams_api.config import Settings
 
 USERS = "admin adminpw tams-api/admin; reader readpw tams-api/read; legacy legacypw"
-TOKENS = "ingest tok-ingest tams-api/read,tams-api/write"
+TOKENS = "ingest tok-ingest tams-api/read,tams-api/write; ops tok-ops tams-api/read,tams-api/write,tams-api/delete"
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path).model_copy(
-        update={"auth_modes": "basic,token", "auth_users": USERS, "auth_tokens": TOKENS, "auth_strict_scopes": True}
+    return make_settings(
+        tmp_path,
+        auth_modes="basic,token",
+        auth_users=USERS,
+        auth_tokens=TOKENS,
+        auth_strict_scopes=True,
+        delete_sync_limit=0,  # any delete of segments becomes a flow delete request
     )
 
 
@@ -66,6 +70,34 @@ def test_unscoped_credentials_are_refused_in_strict_mode(client: TestClient) -> 
 def test_service_administration_needs_the_admin_scope(client: TestClient) -> None:
     assert client.post("/service", json={"name": "x"}, headers=BEARER).status_code == 403
     assert client.post("/service", json={"name": "x"}, headers=basic("admin", "adminpw")).status_code == 200
+
+
+def test_webhooks_belong_to_whoever_registered_them(client: TestClient) -> None:
+    body = {"url": "http://127.0.0.1:9/events", "events": ["flows/created"]}
+    webhook_id = client.post("/service/webhooks", json=body, headers=BEARER).json()["id"]
+    update = {**body, "id": webhook_id, "status": "disabled"}
+    ops = {"Authorization": "Bearer tok-ops"}
+    refused = client.put(f"/service/webhooks/{webhook_id}", json=update, headers=ops)
+    assert refused.status_code == 403
+    check_response(refused, "/service/webhooks/{webhookId}")
+    assert client.delete(f"/service/webhooks/{webhook_id}", headers=ops).status_code == 403
+    assert client.put(f"/service/webhooks/{webhook_id}", json=update, headers=BEARER).status_code == 201
+    assert client.delete(f"/service/webhooks/{webhook_id}", headers=basic("admin", "adminpw")).status_code == 204
+
+
+def test_delete_requests_record_who_asked_and_their_listing_needs_admin(client: TestClient) -> None:
+    client.headers.update({"Authorization": "Bearer tok-ops"})
+    tams = Tams(client)
+    flow_id = tams.put_flow()
+    tams.add_segment(flow_id, "[0:0_1:0)")
+    deferred = client.delete(f"/flows/{flow_id}/segments")
+    assert deferred.status_code == 202
+    assert deferred.json()["created_by"] == "ops"
+    request_id = deferred.json()["id"]
+    assert client.get(f"/flow-delete-requests/{request_id}").status_code == 200
+    assert client.get("/flow-delete-requests").status_code == 403
+    admin = client.get("/flow-delete-requests", headers=basic("admin", "adminpw"))
+    assert [item["id"] for item in admin.json()] == [request_id]
 
 
 def test_media_urls_need_no_tams_credentials(client: TestClient) -> None:
