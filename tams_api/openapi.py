@@ -51,6 +51,8 @@ REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("/flows/{flow_id}/segments", "post"): {"oneOf": [_ref("flow-segment-post"), _array(_ref("flow-segment-post"))]},
     ("/flows/{flow_id}/storage", "post"): _ref("flow-storage-post"),
     ("/objects/{object_id}/instances", "post"): _ref("objects-instances-post"),
+    ("/service/webhooks", "post"): _ref("webhook-post"),
+    ("/service/webhooks/{webhook_id}", "put"): _ref("webhook-put"),
 }
 
 # Success bodies per (path, method, status); None: no body.
@@ -85,6 +87,15 @@ RESPONSE_BODIES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("/objects/{object_id}", "get"): {"200": _ref("object")},
     ("/objects/{object_id}/instances", "post"): {"201": None},
     ("/objects/{object_id}/instances", "delete"): {"204": None},
+    ("/flows/{flow_id}", "delete"): {"202": _ref("deletion-request"), "204": None},
+    ("/flows/{flow_id}/segments", "delete"): {"202": _ref("deletion-request"), "204": None},
+    ("/service/webhooks", "get"): {"200": _array(_ref("webhook-get"))},
+    ("/service/webhooks", "post"): {"201": _ref("webhook-get")},
+    ("/service/webhooks/{webhook_id}", "get"): {"200": _ref("webhook-get")},
+    ("/service/webhooks/{webhook_id}", "put"): {"201": _ref("webhook-get")},
+    ("/service/webhooks/{webhook_id}", "delete"): {"204": None},
+    ("/flow-delete-requests", "get"): {"200": _array(_ref("deletion-request"))},
+    ("/flow-delete-requests/{request_id}", "get"): {"200": _ref("deletion-request")},
 }
 
 ERROR = {"description": "Error", "content": {"application/json": {"schema": _ref("error")}}}

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from background import Receiver, receiver, running_worker, wait_for
 from helpers import Tams, new_id, video_flow
 from spec import assert_valid, check_response, event_schema
-from tams_api.model import EVENT_TYPES
+from tams_api.model import EVENT_TYPES, Webhook
 from tams_api.webhooks import forbidden_address
 
 
@@ -250,3 +250,15 @@ def test_ssrf_guard_names_the_setting_and_can_be_turned_off(client: TestClient) 
     refused = client.post("/service/webhooks", json={"url": "http://169.254.169.254/", "events": ["flows/created"]})
     assert refused.status_code == 400
     assert "TAMS_WEBHOOK_ALLOW_LINK_LOCAL" in refused.json()["summary"]
+
+
+def test_delivery_checks_the_address_again(app: FastAPI, tams: Tams) -> None:
+    """A name can resolve elsewhere at delivery than at registration (DNS rebinding): the worker checks again."""
+    store = app.state.services.store
+    hook = Webhook(id=new_id(), url="http://169.254.169.254/latest", events=["flows/created"], status="created")
+    store.save_webhook(hook, lambda _: hook)  # as if it had resolved to an ordinary address when registered
+    with running_worker(app.state.services):
+        tams.put_flow()
+        stored = wait_for(lambda: (found := webhook(tams.client, hook.id))["status"] == "error" and found)
+    assert "after 1 attempt(s)" in stored["error"]["summary"]
+    assert "link-local" in stored["error"]["summary"]

@@ -100,7 +100,7 @@ def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Resp
     return json_response(flow.to_json(), status=201) if created else no_content()
 
 
-@router.delete("/flows/{flow_id}", status_code=204, responses={202: {"description": "Deletion continues"}})
+@router.delete("/flows/{flow_id}", status_code=204)
 def delete_flow(request: Request, services: ServicesDep, flow_id: str) -> Response:
     deletion = services.store.delete_flow(
         require_uuid(flow_id, "flow"), services.settings.delete_sync_limit, principal_name(request)

@@ -116,7 +116,7 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
     return json_response({"failed_segments": [_failure_json(failure) for failure in failures]}, status=200)
 
 
-@router.delete("/flows/{flow_id}/segments", status_code=204, responses={202: {"description": "Deletion continues"}})
+@router.delete("/flows/{flow_id}/segments", status_code=204)
 def delete_segments(
     request: Request, services: ServicesDep, flow_id: str, timerange: str = "_", object_id: str | None = None
 ) -> Response:
