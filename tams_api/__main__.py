@@ -1,5 +1,6 @@
 """`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
-the background worker alone, for deployments where API replicas scale and one worker serves the store."""
+the background worker alone, for deployments where API replicas scale and one worker serves the store;
+`tams-api provision s3` creates what the configured stores need."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 
 from .app import create_app, open_services
 from .config import Settings
+from .errors import ConfigurationError
+from .provision import provision_s3
 from .worker import Worker
 
 
@@ -26,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     worker = commands.add_parser("worker", help="run the background worker alone")
     worker.add_argument("--log-level", default="info")
+    provision = commands.add_parser("provision", help="create what the configured stores need (idempotent)")
+    provision.add_argument("target", choices=["s3"], help="s3: the bucket of TAMS_S3_BUCKET")
     args = parser.parse_args(argv)
 
     try:
@@ -33,10 +38,16 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as error:
         problems = "; ".join(f"TAMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         sys.exit(f"tams-api: bad configuration: {problems}")
-    if args.command == "worker":
-        run_worker(settings, args.log_level)
-        return
-    app = create_app(settings)
+    try:
+        if args.command == "provision":
+            print(f"tams-api: {provision_s3(settings)}")
+            return
+        if args.command == "worker":
+            run_worker(settings, args.log_level)
+            return
+        app = create_app(settings)
+    except ConfigurationError as error:
+        sys.exit(f"tams-api: bad configuration: {error}")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 

@@ -15,28 +15,58 @@ from .openapi import install_openapi
 from .routers import delete_requests, flows, media, objects, segments, service, sources, webhooks
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
-from .stores.media import StorageBackend
+from .stores.media import MediaStore, StorageBackend
+from .stores.s3 import S3MediaStore, s3_session
+from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
 from .worker import Worker, WorkerThread
 
 
-def open_services(settings: Settings) -> Services:
-    store = SqliteMetadataStore(settings.resolved_sqlite_path)
+def open_media(settings: Settings) -> MediaStore:
+    """The configured media store; an S3 bucket that cannot be reached fails here, naming the setting."""
     backend = StorageBackend(
         id=settings.resolved_storage_id,
-        label=settings.storage_label,
+        label=settings.resolved_storage_label,
         provider="tams-operator",
-        store_product="filesystem",
+        store_product=settings.media_backend,
+        region=settings.s3_region if settings.media_backend == "s3" else None,
         default_storage=True,
     )
-    media_store = FilesystemMediaStore(
+    if settings.media_backend == "s3":
+        bucket = settings.s3_bucket or ""
+        path_style = settings.resolved_s3_path_style
+        client, credentials = s3_session(
+            settings.s3_endpoint_url,
+            settings.s3_region,
+            settings.s3_access_key_id,
+            settings.s3_secret_access_key,
+            path_style,
+        )
+        public_endpoint = settings.s3_public_endpoint_url or client.meta.endpoint_url
+        store = S3MediaStore(
+            client=client,
+            credentials=credentials,
+            bucket=bucket,
+            prefix=settings.s3_prefix,
+            presigner=Presigner(public_endpoint, settings.s3_region, bucket, virtual_hosted=not path_style),
+            url_timeout=settings.presigned_url_timeout,
+            backend=backend,
+            url_cache_size=settings.s3_url_cache_size,
+        )
+        store.check()
+        return store
+    return FilesystemMediaStore(
         root=settings.resolved_media_dir,
         public_url=settings.public_url,
         signing_key=load_signing_key(settings.url_signing_key, settings.data_dir),
         url_timeout=settings.presigned_url_timeout,
         backend=backend,
     )
-    return Services(store=store, media=media_store, settings=settings)
+
+
+def open_services(settings: Settings) -> Services:
+    media = open_media(settings)
+    return Services(store=SqliteMetadataStore(settings.resolved_sqlite_path), media=media, settings=settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

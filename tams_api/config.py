@@ -20,15 +20,26 @@ class Settings(BaseSettings):
     )
     metadata_backend: Literal["sqlite"] = "sqlite"
     sqlite_path: Path | None = Field(None, description="SQLite database file (default DATA_DIR/tams.sqlite).")
-    media_backend: Literal["filesystem"] = "filesystem"
+    media_backend: Literal["filesystem", "s3"] = "filesystem"
     media_dir: Path | None = Field(None, description="Media object directory (default DATA_DIR/media).")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region).")
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint in presigned URLs, when clients reach S3 by another name (default: the endpoint)."
+    )
+    s3_region: str = "us-east-1"
+    s3_bucket: str | None = None
+    s3_prefix: str = Field("", description="Prefix of object keys in the bucket.")
+    s3_access_key_id: str | None = Field(None, description="Default: boto3's credential chain.")
+    s3_secret_access_key: str | None = None
+    s3_path_style: bool | None = Field(None, description="Path-style URLs (default: when an endpoint is set).")
+    s3_url_cache_size: int = Field(100_000, ge=0, description="Presigned GET URLs kept for reuse (0: none).")
     url_signing_key: str | None = Field(
         None, description="HMAC key for media URLs (default: generated once into DATA_DIR/url-signing.key)."
     )
     presigned_url_timeout: int = Field(3600, description="Seconds a presigned media URL stays valid.")
     object_timeout: int = Field(7200, description="Seconds an allocated object may wait for registration.")
     storage_id: uuid.UUID | None = Field(None, description="Storage backend id (default derived from media dir).")
-    storage_label: str = "local-filesystem"
+    storage_label: str | None = Field(None, description="Default: local-filesystem, or s3:BUCKET.")
     service_name: str = "TAMS"
     service_description: str = "Time-addressable Media Store"
     default_page_limit: int = Field(100, ge=1)
@@ -79,6 +90,8 @@ class Settings(BaseSettings):
         unknown = self.auth_mode_set - {"basic", "token", "jwt"}
         if unknown:
             raise ValueError(f"TAMS_AUTH_MODES has unknown modes {sorted(unknown)}: use basic, token, jwt")
+        if self.media_backend == "s3" and not self.s3_bucket:
+            raise ValueError("TAMS_MEDIA_BACKEND is s3: set TAMS_S3_BUCKET")
         if "jwt" in self.auth_mode_set and not (self.auth_jwks_url or self.auth_jwks_file):
             raise ValueError("TAMS_AUTH_MODES has jwt: set TAMS_AUTH_JWKS_URL or TAMS_AUTH_JWKS_FILE")
         return self
@@ -99,4 +112,18 @@ class Settings(BaseSettings):
     def resolved_storage_id(self) -> str:
         if self.storage_id is not None:
             return str(self.storage_id)
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tams-filesystem:{self.resolved_media_dir.resolve()}"))
+        if self.media_backend == "s3":
+            location = f"tams-s3:{self.s3_endpoint_url or self.s3_region}/{self.s3_bucket}/{self.s3_prefix}"
+        else:
+            location = f"tams-filesystem:{self.resolved_media_dir.resolve()}"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, location))
+
+    @property
+    def resolved_storage_label(self) -> str:
+        if self.storage_label is not None:
+            return self.storage_label
+        return f"s3:{self.s3_bucket}" if self.media_backend == "s3" else "local-filesystem"
+
+    @property
+    def resolved_s3_path_style(self) -> bool:
+        return self.s3_endpoint_url is not None if self.s3_path_style is None else self.s3_path_style

@@ -23,3 +23,7 @@ class Forbidden(TamsError):
 
 class Unauthorized(TamsError):
     """No valid credentials were presented (401)."""
+
+
+class ConfigurationError(Exception):
+    """The service cannot start as configured; the message names the setting to fix, in one line."""

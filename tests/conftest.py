@@ -6,23 +6,38 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from endpoints import Content, webhook
-from helpers import Tams, make_settings, new_id, profile
+from helpers import MEDIA_BACKENDS, Tams, backend_settings, make_settings, new_id, profile
+from s3_server import S3Server, seaweedfs
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS, started once per session on first use."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server: S3Server) -> str:
+    """One bucket for the API tests; each test keeps its objects under a prefix of its own."""
+    return s3_server.new_bucket()
+
+
+@pytest.fixture(params=MEDIA_BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return backend_settings(request, tmp_path)
 
 
 # Where a service keeps its data; tests whose other settings are equal share one app (see `app`).
-LOCATION_SETTINGS = {"data_dir", "sqlite_path", "media_dir"}
+LOCATION_SETTINGS = {"data_dir", "sqlite_path", "media_dir", "s3_prefix"}
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +78,12 @@ def app(
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def client(app: FastAPI, settings: Settings) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
+        if settings.s3_endpoint_url:
+            # Media URLs of the s3 store point at the S3 server: requests to it leave the test client for real.
+            pattern = httpx._utils.URLPattern(f"all://{httpx.URL(settings.s3_endpoint_url).netloc.decode()}")
+            test_client._mounts = {pattern: httpx.HTTPTransport(), **test_client._mounts}
         yield test_client
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from helpers import STORAGE_ID, new_id, profile, video_flow
+from helpers import STORAGE_ID, STORAGE_LABEL, new_id, profile, video_flow
 from spec import endpoints
 
 
@@ -208,7 +208,7 @@ BAD_WRITES = [
         "POST",
         "/objects/{objectId}/instances",
         400,
-        body=_constant({"url": "https://c.ex", "label": "local-filesystem"}),
+        body=_constant({"url": "https://c.ex", "label": STORAGE_LABEL}),
     ),
     Call("POST", "/objects/{objectId}/instances", 400, body=_constant({"storage_id": STORAGE_ID})),  # there already
     Call("DELETE", "/objects/{objectId}/instances", 400),  # neither storage_id nor label

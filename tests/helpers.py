@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
+from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
 from tams_api.config import Settings
 
@@ -18,12 +20,39 @@ AUDIO = "urn:x-nmos:format:audio"
 CONTAINER = "video/mp2t"
 # The storage backend id tests configure, fixed so that a copied data directory keeps its objects on "this" backend.
 STORAGE_ID = "5a1e3f2c-8d4b-4c6a-9e7f-0b1c2d3e4f50"
+STORAGE_LABEL = "test-storage"  # on every media backend, so that tests name it alike
 
 
 def make_settings(data_dir: Path, **changes: Any) -> Settings:
     # No in-process worker: tests that need background work run a worker of their own (tests/background.py).
-    settings = Settings(data_dir=data_dir, public_url="http://testserver", storage_id=STORAGE_ID, run_worker=False)
+    settings = Settings(
+        data_dir=data_dir,
+        public_url="http://testserver",
+        storage_id=STORAGE_ID,
+        storage_label=STORAGE_LABEL,
+        run_worker=False,
+    )
     return settings.model_copy(update=changes)
+
+
+# The API tests run on every media store: the embedded filesystem one and S3 (a real SeaweedFS).
+MEDIA_BACKENDS = ["filesystem", "s3"]
+
+
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, **changes: Any) -> Settings:
+    """Settings of a test's service on the media backend of its parameter (`MEDIA_BACKENDS`)."""
+    if getattr(request, "param", "filesystem") == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        changes = {
+            "media_backend": "s3",
+            "s3_endpoint_url": server.endpoint_url,
+            "s3_bucket": request.getfixturevalue("s3_bucket"),
+            "s3_prefix": f"{tmp_path.name}/",
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+            **changes,
+        }
+    return make_settings(tmp_path, **changes)
 
 
 def new_id() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from helpers import STORAGE_ID, Tams
+from helpers import STORAGE_ID, STORAGE_LABEL, Tams
 
 
 def urls(client: TestClient, object_id: str) -> list[tuple[str, bool]]:
@@ -18,7 +18,7 @@ def test_uncontrolled_urls_come_and_go_and_the_last_instance_stays(tams: Tams, f
     mirror = {"url": "https://mirror.example/object", "label": "mirror"}
     assert client.post(f"/objects/{object_id}/instances", json=mirror).status_code == 201
     assert client.post(f"/objects/{object_id}/instances", json=mirror).status_code == 400  # label taken
-    assert urls(client, object_id) == [("local-filesystem", True), ("mirror", False)]
+    assert urls(client, object_id) == [(STORAGE_LABEL, True), ("mirror", False)]
 
     # The controlled copy may go while the mirror remains; its bytes go with it.
     get_url = tams.segments(flow_id)[0]["get_urls"][0]["url"]
@@ -33,7 +33,7 @@ def test_uncontrolled_urls_come_and_go_and_the_last_instance_stays(tams: Tams, f
 
 def test_labels_of_storage_backends_are_reserved(tams: Tams, flow_id: str) -> None:
     object_id = tams.add_segment(flow_id, "[0:0_1:0)")
-    taken = {"url": "https://elsewhere.example/x", "label": "local-filesystem"}
+    taken = {"url": "https://elsewhere.example/x", "label": STORAGE_LABEL}
     assert tams.client.post(f"/objects/{object_id}/instances", json=taken).status_code == 400
 
 

@@ -16,7 +16,10 @@ router = APIRouter(tags=["Media"], include_in_schema=False)
 
 
 def _store(request: Request) -> FilesystemMediaStore:
-    return request.app.state.services.media
+    store = request.app.state.services.media
+    if not isinstance(store, FilesystemMediaStore):
+        raise NotFound("this service keeps media elsewhere: use the URLs it hands out")
+    return store
 
 
 @router.put("/media/{object_id:path}")

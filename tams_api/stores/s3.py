@@ -1,0 +1,137 @@
+"""Media in an S3 bucket: clients PUT and GET object bytes on presigned URLs, straight to S3.
+
+boto3 does the bucket operations (checks, deletes, provisioning); URLs are presigned by `sigv4.Presigner`,
+a few µs each instead of botocore's few hundred, and reused while most of their lifetime remains, so that
+listings of hundreds of segments stay fast (bench/s3_listing.py measures both).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import OrderedDict
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from ..errors import ConfigurationError
+from .media import PutRequest, StorageBackend
+from .sigv4 import Credentials, Presigner
+
+DELETE_BATCH = 1000  # the most DeleteObjects takes
+
+
+@functools.cache
+def s3_session(
+    endpoint_url: str | None, region: str, access_key: str | None, secret_key: str | None, path_style: bool
+) -> tuple[Any, Any]:
+    """A boto3 S3 client and the credentials it signs with (given keys, or boto3's usual chain). Shared per
+    configuration: making a client loads botocore's service model, about half a second."""
+    session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region)
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigurationError(
+            "TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: no S3 credentials (set them, or give the process "
+            "AWS credentials another way boto3 finds)"
+        )
+    client = session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if path_style else "virtual"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
+    )
+    return client, credentials
+
+
+def explain(error: Exception, bucket: str, endpoint: str) -> str:
+    """One line naming the setting to fix, for an error reaching the bucket."""
+    if isinstance(error, EndpointConnectionError):
+        return f"TAMS_S3_ENDPOINT_URL: cannot connect to {endpoint}"
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            return f"TAMS_S3_BUCKET: bucket {bucket!r} does not exist at {endpoint} (create it: tams-api provision s3)"
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
+            return f"TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: access to bucket {bucket!r} denied ({code})"
+        return f"TAMS_S3_BUCKET: bucket {bucket!r} at {endpoint} answered {code}: {error}"
+    return f"TAMS_S3_ENDPOINT_URL: {endpoint}: {error}"
+
+
+class S3MediaStore:
+    def __init__(
+        self,
+        client: Any,
+        credentials: Any,
+        bucket: str,
+        prefix: str,
+        presigner: Presigner,
+        url_timeout: int,
+        backend: StorageBackend,
+        url_cache_size: int = 100_000,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.presigner = presigner
+        self.url_timeout = url_timeout
+        self.backend = backend
+        self._credentials = credentials  # boto3's: static, or refreshing (e.g. web identity in a pod)
+        self._url_cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._url_cache_size = url_cache_size
+
+    def check(self) -> None:
+        """Fail fast, with the setting to fix, when the bucket cannot be reached."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as error:
+            raise ConfigurationError(explain(error, self.bucket, self.client.meta.endpoint_url)) from None
+
+    def key(self, object_id: str) -> str:
+        return f"{self.prefix}{object_id}"
+
+    def _signing_credentials(self) -> Credentials:
+        frozen = self._credentials.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def put_request(self, object_id: str, content_type: str) -> PutRequest:
+        url = self.presigner.url(
+            "PUT", self.key(object_id), self._signing_credentials(), self.url_timeout, content_type=content_type
+        )
+        return PutRequest(url, content_type)
+
+    def get_url(self, object_id: str) -> str:
+        """A presigned GET URL, reused while more than half its lifetime remains."""
+        now = time.time()
+        cached = self._url_cache.get(object_id)
+        if cached is not None and cached[1] > now:
+            self._url_cache.move_to_end(object_id)
+            return cached[0]
+        url = self.presigner.url("GET", self.key(object_id), self._signing_credentials(), self.url_timeout, now=now)
+        if self._url_cache_size:
+            self._url_cache[object_id] = (url, now + self.url_timeout / 2)
+            if len(self._url_cache) > self._url_cache_size:
+                self._url_cache.popitem(last=False)
+        return url
+
+    def delete(self, object_ids: list[str]) -> None:
+        for start in range(0, len(object_ids), DELETE_BATCH):
+            batch = object_ids[start : start + DELETE_BATCH]
+            for object_id in batch:
+                self._url_cache.pop(object_id, None)
+            response = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self.key(object_id)} for object_id in batch], "Quiet": True},
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise RuntimeError(
+                    f"S3 refused to delete {len(errors)} objects, e.g. {first['Key']}: {first['Message']}"
+                )

@@ -1,0 +1,135 @@
+"""One contract for every media store: what clients do with the URLs a store hands out.
+
+Runs on the filesystem store (served by this API) and on the s3 store against a real S3 server (SeaweedFS),
+which checks signatures, expiry and content type as S3 does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import make_settings
+from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+from tams_api.app import create_app, open_media
+from tams_api.stores.media import MediaStore
+
+BACKENDS = ["filesystem", "s3"]
+
+
+@dataclass
+class MediaUnderTest:
+    store: MediaStore
+    http: httpx.Client  # fetches the store's URLs as a client would
+
+    def put(self, object_id: str, data: bytes, content_type: str = "video/mp2t") -> httpx.Response:
+        request = self.store.put_request(object_id, content_type)
+        return self.http.put(request.url, content=data, headers={"Content-Type": request.content_type})
+
+
+def s3_settings(tmp_path: Path, server: S3Server, **changes: Any) -> Any:
+    return make_settings(
+        tmp_path,
+        media_backend="s3",
+        s3_endpoint_url=server.endpoint_url,
+        s3_bucket=server.new_bucket(),
+        s3_access_key_id=ACCESS_KEY,
+        s3_secret_access_key=SECRET_KEY,
+        **changes,
+    )
+
+
+@contextmanager
+def media_under_test(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, url_timeout: int = 3600
+) -> Iterator[MediaUnderTest]:
+    if backend == "filesystem":
+        app = create_app(make_settings(tmp_path))
+        store = app.state.services.media
+        store.url_timeout = url_timeout
+        with TestClient(app) as client:  # the filesystem store's URLs are served by the API itself
+            yield MediaUnderTest(store, client)
+    else:
+        store = open_media(s3_settings(tmp_path, request.getfixturevalue("s3_server")))
+        store.url_timeout = url_timeout
+        with httpx.Client(timeout=60) as client:
+            yield MediaUnderTest(store, client)
+
+
+@pytest.fixture(params=BACKENDS)
+def media(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MediaUnderTest]:
+    with media_under_test(request.param, tmp_path, request) as under_test:
+        yield under_test
+
+
+def tampered(url: str) -> str:
+    """The URL with the last character of its signature changed."""
+    return url[:-1] + ("0" if url[-1] != "0" else "1")
+
+
+def test_round_trip_keeps_bytes_and_content_type(media: MediaUnderTest) -> None:
+    assert media.put("object-1", b"media bytes").status_code == 200
+    response = media.http.get(media.store.get_url("object-1"))
+    assert response.status_code == 200
+    assert response.content == b"media bytes"
+    assert response.headers["content-type"] == "video/mp2t"
+
+
+def test_object_ids_with_any_characters(media: MediaUnderTest) -> None:
+    object_id = "my/object ä+1~"
+    assert media.put(object_id, b"x").status_code == 200
+    assert media.http.get(media.store.get_url(object_id)).content == b"x"
+
+
+def test_upload_with_another_content_type_is_refused(media: MediaUnderTest) -> None:
+    request = media.store.put_request("object-1", "video/mp2t")
+    response = media.http.put(request.url, content=b"x", headers={"Content-Type": "text/html"})
+    assert response.status_code == 403
+
+
+def test_tampered_urls_are_refused(media: MediaUnderTest) -> None:
+    assert media.put("object-1", b"secret").status_code == 200
+    url = media.store.get_url("object-1")
+    assert media.http.get(tampered(url)).status_code == 403
+    other = media.store.get_url("object-2")
+    assert media.http.get(url.replace("object-1", "object-2")).status_code == 403, "a URL names one object"
+    assert media.http.put(other, content=b"x").status_code == 403, "a GET URL does not allow a PUT"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_expired_urls_are_refused(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    # Expiry is in whole seconds (signed at second granularity): 2 s leaves each URL at least 1 s to be used.
+    with media_under_test(backend, tmp_path, request, url_timeout=2) as media:
+        put = media.store.put_request("object-1", "video/mp2t")
+        assert media.put("object-0", b"fresh").status_code == 200
+        get = media.store.get_url("object-0")
+        time.sleep(3.1)
+        assert media.http.put(put.url, content=b"x", headers={"Content-Type": "video/mp2t"}).status_code == 403
+        assert media.http.get(get).status_code == 403
+
+
+def test_deleted_objects_are_gone_and_unknown_ones_are_no_error(media: MediaUnderTest) -> None:
+    assert media.put("object-1", b"x").status_code == 200
+    media.store.delete(["object-1", "never-uploaded"])
+    assert media.http.get(media.store.get_url("object-1")).status_code == 404
+
+
+def test_a_100_mb_object_round_trips(media: MediaUnderTest) -> None:
+    data = os.urandom(100 * 1024 * 1024)
+    assert media.put("big", data).status_code == 200
+    digest = hashlib.sha256()
+    with media.http.stream("GET", media.store.get_url("big")) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_bytes(1024 * 1024):
+            digest.update(chunk)
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
