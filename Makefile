@@ -5,7 +5,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-webhooks clean
+.PHONY: run test lint bench bench-webhooks bench-s3 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(VENV)/.installed
 
 bench-webhooks: $(VENV)/.installed
 	$(BIN)/python -m bench.webhooks
+
+bench-s3: $(VENV)/.installed
+	$(BIN)/python -m bench.s3_listing
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -193,9 +193,14 @@ def print_log_tail(log_path: Path, lines: int = 30) -> None:
 
 
 @contextmanager
-def running_server(keep_data: bool, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """One `tams-api serve` process on a free local port and a fresh data dir, stopped whatever happens."""
-    data_dir = Path(tempfile.mkdtemp(prefix="tams-bench-"))
+def running_server(
+    keep_data: bool, extra_env: dict[str, str] | None = None, data_dir: Path | None = None
+) -> Iterator[Server]:
+    """One `tams-api serve` process on a free local port and a fresh data dir (or the given one, then kept),
+    stopped whatever happens."""
+    keep_data = keep_data or data_dir is not None
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="tams-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     port = free_port()
     command = [sys.executable, "-m", "tams_api", "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]

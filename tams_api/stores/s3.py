@@ -21,6 +21,7 @@ from .media import PutRequest, StorageBackend
 from .sigv4 import Credentials, Presigner
 
 DELETE_BATCH = 1000  # the most DeleteObjects takes
+CREDENTIALS_RECHECK_S = 5.0
 
 
 @functools.cache
@@ -83,6 +84,7 @@ class S3MediaStore:
         self.url_timeout = url_timeout
         self.backend = backend
         self._credentials = credentials  # boto3's: static, or refreshing (e.g. web identity in a pod)
+        self._signing: tuple[Credentials, float] | None = None
         self._url_cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._url_cache_size = url_cache_size
 
@@ -97,8 +99,15 @@ class S3MediaStore:
         return f"{self.prefix}{object_id}"
 
     def _signing_credentials(self) -> Credentials:
-        frozen = self._credentials.get_frozen_credentials()
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        """boto3's current credentials, looked at every few seconds (refreshing ones renew well before expiry)."""
+        now = time.monotonic()
+        if self._signing is None or now - self._signing[1] > CREDENTIALS_RECHECK_S:
+            frozen = self._credentials.get_frozen_credentials()
+            current = self._signing[0] if self._signing else None
+            if current is None or (current.access_key, current.secret_key, current.token) != tuple(frozen):
+                current = Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+            self._signing = (current, now)
+        return self._signing[0]
 
     def put_request(self, object_id: str, content_type: str) -> PutRequest:
         url = self.presigner.url(
