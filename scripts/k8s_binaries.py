@@ -1,0 +1,108 @@
+"""Build, once, the Kubernetes binaries the operator's tests run (DESIGN.md §5), and print where they are.
+
+No registry ships kube-apiserver or kube-controller-manager, so they are built from the Go module
+`k8s.io/kubernetes` through a wrapper module (its own go.mod points the staging modules at `./staging`,
+which `go install` cannot follow). Binaries are cached by version outside the checkout, in
+`$TAMS_OPERATOR_CACHE/kubernetes/<version>/bin` (default `~/.cache/tams-operator`), so fresh clones on the
+same machine reuse them; a missing binary is rebuilt, never an error. Go is used only here.
+
+    python scripts/k8s_binaries.py                     # kube-apiserver and kube-controller-manager
+    python scripts/k8s_binaries.py kubelet kube-proxy  # others, for the e2e cluster
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+VERSION = os.environ.get("TAMS_KUBERNETES_VERSION", "v1.34.4")
+DEFAULT_COMPONENTS = ("kube-apiserver", "kube-controller-manager")
+KNOWN_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TAMS_OPERATOR_CACHE", Path.home() / ".cache" / "tams-operator"))
+
+
+def bin_dir(version: str = VERSION) -> Path:
+    return cache_root() / "kubernetes" / version / "bin"
+
+
+def go(*args: str, cwd: Path) -> str:
+    environment = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    result = subprocess.run(["go", *args], cwd=cwd, env=environment, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def staging_modules(version: str, workdir: Path) -> list[str]:
+    """The modules k8s.io/kubernetes's own go.mod replaces with ./staging/src/... directories."""
+    info = json.loads(go("mod", "download", "-json", f"k8s.io/kubernetes@{version}", cwd=workdir))
+    go_mod = Path(info["GoMod"]).read_text()
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", go_mod, flags=re.MULTILINE)))
+
+
+def prepare_module(version: str, source: Path) -> None:
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "go.mod").write_text("module tams-operator/kubernetes-test-binaries\n\ngo 1.24\n")
+    staging_version = "v0." + version.removeprefix("v1.")
+    replaces = "\n".join(f"\t{module} => {module} {staging_version}" for module in staging_modules(version, source))
+    (source / "go.mod").write_text(
+        "module tams-operator/kubernetes-test-binaries\n\ngo 1.24\n\n"
+        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
+    )
+    imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{component}"' for component in KNOWN_COMPONENTS)
+    (source / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+    go("mod", "tidy", cwd=source)
+
+
+def build(component: str, version: str, source: Path, target: Path) -> None:
+    major, minor = version.removeprefix("v").split(".")[:2]
+    stamps = [
+        f"-X {package}.{name}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for name, value in (("gitVersion", version), ("gitMajor", major), ("gitMinor", minor))
+    ]
+    partial = target.with_name(f".{target.name}.partial")
+    go("build", "-ldflags", " ".join(["-s", "-w", *stamps]), "-o", str(partial), f"k8s.io/kubernetes/cmd/{component}",
+       cwd=source)  # fmt: skip
+    partial.replace(target)  # only a complete binary counts as cached
+
+
+def ensure(components: tuple[str, ...], version: str = VERSION) -> Path:
+    """The directory holding the components, building those missing."""
+    binaries = bin_dir(version)
+    missing = [component for component in components if not (binaries / component).exists()]
+    if missing:
+        if shutil.which("go") is None:
+            raise SystemExit("building the Kubernetes test binaries needs Go (https://go.dev/dl/) on PATH")
+        binaries.mkdir(parents=True, exist_ok=True)
+        source = binaries.parent / "src"
+        if not (source / "go.sum").exists():
+            print(f"k8s_binaries: preparing k8s.io/kubernetes {version} in {source}", file=sys.stderr)
+            prepare_module(version, source)
+        for component in missing:
+            print(f"k8s_binaries: building {component} {version} (minutes, once)", file=sys.stderr)
+            build(component, version, source, binaries / component)
+    return binaries
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("components", nargs="*", help=f"any of {', '.join(KNOWN_COMPONENTS)}")
+    args = parser.parse_args(argv)
+    unknown = set(args.components) - set(KNOWN_COMPONENTS)
+    if unknown:
+        parser.error(f"unknown components {sorted(unknown)}: choose from {', '.join(KNOWN_COMPONENTS)}")
+    print(ensure(tuple(args.components or DEFAULT_COMPONENTS)))
+
+
+if __name__ == "__main__":
+    main()
