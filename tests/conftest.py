@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from control_plane import KUBE_USERS, ControlPlane, control_plane
 from endpoints import Content, webhook
 from helpers import MEDIA_BACKENDS, Tams, backend_settings, make_settings, new_id, profile
 from s3_server import S3Server, seaweedfs
@@ -154,3 +155,10 @@ def content(content_template: tuple[Path, Content], settings: Settings) -> Conte
     template_dir, content = content_template
     shutil.copytree(template_dir, settings.data_dir, dirs_exist_ok=True)
     return content
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real kube-apiserver and controller-manager on etcd, started once per session on first use."""
+    with control_plane(tmp_path_factory.mktemp("kube"), users=KUBE_USERS) as plane:
+        yield plane

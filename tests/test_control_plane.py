@@ -4,20 +4,10 @@ stand on it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import yaml
 
-from control_plane import ControlPlane, control_plane
-
-OUTSIDER = "system:serviceaccount:default:outsider"
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with control_plane(tmp_path_factory.mktemp("kube"), users=(OUTSIDER,)) as plane:
-        yield plane
+from control_plane import OUTSIDER, ControlPlane
 
 
 def deployment(name: str) -> dict:
