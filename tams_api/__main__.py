@@ -1,6 +1,6 @@
 """`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
 the background worker alone, for deployments where API replicas scale and one worker serves the store;
-`tams-api provision s3` creates what the configured stores need."""
+`tams-api provision s3|vast` creates what the configured stores need."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from .app import create_app, open_services
 from .config import Settings
 from .errors import ConfigurationError
-from .provision import provision_s3
+from .provision import provision_s3, provision_vast
 from .worker import Worker
 
 
@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     worker = commands.add_parser("worker", help="run the background worker alone")
     worker.add_argument("--log-level", default="info")
     provision = commands.add_parser("provision", help="create what the configured stores need (idempotent)")
-    provision.add_argument("target", choices=["s3"], help="s3: the bucket of TAMS_S3_BUCKET")
+    provision.add_argument(
+        "target",
+        choices=["s3", "vast"],
+        help="s3: the bucket of TAMS_S3_BUCKET; vast: schema and tables in TAMS_VAST_BUCKET",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"tams-api: bad configuration: {problems}")
     try:
         if args.command == "provision":
-            print(f"tams-api: {provision_s3(settings)}")
+            provisioned = provision_s3(settings) if args.target == "s3" else provision_vast(settings)
+            print(f"tams-api: {provisioned}")
             return
         if args.command == "worker":
             run_worker(settings, args.log_level)

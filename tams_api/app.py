@@ -16,9 +16,11 @@ from .routers import delete_requests, flows, media, objects, segments, service, 
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, StorageBackend
+from .stores.metadata import MetadataStore
 from .stores.s3 import S3MediaStore, s3_session
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
+from .stores.vast import VastMetadataStore
 from .worker import Worker, WorkerThread
 
 
@@ -64,9 +66,23 @@ def open_media(settings: Settings) -> MediaStore:
     )
 
 
+def open_metadata(settings: Settings) -> MetadataStore:
+    """The configured metadata store; a VAST cluster that cannot be reached fails here, naming the setting."""
+    if settings.metadata_backend == "vast":
+        return VastMetadataStore(
+            endpoint=settings.vast_endpoint or "",
+            access_key=settings.vast_access_key or "",
+            secret_key=settings.vast_secret_key or "",
+            bucket=settings.vast_bucket or "",
+            schema=settings.vast_schema,
+            timeout=settings.vast_timeout,
+        )
+    return SqliteMetadataStore(settings.resolved_sqlite_path)
+
+
 def open_services(settings: Settings) -> Services:
     media = open_media(settings)
-    return Services(store=SqliteMetadataStore(settings.resolved_sqlite_path), media=media, settings=settings)
+    return Services(store=open_metadata(settings), media=media, settings=settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

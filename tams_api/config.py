@@ -18,8 +18,14 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="Base URL clients use to reach this API; media URLs of the filesystem store point here.",
     )
-    metadata_backend: Literal["sqlite"] = "sqlite"
+    metadata_backend: Literal["sqlite", "vast"] = "sqlite"
     sqlite_path: Path | None = Field(None, description="SQLite database file (default DATA_DIR/tams.sqlite).")
+    vast_endpoint: str | None = Field(None, description="VAST endpoint URL (metadata_backend vast).")
+    vast_access_key: str | None = None
+    vast_secret_key: str | None = None
+    vast_bucket: str | None = Field(None, description="VAST bucket: a view with the DATABASE protocol.")
+    vast_schema: str = Field("tams", description="Schema in the VAST bucket that holds the store's tables.")
+    vast_timeout: float = Field(30.0, gt=0, description="Seconds a VAST request may take.")
     media_backend: Literal["filesystem", "s3"] = "filesystem"
     media_dir: Path | None = Field(None, description="Media object directory (default DATA_DIR/media).")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region).")
@@ -90,6 +96,10 @@ class Settings(BaseSettings):
         unknown = self.auth_mode_set - {"basic", "token", "jwt"}
         if unknown:
             raise ValueError(f"TAMS_AUTH_MODES has unknown modes {sorted(unknown)}: use basic, token, jwt")
+        if self.metadata_backend == "vast":
+            for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
+                if not getattr(self, name):
+                    raise ValueError(f"TAMS_METADATA_BACKEND is vast: set TAMS_{name.upper()}")
         if self.media_backend == "s3" and not self.s3_bucket:
             raise ValueError("TAMS_MEDIA_BACKEND is s3: set TAMS_S3_BUCKET")
         if "jwt" in self.auth_mode_set and not (self.auth_jwks_url or self.auth_jwks_file):

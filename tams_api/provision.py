@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import Settings
 from .errors import ConfigurationError
 from .stores.s3 import explain, s3_session
+from .stores.vast import ensure_tables, open_session
 
 
 def provision_s3(settings: Settings) -> str:
@@ -51,3 +52,18 @@ def _ensure_bucket(client: Any, bucket: str, region: str) -> bool:
             raise
         return False
     return True
+
+
+def provision_vast(settings: Settings, connect: Any = None) -> str:
+    """Create the schema, tables and projections of the VAST metadata store that are missing. The bucket must
+    exist: the SDK cannot create one (it is a VMS view with the DATABASE protocol)."""
+    for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
+        if not getattr(settings, name):
+            raise ConfigurationError(f"TAMS_{name.upper()}: set it to provision the VAST metadata store")
+    endpoint = settings.vast_endpoint or ""
+    session = open_session(
+        endpoint, settings.vast_access_key or "", settings.vast_secret_key or "", connect, settings.vast_timeout
+    )
+    created = ensure_tables(session, settings.vast_bucket or "", settings.vast_schema)
+    where = f"{settings.vast_bucket}/{settings.vast_schema} at {endpoint}"
+    return f"VAST {where}: {'created ' + ', '.join(created) if created else 'everything exists'}"

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import vastdb
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from control_plane import KUBE_USERS, ControlPlane, control_plane
 from endpoints import Content, webhook
-from helpers import MEDIA_BACKENDS, Tams, backend_settings, make_settings, new_id, profile
+from helpers import STORE_BACKENDS, VAST_SETTINGS, Tams, backend_settings, make_settings, new_fake_vast, new_id, profile
 from s3_server import S3Server, seaweedfs
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
+from vast_fake import FakeVast
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +35,7 @@ def s3_bucket(s3_server: S3Server) -> str:
     return s3_server.new_bucket()
 
 
-@pytest.fixture(params=MEDIA_BACKENDS)
+@pytest.fixture(params=STORE_BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return backend_settings(request, tmp_path)
 
@@ -59,33 +62,51 @@ def app(
     so tests with equal settings but for the data location share an app, and each test swaps in its own
     services (stores opened on its own data directory).
     """
+    shared = shared_app(shared_apps, settings, tmp_path_factory)
+    # A test that asks for `content` has it in its stores before they are opened.
+    if "content" in request.fixturenames:
+        request.getfixturevalue("content")
+    with serving(shared, settings):
+        yield shared
+
+
+def shared_app(shared_apps: dict[str, FastAPI], settings: Settings, factory: pytest.TempPathFactory) -> FastAPI:
     key = settings.model_dump_json(exclude=LOCATION_SETTINGS)
     if key not in shared_apps:
-        spare_dir = tmp_path_factory.mktemp("shared-app")
+        spare_dir = factory.mktemp("shared-app")
         shared_apps[key] = create_app(
             settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
         )
     shared = shared_apps[key]
     # `auth` depends only on settings in `key`; `services` hold the data and are swapped per test.
     assert set(shared.state._state) == {"services", "auth"}, "create_app keeps new state: give each test its own"
-    # A test that asks for `content` has it copied into its data directory before the stores open it.
-    if "content" in request.fixturenames:
-        request.getfixturevalue("content")
+    return shared
+
+
+@contextmanager
+def serving(shared: FastAPI, settings: Settings) -> Iterator[None]:
+    """The shared app serving services opened on `settings` (its stores, its data)."""
     services = open_services(settings)
     original, shared.state.services = shared.state.services, services
-    yield shared
-    shared.state.services = original
-    services.store.close()
+    try:
+        yield
+    finally:
+        shared.state.services = original
+        services.store.close()
 
 
 @pytest.fixture
 def client(app: FastAPI, settings: Settings) -> Iterator[TestClient]:
     with TestClient(app) as test_client:
-        if settings.s3_endpoint_url:
-            # Media URLs of the s3 store point at the S3 server: requests to it leave the test client for real.
-            pattern = httpx._utils.URLPattern(f"all://{httpx.URL(settings.s3_endpoint_url).netloc.decode()}")
-            test_client._mounts = {pattern: httpx.HTTPTransport(), **test_client._mounts}
-        yield test_client
+        yield reaching_media(test_client, settings)
+
+
+def reaching_media(test_client: TestClient, settings: Settings) -> TestClient:
+    if settings.s3_endpoint_url:
+        # Media URLs of the s3 store point at the S3 server: requests to it leave the test client for real.
+        pattern = httpx._utils.URLPattern(f"all://{httpx.URL(settings.s3_endpoint_url).netloc.decode()}")
+        test_client._mounts = {pattern: httpx.HTTPTransport(), **test_client._mounts}
+    return test_client
 
 
 @pytest.fixture
@@ -150,9 +171,35 @@ def content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Co
     return data_dir, content
 
 
+@pytest.fixture(scope="session")
+def vast_content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeVast, Content]:
+    """`build_content` through the API once, on the VAST store over a fake cluster; tests get a clone of it."""
+    fake = new_fake_vast()
+    settings = make_settings(tmp_path_factory.mktemp("vast-content"), **VAST_SETTINGS, delete_sync_limit=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vastdb, "connect", fake.connect)
+        with TestClient(create_app(settings)) as client:
+            content = build_content(Tams(client))
+    return fake, content
+
+
 @pytest.fixture
-def content(content_template: tuple[Path, Content], settings: Settings) -> Content:
-    template_dir, content = content_template
+def vast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeVast:
+    """This test's fake VAST cluster, reached through `vastdb.connect`: holding a copy of the content if the test
+    asks for `content`, else empty."""
+    if "content" in request.fixturenames:
+        fake = request.getfixturevalue("vast_content_template")[0].clone()
+    else:
+        fake = new_fake_vast()
+    monkeypatch.setattr(vastdb, "connect", fake.connect)
+    return fake
+
+
+@pytest.fixture
+def content(request: pytest.FixtureRequest, settings: Settings) -> Content:
+    if settings.metadata_backend == "vast":
+        return request.getfixturevalue("vast_content_template")[1]  # the `vast` fixture holds a copy of it
+    template_dir, content = request.getfixturevalue("content_template")
     shutil.copytree(template_dir, settings.data_dir, dirs_exist_ok=True)
     return content
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
 from tams_api.config import Settings
+from vast_fake import FakeVast
 
 VIDEO = "urn:x-nmos:format:video"
 AUDIO = "urn:x-nmos:format:audio"
@@ -35,13 +36,35 @@ def make_settings(data_dir: Path, **changes: Any) -> Settings:
     return settings.model_copy(update=changes)
 
 
-# The API tests run on every media store: the embedded filesystem one and S3 (a real SeaweedFS).
-MEDIA_BACKENDS = ["filesystem", "s3"]
+# The API tests run on these combinations of metadata and media store ("metadata+media"): the embedded
+# default, S3 media (a real SeaweedFS), and the VAST metadata store over the in-memory fake of its SDK.
+STORE_BACKENDS = ["sqlite+filesystem", "sqlite+s3", "vast+s3"]
+VAST_SETTINGS = {
+    "metadata_backend": "vast",
+    "vast_endpoint": "http://vast.test",
+    "vast_access_key": "vast-access",
+    "vast_secret_key": "vast-secret",
+    "vast_bucket": "tams",
+}
+
+
+def new_fake_vast() -> FakeVast:
+    """An empty in-memory VAST cluster with the bucket and keys of `VAST_SETTINGS`."""
+    return FakeVast(
+        buckets=[VAST_SETTINGS["vast_bucket"]],
+        access_key=VAST_SETTINGS["vast_access_key"],
+        secret_key=VAST_SETTINGS["vast_secret_key"],
+        endpoint=VAST_SETTINGS["vast_endpoint"],
+    )
 
 
 def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, **changes: Any) -> Settings:
-    """Settings of a test's service on the media backend of its parameter (`MEDIA_BACKENDS`)."""
-    if getattr(request, "param", "filesystem") == "s3":
+    """Settings of a test's service on the stores of its parameter (`STORE_BACKENDS`)."""
+    metadata, media = getattr(request, "param", "sqlite+filesystem").split("+")
+    if metadata == "vast":
+        request.getfixturevalue("vast")  # the test's own fake cluster, which `vastdb.connect` reaches
+        changes = {**VAST_SETTINGS, **changes}
+    if media == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
         changes = {
             "media_backend": "s3",

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import running_worker, wait_for
-from helpers import MEDIA_BACKENDS, STORAGE_ID, Tams, backend_settings
+from helpers import STORAGE_ID, STORE_BACKENDS, Tams, backend_settings
 from spec import check_response
 from tams_api.config import Settings
 from tams_api.worker import Worker
@@ -23,7 +23,7 @@ from tams_api.worker import Worker
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=MEDIA_BACKENDS)
+@pytest.fixture(params=STORE_BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     # Deletes of more than three segments are deferred; the worker deletes two per step.
     return backend_settings(request, tmp_path, delete_sync_limit=3, delete_chunk_size=2)
@@ -171,7 +171,7 @@ def test_objects_allocated_but_never_registered_are_released_after_the_object_ti
     tams.register(flow_id, fresh["object_id"], "[0:0_1:0)")
 
 
-@pytest.mark.parametrize("settings", ["filesystem"], indirect=True)  # the worker process gets no S3 settings
+@pytest.mark.parametrize("settings", ["sqlite+filesystem"], indirect=True)  # the worker process: a store on disk
 def test_a_worker_killed_mid_request_resumes_and_finishes_after_restart(settings: Settings, tams: Tams) -> None:
     """A real `tams-api worker` process, SIGKILLed while it works through a large deletion."""
     client = tams.client

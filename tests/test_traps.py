@@ -814,7 +814,7 @@ def _tampered_urls(url: str, other_object_url: str) -> dict[str, str]:
 
 # The filesystem store's URLs, tampered and expired by the clock of this process; tests/test_media_contract.py
 # proves the same of every media store against its real server.
-FILESYSTEM_ONLY = pytest.mark.parametrize("settings", ["filesystem"], indirect=True)
+FILESYSTEM_ONLY = pytest.mark.parametrize("settings", ["sqlite+filesystem"], indirect=True)
 
 
 @FILESYSTEM_ONLY

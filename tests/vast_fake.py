@@ -56,8 +56,9 @@ Server behaviour the SDK cannot tell us, and what the fake does (documented gues
   are those visible when `select` is called.
 - SDK quirks kept on purpose: `select(columns=cols, internal_row_id=True)` appends "$row_id" to the caller's `cols`
   list; `create_table(..., fail_if_exists=False)` returns an existing table whatever its columns.
-Test helpers beyond the SDK: `FakeVast.create_bucket`, `FakeVast.read_committed` (committed rows with `$row_id`),
-`FakeSession.rng` (reseed to change the order), `FakeVast(max_batch_rows=...)`.
+Test helpers beyond the SDK: `FakeVast.create_bucket`, `FakeVast.clone` (a copy of the committed state),
+`FakeVast.read_committed` (committed rows with `$row_id`), `FakeSession.rng` (reseed to change the order),
+`FakeVast(max_batch_rows=...)`.
 Not covered: snapshots, imports, sorted/partitioned/vector tables, external row ids, blob expansions, stats, ADBC.
 """
 
@@ -533,6 +534,23 @@ class FakeVast:
             self._sessions += 1
             rng = random.Random(self.seed * 1_000_003 + self._sessions)
         return FakeSession(self, access, secret, effective_endpoint, rng)
+
+    def clone(self) -> FakeVast:
+        """Another cluster with the same settings and a copy of the committed state (tests share a prepared store
+        this way; Arrow data is immutable, so the copy is cheap)."""
+        twin = FakeVast(
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            endpoint=self.endpoint,
+            seed=self.seed,
+            max_batch_rows=self.max_batch_rows,
+        )
+        with self._lock:
+            twin._buckets = set(self._buckets)
+            twin._committed = self._committed.copy()
+            twin._next_handle = self._next_handle
+            twin._next_row_id = dict(self._next_row_id)
+        return twin
 
     def read_committed(self, bucket: str, schema: str, table: str) -> pa.Table:
         """Committed rows of a table with their `$row_id`, in row id order: for assertions in tests."""

@@ -7,9 +7,7 @@ overlap checks and window queries are index seeks whatever the flow's size.
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -52,6 +50,18 @@ from ..model import (
     Webhook,
     WebhookQuery,
     segment_record,
+)
+from .shared import (
+    REQUEST_COLUMNS,
+    bindable,
+    decode_key,
+    delete_request_from_row,
+    encode_key,
+    flow_columns,
+    profile_document,
+    profile_from_row,
+    reuse_problem,
+    tag_values,
 )
 
 SCHEMA = """
@@ -130,37 +140,12 @@ CREATE INDEX IF NOT EXISTS delete_requests_created ON delete_requests (created_n
 CREATE INDEX IF NOT EXISTS delete_requests_status ON delete_requests (status, created_ns);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL);
 """
+_REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
 _SEGMENT_COLUMNS = (
     "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
     "o.id, o.storage_id, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
 )
-
-
-def encode_key(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _bindable(value: Any) -> bool:
-    """Whether SQLite can bind a value a client sent: null, a float, Unicode text or a 64-bit integer."""
-    if isinstance(value, int):  # bool included
-        return tr.INT64_MIN <= value <= tr.INT64_MAX
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is None  # lone surrogates are legal JSON escapes, not Unicode
-    return value is None or isinstance(value, float)
-
-
-def decode_key(key: str, length: int) -> list[Any]:
-    try:
-        values = json.loads(base64.urlsafe_b64decode(key.encode()))
-    except (ValueError, UnicodeError) as error:
-        raise BadRequest(f"invalid page key {key!r}") from error
-    if not isinstance(values, list) or len(values) != length or not all(map(_bindable, values)):
-        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
-    return values
 
 
 class _Keyset:
@@ -190,10 +175,6 @@ def _sort_keyset(sort_by: str, reverse: bool, table: str) -> _Keyset:
         return _Keyset(columns, descending=reverse)
     # created / updated / metadata_updated: most recent first by default.
     return _Keyset((f"{table}.{sort_by}_ns", f"{table}.id"), descending=not reverse)
-
-
-def _tag_values(value: TagValue) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
 
 
 class SqliteMetadataStore:
@@ -276,17 +257,11 @@ class SqliteMetadataStore:
 
     # -- profiles ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _profile(row: tuple) -> Profile:
-        profile_id, created, document = row
-        details = json.loads(document)
-        return Profile(id=profile_id, flow_metadata=details.pop("flow_metadata"), created=created, details=details)
-
     def get_profile(self, profile_id: str) -> Profile | None:
         row = (
             self._reader().execute("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,)).fetchone()
         )
-        return self._profile(row) if row else None
+        return profile_from_row(row) if row else None
 
     def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
         conditions, params = [], []
@@ -308,7 +283,7 @@ class SqliteMetadataStore:
             .fetchall()
         )
         next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
-        return Page([self._profile(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
+        return Page([profile_from_row(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
 
     def create_profile(self, profile: Profile) -> None:
         metadata = profile.flow_metadata
@@ -323,7 +298,7 @@ class SqliteMetadataStore:
                     metadata.get("codec"),
                     profile.details.get("label"),
                     profile.created,
-                    json.dumps({**profile.details, "flow_metadata": metadata}),
+                    profile_document(profile),
                 ),
             )
 
@@ -350,7 +325,7 @@ class SqliteMetadataStore:
         )
         db.executemany(
             "INSERT OR IGNORE INTO tag_values (kind, name, value, entity_id) VALUES (?, ?, ?, ?)",
-            [(kind, name, item, entity_id) for item in _tag_values(value)],
+            [(kind, name, item, entity_id) for item in tag_values(value)],
         )
 
     def _delete_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str) -> bool:
@@ -559,7 +534,7 @@ class SqliteMetadataStore:
         for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
             value = getattr(query, column)
             if value is not None:
-                if not _bindable(value):
+                if not bindable(value):
                     raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                 conditions.append(f"flows.{column} = ?")
                 params.append(value)
@@ -610,29 +585,11 @@ class SqliteMetadataStore:
             [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
         )
 
-    @staticmethod
-    def _indexed_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
-        essence = metadata.get("essence_parameters") or {}
-        columns = {
-            "format": fmt,
-            "codec": metadata.get("codec"),
-            "label": metadata.get("label"),
-            "profile_id": metadata.get("profile_id"),
-            "status": metadata.get("status"),
-            "frame_width": essence.get("frame_width"),
-            "frame_height": essence.get("frame_height"),
-            "init_segments": int(bool(essence.get("init_segments", False))),
-            "read_only": int(bool(metadata.get("read_only", False))),
-        }
-        if not all(map(_bindable, columns.values())):
-            raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
-        return columns
-
     def _touch_metadata(self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any]) -> None:
         """Store changed metadata with a new metadata_version and metadata_updated."""
         stamp = now()
         metadata["metadata_version"] = str(uuid.uuid4())
-        columns = self._indexed_columns(metadata["format"], metadata)
+        columns = flow_columns(metadata["format"], metadata)
         assignments = ", ".join(f"{name} = ?" for name in columns)
         db.execute(
             f"UPDATE flows SET {assignments}, metadata = ?, metadata_updated = ?, metadata_updated_ns = ? WHERE id = ?",
@@ -659,7 +616,7 @@ class SqliteMetadataStore:
             previous_version = json.loads(existing[2]).get("metadata_version") if existing else None
             if metadata.get("metadata_version") in (None, previous_version):
                 metadata["metadata_version"] = str(uuid.uuid4())
-            columns = self._indexed_columns(flow.format, metadata)
+            columns = flow_columns(flow.format, metadata)
             if existing is None:
                 names = ", ".join(columns)
                 db.execute(
@@ -740,12 +697,12 @@ class SqliteMetadataStore:
         with self._write() as db:
             pk = self._writable_flow(db, flow_id)[0]
             pending = db.execute(
-                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
+                f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
                 "AND status IN ('created', 'started')",
                 (flow_id,),
             ).fetchone()
             if pending is not None:
-                return Deletion(deferred=self._delete_request(pending))
+                return Deletion(deferred=delete_request_from_row(pending))
             if self._more_covered_than(db, pk, tr.EVERYTHING, sync_limit):
                 return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
             return Deletion(released=self._drop_flow(db, flow_id, pk))
@@ -958,9 +915,7 @@ class SqliteMetadataStore:
                 ),
             )
         else:
-            problem = self._reuse_problem(
-                segment, stored_timerange=row[2], key_frame_count=row[3], init_object_id=row[4]
-            )
+            problem = reuse_problem(segment, stored_timerange=row[2], key_frame_count=row[3], init_object_id=row[4])
             if problem is not None:
                 return problem
         db.execute(
@@ -992,28 +947,6 @@ class SqliteMetadataStore:
             return f"init object {segment.init_object_id} is unknown: allocate it with POST /flows/{flow_id}/storage"
         if init[0]:
             return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
-        return None
-
-    @staticmethod
-    def _reuse_problem(
-        segment: NewSegment, stored_timerange: str | None, key_frame_count: int | None, init_object_id: str | None
-    ) -> str | None:
-        """A re-used object keeps its properties, and the segment must lie within it."""
-        if (
-            segment.explicit_object_timerange
-            and stored_timerange is not None
-            and tr.parse_bounds(segment.object_timerange) != tr.parse_bounds(stored_timerange)
-        ):
-            return f"object_timerange {segment.object_timerange} conflicts with the object's {stored_timerange}"
-        if segment.key_frame_count is not None and segment.key_frame_count != key_frame_count:
-            return "key_frame_count conflicts with the re-used object's"
-        if segment.init_object_id is not None and segment.init_object_id != init_object_id:
-            return "init_object_id conflicts with the re-used object's"
-        if stored_timerange is not None and not tr.parse_bounds(stored_timerange).covers(segment.on_object_timeline):
-            return (
-                f"segment {segment.timerange} (offset by ts_offset) is not within the re-used object's "
-                f"timerange {stored_timerange}"
-            )
         return None
 
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
@@ -1493,29 +1426,6 @@ class SqliteMetadataStore:
 
     # -- flow delete requests ----------------------------------------------------------------------
 
-    _REQUEST_COLUMNS = (
-        "id, flow_id, to_delete, remaining, delete_flow, status, created, created_by, updated, expiry, error"
-    )
-
-    @staticmethod
-    def _delete_request(row: tuple) -> DeleteRequest:
-        request_id, flow_id, to_delete, remaining, delete_flow, status, created, created_by, updated, expiry, error = (
-            row
-        )
-        return DeleteRequest(
-            id=request_id,
-            flow_id=flow_id,
-            timerange_to_delete=to_delete,
-            timerange_remaining=remaining,
-            delete_flow=bool(delete_flow),
-            status=status,
-            created=created,
-            created_by=created_by,
-            updated=updated,
-            expiry=expiry,
-            error=json.loads(error) if error else None,
-        )
-
     def _create_delete_request(
         self, db: sqlite3.Connection, flow_id: str, timerange: str, delete_flow: bool, created_by: str | None
     ) -> DeleteRequest:
@@ -1527,17 +1437,17 @@ class SqliteMetadataStore:
             "created_by, updated) VALUES (?, ?, ?, ?, ?, 'created', ?, ?, ?, ?)",
             (request_id, flow_id, timerange, remaining, int(delete_flow), stamp.text, stamp.ns, created_by, stamp.text),
         )
-        return self._delete_request(
-            db.execute(f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
+        return delete_request_from_row(
+            db.execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
         )
 
     def get_delete_request(self, request_id: str) -> DeleteRequest | None:
         row = (
             self._reader()
-            .execute(f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,))
+            .execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,))
             .fetchone()
         )
-        return self._delete_request(row) if row else None
+        return delete_request_from_row(row) if row else None
 
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
         if query.sort_by == "expiry":
@@ -1551,8 +1461,8 @@ class SqliteMetadataStore:
         else:
             keyset = _sort_keyset("created", query.page.reverse, "delete_requests")
         with self._read() as db:
-            rows = self._page_rows(db, "delete_requests", self._REQUEST_COLUMNS, [], [], keyset, query.page)
-        items = [self._delete_request(row[len(keyset.columns) :]) for row in rows[: query.page.limit]]
+            rows = self._page_rows(db, "delete_requests", _REQUEST_COLUMNS, [], [], keyset, query.page)
+        items = [delete_request_from_row(row[len(keyset.columns) :]) for row in rows[: query.page.limit]]
         return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
 
     def pending_delete_requests(self) -> list[str]:
@@ -1567,12 +1477,10 @@ class SqliteMetadataStore:
         """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
         are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
         with self._write() as db:
-            row = db.execute(
-                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)
-            ).fetchone()
+            row = db.execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
             if row is None:
                 raise NotFound(f"flow delete request {request_id} does not exist")
-            request = self._delete_request(row)
+            request = delete_request_from_row(row)
             if request.status not in ("created", "started"):
                 return request, []
             stamp = now()
@@ -1602,10 +1510,8 @@ class SqliteMetadataStore:
                     changes.update(status="done", remaining="()", expiry=instant_text(expiry), expiry_ns=expiry)
             assignments = ", ".join(f"{name} = ?" for name in changes)
             db.execute(f"UPDATE delete_requests SET {assignments} WHERE id = ?", (*changes.values(), request_id))
-            row = db.execute(
-                f"SELECT {self._REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)
-            ).fetchone()
-            return self._delete_request(row), released
+            row = db.execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
+            return delete_request_from_row(row), released
 
     def forget_expired_delete_requests(self, before_ns: int) -> int:
         with self._write() as db:

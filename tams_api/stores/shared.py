@@ -1,0 +1,128 @@
+"""Pure helpers both metadata stores use: page keys, bindable values, flow columns, object re-use rules, rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .. import timerange as tr
+from ..errors import BadRequest
+from ..model import DeleteRequest, NewSegment, Profile, TagValue
+
+
+def encode_key(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def bindable(value: Any) -> bool:
+    """Whether a store can bind a value a client sent: null, a float, Unicode text or a 64-bit integer."""
+    if isinstance(value, int):  # bool included
+        return tr.INT64_MIN <= value <= tr.INT64_MAX
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is None  # lone surrogates are legal JSON escapes, not Unicode
+    return value is None or isinstance(value, float)
+
+
+def decode_key(key: str, length: int) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(key.encode()))
+    except (ValueError, UnicodeError) as error:
+        raise BadRequest(f"invalid page key {key!r}") from error
+    if not isinstance(values, list) or len(values) != length or not all(map(bindable, values)):
+        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
+    return values
+
+
+def tag_values(value: TagValue) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The flow properties stores index for listing filters."""
+    essence = metadata.get("essence_parameters") or {}
+    columns = {
+        "format": fmt,
+        "codec": metadata.get("codec"),
+        "label": metadata.get("label"),
+        "profile_id": metadata.get("profile_id"),
+        "status": metadata.get("status"),
+        "frame_width": essence.get("frame_width"),
+        "frame_height": essence.get("frame_height"),
+        "init_segments": int(bool(essence.get("init_segments", False))),
+        "read_only": int(bool(metadata.get("read_only", False))),
+    }
+    if not all(map(bindable, columns.values())):
+        raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
+    return columns
+
+
+def reuse_problem(
+    segment: NewSegment, stored_timerange: str | None, key_frame_count: int | None, init_object_id: str | None
+) -> str | None:
+    """A re-used object keeps its properties, and the segment must lie within it."""
+    if (
+        segment.explicit_object_timerange
+        and stored_timerange is not None
+        and tr.parse_bounds(segment.object_timerange) != tr.parse_bounds(stored_timerange)
+    ):
+        return f"object_timerange {segment.object_timerange} conflicts with the object's {stored_timerange}"
+    if segment.key_frame_count is not None and segment.key_frame_count != key_frame_count:
+        return "key_frame_count conflicts with the re-used object's"
+    if segment.init_object_id is not None and segment.init_object_id != init_object_id:
+        return "init_object_id conflicts with the re-used object's"
+    if stored_timerange is not None and not tr.parse_bounds(stored_timerange).covers(segment.on_object_timeline):
+        return (
+            f"segment {segment.timerange} (offset by ts_offset) is not within the re-used object's "
+            f"timerange {stored_timerange}"
+        )
+    return None
+
+
+def profile_from_row(row: Sequence[Any]) -> Profile:
+    """(id, created, document)"""
+    profile_id, created, document = row
+    details = json.loads(document)
+    return Profile(id=profile_id, flow_metadata=details.pop("flow_metadata"), created=created, details=details)
+
+
+def profile_document(profile: Profile) -> str:
+    return json.dumps({**profile.details, "flow_metadata": profile.flow_metadata})
+
+
+REQUEST_COLUMNS = (
+    "id",
+    "flow_id",
+    "to_delete",
+    "remaining",
+    "delete_flow",
+    "status",
+    "created",
+    "created_by",
+    "updated",
+    "expiry",
+    "error",
+)
+
+
+def delete_request_from_row(row: Sequence[Any]) -> DeleteRequest:
+    """A delete request from its `REQUEST_COLUMNS`."""
+    request_id, flow_id, to_delete, remaining, delete_flow, status, created, created_by, updated, expiry, error = row
+    return DeleteRequest(
+        id=request_id,
+        flow_id=flow_id,
+        timerange_to_delete=to_delete,
+        timerange_remaining=remaining,
+        delete_flow=bool(delete_flow),
+        status=status,
+        created=created,
+        created_by=created_by,
+        updated=updated,
+        expiry=expiry,
+        error=json.loads(error) if error else None,
+    )

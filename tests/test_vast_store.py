@@ -1,0 +1,180 @@
+"""What is particular to the VAST metadata store: provisioning, fail-fast start-up, SDK limits it designs around.
+
+Its behaviour as a TAMS store is tested by the API suite, which runs on it too (`STORE_BACKENDS`, "vast+s3").
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import vastdb
+from vastdb import _internal
+
+from helpers import VAST_SETTINGS, make_settings, new_fake_vast
+from tams_api.__main__ import main
+from tams_api.app import open_services
+from tams_api.config import Settings
+from tams_api.errors import ConfigurationError
+from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery
+from tams_api.provision import provision_vast
+from tams_api.stores.vast import PROJECTIONS, TABLES, VastMetadataStore
+from tams_api.timerange import EVERYTHING, parse_bounds
+from vast_fake import FakeVast
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeVast:
+    cluster = new_fake_vast()
+    monkeypatch.setattr(vastdb, "connect", cluster.connect)
+    return cluster
+
+
+def vast_settings(tmp_path: Path, **changes: object) -> Settings:
+    return make_settings(tmp_path, **{**VAST_SETTINGS, **changes})
+
+
+def test_provisioning_creates_schema_tables_and_projections_once(fake: FakeVast, tmp_path: Path) -> None:
+    first = provision_vast(vast_settings(tmp_path))
+    assert "created schema tams" in first
+    assert all(f"table {name}" in first for name in TABLES)
+    assert provision_vast(vast_settings(tmp_path)).endswith("everything exists")
+
+    session = fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test")
+    with session.transaction() as tx:
+        schema = tx.bucket("tams").schema("tams")
+        assert sorted(schema.tablenames()) == sorted(TABLES)
+        for table_name, name, sorted_columns, unsorted_columns in PROJECTIONS:
+            projection = schema.table(table_name).projection(name)
+            assert projection.columns().names == [*sorted_columns, *unsorted_columns]
+        segments = schema.table("segments").projection("segments_by_flow_start").columns().names
+        assert segments[:2] == ["flow_id", "start_ns"]
+
+
+def test_the_cli_provisions_vast(
+    fake: FakeVast, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    for name, value in VAST_SETTINGS.items():
+        monkeypatch.setenv(f"TAMS_{name.upper()}", value)
+    main(["provision", "vast"])
+    main(["provision", "vast"])
+    first, second = capsys.readouterr().out.strip().splitlines()
+    assert "created" in first and second.endswith("everything exists")
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"vast_bucket": "missing"}, "TAMS_VAST_BUCKET"),
+        ({"vast_access_key": "wrong"}, "TAMS_VAST_ACCESS_KEY"),
+        ({"vast_secret_key": "wrong"}, "TAMS_VAST_SECRET_KEY"),
+        ({"vast_endpoint": "http://elsewhere.test"}, "TAMS_VAST_ENDPOINT"),
+    ],
+)
+def test_bad_settings_fail_at_start_up_naming_the_setting(
+    fake: FakeVast, tmp_path: Path, changes: dict[str, str], setting: str
+) -> None:
+    settings = vast_settings(tmp_path, **changes)
+    for start in (open_services, provision_vast):
+        with pytest.raises(ConfigurationError) as error:
+            start(settings)
+        assert setting in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_cli_reports_a_missing_bucket_in_one_line(fake: FakeVast, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**VAST_SETTINGS, "vast_bucket": "missing"}.items():
+        monkeypatch.setenv(f"TAMS_{name.upper()}", value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["provision", "vast"])
+    assert str(exit_.value).startswith("tams-api: bad configuration: TAMS_VAST_BUCKET: bucket 'missing'")
+
+
+@pytest.mark.parametrize("missing", ["vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"])
+def test_vast_backend_needs_its_settings(tmp_path: Path, missing: str) -> None:
+    with pytest.raises(ValueError, match=f"TAMS_{missing.upper()}"):
+        Settings(data_dir=tmp_path, **{**VAST_SETTINGS, missing: None})
+
+
+def test_the_fake_rejects_an_or_across_columns_as_vast_does(fake: FakeVast) -> None:
+    """Why the store deletes a flow's collection rows in two selects (as collector, as member), not one."""
+    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    with store._read() as t:
+        table = t["flow_collections"]
+        predicate = (table["collector_id"] == "f") | (table["member_id"] == "f")
+        with pytest.raises(NotImplementedError):
+            table.select(predicate=predicate).read_all()
+        with pytest.raises(NotImplementedError):
+            _internal.build_query_data_request(
+                schema=table.arrow_schema, predicate=predicate, field_names=table.arrow_schema.names
+            )
+        per_column = (table["collector_id"] == "f") & table["member_id"].isin(["a", "b"])
+        assert table.select(predicate=per_column).read_all().num_rows == 0
+
+
+def flow(flow_id: str) -> FlowWrite:
+    metadata = {"codec": "video/h264", "container": "video/mp2t"}
+    return FlowWrite(flow_id, "source", "urn:x-nmos:format:video", metadata, {}, [])
+
+
+def held_elsewhere(timeranges: list[str]) -> list[NewSegment]:
+    """Segments of objects known by URL only (no allocation needed)."""
+    return [
+        NewSegment(f"o{n}", tr, parse_bounds(tr), tr, parse_bounds(tr), get_urls=[{"url": "http://x/", "label": "x"}])
+        for n, tr in enumerate(timeranges)
+    ]
+
+
+def test_segment_pages_do_not_depend_on_the_order_vast_returns_rows(fake: FakeVast) -> None:
+    """Rows come back shuffled (differently per session); sorting and keyset paging are the store's."""
+    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store.put_flow(flow("f"))
+    segments = held_elsewhere([f"[{n}:0_{n + 1}:0)" for n in range(40)])
+    assert store.add_segments("f", segments) == []
+
+    def pages(reverse: bool) -> list[str]:
+        seen, key = [], None
+        while True:
+            page = store.list_segments("f", SegmentQuery(PageRequest(7, key, reverse), EVERYTHING)).page
+            seen += [segment.timerange for segment in page.items]
+            if page.next_key is None:
+                return seen
+            key = page.next_key
+
+    expected = [segment.timerange for segment in segments]
+    for seed in range(3):
+        store.session.rng.seed(seed)
+        assert pages(reverse=False) == expected
+        assert pages(reverse=True) == expected[::-1]
+
+
+REAL_CLUSTER = ("VASTDB_ENDPOINT", "VASTDB_ACCESS_KEY", "VASTDB_SECRET_KEY", "VASTDB_BUCKET")
+
+
+@pytest.mark.skipif(
+    not all(os.environ.get(name) for name in REAL_CLUSTER),
+    reason="no VAST cluster: set VASTDB_ENDPOINT, VASTDB_ACCESS_KEY, VASTDB_SECRET_KEY, VASTDB_BUCKET to run",
+)
+def test_a_real_cluster_round_trip() -> None:
+    """The same store on a real cluster, in a schema of its own: provision, write a flow and segments, page."""
+    schema = f"tams_test_{uuid.uuid4().hex[:8]}"
+    store = VastMetadataStore(
+        os.environ["VASTDB_ENDPOINT"],
+        os.environ["VASTDB_ACCESS_KEY"],
+        os.environ["VASTDB_SECRET_KEY"],
+        os.environ["VASTDB_BUCKET"],
+        schema=schema,
+    )
+    timeranges = [f"[{n}:0_{n + 1}:0)" for n in range(5)]
+    try:
+        store.put_flow(flow("f"))
+        assert store.add_segments("f", held_elsewhere(timeranges)) == []
+        page = store.list_segments("f", SegmentQuery(PageRequest(3), EVERYTHING)).page
+        assert [segment.timerange for segment in page.items] == timeranges[:3]
+    finally:
+        with store.session.transaction() as tx:
+            tables = tx.bucket(store.bucket).schema(schema)
+            for table in tables.tables():
+                table.drop()
+            tables.drop()
