@@ -1,0 +1,1 @@
+"""The TAMS operator: reconciles TamsStore, TamsWebhook and TamsDeletionRequest resources (Kopf)."""

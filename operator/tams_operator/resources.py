@@ -1,0 +1,277 @@
+"""Pure builders of a TamsStore's child manifests: the same TamsStore always gives the same children.
+
+The service is configured through `TAMS_*` environment variables (tams_api/config.py): plain settings in a
+ConfigMap, credentials as references to the user's Secrets (never copied). A hash of both goes into the pod
+template, so a change of either rolls the pods.
+
+With the embedded stores (sqlite metadata, filesystem media) the data lives on ReadWriteOnce volumes: one
+replica, `Recreate` rollouts, and the background worker inside the API process. With VAST metadata the API
+scales, and the worker runs in a Deployment of its own with exactly one replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+API_PORT = 8000
+DATA_PATH = "/data"
+MEDIA_PATH = "/media"
+DEFAULT_IMAGE = "tams-operator:latest"
+CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """The parts of a TamsStore object the builders read."""
+
+    name: str
+    namespace: str
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Store:
+        return cls(body["metadata"]["name"], body["metadata"]["namespace"], body.get("spec", {}))
+
+    @property
+    def child_name(self) -> str:
+        return f"{self.name}-tams"
+
+    @property
+    def worker_name(self) -> str:
+        return f"{self.name}-tams-worker"
+
+    @property
+    def shared_metadata(self) -> bool:
+        return self.spec.get("metadata", {}).get("backend", "sqlite") == "vast"
+
+    @property
+    def endpoint(self) -> str:
+        port = self.spec.get("service", {}).get("port", 80)
+        return f"http://{self.child_name}.{self.namespace}.svc:{port}"
+
+    def labels(self, component: str) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": "tams",
+            "app.kubernetes.io/instance": self.name,
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/managed-by": "tams-operator",
+        }
+
+    def meta(self, name: str, component: str) -> dict[str, Any]:
+        return {"name": name, "namespace": self.namespace, "labels": self.labels(component)}
+
+
+def settings(store: Store) -> dict[str, str]:
+    """The service's plain TAMS_* settings (no credentials), for the ConfigMap."""
+    spec = store.spec
+    metadata = spec.get("metadata", {})
+    media = spec.get("media", {})
+    values = {
+        "TAMS_PUBLIC_URL": store.endpoint,
+        "TAMS_DATA_DIR": DATA_PATH,
+        "TAMS_METADATA_BACKEND": metadata.get("backend", "sqlite"),
+        "TAMS_MEDIA_BACKEND": media.get("backend", "filesystem"),
+        "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.get("presignedUrlTimeout", 3600)),
+        "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
+    }
+    if values["TAMS_MEDIA_BACKEND"] == "filesystem":
+        values["TAMS_MEDIA_DIR"] = MEDIA_PATH
+    if store.shared_metadata:
+        vast = metadata["vast"]
+        values |= {
+            "TAMS_VAST_ENDPOINT": vast["endpoint"],
+            "TAMS_VAST_BUCKET": vast["bucket"],
+            "TAMS_VAST_SCHEMA": vast.get("schema", "tams"),
+        }
+    s3 = media.get("s3")
+    if values["TAMS_MEDIA_BACKEND"] == "s3" and s3:
+        values |= {"TAMS_S3_BUCKET": s3["bucket"], "TAMS_S3_REGION": s3.get("region", "us-east-1")}
+        optional = {"endpoint": "TAMS_S3_ENDPOINT_URL", "publicEndpoint": "TAMS_S3_PUBLIC_ENDPOINT_URL"}
+        optional |= {"prefix": "TAMS_S3_PREFIX"}
+        values |= {variable: s3[field] for field, variable in optional.items() if s3.get(field)}
+    auth = spec.get("auth", {})
+    if auth.get("modes"):
+        values["TAMS_AUTH_MODES"] = ",".join(auth["modes"])
+        values["TAMS_AUTH_STRICT_SCOPES"] = str(auth.get("strictScopes", False)).lower()
+        jwt = auth.get("jwt", {})
+        optional = {"jwksUrl": "TAMS_AUTH_JWKS_URL", "issuer": "TAMS_AUTH_JWT_ISSUER"}
+        optional |= {"audience": "TAMS_AUTH_JWT_AUDIENCE"}
+        values |= {variable: jwt[field] for field, variable in optional.items() if jwt.get(field)}
+    return values
+
+
+def _secret_env(variable: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def secret_env(store: Store) -> list[dict[str, Any]]:
+    """Credentials, straight from the user's Secrets."""
+    spec = store.spec
+    env = []
+    if store.shared_metadata:
+        ref = spec["metadata"]["vast"]["credentialsSecretRef"]
+        env += [
+            _secret_env("TAMS_VAST_ACCESS_KEY", ref["name"], ref.get("accessKeyKey", "accessKey")),
+            _secret_env("TAMS_VAST_SECRET_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
+        ]
+    s3 = spec.get("media", {}).get("s3") or {}
+    if spec.get("media", {}).get("backend") == "s3" and "credentialsSecretRef" in s3:
+        ref = s3["credentialsSecretRef"]
+        env += [
+            _secret_env("TAMS_S3_ACCESS_KEY_ID", ref["name"], ref.get("accessKeyKey", "accessKey")),
+            _secret_env("TAMS_S3_SECRET_ACCESS_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
+        ]
+    auth = spec.get("auth", {})
+    for field, variable, default_key in (
+        ("usersSecretRef", "TAMS_AUTH_USERS", "users"),
+        ("tokensSecretRef", "TAMS_AUTH_TOKENS", "tokens"),
+    ):
+        if field in auth:
+            env.append(_secret_env(variable, auth[field]["name"], auth[field].get("key", default_key)))
+    return env
+
+
+def config_map(store: Store) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": store.meta(store.child_name, "api"),
+        "data": settings(store),
+    }
+
+
+def config_hash(store: Store) -> str:
+    """Changes when the settings or the credential references change (not when a Secret's value does)."""
+    document = json.dumps({"settings": settings(store), "secrets": secret_env(store)}, sort_keys=True)
+    return hashlib.sha256(document.encode()).hexdigest()[:16]
+
+
+def _claim(store: Store, name: str, options: dict[str, Any], default_size: str) -> Manifest:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": options.get("storageSize", default_size)}},
+    }
+    if options.get("storageClassName"):
+        spec["storageClassName"] = options["storageClassName"]
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": store.meta(name, "storage"), "spec": spec}
+
+
+def volume_claims(store: Store) -> list[Manifest]:
+    """Volumes of the embedded stores: the SQLite database (and signing key), the media objects."""
+    claims = []
+    if not store.shared_metadata:
+        claims.append(
+            _claim(store, f"{store.child_name}-data", store.spec.get("metadata", {}).get("sqlite", {}), "1Gi")
+        )
+    media = store.spec.get("media", {})
+    if media.get("backend", "filesystem") == "filesystem":
+        claims.append(_claim(store, f"{store.child_name}-media", media.get("filesystem", {}), "10Gi"))
+    return claims
+
+
+def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "tams-api" if api else "tams-worker",
+        "image": store.spec.get("image") or DEFAULT_IMAGE,
+        "imagePullPolicy": store.spec.get("imagePullPolicy", "IfNotPresent"),
+        "args": command,
+        "envFrom": [{"configMapRef": {"name": store.child_name}}],
+        "env": secret_env(store),
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    for claim in volume_claims(store):
+        name = claim["metadata"]["name"]
+        path = MEDIA_PATH if name.endswith("-media") else DATA_PATH
+        container["volumeMounts"].append({"name": name.rsplit("-", 1)[1], "mountPath": path})
+        volumes.append({"name": name.rsplit("-", 1)[1], "persistentVolumeClaim": {"claimName": name}})
+    if api:
+        container["ports"] = [{"name": "http", "containerPort": API_PORT}]
+        probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 10}  # no credentials needed, whatever the auth
+        container["readinessProbe"] = probe
+        container["livenessProbe"] = {**probe, "failureThreshold": 6}
+    return {
+        "serviceAccountName": store.child_name,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "fsGroup": 10001},
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _deployment(store: Store, name: str, component: str, replicas: int, pod: dict[str, Any]) -> Manifest:
+    labels = store.labels(component)
+    # Embedded stores sit on ReadWriteOnce volumes: the old pod must let go before the new one starts.
+    strategy = {"type": "RollingUpdate"} if store.shared_metadata else {"type": "Recreate"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": store.meta(name, component),
+        "spec": {
+            "replicas": replicas,
+            "strategy": strategy,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(store)}},
+                "spec": pod,
+            },
+        },
+    }
+
+
+def api_deployment(store: Store) -> Manifest:
+    pod = _pod_spec(
+        store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.get("resources", {}), True
+    )
+    return _deployment(store, store.child_name, "api", store.spec.get("replicas", 1), pod)
+
+
+def worker_deployment(store: Store) -> Manifest | None:
+    """The background worker, alone in its Deployment, when the API replicas share the metadata store."""
+    if not store.shared_metadata:
+        return None
+    resources = store.spec.get("worker", {}).get("resources", {})
+    return _deployment(store, store.worker_name, "worker", 1, _pod_spec(store, ["worker"], resources, api=False))
+
+
+def service(store: Store) -> Manifest:
+    options = store.spec.get("service", {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": store.meta(store.child_name, "api"),
+        "spec": {
+            "type": options.get("type", "ClusterIP"),
+            "selector": store.labels("api"),
+            "ports": [{"name": "http", "port": options.get("port", 80), "targetPort": "http"}],
+        },
+    }
+
+
+def service_account(store: Store) -> Manifest:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": store.meta(store.child_name, "api")}
+
+
+def children(store: Store) -> list[Manifest]:
+    """Everything a TamsStore owns, in the order to apply it."""
+    worker = worker_deployment(store)
+    return [
+        service_account(store),
+        config_map(store),
+        *volume_claims(store),
+        api_deployment(store),
+        *([worker] if worker else []),
+        service(store),
+    ]

@@ -1,0 +1,120 @@
+"""The operator's pure builders of a TamsStore's children."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from tams_operator.resources import (
+    CONFIG_HASH_ANNOTATION,
+    Store,
+    api_deployment,
+    children,
+    config_hash,
+    secret_env,
+    settings,
+    worker_deployment,
+)
+
+from tams_api.config import Settings
+
+SHARED = {
+    "replicas": 3,
+    "metadata": {
+        "backend": "vast",
+        "vast": {"endpoint": "http://vast", "bucket": "db", "credentialsSecretRef": {"name": "vast-keys"}},
+    },
+    "media": {
+        "backend": "s3",
+        "s3": {"endpoint": "http://s3", "bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}},
+    },
+    "auth": {"modes": ["token"], "tokensSecretRef": {"name": "tams-tokens"}},
+}
+
+
+def store(spec: dict[str, Any] | None = None) -> Store:
+    return Store.from_body({"metadata": {"name": "news", "namespace": "media"}, "spec": spec or {}})
+
+
+def kinds(manifests: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(manifest["kind"], manifest["metadata"]["name"]) for manifest in manifests]
+
+
+def test_an_embedded_store_is_one_pod_on_two_volumes() -> None:
+    built = children(store())
+    assert kinds(built) == [
+        ("ServiceAccount", "news-tams"),
+        ("ConfigMap", "news-tams"),
+        ("PersistentVolumeClaim", "news-tams-data"),
+        ("PersistentVolumeClaim", "news-tams-media"),
+        ("Deployment", "news-tams"),
+        ("Service", "news-tams"),
+    ]
+    deployment = api_deployment(store())
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "RWO volumes: no two pods at once"
+    mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {mount["mountPath"] for mount in mounts} == {"/tmp", "/data", "/media"}
+    assert settings(store())["TAMS_RUN_WORKER"] == "true"
+    assert settings(store())["TAMS_PUBLIC_URL"] == "http://news-tams.media.svc:80"
+
+
+def test_a_shared_store_scales_and_has_one_worker() -> None:
+    shared = store(SHARED)
+    assert kinds(children(shared)) == [
+        ("ServiceAccount", "news-tams"),
+        ("ConfigMap", "news-tams"),
+        ("Deployment", "news-tams"),
+        ("Deployment", "news-tams-worker"),
+        ("Service", "news-tams"),
+    ]
+    api = api_deployment(shared)
+    assert (api["spec"]["replicas"], api["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
+    worker = worker_deployment(shared)
+    assert worker is not None
+    assert worker["spec"]["replicas"] == 1
+    assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
+    assert settings(shared)["TAMS_RUN_WORKER"] == "false"
+    assert worker_deployment(store()) is None
+
+
+def test_credentials_are_referenced_never_copied() -> None:
+    env = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in secret_env(store(SHARED))}
+    assert env == {
+        "TAMS_VAST_ACCESS_KEY": {"name": "vast-keys", "key": "accessKey"},
+        "TAMS_VAST_SECRET_KEY": {"name": "vast-keys", "key": "secretKey"},
+        "TAMS_S3_ACCESS_KEY_ID": {"name": "s3-keys", "key": "accessKey"},
+        "TAMS_S3_SECRET_ACCESS_KEY": {"name": "s3-keys", "key": "secretKey"},
+        "TAMS_AUTH_TOKENS": {"name": "tams-tokens", "key": "tokens"},
+    }
+    assert "vast-keys" not in str(settings(store(SHARED)))
+
+
+@pytest.mark.parametrize("spec", [{}, SHARED], ids=["embedded", "shared"])
+def test_every_variable_is_a_setting_of_the_service(spec: dict[str, Any]) -> None:
+    """A misspelt variable would be silently ignored by the service (it ignores unknown variables)."""
+    names = set(settings(store(spec))) | {item["name"] for item in secret_env(store(spec))}
+    fields = {f"TAMS_{name.upper()}" for name in Settings.model_fields}
+    assert names - fields == set()
+
+
+def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:
+    changed_setting = copy.deepcopy(SHARED)
+    changed_setting["media"]["s3"]["bucket"] = "other"
+    changed_secret = copy.deepcopy(SHARED)
+    changed_secret["auth"]["tokensSecretRef"]["name"] = "rotated"
+    scaled = {**SHARED, "replicas": 5}
+    base = config_hash(store(SHARED))
+    assert config_hash(store(changed_setting)) != base
+    assert config_hash(store(changed_secret)) != base
+    assert config_hash(store(scaled)) == base
+    template = api_deployment(store(SHARED))["spec"]["template"]
+    assert template["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == base
+
+
+def test_pods_are_locked_down() -> None:
+    pod = api_deployment(store())["spec"]["template"]["spec"]
+    context = pod["containers"][0]["securityContext"]
+    assert context["readOnlyRootFilesystem"] and context["runAsNonRoot"] and not context["allowPrivilegeEscalation"]
+    assert pod["automountServiceAccountToken"] is False
