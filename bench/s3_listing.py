@@ -18,7 +18,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +28,6 @@ import orjson
 from botocore.config import Config
 
 from bench.segments import (
-    RESULTS_DIR,
     Latency,
     RawConnection,
     Server,
@@ -41,6 +39,7 @@ from bench.segments import (
     post_segments,
     progress,
     running_server,
+    save_results,
     segments_body,
     summarise_latency,
 )
@@ -201,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     results = run(options.segments, options.rounds, options.per_round)
     print("\n".join(results.report()))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"s3-listing-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(asdict(results), option=orjson.OPT_INDENT_2))
-    print(f"results: {path}")
+    print(f"results: {save_results(asdict(results), prefix='s3-listing-')}")
     return 0
 
 

@@ -737,10 +737,11 @@ def report_lines(results: Results) -> list[str]:
     return lines
 
 
-def write_results(results: Results) -> Path:
+def save_results(document: Any, prefix: str = "") -> Path:
+    """A benchmark's figures as JSON in bench/results/, named by the time of the run."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(results.to_json(), option=orjson.OPT_INDENT_2))
+    path = RESULTS_DIR / f"{prefix}{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     return path
 
 
@@ -795,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     results = run(options)
     print("\n".join(report_lines(results)))
-    path = write_results(results)
+    path = save_results(results.to_json())
     print(f"\nResults written to {path}")
     missed = [target for target in results.targets() if not target.passed]
     return 1 if missed and options.fail_on_miss else 0

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -35,7 +34,6 @@ import orjson
 
 from bench.segments import (
     HOST,
-    RESULTS_DIR,
     Latency,
     Server,
     allocate_object_ids,
@@ -43,6 +41,7 @@ from bench.segments import (
     machine_info,
     progress,
     running_server,
+    save_results,
     server_environment,
     stop,
     summarise_latency,
@@ -252,10 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(options.rounds, options.posts, options.warmup, options.worker)
     print(f"worker: {WORKERS[options.worker]}")
     print("\n".join(results.report()))
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"webhooks-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_bytes(orjson.dumps(asdict(results), option=orjson.OPT_INDENT_2))
-    print(f"results: {path}")
+    print(f"results: {save_results(asdict(results), prefix='webhooks-')}")
     return 0
 
 

@@ -148,6 +148,19 @@ _SEGMENT_COLUMNS = (
 )
 
 
+def _stored_object(
+    object_id: str,
+    storage_id: str | None,
+    timerange: str | None,
+    key_frame_count: int | None,
+    init_object_id: str | None,
+    uncontrolled_urls: str | None,
+) -> StoredObject:
+    """An object from its columns, in the order of the objects table."""
+    urls = json.loads(uncontrolled_urls) if uncontrolled_urls else []
+    return StoredObject(object_id, storage_id, timerange, key_frame_count, init_object_id, urls)
+
+
 class _Keyset:
     """ORDER BY and the 'after this row' condition for one sort of a listing, all in one direction."""
 
@@ -857,15 +870,8 @@ class SqliteMetadataStore:
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for object_id, storage_id, timerange, key_frame_count, init_object_id, urls in rows:
-                found[object_id] = StoredObject(
-                    id=object_id,
-                    storage_id=storage_id,
-                    timerange=timerange,
-                    key_frame_count=key_frame_count,
-                    init_object_id=init_object_id,
-                    uncontrolled_urls=json.loads(urls) if urls else [],
-                )
+            for row in rows:
+                found[row[0]] = _stored_object(*row)
         return found
 
     def _register_segment(self, db: sqlite3.Connection, flow_id: str, flow_pk: int, segment: NewSegment) -> str | None:
@@ -991,29 +997,9 @@ class SqliteMetadataStore:
                 last_duration=last_duration,
                 sample_offset=sample_offset,
                 sample_count=sample_count,
-                object=StoredObject(
-                    id=object_id,
-                    storage_id=storage_id,
-                    timerange=object_timerange,
-                    key_frame_count=key_frame_count,
-                    init_object_id=init_object_id,
-                    uncontrolled_urls=json.loads(urls) if urls else [],
-                ),
+                object=_stored_object(*object_columns),
             )
-            for (
-                _start,
-                timerange,
-                ts_offset,
-                last_duration,
-                sample_offset,
-                sample_count,
-                object_id,
-                storage_id,
-                object_timerange,
-                key_frame_count,
-                init_object_id,
-                urls,
-            ) in page_rows
+            for _start, timerange, ts_offset, last_duration, sample_offset, sample_count, *object_columns in page_rows
         ]
         next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
         span = None
@@ -1179,17 +1165,10 @@ class SqliteMetadataStore:
                     (*params, flows.limit + 1),
                 )
             ]
-        storage_id, timerange, key_frame_count, init_object_id, urls, first_flow_id = row
+        *object_columns, first_flow_id = row
         next_key = encode_key([flow_ids[flows.limit - 1]]) if len(flow_ids) > flows.limit else None
         return ObjectUsage(
-            object=StoredObject(
-                id=object_id,
-                storage_id=storage_id,
-                timerange=timerange,
-                key_frame_count=key_frame_count,
-                init_object_id=init_object_id,
-                uncontrolled_urls=json.loads(urls) if urls else [],
-            ),
+            object=_stored_object(object_id, *object_columns),
             first_referenced_by_flow=first_flow_id,
             referenced_by_flows=Page(flow_ids[: flows.limit], next_key, flows.limit),
         )
