@@ -12,12 +12,13 @@ from .auth import authenticator_from_settings
 from .config import Settings
 from .http import HeadWithoutBody, install_error_handlers
 from .openapi import install_openapi
+from .provision import s3_connection
 from .routers import delete_requests, flows, media, objects, segments, service, sources, webhooks
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, StorageBackend
 from .stores.metadata import MetadataStore
-from .stores.s3 import S3MediaStore, s3_session
+from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
 from .stores.vast import VastMetadataStore
@@ -37,13 +38,7 @@ def open_media(settings: Settings) -> MediaStore:
     if settings.media_backend == "s3":
         bucket = settings.s3_bucket or ""
         path_style = settings.resolved_s3_path_style
-        client, credentials = s3_session(
-            settings.s3_endpoint_url,
-            settings.s3_region,
-            settings.s3_access_key_id,
-            settings.s3_secret_access_key,
-            path_style,
-        )
+        client, credentials = s3_connection(settings)
         public_endpoint = settings.s3_public_endpoint_url or client.meta.endpoint_url
         store = S3MediaStore(
             client=client,

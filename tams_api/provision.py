@@ -13,18 +13,23 @@ from .stores.s3 import explain, s3_session
 from .stores.vast import ensure_tables, open_session
 
 
-def provision_s3(settings: Settings) -> str:
-    """Create the S3 bucket unless it exists, then prove write and delete access with a probe object."""
-    if not settings.s3_bucket:
-        raise ConfigurationError("TAMS_S3_BUCKET: set the bucket to provision")
-    bucket = settings.s3_bucket
-    client, _ = s3_session(
+def s3_connection(settings: Settings) -> tuple[Any, Any]:
+    """The boto3 client and credentials the TAMS_S3_* settings describe."""
+    return s3_session(
         settings.s3_endpoint_url,
         settings.s3_region,
         settings.s3_access_key_id,
         settings.s3_secret_access_key,
         settings.resolved_s3_path_style,
     )
+
+
+def provision_s3(settings: Settings) -> str:
+    """Create the S3 bucket unless it exists, then prove write and delete access with a probe object."""
+    if not settings.s3_bucket:
+        raise ConfigurationError("TAMS_S3_BUCKET: set the bucket to provision")
+    bucket = settings.s3_bucket
+    client, _ = s3_connection(settings)
     endpoint = client.meta.endpoint_url
     try:
         created = _ensure_bucket(client, bucket, settings.s3_region)
