@@ -1,4 +1,5 @@
-"""Provisioning of the stores a TamsStore needs, idempotent, for the operator and for `tams-api provision`."""
+"""Provisioning of the stores a TamsStore needs, idempotent, for the operator and for `tams-api provision`; and
+deprovisioning, for the operator's `reclaimPolicy: Delete` only (no CLI: one mistyped setting would delete a store)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings
 from .errors import ConfigurationError
-from .stores.s3 import explain, s3_session
-from .stores.vast import ensure_tables, open_session
+from .stores.s3 import delete_keys, explain, s3_session
+from .stores.vast import drop_tables, ensure_tables, open_session
 
 
 def s3_connection(settings: Settings) -> tuple[Any, Any]:
@@ -26,9 +27,7 @@ def s3_connection(settings: Settings) -> tuple[Any, Any]:
 
 def provision_s3(settings: Settings) -> str:
     """Create the S3 bucket unless it exists, then prove write and delete access with a probe object."""
-    if not settings.s3_bucket:
-        raise ConfigurationError("TAMS_S3_BUCKET: set the bucket to provision")
-    bucket = settings.s3_bucket
+    bucket = _s3_bucket(settings)
     client, _ = s3_connection(settings)
     endpoint = client.meta.endpoint_url
     try:
@@ -41,19 +40,63 @@ def provision_s3(settings: Settings) -> str:
     return f"bucket {bucket!r} at {endpoint}: {'created' if created else 'exists'}, writable"
 
 
+def deprovision_s3(settings: Settings) -> str:
+    """Delete every object under the store's prefix (current versions only: a versioned bucket keeps the older
+    ones), then the bucket if nothing is left in it. A missing bucket is deprovisioned already. With no prefix the
+    whole bucket is the store's."""
+    bucket = _s3_bucket(settings)
+    client, _ = s3_connection(settings)
+    endpoint = client.meta.endpoint_url
+    where = f"bucket {bucket!r} at {endpoint}"
+    deleted = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=settings.s3_prefix):
+            keys = [item["Key"] for item in page.get("Contents", [])]
+            delete_keys(client, bucket, keys)
+            deleted += len(keys)
+        if client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0):
+            return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}; kept the bucket (other objects)"
+        client.delete_bucket(Bucket=bucket)
+    except ClientError as error:
+        code = _error_code(error)
+        if code in _MISSING_BUCKET:
+            return f"{where}: does not exist (deleted already)"
+        if code == "BucketNotEmpty":  # older versions or delete markers of a versioned bucket
+            return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}; kept the bucket (versions)"
+        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+    except BotoCoreError as error:
+        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+    except RuntimeError as error:  # DeleteObjects refused some keys
+        raise ConfigurationError(f"TAMS_S3_BUCKET: {where}: {error}") from None
+    return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}, and the bucket"
+
+
+_MISSING_BUCKET = ("404", "NoSuchBucket")
+
+
+def _s3_bucket(settings: Settings) -> str:
+    if not settings.s3_bucket:
+        raise ConfigurationError("TAMS_S3_BUCKET: set the store's bucket")
+    return settings.s3_bucket
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _ensure_bucket(client: Any, bucket: str, region: str) -> bool:
     """True when the bucket was created now."""
     try:
         client.head_bucket(Bucket=bucket)
         return False
     except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchBucket"):
+        if _error_code(error) not in _MISSING_BUCKET:
             raise
     options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     try:
         client.create_bucket(Bucket=bucket, **options)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        if _error_code(error) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
         return False
     return True
@@ -62,13 +105,32 @@ def _ensure_bucket(client: Any, bucket: str, region: str) -> bool:
 def provision_vast(settings: Settings, connect: Any = None) -> str:
     """Create the schema, tables and projections of the VAST metadata store that are missing. The bucket must
     exist: the SDK cannot create one (it is a VMS view with the DATABASE protocol)."""
+    session = _vast_session(settings, connect)
+    created = ensure_tables(session, settings.vast_bucket or "", settings.vast_schema)
+    return f"{_vast_where(settings)}: {'created ' + ', '.join(created) if created else 'everything exists'}"
+
+
+def deprovision_vast(settings: Settings, connect: Any = None) -> str:
+    """Drop the store's tables and then its schema; missing ones are dropped already. The bucket stays (a VMS view:
+    whoever created it removes it)."""
+    session = _vast_session(settings, connect)
+    dropped, kept = drop_tables(session, settings.vast_bucket or "", settings.vast_schema)
+    done = f"dropped {', '.join(dropped)}" if dropped else "nothing to drop"
+    return f"{_vast_where(settings)}: {done}" + (f"; kept {', '.join(kept)} (not the store's)" if kept else "")
+
+
+def _vast_session(settings: Settings, connect: Any) -> Any:
     for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
         if not getattr(settings, name):
-            raise ConfigurationError(f"TAMS_{name.upper()}: set it to provision the VAST metadata store")
-    endpoint = settings.vast_endpoint or ""
-    session = open_session(
-        endpoint, settings.vast_access_key or "", settings.vast_secret_key or "", connect, settings.vast_timeout
+            raise ConfigurationError(f"TAMS_{name.upper()}: set it to reach the VAST metadata store")
+    return open_session(
+        settings.vast_endpoint or "",
+        settings.vast_access_key or "",
+        settings.vast_secret_key or "",
+        connect,
+        settings.vast_timeout,
     )
-    created = ensure_tables(session, settings.vast_bucket or "", settings.vast_schema)
-    where = f"{settings.vast_bucket}/{settings.vast_schema} at {endpoint}"
-    return f"VAST {where}: {'created ' + ', '.join(created) if created else 'everything exists'}"
+
+
+def _vast_where(settings: Settings) -> str:
+    return f"VAST {settings.vast_bucket}/{settings.vast_schema} at {settings.vast_endpoint}"

@@ -19,7 +19,7 @@ from helpers import make_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from tams_api.app import open_media
 from tams_api.errors import ConfigurationError
-from tams_api.provision import provision_s3
+from tams_api.provision import deprovision_s3, provision_s3
 from tams_api.stores.sigv4 import Credentials, Presigner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +84,46 @@ def test_provisioning_creates_the_bucket_once(tmp_path: Path, s3_server: S3Serve
     assert "created, writable" in provision_s3(settings)
     assert "exists, writable" in provision_s3(settings)
     open_media(settings)  # the store now starts
+
+
+def test_deprovisioning_deletes_the_prefix_then_the_bucket_once_empty(tmp_path: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    for key in ("store-a/1", "store-a/2", "store-b/1"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    store_a = s3_settings(tmp_path, s3_server, bucket, s3_prefix="store-a/")
+    assert deprovision_s3(store_a).endswith("deleted 2 objects under 'store-a/'; kept the bucket (other objects)")
+    assert [item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["store-b/1"]
+    assert "deleted 0 objects" in deprovision_s3(store_a), "idempotent"
+
+    store_b = s3_settings(tmp_path, s3_server, bucket, s3_prefix="store-b/")
+    assert deprovision_s3(store_b).endswith("deleted 1 objects under 'store-b/', and the bucket")
+    assert bucket not in [found["Name"] for found in client.list_buckets()["Buckets"]]
+    assert deprovision_s3(store_b).endswith("does not exist (deleted already)")
+
+
+def test_deprovisioning_undoes_provisioning(tmp_path: Path, s3_server: S3Server) -> None:
+    settings = s3_settings(tmp_path, s3_server, "tams-reclaimed")
+    provision_s3(settings)
+    open_media(settings).client.put_object(Bucket="tams-reclaimed", Key="an-object", Body=b"x")
+    assert deprovision_s3(settings).endswith("deleted 1 objects under '', and the bucket")
+    assert "created, writable" in provision_s3(settings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"s3_secret_access_key": "wrong"}, "TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: access"),
+        ({"s3_endpoint_url": "http://127.0.0.1:9"}, "TAMS_S3_ENDPOINT_URL: cannot connect to http://127.0.0.1:9"),
+        ({"s3_bucket": None}, "TAMS_S3_BUCKET: set the store's bucket"),
+    ],
+)
+def test_deprovisioning_errors_name_the_setting(
+    tmp_path: Path, s3_server: S3Server, changes: dict[str, str], named: str
+) -> None:
+    settings = s3_settings(tmp_path, s3_server, s3_server.new_bucket()).model_copy(update=changes)
+    with pytest.raises(ConfigurationError, match="^" + named.replace("(", r"\(")):
+        deprovision_s3(settings)
 
 
 @pytest.mark.parametrize(

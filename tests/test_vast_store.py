@@ -9,6 +9,7 @@ import os
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import vastdb
 from vastdb import _internal
@@ -19,7 +20,7 @@ from tams_api.app import open_services
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery
-from tams_api.provision import provision_vast
+from tams_api.provision import deprovision_vast, provision_vast
 from tams_api.stores.vast import PROJECTIONS, TABLES, VastMetadataStore
 from tams_api.timerange import EVERYTHING, parse_bounds
 from vast_fake import FakeVast
@@ -51,6 +52,45 @@ def test_provisioning_creates_schema_tables_and_projections_once(fake: FakeVast,
             assert projection.columns().names == [*sorted_columns, *unsorted_columns]
         segments = schema.table("segments").projection("segments_by_flow_start").columns().names
         assert segments[:2] == ["flow_id", "start_ns"]
+
+
+def test_deprovisioning_drops_tables_then_schema_once(fake: FakeVast, tmp_path: Path) -> None:
+    settings = vast_settings(tmp_path)
+    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store.put_flow(flow("f"))
+    dropped = deprovision_vast(settings)
+    assert all(f"table {name}" in dropped for name in TABLES) and dropped.endswith("schema tams")
+    assert deprovision_vast(settings).endswith("nothing to drop")
+    with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
+        assert tx.bucket("tams").schemas() == []
+    assert "created schema tams" in provision_vast(settings)
+    assert VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams").get_flow("f") is None
+
+
+def test_deprovisioning_keeps_what_the_store_did_not_create(fake: FakeVast, tmp_path: Path) -> None:
+    settings = vast_settings(tmp_path)
+    provision_vast(settings)
+    session = fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test")
+    with session.transaction() as tx:
+        tx.bucket("tams").schema("tams").create_table("someone_elses", pa.schema([("x", pa.int64())]))
+    assert deprovision_vast(settings).endswith("; kept table someone_elses (not the store's)")
+    with session.transaction() as tx:
+        assert tx.bucket("tams").schema("tams").tablenames() == ["someone_elses"]
+
+
+def test_deprovisioning_a_missing_bucket_is_done(fake: FakeVast, tmp_path: Path) -> None:
+    assert deprovision_vast(vast_settings(tmp_path, vast_bucket="missing")).endswith("nothing to drop")
+
+
+def test_deprovisioning_maps_a_concurrent_change_to_a_clear_error(fake: FakeVast, tmp_path: Path) -> None:
+    settings = vast_settings(tmp_path)
+    provision_vast(settings)
+    session = fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test")
+    with session.transaction() as tx:  # an open transaction that changes a table of the store
+        tx.bucket("tams").schema("tams").table("flows").create_projection("another", ["id"], [])
+        with pytest.raises(ConfigurationError, match=r"^VAST tams/tams: a concurrent transaction changed it"):
+            deprovision_vast(settings)
+    assert "dropped table" in deprovision_vast(settings)
 
 
 def test_the_cli_provisions_vast(

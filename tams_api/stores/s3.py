@@ -130,17 +130,19 @@ class S3MediaStore:
         return url
 
     def delete(self, object_ids: list[str]) -> None:
-        for start in range(0, len(object_ids), DELETE_BATCH):
-            batch = object_ids[start : start + DELETE_BATCH]
-            for object_id in batch:
-                self._url_cache.pop(object_id, None)
-            response = self.client.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": self.key(object_id)} for object_id in batch], "Quiet": True},
-            )
-            errors = response.get("Errors", [])
-            if errors:
-                first = errors[0]
-                raise RuntimeError(
-                    f"S3 refused to delete {len(errors)} objects, e.g. {first['Key']}: {first['Message']}"
-                )
+        for object_id in object_ids:
+            self._url_cache.pop(object_id, None)
+        delete_keys(self.client, self.bucket, [self.key(object_id) for object_id in object_ids])
+
+
+def delete_keys(client: Any, bucket: str, keys: list[str]) -> None:
+    """Delete objects by key, DELETE_BATCH per request; refusals raise."""
+    for start in range(0, len(keys), DELETE_BATCH):
+        batch = keys[start : start + DELETE_BATCH]
+        response = client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+        )
+        errors = response.get("Errors", [])
+        if errors:
+            first = errors[0]
+            raise RuntimeError(f"S3 refused to delete {len(errors)} objects, e.g. {first['Key']}: {first['Message']}")

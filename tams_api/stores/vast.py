@@ -223,10 +223,29 @@ def open_session(
         ) from None
 
 
+@contextmanager
+def _explained(bucket: str, schema: str) -> Iterator[None]:
+    """SDK errors of provisioning and deprovisioning as one line naming what to fix."""
+    where = f"VAST {bucket}/{schema}"
+    try:
+        yield
+    except errors.Conflict:
+        raise ConfigurationError(
+            f"{where}: a concurrent transaction changed it (another replica or provisioning?); nothing was changed, "
+            "run again"
+        ) from None
+    except errors.Forbidden as error:
+        raise ConfigurationError(
+            f"TAMS_VAST_ACCESS_KEY / TAMS_VAST_SECRET_KEY: not allowed to change {where} ({error.code})"
+        ) from None
+    except errors.HttpError as error:
+        raise ConfigurationError(f"TAMS_VAST_BUCKET: {where}: VAST answered {error.status} {error.code}") from None
+
+
 def ensure_tables(session: Any, bucket: str, schema: str) -> list[str]:
     """Create the schema, tables and projections that are missing (idempotent); what was created."""
     created: list[str] = []
-    with session.transaction() as tx:
+    with _explained(bucket, schema), session.transaction() as tx:
         try:
             root = tx.bucket(bucket)
         except errors.MissingBucket:
@@ -252,6 +271,31 @@ def ensure_tables(session: Any, bucket: str, schema: str) -> list[str]:
                 table.create_projection(projection, sorted_columns=sorted_columns, unsorted_columns=unsorted_columns)
                 created.append(f"projection {projection}")
     return created
+
+
+def drop_tables(session: Any, bucket: str, schema: str) -> tuple[list[str], list[str]]:
+    """Drop the store's tables (projections first) and then its schema, in one transaction; what was dropped, and
+    what was kept: tables and schemas this store did not create stay, and so does the schema holding them.
+    A missing bucket, schema or table counts as dropped already."""
+    dropped: list[str] = []
+    with _explained(bucket, schema), session.transaction() as tx:
+        try:
+            tables = tx.bucket(bucket).schema(schema, fail_if_missing=False)
+        except errors.MissingBucket:
+            return [], []
+        if tables is None:
+            return [], []
+        for table in tables.tables():
+            if table.name in TABLES:
+                for projection in table.projections():
+                    projection.drop()
+                table.drop()
+                dropped.append(f"table {table.name}")
+        kept = [f"table {name}" for name in tables.tablenames()] + [f"schema {s.name}" for s in tables.schemas()]
+        if not kept:
+            tables.drop()
+            dropped.append(f"schema {schema}")
+    return dropped, kept
 
 
 # -- rows -------------------------------------------------------------------------------------------------------
