@@ -6,7 +6,7 @@ which `go install` cannot follow). Binaries are cached by version outside the ch
 `$TAMS_OPERATOR_CACHE/kubernetes/<version>/bin` (default `~/.cache/tams-operator`), so fresh clones on the
 same machine reuse them; a missing binary is rebuilt, never an error. Go is used only here.
 
-    python scripts/k8s_binaries.py                     # kube-apiserver and kube-controller-manager
+    python scripts/k8s_binaries.py                     # kube-apiserver, kube-controller-manager, kubectl
     python scripts/k8s_binaries.py kubelet kube-proxy  # others, for the e2e cluster
 """
 
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 VERSION = os.environ.get("TAMS_KUBERNETES_VERSION", "v1.34.4")
-DEFAULT_COMPONENTS = ("kube-apiserver", "kube-controller-manager")
+DEFAULT_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 KNOWN_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy")
 
 

@@ -7,7 +7,9 @@ the `access_token` query parameter is accepted only when enabled.
 
 Scopes follow the TAMS recommendation: `tams-api/read` (GET, HEAD), `tams-api/write` (POST, PUT),
 `tams-api/delete` (DELETE), `tams-api/admin` (service administration; implies all). A credential without
-scopes may do everything unless strict scopes are on.
+scopes may do everything unless strict scopes are on. The operator managing a store gets its own admin
+token (`TAMS_AUTH_OPERATOR_TOKEN`), accepted whatever the modes, so webhooks and deletion requests filed as
+Kubernetes objects reach the API without a user's credential.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .config import Settings
 from .errors import Forbidden, Unauthorized
 
 READ, WRITE, DELETE, ADMIN = "tams-api/read", "tams-api/write", "tams-api/delete", "tams-api/admin"
+OPERATOR = "tams-operator"  # the name TAMS_AUTH_OPERATOR_TOKEN authenticates as
 SCOPE_OF_METHOD = {"GET": READ, "HEAD": READ, "POST": WRITE, "PUT": WRITE, "DELETE": DELETE}
 # Service administration needs the admin scope whatever the method.
 ADMIN_ROUTES = {("POST", "/service"), ("GET", "/flow-delete-requests"), ("HEAD", "/flow-delete-requests")}
@@ -134,7 +137,7 @@ class Authenticator:
         scheme = scheme.lower()
         if scheme == "basic" and "basic" in self.modes:
             return self._basic(credentials.strip())
-        if scheme == "bearer" and self.modes & {"token", "jwt"}:
+        if scheme == "bearer" and (self._tokens or self._jwt is not None):
             return self._bearer(credentials.strip())
         raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
 
@@ -151,11 +154,10 @@ class Authenticator:
         return Principal(user, scopes)
 
     def _bearer(self, token: str) -> Principal:
-        if "token" in self.modes:
-            principal = self._tokens.get(_digest(token))
-            if principal is not None:
-                return principal
-        if "jwt" in self.modes and self._jwt is not None and token.count(".") == 2:
+        principal = self._tokens.get(_digest(token))
+        if principal is not None:
+            return principal
+        if self._jwt is not None and token.count(".") == 2:
             return self._jwt.verify(token)
         raise Unauthorized("unknown bearer token")
 
@@ -183,10 +185,15 @@ def authenticator_from_settings(settings: Settings) -> Authenticator:
             audience=settings.auth_jwt_audience,
             algorithms=[name.strip() for name in settings.auth_jwt_algorithms.split(",") if name.strip()],
         )
+    tokens: dict[str, tuple[str, frozenset[str] | None]] = {}
+    if "token" in settings.auth_mode_set:
+        tokens = parse_credentials(_read_secret(settings.auth_tokens, settings.auth_tokens_file))
+    if settings.auth_operator_token:
+        tokens[OPERATOR] = (settings.auth_operator_token, frozenset({ADMIN}))
     return Authenticator(
         modes=settings.auth_mode_set,
         users=parse_credentials(_read_secret(settings.auth_users, settings.auth_users_file)),
-        tokens=parse_credentials(_read_secret(settings.auth_tokens, settings.auth_tokens_file)),
+        tokens=tokens,
         jwt_verifier=verifier,
         access_token_query=settings.auth_access_token_query,
         strict_scopes=settings.auth_strict_scopes,

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     auth_jwt_algorithms: str = "RS256,ES256"
     auth_access_token_query: bool = Field(False, description="Accept the token in the access_token query parameter.")
     auth_strict_scopes: bool = Field(False, description="Refuse credentials that carry no scopes.")
+    auth_operator_token: str | None = Field(
+        None, description="Bearer token of the managing operator (admin scope), accepted whenever auth is on."
+    )
 
     @model_validator(mode="after")
     def _check_timeouts(self) -> Settings:

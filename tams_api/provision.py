@@ -25,13 +25,14 @@ def s3_connection(settings: Settings) -> tuple[Any, Any]:
     )
 
 
-def provision_s3(settings: Settings) -> str:
-    """Create the S3 bucket unless it exists, then prove write and delete access with a probe object."""
+def provision_s3(settings: Settings, create: bool = True) -> str:
+    """Create the S3 bucket unless it exists (or, with `create` off, require it), then prove write and delete
+    access with a probe object."""
     bucket = _s3_bucket(settings)
     client, _ = s3_connection(settings)
     endpoint = client.meta.endpoint_url
     try:
-        created = _ensure_bucket(client, bucket, settings.s3_region)
+        created = _ensure_bucket(client, bucket, settings.s3_region, create)
         probe = f"{settings.s3_prefix}.tams-provision-probe-{uuid.uuid4().hex}"
         client.put_object(Bucket=bucket, Key=probe, Body=b"")
         client.delete_object(Bucket=bucket, Key=probe)
@@ -84,7 +85,7 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _ensure_bucket(client: Any, bucket: str, region: str) -> bool:
+def _ensure_bucket(client: Any, bucket: str, region: str, create: bool) -> bool:
     """True when the bucket was created now."""
     try:
         client.head_bucket(Bucket=bucket)
@@ -92,6 +93,8 @@ def _ensure_bucket(client: Any, bucket: str, region: str) -> bool:
     except ClientError as error:
         if _error_code(error) not in _MISSING_BUCKET:
             raise
+    if not create:
+        raise ConfigurationError(f"TAMS_S3_BUCKET: bucket {bucket!r} does not exist at {client.meta.endpoint_url}")
     options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     try:
         client.create_bucket(Bucket=bucket, **options)

@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 60
 OUTSIDER = "system:serviceaccount:default:outsider"  # an identity no role binding names
-KUBE_USERS = (OUTSIDER,)
+OPERATOR = "system:serviceaccount:tams-system:tams-operator"  # bound by rbac/operator.yaml, nothing more
+KUBE_USERS = (OUTSIDER, OPERATOR)
 
 
 @dataclass(frozen=True, slots=True)

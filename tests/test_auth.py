@@ -10,7 +10,19 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tams_api.auth import ADMIN, DELETE, READ, WRITE, Authenticator, JwtVerifier, Principal, parse_credentials
+from tams_api.auth import (
+    ADMIN,
+    DELETE,
+    OPERATOR,
+    READ,
+    WRITE,
+    Authenticator,
+    JwtVerifier,
+    Principal,
+    authenticator_from_settings,
+    parse_credentials,
+)
+from tams_api.config import Settings
 from tams_api.errors import Forbidden, Unauthorized
 
 ISSUER = "https://idp.example"
@@ -119,3 +131,23 @@ def test_missing_credentials_and_unknown_scheme() -> None:
         auth.authenticate(None, None)
     with pytest.raises(Unauthorized):
         auth.authenticate("Digest abc", None)
+
+
+def test_the_operator_token_is_an_admin_whatever_the_modes() -> None:
+    settings = Settings(
+        auth_modes="basic",
+        auth_users="alice s3cret",
+        auth_tokens="robot tok-123",  # ignored: token mode is off
+        auth_operator_token="op-456",
+    )
+    auth = authenticator_from_settings(settings)
+    operator = auth.authenticate("Bearer op-456", None)
+    assert operator == Principal(OPERATOR, frozenset({ADMIN}))
+    auth.authorize(operator, ADMIN)
+    with pytest.raises(Unauthorized):
+        auth.authenticate("Bearer tok-123", None)
+    assert auth.authenticate(basic("alice", "s3cret"), None).name == "alice"
+    with pytest.raises(Unauthorized):
+        authenticator_from_settings(Settings(auth_modes="basic", auth_users="alice s3cret")).authenticate(
+            "Bearer op-456", None
+        )

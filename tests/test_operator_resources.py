@@ -86,6 +86,7 @@ def test_credentials_are_referenced_never_copied() -> None:
         "TAMS_VAST_SECRET_KEY": {"name": "vast-keys", "key": "secretKey"},
         "TAMS_S3_ACCESS_KEY_ID": {"name": "s3-keys", "key": "accessKey"},
         "TAMS_S3_SECRET_ACCESS_KEY": {"name": "s3-keys", "key": "secretKey"},
+        "TAMS_AUTH_OPERATOR_TOKEN": {"name": "news-tams-operator", "key": "token"},  # made by the operator
         "TAMS_AUTH_TOKENS": {"name": "tams-tokens", "key": "tokens"},
     }
     assert "vast-keys" not in str(settings(store(SHARED)))

@@ -21,6 +21,7 @@ DATA_PATH = "/data"
 MEDIA_PATH = "/media"
 DEFAULT_IMAGE = "tams-operator:latest"
 CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
+OPERATOR_TOKEN_KEY = "token"
 
 Manifest = dict[str, Any]
 
@@ -32,10 +33,11 @@ class Store:
     name: str
     namespace: str
     spec: dict[str, Any]
+    default_image: str = DEFAULT_IMAGE  # the operator's, for stores that name no image
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> Store:
-        return cls(body["metadata"]["name"], body["metadata"]["namespace"], body.get("spec", {}))
+    def from_body(cls, body: dict[str, Any], default_image: str = DEFAULT_IMAGE) -> Store:
+        return cls(body["metadata"]["name"], body["metadata"]["namespace"], body.get("spec", {}), default_image)
 
     @property
     def child_name(self) -> str:
@@ -46,13 +48,25 @@ class Store:
         return f"{self.name}-tams-worker"
 
     @property
+    def operator_secret_name(self) -> str:
+        return f"{self.name}-tams-operator"
+
+    @property
+    def reclaims_data(self) -> bool:
+        """reclaimPolicy Delete: volumes, buckets and tables go with the TamsStore."""
+        return self.spec.get("reclaimPolicy", "Retain") == "Delete"
+
+    @property
     def shared_metadata(self) -> bool:
         return self.spec.get("metadata", {}).get("backend", "sqlite") == "vast"
 
     @property
+    def service_port(self) -> int:
+        return int(self.spec.get("service", {}).get("port", 80))
+
+    @property
     def endpoint(self) -> str:
-        port = self.spec.get("service", {}).get("port", 80)
-        return f"http://{self.child_name}.{self.namespace}.svc:{port}"
+        return f"http://{self.child_name}.{self.namespace}.svc:{self.service_port}"
 
     def labels(self, component: str) -> dict[str, str]:
         return {
@@ -126,6 +140,7 @@ def secret_env(store: Store) -> list[dict[str, Any]]:
             _secret_env("TAMS_S3_ACCESS_KEY_ID", ref["name"], ref.get("accessKeyKey", "accessKey")),
             _secret_env("TAMS_S3_SECRET_ACCESS_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
         ]
+    env.append(_secret_env("TAMS_AUTH_OPERATOR_TOKEN", store.operator_secret_name, OPERATOR_TOKEN_KEY))
     auth = spec.get("auth", {})
     for field, variable, default_key in (
         ("usersSecretRef", "TAMS_AUTH_USERS", "users"),
@@ -177,7 +192,7 @@ def volume_claims(store: Store) -> list[Manifest]:
 def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: bool) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "tams-api" if api else "tams-worker",
-        "image": store.spec.get("image") or DEFAULT_IMAGE,
+        "image": store.spec.get("image") or store.default_image,
         "imagePullPolicy": store.spec.get("imagePullPolicy", "IfNotPresent"),
         "args": command,
         "envFrom": [{"configMapRef": {"name": store.child_name}}],
@@ -255,8 +270,20 @@ def service(store: Store) -> Manifest:
         "spec": {
             "type": options.get("type", "ClusterIP"),
             "selector": store.labels("api"),
-            "ports": [{"name": "http", "port": options.get("port", 80), "targetPort": "http"}],
+            "ports": [{"name": "http", "port": store.service_port, "targetPort": "http"}],
         },
+    }
+
+
+def operator_secret(store: Store, token: str) -> Manifest:
+    """The admin token the operator uses on this store's API (TamsWebhook, TamsDeletionRequest): created once,
+    never rewritten, so restarts of the operator keep the pods' token."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": store.meta(store.operator_secret_name, "api"),
+        "type": "Opaque",
+        "stringData": {OPERATOR_TOKEN_KEY: token},
     }
 
 

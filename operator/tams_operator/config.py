@@ -1,0 +1,26 @@
+"""The operator's own configuration, from `TAMS_OPERATOR_*` environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .resources import DEFAULT_IMAGE
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAMS_OPERATOR_", extra="ignore")
+
+    default_image: str = Field(DEFAULT_IMAGE, description="TAMS API image of TamsStores that name none.")
+    resync_interval: float = Field(60.0, gt=0, description="Seconds between drift checks of each TamsStore.")
+    poll_interval: float = Field(10.0, gt=0, description="Seconds between looks at TAMS webhooks and deletions.")
+    api_url_template: str = Field(
+        "http://{service}.{namespace}.svc:{port}",
+        description="How the operator reaches a store's TAMS API ({service}, {namespace}, {port}).",
+    )
+    retry_initial: float = Field(5.0, gt=0, description="Seconds before retrying what may heal; doubles each time.")
+    retry_max: float = Field(300.0, gt=0, description="Longest wait between two retries.")
+
+    def retry_delay(self, retry: int) -> float:
+        """Backoff for `kopf.TemporaryError`, so a broken store never spins."""
+        return min(self.retry_max, self.retry_initial * 2 ** min(retry, 30))

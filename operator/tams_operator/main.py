@@ -1,0 +1,42 @@
+"""The operator: Kopf's settings, the shared Kubernetes client, and the handlers of each resource."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+import kopf
+
+from . import deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
+from .config import OperatorSettings
+from .kube import KubeApi, connection_info, http_client
+
+PREFIX = "tams-operator.io"
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Kopf and the operator's own client use the same credentials."""
+    return connection_info()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # The operator's own names on the objects it handles, not Kopf's defaults.
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300  # long watches, re-established by Kopf
+    memo["config"] = OperatorSettings()
+    memo["api"] = KubeApi(http_client(connection_info()))
+    memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo["api"].client.aclose()

@@ -1,0 +1,87 @@
+"""A TamsStore's stores, provisioned with the very settings its pods will run with.
+
+The service's settings are the ConfigMap's plain values plus the credentials from the user's Secrets
+(resources.settings + resources.secret_env); the provisioning functions are the service's own
+(tams_api.provision), run in a thread because boto3 and the vastdb SDK block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import ValidationError
+
+from tams_api.config import Settings
+from tams_api.errors import ConfigurationError
+from tams_api.provision import deprovision_s3, deprovision_vast, provision_s3, provision_vast
+
+from .kube import KubeApi
+from .resources import Store, secret_env, settings
+
+
+class NotReady(Exception):
+    """Something outside the spec is missing or failing (a Secret, a bucket, a cluster): it may heal."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidSpec(Exception):
+    """The spec itself cannot work: only a change of it helps."""
+
+
+async def credentials(api: KubeApi, store: Store) -> dict[str, str]:
+    """The TAMS_* variables the pods read from Secrets, resolved; a missing Secret or key is named."""
+    values: dict[str, str] = {}
+    secrets: dict[str, dict[str, str] | None] = {}
+    for variable in secret_env(store):
+        ref = variable["valueFrom"]["secretKeyRef"]
+        if ref["name"] not in secrets:
+            secrets[ref["name"]] = await api.secret_data(store.namespace, ref["name"])
+        data = secrets[ref["name"]]
+        if data is None:
+            raise NotReady("SecretNotFound", f"Secret {ref['name']!r} not found in namespace {store.namespace!r}")
+        if ref["key"] not in data:
+            raise NotReady("SecretKeyNotFound", f"Secret {ref['name']!r} has no key {ref['key']!r}")
+        values[variable["name"]] = data[ref["key"]]
+    return values
+
+
+def service_settings(store: Store, credentials: dict[str, str]) -> Settings:
+    """The service's Settings, exactly as its pods will parse them."""
+    variables = settings(store) | credentials
+    try:
+        return Settings(**{name.removeprefix("TAMS_").lower(): value for name, value in variables.items()})
+    except ValidationError as error:
+        problems = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
+        raise InvalidSpec(problems) from None
+
+
+async def provision_metadata(store: Store, service: Settings) -> str:
+    if service.metadata_backend == "sqlite":
+        return f"embedded SQLite on PersistentVolumeClaim {store.child_name}-data"
+    try:
+        return await asyncio.to_thread(provision_vast, service)
+    except ConfigurationError as error:
+        raise NotReady("VastFailed", str(error)) from None
+
+
+async def provision_media(store: Store, service: Settings) -> str:
+    if service.media_backend == "filesystem":
+        return f"filesystem on PersistentVolumeClaim {store.child_name}-media"
+    create = bool(store.spec.get("media", {}).get("s3", {}).get("createBucket", False))
+    try:
+        return await asyncio.to_thread(provision_s3, service, create)
+    except ConfigurationError as error:
+        raise NotReady("S3Failed", str(error)) from None
+
+
+def deprovision(service: Settings) -> str:
+    """reclaimPolicy Delete: the bucket's objects and the bucket, the tables and the schema. Blocking."""
+    outcomes = []
+    if service.media_backend == "s3":
+        outcomes.append(deprovision_s3(service))
+    if service.metadata_backend == "vast":
+        outcomes.append(deprovision_vast(service))
+    return "; ".join(outcomes) or "volumes go with the TamsStore"

@@ -1,0 +1,54 @@
+"""The operator as a client of a store's TAMS API, with the admin token it created for that store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from .config import OperatorSettings
+from .kube import KubeApi
+from .provisioning import NotReady
+from .resources import OPERATOR_TOKEN_KEY, Store
+
+GROUP_VERSION = "tams-operator.io/v1alpha1"
+
+
+class TamsApi:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """The response, whatever its 4xx; unreachable or failing (5xx) is NotReady."""
+        try:
+            response = await self.client.request(method, path, **options)
+        except httpx.HTTPError as error:
+            raise NotReady("Unreachable", f"TAMS API at {self.client.base_url} cannot be reached ({error})") from None
+        if response.status_code >= 500:
+            raise NotReady("TamsError", f"TAMS API {method} {path}: {response.status_code} {problem(response)}")
+        return response
+
+
+def problem(response: httpx.Response) -> str:
+    """The summary of the spec's error JSON, or the body."""
+    try:
+        return str(response.json().get("summary") or response.text)
+    except ValueError:
+        return response.text
+
+
+@asynccontextmanager
+async def store_api(api: KubeApi, config: OperatorSettings, namespace: str, name: str) -> AsyncIterator[TamsApi]:
+    body = await api.get(GROUP_VERSION, "TamsStore", namespace, name)
+    if body is None:
+        raise NotReady("StoreNotFound", f"TamsStore {name!r} not found in namespace {namespace!r}")
+    store = Store.from_body(body)
+    token = (await api.secret_data(namespace, store.operator_secret_name) or {}).get(OPERATOR_TOKEN_KEY)
+    if token is None:
+        raise NotReady("StoreNotReady", f"TamsStore {name!r} has no operator token yet")
+    url = config.api_url_template.format(service=store.child_name, namespace=namespace, port=store.service_port)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10.0) as client:
+        yield TamsApi(client)

@@ -1,0 +1,162 @@
+"""The operator on the real test control plane: CRDs and RBAC installed, the operator running in this process
+(so the VAST fake can stand in for a cluster) under its own service account identity, and the kubelet's
+part played where pods would run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kopf
+import yaml
+
+from control_plane import OPERATOR, ControlPlane
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = "tams-operator.io/v1alpha1"
+Manifest = dict[str, Any]
+
+
+def documents(path: Path) -> list[Manifest]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def crds() -> list[Manifest]:
+    return [document for path in sorted((ROOT / "crds").glob("*.yaml")) for document in documents(path)]
+
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def collection(manifest: Manifest) -> str:
+    api_version, kind = manifest["apiVersion"], manifest["kind"]
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    plural = kind.lower() + "s"  # regular for every kind the tests create
+    if kind in CLUSTER_SCOPED:
+        return f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{manifest['metadata'].get('namespace', 'default')}/{plural}"
+
+
+def path(manifest: Manifest) -> str:
+    return f"{collection(manifest)}/{manifest['metadata']['name']}"
+
+
+def create(client: httpx.Client, manifest: Manifest) -> Manifest:
+    """Create, or leave as it is when it exists."""
+    response = client.post(collection(manifest), json=manifest)
+    assert response.status_code in (201, 409), response.text
+    return response.json()
+
+
+def install(client: httpx.Client) -> None:
+    """CRDs (waited for until established), the operator's namespace, service account and role."""
+    for crd in crds():
+        create(client, crd)
+    for crd in crds():
+        wait(lambda name=crd["metadata"]["name"]: established(client, name), f"CRD {crd['metadata']['name']}")
+    create(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tams-system"}})
+    for manifest in documents(ROOT / "rbac" / "operator.yaml"):
+        create(client, manifest)
+
+
+def established(client: httpx.Client, name: str) -> bool:
+    conditions = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions["status"].get("conditions", []))
+
+
+def wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+OPERATOR_ENV = {
+    "TAMS_OPERATOR_RESYNC_INTERVAL": "1",
+    "TAMS_OPERATOR_POLL_INTERVAL": "0.3",
+    "TAMS_OPERATOR_RETRY_INITIAL": "0.5",
+    "TAMS_OPERATOR_RETRY_MAX": "2",
+}
+
+
+@contextmanager
+def running_operator(kube: ControlPlane, **env: str) -> Iterator[None]:
+    """The operator, in a thread of this process, as the `tams-operator` service account."""
+    import tams_operator.main  # noqa: F401  (registers the handlers)
+
+    variables = {"KUBECONFIG": str(kube.kubeconfig(OPERATOR)), **OPERATOR_ENV, **env}
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    ready, stop = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(kopf.operator(clusterwide=True, standalone=True, ready_flag=ready, stop_flag=stop))
+        except BaseException as error:  # shown by the test that started it
+            failure.append(error)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="tams-operator", daemon=True)
+    thread.start()
+    try:
+        ready.wait(30)
+        assert not failure, failure
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def play_kubelet(client: httpx.Client, namespace: str, selector: str) -> int:
+    """Mark the selected pods Running and Ready, as a kubelet would once their containers pass the probes."""
+    pods = client.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}).json()["items"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for pod in pods:
+        containers = pod["spec"]["containers"]
+        status = {
+            "phase": "Running",
+            "conditions": [
+                {"type": kind, "status": "True", "lastTransitionTime": now}
+                for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": "",
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": True,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for container in containers
+            ],
+        }
+        response = client.patch(
+            f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/status",
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status_code == 200, response.text
+    return len(pods)
+
+
+def condition(body: Manifest, type_: str) -> Manifest | None:
+    return next((c for c in (body.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
