@@ -5,6 +5,7 @@ through the SDK fake, children owned and rolled out, status and events telling w
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,18 @@ from botocore.exceptions import ClientError
 
 from control_plane import ControlPlane, kubernetes_binaries
 from helpers import VAST_SETTINGS, new_fake_vast
-from operator_harness import GROUP, condition, create, install, path, play_kubelet, running_operator, wait
+from operator_harness import (
+    GROUP,
+    ROOT,
+    condition,
+    create,
+    documents,
+    install,
+    path,
+    play_kubelet,
+    running_operator,
+    wait,
+)
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from vast_fake import FakeVast
 
@@ -37,6 +49,10 @@ def admin(kube: ControlPlane, fake_vast: FakeVast) -> Iterator[httpx.Client]:
         install(client)
         with running_operator(kube):
             yield client
+            # Stores leave while their operator still runs, so that no later test meets their finalizers.
+            for store in client.get(f"/apis/{GROUP}/tamsstores").json()["items"]:
+                client.delete(path(store))
+            wait(lambda: not client.get(f"/apis/{GROUP}/tamsstores").json()["items"], "every TamsStore gone", 60)
 
 
 @pytest.fixture
@@ -148,3 +164,163 @@ def test_a_store_on_vast_and_s3_is_provisioned_rolled_out_and_ready(
     assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
     waited = kubectl(kube, "wait", "--for=condition=Ready", "tamsstore/news", "-n", namespace, "--timeout=30s")
     assert waited.returncode == 0, waited.stderr
+
+
+def deployment_ref(namespace: str, name: str = "news-tams") -> Manifest:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace}}
+
+
+def merge_patch(admin: httpx.Client, manifest: Manifest, patch: Manifest) -> Manifest:
+    response = admin.patch(path(manifest), json=patch, headers={"Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def embedded_store(admin: httpx.Client, namespace: str, **spec: Any) -> Manifest:
+    """An embedded (sqlite + filesystem) store, once Ready with the kubelet's part played."""
+    store = create(admin, tams_store(namespace, spec))
+    wait(lambda: play_kubelet(admin, namespace, "app.kubernetes.io/instance=news"), "a pod")
+    wait_condition(admin, store, "Ready")
+    return store
+
+
+def test_a_spec_change_rolls_the_pods_and_the_status_follows(admin: httpx.Client, namespace: str) -> None:
+    store = embedded_store(admin, namespace)
+    template = get(admin, deployment_ref(namespace))["spec"]["template"]
+    before = template["metadata"]["annotations"]["tams-operator.io/config-hash"]
+
+    changed = merge_patch(admin, store, {"spec": {"presignedUrlTimeout": 600}})
+    assert changed["metadata"]["generation"] == 2
+    wait(lambda: get(admin, store)["status"].get("observedGeneration") == 2, "observedGeneration 2")
+    config = get(
+        admin, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "news-tams", "namespace": namespace}}
+    )
+    assert config["data"]["TAMS_PRESIGNED_URL_TIMEOUT"] == "600"
+    template = get(admin, deployment_ref(namespace))["spec"]["template"]
+    assert template["metadata"]["annotations"]["tams-operator.io/config-hash"] != before, "pods roll"
+    # The new ReplicaSet's pod becomes ready: Ready again, for generation 2.
+    wait(lambda: play_kubelet(admin, namespace, "app.kubernetes.io/instance=news") and is_ready(admin, store), "Ready")
+    assert condition(get(admin, store), "Ready")["observedGeneration"] == 2
+
+
+def is_ready(admin: httpx.Client, store: Manifest) -> bool:
+    found = condition(get(admin, store), "Ready")
+    return bool(found and found["status"] == "True")
+
+
+def test_children_changed_or_deleted_behind_the_operators_back_come_back(admin: httpx.Client, namespace: str) -> None:
+    store = embedded_store(admin, namespace)
+    deployment = get(admin, deployment_ref(namespace))
+    assert admin.delete(path(deployment)).status_code == 200
+    wait(lambda: admin.get(path(deployment)).status_code == 200, "the Deployment back")
+    assert get(admin, deployment)["metadata"]["uid"] != deployment["metadata"]["uid"]
+
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "news-tams", "namespace": namespace}}
+    edited = get(admin, service)
+    edited["spec"]["ports"][0]["port"] = 9999
+    assert admin.put(path(service), json=edited).status_code == 200
+    wait(lambda: get(admin, service)["spec"]["ports"][0]["port"] == 80, "the Service's port restored")
+    wait(lambda: play_kubelet(admin, namespace, "app.kubernetes.io/instance=news") and is_ready(admin, store), "Ready")
+
+
+def test_a_pod_that_cannot_pull_its_image_shows_on_the_store(admin: httpx.Client, namespace: str) -> None:
+    store = embedded_store(admin, namespace)
+    pods = admin.get(f"/api/v1/namespaces/{namespace}/pods").json()["items"]
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "tams:nope"'}
+    status = {"containerStatuses": [{**pods[0]["status"]["containerStatuses"][0], "ready": False,
+                                     "state": {"waiting": waiting}}]}  # fmt: skip
+    response = admin.patch(
+        f"/api/v1/namespaces/{namespace}/pods/{pods[0]['metadata']['name']}/status",
+        json={"status": status},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.text
+    body = wait_condition(admin, store, "Ready", "False")
+    assert condition(body, "Available")["reason"] == "ImagePullBackOff"
+    assert 'Back-off pulling image "tams:nope"' in condition(body, "Ready")["message"]
+
+
+def test_a_missing_secret_is_named_retried_without_spinning_and_healed(
+    admin: httpx.Client, namespace: str, s3_server: S3Server
+) -> None:
+    bucket = f"tams-{uuid.uuid4().hex[:12]}"
+    store = create(admin, tams_store(namespace, {"media": s3_spec(s3_server, bucket, createBucket=True)}))
+    body = wait_condition(admin, store, "MediaProvisioned", "False")
+    ready = condition(body, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
+    assert ready["message"] == f"Secret 's3-keys' not found in namespace '{namespace}'"
+
+    # Retries back off (0.5 s doubling to 2 s here): a few writes in 4 s, not a hot loop.
+    versions = set()
+    for _ in range(40):
+        versions.add(get(admin, store)["metadata"]["resourceVersion"])
+        time.sleep(0.1)
+    assert len(versions) <= 8, f"{len(versions)} versions of the TamsStore in 4 s"
+    assert admin.get(path(deployment_ref(namespace))).status_code == 404, "no pods before the stores exist"
+
+    create(admin, secret(namespace, "s3-keys", accessKey=ACCESS_KEY, secretKey=SECRET_KEY))
+    wait_condition(admin, store, "MediaProvisioned")
+    assert bucket_exists(s3_server, bucket)
+
+
+def test_wrong_keys_and_a_missing_bucket_say_what_to_fix(
+    admin: httpx.Client, namespace: str, s3_server: S3Server
+) -> None:
+    create(admin, secret(namespace, "s3-keys", accessKey=ACCESS_KEY, secretKey="wrong"))
+    store = create(admin, tams_store(namespace, {"media": s3_spec(s3_server, "tams-absent")}))
+    body = wait_condition(admin, store, "MediaProvisioned", "False")
+    assert "TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY" in condition(body, "MediaProvisioned")["message"]
+
+    create_secret = secret(namespace, "s3-keys", accessKey=ACCESS_KEY, secretKey=SECRET_KEY)
+    assert admin.put(path(create_secret), json=create_secret).status_code == 200
+    wait(
+        lambda: "does not exist" in condition(get(admin, store), "MediaProvisioned")["message"],
+        "the missing bucket named",
+    )
+    assert not bucket_exists(s3_server, "tams-absent"), "createBucket is off"
+
+
+def test_a_spec_the_service_would_refuse_is_reported(admin: httpx.Client, namespace: str) -> None:
+    store = create(admin, tams_store(namespace, {"presignedUrlTimeout": 10_000}))
+    body = wait_condition(admin, store, "Ready", "False")
+    ready = condition(body, "Ready")
+    assert ready["reason"] == "InvalidSpec"
+    assert "TAMS_PRESIGNED_URL_TIMEOUT must not exceed TAMS_OBJECT_TIMEOUT" in ready["message"]
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Retain"])
+def test_deleting_a_store_reclaims_its_data_only_when_asked(
+    admin: httpx.Client, namespace: str, s3_server: S3Server, fake_vast: FakeVast, policy: str
+) -> None:
+    with_keys(admin, namespace)
+    bucket, schema = f"tams-{uuid.uuid4().hex[:12]}", f"s{uuid.uuid4().hex[:8]}"
+    spec = {
+        "metadata": {**VAST_SPEC, "vast": {**VAST_SPEC["vast"], "schema": schema}},
+        "media": s3_spec(s3_server, bucket, createBucket=True),
+        "reclaimPolicy": policy,
+    }
+    store = create(admin, tams_store(namespace, spec))
+    wait_condition(admin, store, "MediaProvisioned")
+    s3_server.client().put_object(Bucket=bucket, Key="media-object", Body=b"bytes")
+
+    assert admin.delete(path(store)).status_code == 200
+    wait(lambda: admin.get(path(store)).status_code == 404, "the TamsStore gone")
+    tables = VAST_SETTINGS["vast_bucket"], schema, "flows"
+    if policy == "Delete":
+        assert not bucket_exists(s3_server, bucket)
+        with pytest.raises(vastdb.errors.MissingTable):
+            fake_vast.read_committed(*tables)
+    else:
+        assert s3_server.client().get_object(Bucket=bucket, Key="media-object")["Body"].read() == b"bytes"
+        fake_vast.read_committed(*tables)
+    # Children go by garbage collection, through their owner references (the controller-manager's work).
+    wait(lambda: admin.get(path(deployment_ref(namespace))).status_code == 404, "the Deployment collected")
+
+
+def test_the_operators_role_is_least_privilege() -> None:
+    role = next(doc for doc in documents(ROOT / "rbac" / "operator.yaml") if doc["kind"] == "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        assert "delete" not in rule["verbs"] and "deletecollection" not in rule["verbs"], rule
+        if "secrets" in rule["resources"]:
+            assert set(rule["verbs"]) <= {"get", "create"}, "Secrets: read credentials, create its token"

@@ -102,13 +102,20 @@ class KubeApi:
 
     async def apply(self, manifest: Manifest) -> Manifest:
         """Server-side apply, taking over fields others changed: the operator's children are what it says."""
-        response = await self._request(
-            "PATCH",
-            manifest_path(manifest),
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
-            json=manifest,
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        )
+        try:
+            response = await self._request(
+                "PATCH",
+                manifest_path(manifest),
+                params={"fieldManager": FIELD_MANAGER, "force": "true"},
+                json=manifest,
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            )
+        except KubeError as error:
+            if error.status != 422:
+                raise
+            # Someone changed the key of a list entry (a Service port's number): apply merges by key and would
+            # keep their entry beside ours. A merge patch replaces such lists whole.
+            return await self.merge_patch(manifest, manifest)
         return response.json()
 
     async def create(self, manifest: Manifest) -> bool:
