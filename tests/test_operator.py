@@ -280,6 +280,45 @@ def test_wrong_keys_and_a_missing_bucket_say_what_to_fix(
     assert not bucket_exists(s3_server, "tams-absent"), "createBucket is off"
 
 
+@pytest.mark.parametrize(
+    ("broken", "condition_type", "message"),
+    [
+        ({"vast-keys": {"secretKey": "wrong"}}, "MetadataProvisioned", "TAMS_VAST_ACCESS_KEY / TAMS_VAST_SECRET_KEY"),
+        (
+            {"endpoint": "http://vast.elsewhere"},
+            "MetadataProvisioned",
+            "cannot connect to VAST at http://vast.elsewhere",
+        ),
+        (
+            {"s3": "http://127.0.0.1:9"},
+            "MediaProvisioned",
+            "TAMS_S3_ENDPOINT_URL: cannot connect to http://127.0.0.1:9",
+        ),
+    ],
+    ids=["vast-keys", "vast-unreachable", "s3-unreachable"],
+)
+def test_store_failures_are_conditions_naming_what_to_fix(
+    admin: httpx.Client,
+    namespace: str,
+    s3_server: S3Server,
+    broken: dict[str, Any],
+    condition_type: str,
+    message: str,
+) -> None:
+    with_keys(admin, namespace)
+    if "vast-keys" in broken:
+        keys = secret(namespace, "vast-keys", accessKey=VAST_SETTINGS["vast_access_key"], **broken["vast-keys"])
+        assert admin.put(path(keys), json=keys).status_code == 200
+    vast = {**VAST_SPEC["vast"], **({"endpoint": broken["endpoint"]} if "endpoint" in broken else {})}
+    media = s3_spec(s3_server, f"tams-{uuid.uuid4().hex[:12]}", createBucket=True)
+    if "s3" in broken:
+        media["s3"]["endpoint"] = broken["s3"]
+    store = create(admin, tams_store(namespace, {"metadata": {**VAST_SPEC, "vast": vast}, "media": media}))
+    body = wait_condition(admin, store, condition_type, "False")
+    assert message in condition(body, condition_type)["message"]
+    assert condition(body, "Ready")["status"] == "False"
+
+
 def test_a_spec_the_service_would_refuse_is_reported(admin: httpx.Client, namespace: str) -> None:
     store = create(admin, tams_store(namespace, {"presignedUrlTimeout": 10_000}))
     body = wait_condition(admin, store, "Ready", "False")

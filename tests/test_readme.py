@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tams_operator.config import OperatorSettings
+
+from tams_api.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +75,10 @@ def test_walkthrough_works_verbatim(live_server: str, tmp_path: Path) -> None:
     # The segment is gone.
     segments = httpx.get(f"{live_server}/flows/5fbec3b1-1b0f-417d-9059-8b94a47197ed/segments").json()
     assert segments == []
+
+
+def test_every_setting_is_documented() -> None:
+    readme = (ROOT / "README.md").read_text()
+    variables = [f"TAMS_{name.upper()}" for name in Settings.model_fields]
+    variables += [f"TAMS_OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields]
+    assert [variable for variable in variables if f"`{variable}`" not in readme] == []
