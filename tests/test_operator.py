@@ -14,8 +14,9 @@ import httpx
 import pytest
 import vastdb
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
-from control_plane import ControlPlane, kubernetes_binaries
+from control_plane import ControlPlane, free_port, kubernetes_binaries
 from helpers import VAST_SETTINGS, new_fake_vast
 from operator_harness import (
     GROUP,
@@ -33,6 +34,7 @@ from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from vast_fake import FakeVast
 
 Manifest = dict[str, Any]
+METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,9 @@ def fake_vast() -> Iterator[FakeVast]:
 def admin(kube: ControlPlane, fake_vast: FakeVast) -> Iterator[httpx.Client]:
     with kube.client() as client:
         install(client)
-        with running_operator(kube):
+        with running_operator(
+            kube, TAMS_OPERATOR_METRICS_PORT=str(METRICS_PORT), TAMS_OPERATOR_METRICS_ADDRESS="127.0.0.1"
+        ):
             yield client
             # Stores leave while their operator still runs, so that no later test meets their finalizers.
             for store in client.get(f"/apis/{GROUP}/tamsstores").json()["items"]:
@@ -363,3 +367,19 @@ def test_the_operators_role_is_least_privilege() -> None:
         assert "delete" not in rule["verbs"] and "deletecollection" not in rule["verbs"], rule
         if "secrets" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "create"}, "Secrets: read credentials, create its token"
+
+
+def test_the_operator_exports_its_metrics(admin: httpx.Client, namespace: str) -> None:
+    embedded_store(admin, namespace)
+    text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics").text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("tams_operator_reconciles_total", (("outcome", "ok"),))] >= 1
+    assert samples[("tams_operator_reconcile_duration_seconds_count", ())] >= 1
+    assert samples[("tams_operator_time_to_ready_seconds_count", (("kind", "TamsStore"),))] >= 1
+    ready = ("tams_operator_condition_changes_total", (("kind", "TamsStore"), ("reason", "Ready"), ("status", "True"),
+                                                       ("type", "Ready")))  # fmt: skip
+    assert samples[ready] >= 1

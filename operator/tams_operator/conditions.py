@@ -8,8 +8,16 @@ from typing import Any
 Condition = dict[str, Any]
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch of a condition's lastTransitionTime."""
+    return datetime.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=datetime.UTC).timestamp()
 
 
 def set_condition(

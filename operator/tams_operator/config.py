@@ -18,6 +18,8 @@ class OperatorSettings(BaseSettings):
         "http://{service}.{namespace}.svc:{port}",
         description="How the operator reaches a store's TAMS API ({service}, {namespace}, {port}).",
     )
+    metrics_port: int = Field(8081, ge=0, le=65535, description="Port of the Prometheus metrics (0: none).")
+    metrics_address: str = Field("0.0.0.0", description="Address the metrics are served on.")
     retry_initial: float = Field(5.0, gt=0, description="Seconds before retrying what may heal; doubles each time.")
     retry_max: float = Field(300.0, gt=0, description="Longest wait between two retries.")
 

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import kopf
+import prometheus_client
 
 from . import deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
 from .config import OperatorSettings
@@ -32,7 +33,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300  # long watches, re-established by Kopf
-    memo["config"] = OperatorSettings()
+    memo["config"] = config = OperatorSettings()
+    if config.metrics_port:
+        memo["metrics"], _ = prometheus_client.start_http_server(config.metrics_port, config.metrics_address)
     memo["api"] = KubeApi(http_client(connection_info()))
     memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time
 
@@ -40,3 +43,5 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo["api"].client.aclose()
+    if "metrics" in memo:
+        memo["metrics"].shutdown()

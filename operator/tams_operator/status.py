@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from .conditions import condition, set_condition
+from .conditions import Condition, condition, parse_time, set_condition
 from .kube import KubeApi, Manifest
+from .metrics import CONDITION_CHANGES, TIME_TO_READY
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,7 @@ async def write_status(
 ) -> None:
     """Set `findings`, then the condition `derived` computes from the resulting status, and `fields`."""
     generation = body["metadata"].get("generation")
-    moved: list[Finding] = []
+    moved: list[tuple[Finding, Condition | None]] = []  # with the condition as it was
 
     def change(current: Manifest, status: dict[str, Any]) -> None:
         moved.clear()
@@ -42,13 +44,24 @@ async def write_status(
         status.update(fields)
 
     await api.update_status(body, change)
-    for finding in moved:
+    for finding, _ in moved:
         (kopf.info if finding.ok is not False else kopf.warn)(body, reason=finding.reason, message=finding.message)
+    count(body["kind"], moved)
 
 
-def _note(status: dict[str, Any], finding: Finding, generation: int | None, moved: list[Finding]) -> None:
+def count(kind: str, moved: list[tuple[Finding, Condition | None]]) -> None:
+    for finding, before in moved:
+        status = "Unknown" if finding.ok is None else str(finding.ok)
+        CONDITION_CHANGES.labels(kind, finding.type, status, finding.reason).inc()
+        if finding.type == "Ready" and finding.ok and before is not None and before.get("lastTransitionTime"):
+            TIME_TO_READY.labels(kind).observe(max(0.0, time.time() - parse_time(before["lastTransitionTime"])))
+
+
+def _note(
+    status: dict[str, Any], finding: Finding, generation: int | None, moved: list[tuple[Finding, Condition | None]]
+) -> None:
     before = condition(status, finding.type)
     set_condition(status, finding.type, finding.ok, finding.reason, finding.message, generation)
     after = condition(status, finding.type) or {}
     if before is None or (before["status"], before.get("reason")) != (after["status"], after["reason"]):
-        moved.append(finding)
+        moved.append((finding, before))

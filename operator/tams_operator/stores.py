@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from tams_api.errors import ConfigurationError
 from .conditions import is_true
 from .config import OperatorSettings
 from .kube import KubeApi, Manifest
+from .metrics import RECONCILE_SECONDS, RECONCILES
 from .provisioning import (
     InvalidSpec,
     NotReady,
@@ -63,7 +65,9 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
     store = Store.from_body(body, config.default_image)
     generation = body["metadata"].get("generation")
     findings: list[Finding] = []
+    outcome = "ok"
     async with memo["locks"][(store.namespace, store.name)]:
+        started = time.perf_counter()
         try:
             await ensure_operator_secret(api, body, store)
             service = service_settings(store, await credentials(api, store))
@@ -75,13 +79,17 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             await apply_children(api, body, store)
         except NotReady as problem:
             findings += problem_findings(problem.reason, str(problem))
+            outcome = "not_ready"
             raise
         except InvalidSpec as problem:
             findings += problem_findings("InvalidSpec", str(problem))
+            outcome = "invalid_spec"
             raise
         finally:
             findings += await availability(api, store)
             await record(api, body, store, findings)
+            RECONCILES.labels(outcome).inc()
+            RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
 
 def problem_findings(reason: str, message: str) -> list[Finding]:
