@@ -30,9 +30,11 @@ async def write_status(
     findings: list[Finding],
     fields: dict[str, Any],
     derived: Callable[[dict[str, Any]], Finding] | None = None,
+    generation: int | None = None,
 ) -> None:
-    """Set `findings`, then the condition `derived` computes from the resulting status, and `fields`."""
-    generation = body["metadata"].get("generation")
+    """Set `findings`, then the condition `derived` computes from the resulting status, and `fields`; the
+    conditions describe `generation` (default: the body's)."""
+    generation = generation if generation is not None else body["metadata"].get("generation")
     moved: list[tuple[Finding, Condition | None]] = []  # with the condition as it was
 
     def change(current: Manifest, status: dict[str, Any]) -> None:

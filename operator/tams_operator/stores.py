@@ -87,7 +87,7 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             raise
         finally:
             findings += await availability(api, store)
-            await record(api, body, store, findings)
+            await record(api, body, store, findings, reconciled=True)
             RECONCILES.labels(outcome).inc()
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
@@ -185,11 +185,16 @@ def ready(status: dict[str, Any], generation: int | None) -> Finding:
     return Finding("Ready", True, "Ready", "the TAMS API is provisioned and serving")
 
 
-async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Finding]) -> None:
-    """Findings into status, and Ready derived from them."""
+async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Finding], reconciled: bool) -> None:
+    """Findings into status, and Ready derived from them. Only a reconcile of the spec moves
+    observedGeneration; a child's news describes the generation last reconciled."""
     generation = body["metadata"].get("generation")
-    fields = {"endpoint": store.endpoint, "apiVersion": API_VERSION, "observedGeneration": generation}
-    await write_status(api, body, findings, fields, lambda status: ready(status, generation))
+    fields: dict[str, Any] = {"endpoint": store.endpoint, "apiVersion": API_VERSION}
+    if reconciled:
+        fields["observedGeneration"] = generation
+    else:
+        generation = (body.get("status") or {}).get("observedGeneration", generation)
+    await write_status(api, body, findings, fields, lambda status: ready(status, generation), generation)
 
 
 def retry_on_failure(config: OperatorSettings, retry: int) -> Callable[[Exception], Exception]:
@@ -243,7 +248,7 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
         return
     store = Store.from_body(owner, memo["config"].default_image)
     async with memo["locks"][(store.namespace, store.name)]:
-        await record(api, owner, store, await availability(api, store))
+        await record(api, owner, store, await availability(api, store), reconciled=False)
 
 
 @kopf.on.delete(*TAMS_STORES)
