@@ -250,8 +250,9 @@ def ensure_tables(session: Any, bucket: str, schema: str) -> list[str]:
             root = tx.bucket(bucket)
         except errors.MissingBucket:
             raise ConfigurationError(
-                f"TAMS_VAST_BUCKET: bucket {bucket!r} does not exist (create it in VMS as a view with the "
-                "DATABASE protocol)"
+                f"TAMS_VAST_BUCKET: bucket {bucket!r} does not exist: create it in VMS (a view with the S3 and "
+                "DATABASE protocols), or set TAMS_VAST_MANAGEMENT_ENDPOINT, _USERNAME, _PASSWORD and "
+                "TAMS_VAST_BUCKET_OWNER so that `tams-api provision vast` creates it"
             ) from None
         if root.schema(schema, fail_if_missing=False) is None:
             created.append(f"schema {schema}")
