@@ -210,7 +210,7 @@ def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
         store.put_flow(flow("f"))
         assert store.add_segments("f", held_elsewhere(["[0:0_1:0)"])) == []
         empty_store(settings)
-        assert all(fake.read_committed("tams", schema, name).num_rows == 0 for name in TABLES)
+        assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == ["write_guards"]
         assert store.get_flow("f") is None
     with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
         assert tx.bucket("tams").schema(schema, fail_if_missing=False) is None, "dropped at the end"
