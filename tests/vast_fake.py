@@ -433,8 +433,8 @@ def _to_filter(node: Node, schema: pa.Schema) -> pc.Expression:
         return column.is_null()
     if type(node) in _COMPARISONS:
         return _COMPARISONS[type(node)](column, _literal(pa_type, node.args[1].value))
-    if isinstance(node, InValues):
-        return functools.reduce(operator.or_, (column == _literal(pa_type, lit.value) for lit in node.args[1]))
+    if isinstance(node, InValues):  # one set lookup per row rather than an OR of equalities
+        return column.isin(pa.array([_literal(pa_type, lit.value).as_py() for lit in node.args[1]], pa_type))
     if isinstance(node, Between):
         _, lower, upper = node.args
         return (column >= _literal(pa_type, lower.value)) & (column <= _literal(pa_type, upper.value))
