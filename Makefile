@@ -5,7 +5,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-webhooks bench-s3 bench-operator clean
+.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-webhooks: $(VENV)/.installed
 
 bench-s3: $(VENV)/.installed
 	$(BIN)/python -m bench.s3_listing
+
+bench-vast: $(VENV)/.installed
+	$(BIN)/python -m bench.vast_store
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator

@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     vast_bucket: str | None = Field(None, description="VAST bucket: a view with the DATABASE protocol.")
     vast_schema: str = Field("tams", description="Schema in the VAST bucket that holds the store's tables.")
     vast_timeout: float = Field(30.0, gt=0, description="Seconds a VAST request may take.")
+    vast_management_endpoint: str | None = Field(
+        None, description="VMS (host[:port] or https URL): provisioning creates a missing bucket through it."
+    )
+    vast_management_username: str | None = None
+    vast_management_password: str | None = None
+    vast_management_tenant: str | None = Field(None, description="VMS tenant of the bucket (default: the user's).")
+    vast_management_ca_file: str | None = Field(None, description="CA bundle for the VMS certificate.")
+    vast_bucket_owner: str | None = Field(None, description="VMS user owning a created bucket (has the S3 keys).")
+    vast_view_policy: str = Field("s3_default_policy", description="VMS view policy of a created bucket.")
+    vast_view_path: str | None = Field(None, description="Directory of a created bucket's view (default /BUCKET).")
     media_backend: Literal["filesystem", "s3"] = "filesystem"
     media_dir: Path | None = Field(None, description="Media object directory (default DATA_DIR/media).")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region).")
@@ -103,6 +113,10 @@ class Settings(BaseSettings):
             for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
                 if not getattr(self, name):
                     raise ValueError(f"TAMS_METADATA_BACKEND is vast: set TAMS_{name.upper()}")
+        if self.vast_management_endpoint:
+            for name in ("vast_management_username", "vast_management_password", "vast_bucket_owner"):
+                if not getattr(self, name):
+                    raise ValueError(f"TAMS_VAST_MANAGEMENT_ENDPOINT is set: set TAMS_{name.upper()}")
         if self.media_backend == "s3" and not self.s3_bucket:
             raise ValueError("TAMS_MEDIA_BACKEND is s3: set TAMS_S3_BUCKET")
         if "jwt" in self.auth_mode_set and not (self.auth_jwks_url or self.auth_jwks_file):

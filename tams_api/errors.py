@@ -25,5 +25,9 @@ class Unauthorized(TamsError):
     """No valid credentials were presented (401)."""
 
 
+class Unavailable(TamsError):
+    """The store could not do it now, e.g. concurrent writers kept winning; nothing was changed, retry (503)."""
+
+
 class ConfigurationError(Exception):
     """The service cannot start as configured; the message names the setting to fix, in one line."""

@@ -15,12 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, Forbidden, NotFound, TamsError, Unauthorized
+from .errors import BadRequest, Forbidden, NotFound, TamsError, Unauthorized, Unavailable
 from .model import Page
 
 log = logging.getLogger("tams_api")
 
-STATUS_OF: dict[type[TamsError], int] = {BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404}
+STATUS_OF: dict[type[TamsError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Unavailable: 503,
+}
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -73,7 +79,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TamsError)
     async def domain_error(request: Request, error: TamsError) -> Response:
         status = STATUS_OF.get(type(error), 400)
-        headers = {"WWW-Authenticate": request.app.state.auth.challenge()} if status == 401 else None
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": request.app.state.auth.challenge()}
+        elif status == 503:
+            headers = {"Retry-After": "1"}
         return error_response(status, type(error).__name__, error.summary, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -12,6 +12,7 @@ from .config import Settings
 from .errors import ConfigurationError
 from .stores.s3 import delete_keys, explain, s3_session
 from .stores.vast import drop_tables, ensure_tables, open_session
+from .stores.vms import BucketCreator, VmsBucketCreator
 
 
 def s3_connection(settings: Settings) -> tuple[Any, Any]:
@@ -105,12 +106,31 @@ def _ensure_bucket(client: Any, bucket: str, region: str, create: bool) -> bool:
     return True
 
 
-def provision_vast(settings: Settings, connect: Any = None) -> str:
-    """Create the schema, tables and projections of the VAST metadata store that are missing. The bucket must
-    exist: the SDK cannot create one (it is a VMS view with the DATABASE protocol)."""
+def provision_vast(settings: Settings, connect: Any = None, buckets: BucketCreator | None = None) -> str:
+    """Create what the VAST metadata store needs and is missing: the bucket (through VMS, when the
+    TAMS_VAST_MANAGEMENT_* settings are given or `buckets` is), then the schema, tables and projections."""
     session = _vast_session(settings, connect)
-    created = ensure_tables(session, settings.vast_bucket or "", settings.vast_schema)
+    bucket = settings.vast_bucket or ""
+    buckets = buckets or vms_bucket_creator(settings)
+    created = [f"bucket {bucket} (VMS view)"] if buckets is not None and buckets.ensure_bucket(bucket) else []
+    created += ensure_tables(session, bucket, settings.vast_schema)
     return f"{_vast_where(settings)}: {'created ' + ', '.join(created) if created else 'everything exists'}"
+
+
+def vms_bucket_creator(settings: Settings) -> VmsBucketCreator | None:
+    """The VMS client the TAMS_VAST_MANAGEMENT_* settings describe; None without them."""
+    if not settings.vast_management_endpoint:
+        return None
+    return VmsBucketCreator(
+        settings.vast_management_endpoint,
+        settings.vast_management_username or "",
+        settings.vast_management_password or "",
+        bucket_owner=settings.vast_bucket_owner or "",
+        view_policy=settings.vast_view_policy,
+        view_path=settings.vast_view_path,
+        tenant=settings.vast_management_tenant,
+        ca_file=settings.vast_management_ca_file,
+    )
 
 
 def deprovision_vast(settings: Settings, connect: Any = None) -> str:

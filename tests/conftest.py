@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,18 @@ from fastapi.testclient import TestClient
 
 from control_plane import KUBE_USERS, ControlPlane, control_plane
 from endpoints import Content, webhook
-from helpers import STORE_BACKENDS, VAST_SETTINGS, Tams, backend_settings, make_settings, new_fake_vast, new_id, profile
+from helpers import (
+    STORE_BACKENDS,
+    VAST_SETTINGS,
+    Tams,
+    backend_settings,
+    is_real_vast,
+    make_settings,
+    new_fake_vast,
+    new_id,
+    profile,
+)
+from real_vast import NO_REAL_VAST, real_vast_settings, session_schema
 from s3_server import S3Server, seaweedfs
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
@@ -195,8 +208,25 @@ def vast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Fak
     return fake
 
 
+@pytest.fixture(scope="session")
+def real_vast_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A fresh schema on the real VAST cluster for this session (only asked for when VASTDB_* is set)."""
+    cluster = make_settings(tmp_path_factory.mktemp("vast-real"), **(real_vast_settings(os.environ) or {}))
+    with session_schema(cluster) as changes:
+        yield changes
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "vast-real+s3" not in STORE_BACKENDS:
+        terminalreporter.write_line(f"vast-real+s3 not run: {NO_REAL_VAST}")
+
+
 @pytest.fixture
 def content(request: pytest.FixtureRequest, settings: Settings) -> Content:
+    if is_real_vast(settings):
+        # Built through the API into this test's (emptied) schema: a real cluster cannot be cloned.
+        with TestClient(create_app(settings.model_copy(update={"delete_sync_limit": 0}))) as client:
+            return build_content(Tams(reaching_media(client, settings)))
     if settings.metadata_backend == "vast":
         return request.getfixturevalue("vast_content_template")[1]  # the `vast` fixture holds a copy of it
     template_dir, content = request.getfixturevalue("content_template")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from real_vast import empty_store, real_vast_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
 from tams_api.config import Settings
@@ -37,8 +39,14 @@ def make_settings(data_dir: Path, **changes: Any) -> Settings:
 
 
 # The API tests run on these combinations of metadata and media store ("metadata+media"): the embedded
-# default, S3 media (a real SeaweedFS), and the VAST metadata store over the in-memory fake of its SDK.
-STORE_BACKENDS = ["sqlite+filesystem", "sqlite+s3", "vast+s3"]
+# default, S3 media (a real SeaweedFS), the VAST metadata store over the in-memory fake of its SDK, and on a real
+# VAST cluster when the VASTDB_* variables name one (tests/real_vast.py).
+STORE_BACKENDS = [
+    "sqlite+filesystem",
+    "sqlite+s3",
+    "vast+s3",
+    *(["vast-real+s3"] if real_vast_settings(os.environ) else []),
+]
 VAST_SETTINGS = {
     "metadata_backend": "vast",
     "vast_endpoint": "http://vast.test",
@@ -64,6 +72,8 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, **changes: 
     if metadata == "vast":
         request.getfixturevalue("vast")  # the test's own fake cluster, which `vastdb.connect` reaches
         changes = {**VAST_SETTINGS, **changes}
+    if metadata == "vast-real":
+        changes = {**(real_vast_settings(os.environ) or {}), **request.getfixturevalue("real_vast_schema"), **changes}
     if media == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
         changes = {
@@ -75,7 +85,14 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, **changes: 
             "s3_secret_access_key": SECRET_KEY,
             **changes,
         }
-    return make_settings(tmp_path, **changes)
+    settings = make_settings(tmp_path, **changes)
+    if metadata == "vast-real":
+        empty_store(settings)
+    return settings
+
+
+def is_real_vast(settings: Settings) -> bool:
+    return settings.metadata_backend == "vast" and settings.vast_endpoint != VAST_SETTINGS["vast_endpoint"]
 
 
 def new_id() -> str:

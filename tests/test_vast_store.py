@@ -5,8 +5,6 @@ Its behaviour as a TAMS store is tested by the API suite, which runs on it too (
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +13,7 @@ import vastdb
 from vastdb import _internal
 
 from helpers import VAST_SETTINGS, make_settings, new_fake_vast
+from real_vast import empty_store, real_vast_settings, session_schema
 from tams_api.__main__ import main
 from tams_api.app import open_services
 from tams_api.config import Settings
@@ -189,32 +188,29 @@ def test_segment_pages_do_not_depend_on_the_order_vast_returns_rows(fake: FakeVa
         assert pages(reverse=True) == expected[::-1]
 
 
-REAL_CLUSTER = ("VASTDB_ENDPOINT", "VASTDB_ACCESS_KEY", "VASTDB_SECRET_KEY", "VASTDB_BUCKET")
-
-
-@pytest.mark.skipif(
-    not all(os.environ.get(name) for name in REAL_CLUSTER),
-    reason="no VAST cluster: set VASTDB_ENDPOINT, VASTDB_ACCESS_KEY, VASTDB_SECRET_KEY, VASTDB_BUCKET to run",
-)
-def test_a_real_cluster_round_trip() -> None:
-    """The same store on a real cluster, in a schema of its own: provision, write a flow and segments, page."""
-    schema = f"tams_test_{uuid.uuid4().hex[:8]}"
-    store = VastMetadataStore(
-        os.environ["VASTDB_ENDPOINT"],
-        os.environ["VASTDB_ACCESS_KEY"],
-        os.environ["VASTDB_SECRET_KEY"],
-        os.environ["VASTDB_BUCKET"],
-        schema=schema,
-    )
-    timeranges = [f"[{n}:0_{n + 1}:0)" for n in range(5)]
-    try:
+def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
+    fake: FakeVast, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `vast-real+s3` does around each test, run here on the fake standing in for the cluster the VASTDB_*
+    variables name: settings from them, a fresh schema per session, emptied per test, dropped at the end."""
+    environ = {
+        "VASTDB_ENDPOINT": "http://vast.test",
+        "VASTDB_ACCESS_KEY": "vast-access",
+        "VASTDB_SECRET_KEY": "vast-secret",
+        "VASTDB_BUCKET": "tams",
+    }
+    assert real_vast_settings({**environ, "VASTDB_BUCKET": ""}) is None
+    cluster = real_vast_settings(environ)
+    assert cluster == {**VAST_SETTINGS}
+    with session_schema(make_settings(tmp_path, **cluster)) as changes:
+        schema = changes["vast_schema"]
+        assert schema.startswith("tams_test_")
+        settings = make_settings(tmp_path, **cluster, **changes)
+        store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams", schema=schema)
         store.put_flow(flow("f"))
-        assert store.add_segments("f", held_elsewhere(timeranges)) == []
-        page = store.list_segments("f", SegmentQuery(PageRequest(3), EVERYTHING)).page
-        assert [segment.timerange for segment in page.items] == timeranges[:3]
-    finally:
-        with store.session.transaction() as tx:
-            tables = tx.bucket(store.bucket).schema(schema)
-            for table in tables.tables():
-                table.drop()
-            tables.drop()
+        assert store.add_segments("f", held_elsewhere(["[0:0_1:0)"])) == []
+        empty_store(settings)
+        assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == ["write_guards"]
+        assert store.get_flow("f") is None
+    with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
+        assert tx.bucket("tams").schema(schema, fail_if_missing=False) is None, "dropped at the end"

@@ -58,7 +58,10 @@ Server behaviour the SDK cannot tell us, and what the fake does (documented gues
   list; `create_table(..., fail_if_exists=False)` returns an existing table whatever its columns.
 Test helpers beyond the SDK: `FakeVast.create_bucket`, `FakeVast.clone` (a copy of the committed state),
 `FakeVast.read_committed` (committed rows with `$row_id`), `FakeSession.rng` (reseed to change the order),
-`FakeVast(max_batch_rows=...)`.
+`FakeVast(max_batch_rows=...)`; to test concurrency: `FakeVast.conflict_next_commits(n)` (the next n commits of
+transactions that wrote something fail with `Conflict`, as when a concurrent writer won) and
+`FakeVast.begin_together(n)` (the next n transactions to begin wait for each other once they have their
+snapshots, so that none sees what another writes).
 Not covered: snapshots, imports, sorted/partitioned/vector tables, external row ids, blob expansions, stats, ADBC.
 """
 
@@ -430,8 +433,8 @@ def _to_filter(node: Node, schema: pa.Schema) -> pc.Expression:
         return column.is_null()
     if type(node) in _COMPARISONS:
         return _COMPARISONS[type(node)](column, _literal(pa_type, node.args[1].value))
-    if isinstance(node, InValues):
-        return functools.reduce(operator.or_, (column == _literal(pa_type, lit.value) for lit in node.args[1]))
+    if isinstance(node, InValues):  # one set lookup per row rather than an OR of equalities
+        return column.isin(pa.array([_literal(pa_type, lit.value).as_py() for lit in node.args[1]], pa_type))
     if isinstance(node, Between):
         _, lower, upper = node.args
         return (column >= _literal(pa_type, lower.value)) & (column <= _literal(pa_type, upper.value))
@@ -497,6 +500,20 @@ class FakeVast:
         self._next_handle = 1
         self._next_row_id: dict[int, int] = {}
         self._sessions = 0
+        self._commits_to_fail = 0
+        self._gate: threading.Barrier | None = None
+        self._gate_places = 0
+
+    def conflict_next_commits(self, count: int) -> None:
+        """The next `count` commits of transactions that wrote something raise `Conflict` and apply nothing."""
+        with self._lock:
+            self._commits_to_fail = count
+
+    def begin_together(self, count: int, timeout: float = 30.0) -> None:
+        """The next `count` transactions to begin wait, with their snapshots taken, until all of them have begun
+        (`timeout` only keeps a broken test from hanging)."""
+        with self._lock:
+            self._gate, self._gate_places = threading.Barrier(count, timeout=timeout), count
 
     def create_bucket(self, name: str) -> None:
         """What VMS does for a view with the DATABASE protocol (the SDK cannot)."""
@@ -588,6 +605,10 @@ class FakeVast:
             self._next_txid += 1
             tx._state = self._committed.copy()
             tx._start_version = self._version
+            gate = self._gate if self._gate_places > 0 else None
+            self._gate_places -= gate is not None
+        if gate is not None:
+            gate.wait()
 
     def _claim(self, tx: FakeTransaction, keys: Iterable[Hashable]) -> None:
         """First writer wins: a key written by another open transaction, or since our snapshot, is a conflict."""
@@ -609,6 +630,9 @@ class FakeVast:
                     raise _conflict(f"transaction {tx.txid} conflicted with a concurrent transaction")
                 if not tx._log:
                     return
+                if self._commits_to_fail > 0:
+                    self._commits_to_fail -= 1
+                    raise _conflict(f"transaction {tx.txid} lost to a concurrent transaction (injected)")
                 if self._version == tx._start_version:
                     new = tx._state  # nothing committed since our snapshot: it is the new state
                 else:

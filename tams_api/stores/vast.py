@@ -5,8 +5,11 @@ What the SDK offers shapes everything here:
   OFFSET and aggregates happen in this process, on fetches bounded by the query (an entity id, a time window);
 - `select` returns rows in no particular order and `limit_rows` is an arbitrary subset: listings sort and page
   (keyset) in the client; `limit_rows` only answers "are there more than n?";
-- no primary keys: uniqueness is read-check-write in one transaction, and writes in this process are serialised
-  by a lock (as SQLite's single writer); `update`/`delete` need `$row_id` from a select in the same transaction;
+- no primary keys: uniqueness is read-check-write in one transaction; writes in this process are serialised by a
+  lock (as SQLite's single writer), and writes of other processes (API replicas) by VAST's write-write conflicts:
+  a transaction that creates a keyed row also writes the key's stripe of `write_guards`, so two that both read
+  "absent" cannot both commit; the loser gets `errors.Conflict` and the whole write is retried from a fresh
+  snapshot (`_retried_on_conflict`); `update`/`delete` need `$row_id` from a select in the same transaction;
 - segments of a flow never overlap, so a segment reaching into a window starts at most the flow's longest
   segment duration (`max_segment_ns`, kept on the flow row) before it: window queries are
   `flow_id == f AND start_ns in [start - max_segment_ns, end]`, fetched in growing slices until a page is full.
@@ -17,12 +20,14 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import random
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -31,7 +36,7 @@ from vastdb import errors
 
 from .. import timerange as tr
 from ..clock import Instant, instant_text, now
-from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound
+from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, Unavailable
 from ..model import (
     DeleteRequest,
     DeleteRequestQuery,
@@ -75,6 +80,8 @@ from .shared import (
 )
 
 ROW_ID = "$row_id"
+P = ParamSpec("P")
+R = TypeVar("R")
 _S, _I, _B = pa.string(), pa.int64(), pa.bool_()
 
 
@@ -179,7 +186,10 @@ TABLES: dict[str, pa.Schema] = {
         ("error", _S),
     ),
     "leases": _schema(("name", _S), ("holder", _S), ("expires_ns", _I)),
+    # GUARD_STRIPES rows made at provisioning; `_guard` writes the stripes of the keys a transaction creates.
+    "write_guards": _schema(("stripe", _I), ("writes", _I)),
 }
+GUARD_STRIPES = 256
 
 # Semi-sorted projections for the lookups every request makes: (table, name, sorted columns, unsorted columns).
 PROJECTIONS = (
@@ -194,6 +204,8 @@ PROJECTIONS = (
 )
 
 _CHUNK = 500  # values per `isin`, far below the SDK's request size limit
+CONFLICT_ATTEMPTS = 6  # tries of a write that concurrent writers keep beating, before answering 503
+CONFLICT_BACKOFF_S = 0.02  # the first retry waits up to this (full jitter), doubling with each attempt
 _ACTIVE = ["created", "started"]
 
 
@@ -250,8 +262,9 @@ def ensure_tables(session: Any, bucket: str, schema: str) -> list[str]:
             root = tx.bucket(bucket)
         except errors.MissingBucket:
             raise ConfigurationError(
-                f"TAMS_VAST_BUCKET: bucket {bucket!r} does not exist (create it in VMS as a view with the "
-                "DATABASE protocol)"
+                f"TAMS_VAST_BUCKET: bucket {bucket!r} does not exist: create it in VMS (a view with the S3 and "
+                "DATABASE protocols), or set TAMS_VAST_MANAGEMENT_ENDPOINT, _USERNAME, _PASSWORD and "
+                "TAMS_VAST_BUCKET_OWNER so that `tams-api provision vast` creates it"
             ) from None
         if root.schema(schema, fail_if_missing=False) is None:
             created.append(f"schema {schema}")
@@ -270,6 +283,12 @@ def ensure_tables(session: Any, bucket: str, schema: str) -> list[str]:
             if not table.projections(projection_name=projection):
                 table.create_projection(projection, sorted_columns=sorted_columns, unsorted_columns=unsorted_columns)
                 created.append(f"projection {projection}")
+        guards = tables.table("write_guards")
+        present = {row["stripe"] for row in _select(guards, columns=["stripe"])}
+        missing = [{"stripe": stripe, "writes": 0} for stripe in range(GUARD_STRIPES) if stripe not in present]
+        _insert(guards, "write_guards", missing)
+        if missing:
+            created.append(f"{len(missing)} write guards")
     return created
 
 
@@ -358,6 +377,48 @@ def _delete(table: Any, rows: list[dict[str, Any]]) -> int:
     return len(rows)
 
 
+def _guard(t: _Tx, *keys: str) -> None:
+    """Make this transaction conflict with every concurrent one guarding one of `keys` (first writer wins): it
+    writes their stripes of `write_guards`. VAST has no unique keys; without this, two transactions that both
+    read "absent" would both insert."""
+    stripes = sorted({zlib.crc32(key.encode()) % GUARD_STRIPES for key in keys})
+    table = t["write_guards"]
+    rows = _select(table, table["stripe"].isin(stripes), row_ids=True)
+    if {row["stripe"] for row in rows} != set(stripes):
+        raise RuntimeError(f"VAST table write_guards lacks stripes of {keys}: run `tams-api provision vast`")
+    for row in rows:
+        row["writes"] += 1
+    _update(table, "write_guards", rows, ["writes"])
+
+
+def _retried_on_conflict(method: Callable[Concatenate[VastMetadataStore, P], R]) -> Callable[..., R]:
+    """A write method run again, on a fresh snapshot, when its transaction lost to a concurrent writer: VAST
+    raises `errors.Conflict` (HTTP 409) on the losing write or commit and applies nothing of it. The SDK retries
+    no conflict itself. After CONFLICT_ATTEMPTS tries, `Unavailable` (503). Every writing method has this:
+    `_write` refuses to run outside it."""
+
+    @functools.wraps(method)
+    def retrying(self: VastMetadataStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        self._retrying.active = True
+        try:
+            for attempt in range(1, CONFLICT_ATTEMPTS):
+                try:
+                    return method(self, *args, **kwargs)
+                except errors.Conflict:
+                    time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2 ** (attempt - 1)))
+            try:
+                return method(self, *args, **kwargs)
+            except errors.Conflict:
+                raise Unavailable(
+                    f"concurrent writers changed the same data {CONFLICT_ATTEMPTS} times in a row; nothing was "
+                    "changed, try again"
+                ) from None
+        finally:
+            self._retrying.active = False
+
+    return retrying
+
+
 def _page(
     rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], tuple], descending: bool, page: PageRequest
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -432,6 +493,7 @@ class VastMetadataStore:
         self.session = open_session(endpoint, access_key, secret_key, connect, timeout)
         ensure_tables(self.session, bucket, schema)
         self._write_lock = threading.Lock()
+        self._retrying = threading.local()  # `active` while a write method runs under `_retried_on_conflict`
 
     # -- transactions -----------------------------------------------------------------------------------------
 
@@ -442,7 +504,10 @@ class VastMetadataStore:
 
     @contextmanager
     def _write(self) -> Iterator[_Tx]:
-        """One writer in this process at a time (no conflicts among our own requests)."""
+        """One writer in this process at a time (no conflicts among our own requests); conflicts with other
+        processes are retried by `_retried_on_conflict`, which every writing method has."""
+        if not getattr(self._retrying, "active", False):
+            raise RuntimeError("a VAST write outside _retried_on_conflict: its conflicts would not be retried")
         with self._write_lock, self._transaction() as t:
             yield t
 
@@ -454,10 +519,6 @@ class VastMetadataStore:
         except (errors.MissingSchema, errors.MissingTable) as error:
             raise RuntimeError(
                 f"VAST {self.bucket}/{self.schema}: {error!r} is missing: run `tams-api provision vast`"
-            ) from None
-        except errors.Conflict as error:
-            raise RuntimeError(
-                f"VAST transaction conflicted with a concurrent writer, nothing written: {error}"
             ) from None
 
     def close(self) -> None:
@@ -472,8 +533,10 @@ class VastMetadataStore:
             name=stored.get("name", defaults.name), description=stored.get("description", defaults.description)
         )
 
+    @_retried_on_conflict
     def update_service_info(self, name: str | None, description: str | None) -> None:
         with self._write() as t:
+            _guard(t, "service info")
             table = t["service_info"]
             for key, value in (("name", name), ("description", description)):
                 if value is not None:
@@ -501,9 +564,11 @@ class VastMetadataStore:
         profiles = [profile_from_row((row["id"], row["created"], row["document"])) for row in items]
         return Page(profiles, next_key, query.page.limit)
 
+    @_retried_on_conflict
     def create_profile(self, profile: Profile) -> None:
         metadata = profile.flow_metadata
         with self._write() as t:
+            _guard(t, f"profile {profile.id}")
             table = t["profiles"]
             if _select(table, table["id"] == profile.id, ["id"]):
                 raise BadRequest(f"profile {profile.id} exists already; profiles cannot be changed, create a new one")
@@ -671,6 +736,7 @@ class VastMetadataStore:
 
         self._update_source(source_id, {}, change)
 
+    @_retried_on_conflict
     def _update_source(
         self, source_id: str, values: dict[str, Any], change: Callable[[_Tx], None] | None = None
     ) -> None:
@@ -814,11 +880,13 @@ class VastMetadataStore:
             flow = self._flows_from_rows(t, [row])[0]
             self._emit(t, "flows/updated", {"flow": flow.to_json()}, flow_id=row["id"])
 
+    @_retried_on_conflict
     def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
         stamp = now()
         metadata = dict(flow.metadata)
         metadata["format"] = flow.format
         with self._write() as t:
+            _guard(t, f"flow {flow.id}", f"source {flow.source_id}")  # the flow and its source may be created
             existing = self._flow_row(t, flow.id)
             if existing is not None and existing["read_only"]:
                 raise Forbidden(f"flow {flow.id} is read-only")
@@ -893,6 +961,7 @@ class VastMetadataStore:
             self._delete_all_tags(t, "source", source_id)
             self._emit_source(t, "sources/deleted", source_id)
 
+    @_retried_on_conflict
     def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
         """Delete the flow now when it has at most `sync_limit` segments, else leave it to a delete request."""
         with self._write() as t:
@@ -945,6 +1014,7 @@ class VastMetadataStore:
             for row in _select_in(t["objects"], "init_object_id", object_ids, None, ["init_object_id"])
         }
 
+    @_retried_on_conflict
     def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
@@ -960,6 +1030,7 @@ class VastMetadataStore:
                 metadata[name] = value
             self._touch_metadata(t, row, metadata)
 
+    @_retried_on_conflict
     def set_flow_read_only(self, flow_id: str, read_only: bool) -> None:
         with self._write() as t:
             row = self._flow_row(t, flow_id)
@@ -969,6 +1040,7 @@ class VastMetadataStore:
             metadata["read_only"] = read_only
             self._touch_metadata(t, row, metadata)
 
+    @_retried_on_conflict
     def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
@@ -978,6 +1050,7 @@ class VastMetadataStore:
                 raise NotFound(f"flow {flow_id} has no tag {name!r}")
             self._touch_metadata(t, row, json.loads(row["metadata"]))
 
+    @_retried_on_conflict
     def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]]) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
@@ -1055,6 +1128,7 @@ class VastMetadataStore:
             last = self._scan(t, flow, lo, hi, 1, True, overlapping, columns=columns)
         return tr.span(first[0]["timerange"], last[0]["timerange"]) if first else "()"
 
+    @_retried_on_conflict
     def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
         failures: list[SegmentFailure] = []
         stamp = now()
@@ -1138,6 +1212,7 @@ class VastMetadataStore:
             span = tr.span(earliest.timerange, latest.timerange)
         return SegmentPage(Page(segments, next_key, query.page.limit), span)
 
+    @_retried_on_conflict
     def delete_segments(
         self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
     ) -> Deletion:
@@ -1232,12 +1307,14 @@ class VastMetadataStore:
 
     # -- objects ----------------------------------------------------------------------------------------------
 
+    @_retried_on_conflict
     def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None:
         stamp = now()
         with self._write() as t:
             flow = self._writable_flow(t, flow_id)
             if not json.loads(flow["metadata"]).get("container"):
                 raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
+            _guard(t, *(f"object {object_id}" for object_id in object_ids))
             taken = _select_in(t["objects"], "id", object_ids, None, ["id"])
             if taken:
                 raise BadRequest(f"object_id {taken[0]['id']} is already in use")
@@ -1297,6 +1374,7 @@ class VastMetadataStore:
         row.update(values)
         _update(t["objects"], "objects", [row], list(values))
 
+    @_retried_on_conflict
     def add_uncontrolled_url(self, object_id: str, url: str, label: str) -> None:
         with self._write() as t:
             row, urls = self._object_instances(t, object_id)
@@ -1304,6 +1382,7 @@ class VastMetadataStore:
                 raise BadRequest(f"object {object_id} already has a URL labelled {label!r}")
             self._set_object(t, row, uncontrolled_urls=json.dumps([*urls, {"url": url, "label": label}]))
 
+    @_retried_on_conflict
     def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> bool:
         """Remove the controlled instance on `storage_id`, or the uncontrolled URL labelled `label`; True when
         a controlled instance went (the caller deletes its bytes). The last instance of an object stays."""
@@ -1351,6 +1430,7 @@ class VastMetadataStore:
                 row["value"] = seq
             _update(t["counters"], "counters", rows, ["value"])
         else:
+            _guard(t, "counter events")
             _insert(t["counters"], "counters", [{"name": "events", "value": seq}])
         return seq
 
@@ -1437,10 +1517,12 @@ class VastMetadataStore:
             webhooks = t["webhooks"]
             return self._webhooks_from_rows(t, _select(webhooks, webhooks["status"].isin(_ACTIVE)))
 
+    @_retried_on_conflict
     def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
         """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
         transaction. A webhook that starts listening receives the events from now on."""
         with self._write() as t:
+            _guard(t, f"webhook {webhook.id}")
             rows = self._webhook_rows(t, webhook.id)
             found = self._webhooks_from_rows(t, rows)
             stored = found[0] if found else None
@@ -1467,12 +1549,14 @@ class VastMetadataStore:
             self._replace_tags(t, "webhook", updated.id, updated.tags)
             return updated
 
+    @_retried_on_conflict
     def delete_webhook(self, webhook_id: str) -> None:
         with self._write() as t:
             if not _delete(t["webhooks"], self._webhook_rows(t, webhook_id)):
                 raise NotFound(f"webhook {webhook_id} does not exist")
             self._delete_all_tags(t, "webhook", webhook_id)
 
+    @_retried_on_conflict
     def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
         """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
         with self._write() as t:
@@ -1481,6 +1565,7 @@ class VastMetadataStore:
                 row.update(status=status, error=json.dumps(error) if error else None)
             _update(t["webhooks"], "webhooks", rows, ["status", "error"])
 
+    @_retried_on_conflict
     def advance_webhook(self, webhook_id: str, cursor: int) -> None:
         with self._write() as t:
             rows = [row for row in self._webhook_rows(t, webhook_id) if row["cursor"] < cursor]
@@ -1510,6 +1595,7 @@ class VastMetadataStore:
             for row in rows
         ]
 
+    @_retried_on_conflict
     def prune_events(self) -> int:
         """Drop events every listening webhook has had; all of them when none listens."""
         with self._write() as t:
@@ -1533,6 +1619,7 @@ class VastMetadataStore:
     def _create_delete_request(
         self, t: _Tx, flow_id: str, timerange: str, delete_flow: bool, created_by: str | None
     ) -> DeleteRequest:
+        _guard(t, f"flow {flow_id}")  # against a second request for the same deletion
         stamp = now()
         row = {
             "id": str(uuid.uuid4()),
@@ -1574,6 +1661,7 @@ class VastMetadataStore:
             rows = _select(requests, requests["status"].isin(_ACTIVE), ["id", "created_ns"])
         return [row["id"] for row in sorted(rows, key=lambda row: (row["created_ns"], row["id"]))]
 
+    @_retried_on_conflict
     def continue_delete_request(
         self, request_id: str, chunk: int, retention_seconds: int
     ) -> tuple[DeleteRequest, list[StoredObject]]:
@@ -1612,6 +1700,7 @@ class VastMetadataStore:
             _update(t["delete_requests"], "delete_requests", [row], list(changes))
             return self._request(row), released
 
+    @_retried_on_conflict
     def forget_expired_delete_requests(self, before_ns: int) -> int:
         with self._write() as t:
             requests = t["delete_requests"]
@@ -1625,11 +1714,13 @@ class VastMetadataStore:
             rows = _select(t["released_objects"], limit=limit) if limit > 0 else []
         return [StoredObject(id=row["id"], storage_id=row["storage_id"]) for row in rows]
 
+    @_retried_on_conflict
     def forget_released(self, object_ids: list[str]) -> None:
         with self._write() as t:
             queued = t["released_objects"]
             _delete(queued, _select_in(queued, "id", object_ids, None, ["id"], row_ids=True))
 
+    @_retried_on_conflict
     def release_expired_allocations(self, allocated_before_ns: int) -> int:
         """Release objects allocated before the cut-off that no segment registered (nor uses as init object)."""
         with self._write() as t:
@@ -1646,10 +1737,12 @@ class VastMetadataStore:
         leases = t["leases"]
         return _select(leases, leases["name"] == name, row_ids=True)
 
+    @_retried_on_conflict
     def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew a named lease; False while another holder's lease is current."""
         stamp = time.time_ns()
         with self._write() as t:
+            _guard(t, f"lease {name}")
             rows = self._lease_rows(t, name)
             if any(row["holder"] != holder and row["expires_ns"] > stamp for row in rows):
                 return False
@@ -1657,6 +1750,7 @@ class VastMetadataStore:
             _insert(t["leases"], "leases", [{"name": name, "holder": holder, "expires_ns": stamp + int(seconds * 1e9)}])
             return True
 
+    @_retried_on_conflict
     def release_lease(self, name: str, holder: str) -> None:
         with self._write() as t:
             _delete(t["leases"], [row for row in self._lease_rows(t, name) if row["holder"] == holder])
@@ -1790,7 +1884,11 @@ class _SegmentBatch:
         return None
 
     def write(self, stamp: Instant) -> None:
+        """Objects, segments and the flow's segment bounds. Updating the flow row makes two batches for one flow
+        conflict, so that the overlap checks of one see the other's segments (after a retry)."""
         t, flow = self.t, self.flow
+        if self.new_objects:
+            _guard(t, *(f"object {object_id}" for object_id in self.new_objects))
         _insert(t["objects"], "objects", [self.objects[object_id] for object_id in self.new_objects])
         registered = [self.objects[object_id] for object_id in self.registered]
         _update(t["objects"], "objects", registered, ["registered", *self._registration(self.added[0], None)])
