@@ -7,37 +7,46 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings
+from .config import MediaBackendSpec, Settings
 from .errors import ConfigurationError
 from .stores.s3 import explain, s3_session
 from .stores.vast import ensure_tables, open_session
 
 
-def s3_connection(settings: Settings) -> tuple[Any, Any]:
-    """The boto3 client and credentials the TAMS_S3_* settings describe."""
-    return s3_session(
-        settings.s3_endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key_id,
-        settings.s3_secret_access_key,
-        settings.resolved_s3_path_style,
+def s3_connection(spec: MediaBackendSpec) -> tuple[Any, Any]:
+    """The boto3 client and credentials of an S3 media backend."""
+    client, credentials = s3_session(
+        spec.endpoint_url, spec.region, spec.access_key_id, spec.secret_access_key, spec.resolved_path_style
     )
+    if credentials is None:
+        raise ConfigurationError(
+            f"{spec.setting('access_key_id', 'secret_access_key')}: no S3 credentials (set them, or give the "
+            "process AWS credentials another way boto3 finds)"
+        )
+    return client, credentials
 
 
 def provision_s3(settings: Settings) -> str:
-    """Create the S3 bucket unless it exists, then prove write and delete access with a probe object."""
-    if not settings.s3_bucket:
-        raise ConfigurationError("TAMS_S3_BUCKET: set the bucket to provision")
-    bucket = settings.s3_bucket
-    client, _ = s3_connection(settings)
+    """Create the bucket of each S3 media backend unless it exists, then prove write and delete access with a
+    probe object."""
+    s3_backends = [spec for spec in settings.media_backends if spec.backend == "s3"]
+    # Without S3 media backends, the bucket TAMS_S3_* name (to prepare a switch to TAMS_MEDIA_BACKEND=s3).
+    return "; ".join(_provision_bucket(spec) for spec in s3_backends or [settings.default_media_backend])
+
+
+def _provision_bucket(spec: MediaBackendSpec) -> str:
+    if not spec.bucket:
+        raise ConfigurationError(f"{spec.setting('bucket')}: set the bucket to provision")
+    bucket = spec.bucket
+    client, _ = s3_connection(spec)
     endpoint = client.meta.endpoint_url
     try:
-        created = _ensure_bucket(client, bucket, settings.s3_region)
-        probe = f"{settings.s3_prefix}.tams-provision-probe-{uuid.uuid4().hex}"
+        created = _ensure_bucket(client, bucket, spec.region)
+        probe = f"{spec.prefix}.tams-provision-probe-{uuid.uuid4().hex}"
         client.put_object(Bucket=bucket, Key=probe, Body=b"")
         client.delete_object(Bucket=bucket, Key=probe)
     except (ClientError, BotoCoreError) as error:
-        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+        raise ConfigurationError(explain(error, bucket, endpoint, spec.setting)) from None
     return f"bucket {bucket!r} at {endpoint}: {'created' if created else 'exists'}, writable"
 
 

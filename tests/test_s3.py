@@ -71,7 +71,7 @@ def s3_settings(tmp_path: Path, server: S3Server, bucket: str, **changes: object
 
 
 def test_get_urls_are_reused_while_most_of_their_lifetime_remains(tmp_path: Path, s3_server: S3Server) -> None:
-    store = open_media(s3_settings(tmp_path, s3_server, s3_server.new_bucket()))
+    store = open_media(s3_settings(tmp_path, s3_server, s3_server.new_bucket())).default
     first = store.get_url("object-1")
     assert store.get_url("object-1") == first
     store.delete(["object-1"])

@@ -39,6 +39,22 @@ def decode_key(key: str, length: int) -> list[Any]:
     return values
 
 
+def storage_ids_from_column(value: str | None) -> list[str]:
+    """An object's controlled instances from their column: storage ids (UUIDs: no commas) joined by commas."""
+    return value.split(",") if value else []
+
+
+def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
+    return ",".join(storage_ids) or None
+
+
+def instance_problem(storage_ids: Sequence[str], uncontrolled_urls: Sequence[Any]) -> str | None:
+    """Why the instances left after a removal are not enough: an object keeps at least one (the spec's SHOULD)."""
+    if storage_ids or uncontrolled_urls:
+        return None
+    return "an object's last instance cannot be deleted: delete the segments using it"
+
+
 def tag_values(value: TagValue) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
