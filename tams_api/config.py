@@ -59,7 +59,8 @@ class MediaBackendSpec(BaseModel):
         if self.backend == "s3":
             location = f"tams-s3:{self.endpoint_url or self.region}/{self.bucket}/{self.prefix}"
         else:
-            location = f"tams-filesystem:{Path(self.media_dir or '').resolve()}"
+            assert self.media_dir is not None  # see _check_location
+            location = f"tams-filesystem:{self.media_dir.resolve()}"
         return str(uuid.uuid5(uuid.NAMESPACE_URL, location))
 
     @property

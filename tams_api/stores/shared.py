@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import timerange as tr
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..model import DeleteRequest, NewSegment, Profile, TagValue
 
 
@@ -48,11 +48,27 @@ def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
     return ",".join(storage_ids) or None
 
 
-def instance_problem(storage_ids: Sequence[str], uncontrolled_urls: Sequence[Any]) -> str | None:
-    """Why the instances left after a removal are not enough: an object keeps at least one (the spec's SHOULD)."""
-    if storage_ids or uncontrolled_urls:
-        return None
-    return "an object's last instance cannot be deleted: delete the segments using it"
+def instances_left(
+    object_id: str,
+    storage_ids: list[str],
+    urls: list[dict[str, str]],
+    storage_id: str | None,
+    label: str | None,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """An object's instances (controlled, uncontrolled) once the one on `storage_id`, or the URL labelled
+    `label`, is removed. An object keeps at least one instance (the spec's SHOULD)."""
+    if storage_id is not None:
+        if storage_id not in storage_ids:
+            raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
+        storage_ids = [kept for kept in storage_ids if kept != storage_id]
+    else:
+        remaining = [existing for existing in urls if existing["label"] != label]
+        if len(remaining) == len(urls):
+            raise NotFound(f"object {object_id} has no URL labelled {label!r}")
+        urls = remaining
+    if not storage_ids and not urls:
+        raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
+    return storage_ids, urls
 
 
 def tag_values(value: TagValue) -> list[str]:

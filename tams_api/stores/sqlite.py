@@ -59,7 +59,7 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
-    instance_problem,
+    instances_left,
     profile_document,
     profile_from_row,
     reuse_problem,
@@ -1229,19 +1229,7 @@ class SqliteMetadataStore:
         """Remove the controlled instance on `storage_id` (queueing its bytes for deletion, which the caller
         carries out), or the uncontrolled URL labelled `label`. The last instance of an object stays."""
         with self._write() as db:
-            storage_ids, urls = self._object_instances(db, object_id)
-            if storage_id is not None:
-                if storage_id not in storage_ids:
-                    raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
-                storage_ids.remove(storage_id)
-            else:
-                remaining = [existing for existing in urls if existing["label"] != label]
-                if len(remaining) == len(urls):
-                    raise NotFound(f"object {object_id} has no URL labelled {label!r}")
-                urls = remaining
-            problem = instance_problem(storage_ids, urls)
-            if problem is not None:
-                raise BadRequest(problem)
+            storage_ids, urls = instances_left(object_id, *self._object_instances(db, object_id), storage_id, label)
             if storage_id is None:
                 self._set_uncontrolled_urls(db, object_id, urls)
                 return []

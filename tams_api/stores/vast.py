@@ -69,7 +69,7 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
-    instance_problem,
+    instances_left,
     profile_document,
     profile_from_row,
     reuse_problem,
@@ -1294,18 +1294,7 @@ class VastMetadataStore:
         carries out), or the uncontrolled URL labelled `label`. The last instance of an object stays."""
         with self._write() as t:
             row, storage_ids, urls = self._object_instances(t, object_id)
-            if storage_id is not None:
-                if storage_id not in storage_ids:
-                    raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
-                storage_ids.remove(storage_id)
-            else:
-                remaining = [existing for existing in urls if existing["label"] != label]
-                if len(remaining) == len(urls):
-                    raise NotFound(f"object {object_id} has no URL labelled {label!r}")
-                urls = remaining
-            problem = instance_problem(storage_ids, urls)
-            if problem is not None:
-                raise BadRequest(problem)
+            storage_ids, urls = instances_left(object_id, storage_ids, urls, storage_id, label)
             if storage_id is None:
                 self._set_object(t, row, uncontrolled_urls=json.dumps(urls) if urls else None)
                 return []
