@@ -25,6 +25,7 @@ from tams_api.app import create_app, open_media
 from tams_api.config import MediaBackendSpec, Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import ReleasedMedia
+from tams_api.provision import provision_s3
 from tams_api.worker import Worker
 
 ARCHIVE = "archive"  # the extra backend's label; sorts before STORAGE_LABEL
@@ -40,19 +41,23 @@ LAYOUTS = {
 Look = Callable[[str, str], bytes | None]
 
 
-def archive_spec(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> MediaBackendSpec:
-    if kind == "filesystem":
-        return MediaBackendSpec(label=ARCHIVE, backend="filesystem", media_dir=tmp_path / "archive")
-    server: S3Server = request.getfixturevalue("s3_server")
+def s3_archive(server: S3Server, bucket: str, prefix: str = "") -> MediaBackendSpec:
     return MediaBackendSpec(
         label=ARCHIVE,
         backend="s3",
-        bucket=request.getfixturevalue("s3_bucket"),
+        bucket=bucket,
         endpoint_url=server.endpoint_url,
-        prefix=f"{tmp_path.name}-archive/",
+        prefix=prefix,
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
     )
+
+
+def archive_spec(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> MediaBackendSpec:
+    if kind == "filesystem":
+        return MediaBackendSpec(label=ARCHIVE, backend="filesystem", media_dir=tmp_path / "archive")
+    bucket = request.getfixturevalue("s3_bucket")
+    return s3_archive(request.getfixturevalue("s3_server"), bucket, prefix=f"{tmp_path.name}-archive/")
 
 
 @pytest.fixture(params=list(LAYOUTS))
@@ -290,20 +295,21 @@ def test_bad_extra_backends_stop_the_service_with_one_line(
 
 
 def test_an_unreachable_extra_bucket_is_named(tmp_path: Path, s3_server: S3Server) -> None:
-    spec = MediaBackendSpec(
-        label=ARCHIVE,
-        backend="s3",
-        bucket="tams-no-such-archive",
-        endpoint_url=s3_server.endpoint_url,
-        access_key_id=ACCESS_KEY,
-        secret_access_key=SECRET_KEY,
-    )
-    settings = make_settings(tmp_path, extra_storage_backends=[spec])
+    settings = make_settings(tmp_path, extra_storage_backends=[s3_archive(s3_server, "tams-no-such-archive")])
     with pytest.raises(ConfigurationError) as error:
         open_media(settings)
     assert str(error.value).startswith(
         "TAMS_EXTRA_STORAGE_BACKENDS (backend 'archive') bucket: bucket 'tams-no-such-archive' does not exist"
     )
+
+
+def test_provisioning_creates_the_bucket_of_each_s3_backend(tmp_path: Path, s3_server: S3Server) -> None:
+    spec = s3_archive(s3_server, "tams-provisioned-archive")
+    settings = make_settings(tmp_path, extra_storage_backends=[spec])  # the default backend: a directory
+    first = provision_s3(settings)
+    assert first.startswith("bucket 'tams-provisioned-archive' at ") and first.endswith("created, writable")
+    assert "exists, writable" in provision_s3(settings)
+    assert open_media(settings).get(spec.storage_id) is not None  # the service now starts
 
 
 def test_a_filesystem_url_works_on_its_own_backend_only(tmp_path: Path) -> None:
