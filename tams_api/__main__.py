@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings()
     except ValidationError as error:
-        problems = "; ".join(f"TAMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        sys.exit(f"tams-api: bad configuration: {problems}")
+        sys.exit(f"tams-api: bad configuration: {describe(error)}")
     try:
         if args.command == "provision":
             provisioned = provision_s3(settings) if args.target == "s3" else provision_vast(settings)
@@ -54,6 +53,16 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigurationError as error:
         sys.exit(f"tams-api: bad configuration: {error}")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+
+def describe(error: ValidationError) -> str:
+    """Settings errors in one line, each after the setting it is about (checks across settings name theirs)."""
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        setting = "_".join(map(str, item["loc"])).upper()
+        problems.append(f"TAMS_{setting}: {message}" if setting else message)
+    return "; ".join(problems)
 
 
 def run_worker(settings: Settings, log_level: str) -> None:

@@ -9,14 +9,14 @@ from fastapi import Depends, FastAPI
 
 from . import API_VERSION, __version__
 from .auth import authenticator_from_settings
-from .config import Settings
+from .config import MediaBackendSpec, Settings
 from .http import HeadWithoutBody, install_error_handlers
 from .openapi import install_openapi
 from .provision import s3_connection
 from .routers import delete_requests, flows, media, objects, segments, service, sources, webhooks
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
-from .stores.media import MediaStore, StorageBackend
+from .stores.media import MediaStore, MediaStores, StorageBackend
 from .stores.metadata import MetadataStore
 from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
@@ -25,39 +25,46 @@ from .stores.vast import VastMetadataStore
 from .worker import Worker, WorkerThread
 
 
-def open_media(settings: Settings) -> MediaStore:
-    """The configured media store; an S3 bucket that cannot be reached fails here, naming the setting."""
+def open_media_store(spec: MediaBackendSpec, settings: Settings, default: bool = False) -> MediaStore:
+    """The media store of one backend; an S3 bucket that cannot be reached fails here, naming the setting."""
     backend = StorageBackend(
-        id=settings.resolved_storage_id,
-        label=settings.resolved_storage_label,
+        id=spec.storage_id,
+        label=spec.label,
         provider="tams-operator",
-        store_product=settings.media_backend,
-        region=settings.s3_region if settings.media_backend == "s3" else None,
-        default_storage=True,
+        store_product=spec.backend,
+        region=spec.region if spec.backend == "s3" else None,
+        default_storage=default,
     )
-    if settings.media_backend == "s3":
-        bucket = settings.s3_bucket or ""
-        path_style = settings.resolved_s3_path_style
-        client, credentials = s3_connection(settings)
-        public_endpoint = settings.s3_public_endpoint_url or client.meta.endpoint_url
+    if spec.backend == "s3":
+        bucket = spec.bucket or ""
+        client, credentials = s3_connection(spec)
+        public_endpoint = spec.public_endpoint_url or client.meta.endpoint_url
         store = S3MediaStore(
             client=client,
             credentials=credentials,
             bucket=bucket,
-            prefix=settings.s3_prefix,
-            presigner=Presigner(public_endpoint, settings.s3_region, bucket, virtual_hosted=not path_style),
+            prefix=spec.prefix,
+            presigner=Presigner(public_endpoint, spec.region, bucket, virtual_hosted=not spec.resolved_path_style),
             url_timeout=settings.presigned_url_timeout,
             backend=backend,
             url_cache_size=settings.s3_url_cache_size,
         )
-        store.check()
+        store.check(spec.setting)
         return store
     return FilesystemMediaStore(
-        root=settings.resolved_media_dir,
+        root=spec.media_dir or settings.resolved_media_dir,
         public_url=settings.public_url,
         signing_key=load_signing_key(settings.url_signing_key, settings.data_dir),
         url_timeout=settings.presigned_url_timeout,
         backend=backend,
+    )
+
+
+def open_media(settings: Settings) -> MediaStores:
+    """The media stores of every configured backend, the default one first."""
+    default, *others = settings.media_backends
+    return MediaStores(
+        open_media_store(default, settings, default=True), *(open_media_store(spec, settings) for spec in others)
     )
 
 
@@ -76,7 +83,7 @@ def open_metadata(settings: Settings) -> MetadataStore:
 
 
 def open_services(settings: Settings) -> Services:
-    media = open_media(settings)
+    media = open_media(settings)  # first: a media backend that cannot be reached fails before the metadata opens
     return Services(store=open_metadata(settings), media=media, settings=settings)
 
 

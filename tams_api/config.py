@@ -2,12 +2,89 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+EXTRA_BACKENDS_SETTING = "TAMS_EXTRA_STORAGE_BACKENDS"
+
+
+class MediaBackendSpec(BaseModel):
+    """One media storage backend: the default one (TAMS_MEDIA_BACKEND, TAMS_S3_*, TAMS_MEDIA_DIR) or an entry of
+    TAMS_EXTRA_STORAGE_BACKENDS. Every media store is built from one of these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1)
+    backend: Literal["filesystem", "s3"]
+    id: uuid.UUID | None = None
+    media_dir: Path | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    public_endpoint_url: str | None = None
+    region: str = "us-east-1"
+    prefix: str = ""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    path_style: bool | None = None
+    # Which settings describe this backend, so that errors name what to fix.
+    _is_default: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _check_location(self) -> MediaBackendSpec:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("backend s3 needs a bucket")
+        if self.backend == "filesystem" and self.media_dir is None:
+            raise ValueError("backend filesystem needs a media_dir")
+        return self
+
+    @property
+    def storage_id(self) -> str:
+        """The configured id, or one derived from where the media lives (stable across restarts)."""
+        if self.id is not None:
+            return str(self.id)
+        if self.backend == "s3":
+            location = f"tams-s3:{self.endpoint_url or self.region}/{self.bucket}/{self.prefix}"
+        else:
+            assert self.media_dir is not None  # see _check_location
+            location = f"tams-filesystem:{self.media_dir.resolve()}"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, location))
+
+    @property
+    def resolved_path_style(self) -> bool:
+        return self.endpoint_url is not None if self.path_style is None else self.path_style
+
+    def setting(self, *names: str) -> str:
+        """The settings that hold this backend's fields `names` (e.g. bucket), for error messages."""
+        if self._is_default:
+            return " / ".join(f"TAMS_S3_{name.upper()}" for name in names)
+        return f"{EXTRA_BACKENDS_SETTING} (backend {self.label!r}) {' / '.join(names)}"
+
+
+_EXTRA_BACKENDS = TypeAdapter(list[MediaBackendSpec])
+
+
+def _one_line(error: ValidationError) -> str:
+    """Pydantic's errors of a list of backends as one line: 'entry 1 (bucket): Field required; ...'."""
+    problems = []
+    for item in error.errors():
+        position, *field = item["loc"]
+        where = f"entry {position}" + (f" ({'.'.join(map(str, field))})" if field else "")
+        problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 class Settings(BaseSettings):
@@ -56,6 +133,10 @@ class Settings(BaseSettings):
     object_timeout: int = Field(7200, description="Seconds an allocated object may wait for registration.")
     storage_id: uuid.UUID | None = Field(None, description="Storage backend id (default derived from media dir).")
     storage_label: str | None = Field(None, description="Default: local-filesystem, or s3:BUCKET.")
+    # NoDecode: the validator below parses the JSON, so that bad JSON is a one-line validation error.
+    extra_storage_backends: Annotated[list[MediaBackendSpec], NoDecode] = Field(
+        default_factory=list, description="More media backends, as a JSON list (see the README)."
+    )
     service_name: str = "TAMS"
     service_description: str = "Time-addressable Media Store"
     default_page_limit: int = Field(100, ge=1)
@@ -95,6 +176,21 @@ class Settings(BaseSettings):
         None, description="Bearer token of the managing operator (admin scope), accepted whenever auth is on."
     )
 
+    @field_validator("extra_storage_backends", mode="before")
+    @classmethod
+    def _parse_extra_backends(cls, value: Any) -> list[MediaBackendSpec]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []
+            except ValueError as error:
+                raise ValueError(f"not JSON ({error}): give a list of backend objects") from None
+        if not isinstance(value, list):
+            raise ValueError("give a JSON list of backend objects")
+        try:
+            return _EXTRA_BACKENDS.validate_python(value)
+        except ValidationError as error:
+            raise ValueError(_one_line(error)) from None
+
     @model_validator(mode="after")
     def _check_timeouts(self) -> Settings:
         # The spec's floors: presigned URLs >= 30 s, objects >= 300 s, and URLs no longer than objects.
@@ -121,7 +217,23 @@ class Settings(BaseSettings):
             raise ValueError("TAMS_MEDIA_BACKEND is s3: set TAMS_S3_BUCKET")
         if "jwt" in self.auth_mode_set and not (self.auth_jwks_url or self.auth_jwks_file):
             raise ValueError("TAMS_AUTH_MODES has jwt: set TAMS_AUTH_JWKS_URL or TAMS_AUTH_JWKS_FILE")
+        self._check_backends_distinct()
         return self
+
+    def _check_backends_distinct(self) -> None:
+        """Labels and ids name one backend each (the default's come from TAMS_STORAGE_LABEL / TAMS_STORAGE_ID)."""
+        default = self.default_media_backend
+        labels, ids = {default.label}, {default.storage_id}
+        for spec in self.extra_storage_backends:
+            if spec.label in labels:
+                raise ValueError(f"{EXTRA_BACKENDS_SETTING}: label {spec.label!r} names two storage backends")
+            if spec.storage_id in ids:
+                raise ValueError(
+                    f"{EXTRA_BACKENDS_SETTING}: backend {spec.label!r} has the id {spec.storage_id} of another "
+                    "backend (two entries for one location, or a repeated id)"
+                )
+            labels.add(spec.label)
+            ids.add(spec.storage_id)
 
     @property
     def auth_mode_set(self) -> set[str]:
@@ -136,21 +248,28 @@ class Settings(BaseSettings):
         return self.media_dir or self.data_dir / "media"
 
     @property
-    def resolved_storage_id(self) -> str:
-        if self.storage_id is not None:
-            return str(self.storage_id)
-        if self.media_backend == "s3":
-            location = f"tams-s3:{self.s3_endpoint_url or self.s3_region}/{self.s3_bucket}/{self.s3_prefix}"
-        else:
-            location = f"tams-filesystem:{self.resolved_media_dir.resolve()}"
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, location))
+    def default_media_backend(self) -> MediaBackendSpec:
+        """The default backend, as the TAMS_MEDIA_BACKEND, TAMS_S3_*, TAMS_MEDIA_DIR and TAMS_STORAGE_* settings
+        describe it."""
+        s3 = self.media_backend == "s3"
+        spec = MediaBackendSpec(
+            label=self.storage_label or (f"s3:{self.s3_bucket}" if s3 else "local-filesystem"),
+            backend=self.media_backend,
+            id=self.storage_id,
+            media_dir=None if s3 else self.resolved_media_dir,
+            bucket=self.s3_bucket,
+            endpoint_url=self.s3_endpoint_url,
+            public_endpoint_url=self.s3_public_endpoint_url,
+            region=self.s3_region,
+            prefix=self.s3_prefix,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            path_style=self.s3_path_style,
+        )
+        spec._is_default = True
+        return spec
 
     @property
-    def resolved_storage_label(self) -> str:
-        if self.storage_label is not None:
-            return self.storage_label
-        return f"s3:{self.s3_bucket}" if self.media_backend == "s3" else "local-filesystem"
-
-    @property
-    def resolved_s3_path_style(self) -> bool:
-        return self.s3_endpoint_url is not None if self.s3_path_style is None else self.s3_path_style
+    def media_backends(self) -> list[MediaBackendSpec]:
+        """Every configured media backend, the default first."""
+        return [self.default_media_backend, *self.extra_storage_backends]

@@ -18,7 +18,7 @@ import orjson
 from .clock import now
 from .config import Settings
 from .model import Event, Webhook
-from .stores.media import MediaStore
+from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
 from .webhooks import event_body, url_problem, wants
 
@@ -34,7 +34,7 @@ class Undeliverable(Exception):
 class Courier:
     webhook: Webhook
     store: MetadataStore
-    media: MediaStore
+    media: MediaStores
     settings: Settings
     client: httpx.AsyncClient
 
@@ -82,7 +82,8 @@ class Courier:
         headers = {"Content-Type": "application/json"}
         if webhook.api_key_name and webhook.api_key_value is not None:
             headers[webhook.api_key_name] = webhook.api_key_value
-        body = orjson.dumps(event_body(webhook, event, self.media))
+        # In a thread: segment URLs of init objects read the metadata store.
+        body = orjson.dumps(await asyncio.to_thread(event_body, webhook, event, self.media, self.store.find_objects))
         try:
             response = await self.client.post(webhook.url, content=body, headers=headers)
         except httpx.TimeoutException:

@@ -174,11 +174,19 @@ class StoredObject:
     """What the metadata store knows of a media object."""
 
     id: str
-    storage_id: str | None  # controlled instance on this storage backend, if any
+    storage_ids: list[str]  # storage backends holding a controlled instance, in the order they got it
     timerange: str | None = None
     key_frame_count: int | None = None
     init_object_id: str | None = None
     uncontrolled_urls: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedMedia:
+    """The bytes of an object on one storage backend that no metadata refers to any more: to be deleted."""
+
+    object_id: str
+    storage_id: str
 
 
 @dataclass(slots=True)
@@ -390,5 +398,5 @@ class DeleteRequestQuery:
 class Deletion:
     """What a delete of segments or of a flow did: released objects now, or a request for later."""
 
-    released: list[StoredObject] = field(default_factory=list)
+    released: list[ReleasedMedia] = field(default_factory=list)
     deferred: DeleteRequest | None = None

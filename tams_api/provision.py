@@ -8,85 +8,101 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings
+from .config import MediaBackendSpec, Settings
 from .errors import ConfigurationError
 from .stores.s3 import delete_keys, explain, s3_session
 from .stores.vast import drop_tables, ensure_tables, open_session
 from .stores.vms import BucketCreator, VmsBucketCreator
 
 
-def s3_connection(settings: Settings) -> tuple[Any, Any]:
-    """The boto3 client and credentials the TAMS_S3_* settings describe."""
-    return s3_session(
-        settings.s3_endpoint_url,
-        settings.s3_region,
-        settings.s3_access_key_id,
-        settings.s3_secret_access_key,
-        settings.resolved_s3_path_style,
+def s3_connection(spec: MediaBackendSpec) -> tuple[Any, Any]:
+    """The boto3 client and credentials of an S3 media backend."""
+    client, credentials = s3_session(
+        spec.endpoint_url, spec.region, spec.access_key_id, spec.secret_access_key, spec.resolved_path_style
     )
+    if credentials is None:
+        raise ConfigurationError(
+            f"{spec.setting('access_key_id', 'secret_access_key')}: no S3 credentials (set them, or give the "
+            "process AWS credentials another way boto3 finds)"
+        )
+    return client, credentials
 
 
 def provision_s3(settings: Settings, create: bool = True) -> str:
-    """Create the S3 bucket unless it exists (or, with `create` off, require it), then prove write and delete
-    access with a probe object."""
-    bucket = _s3_bucket(settings)
-    client, _ = s3_connection(settings)
+    """Create the bucket of each S3 media backend unless it exists (or, with `create` off, require it), then
+    prove write and delete access with a probe object."""
+    return "; ".join(_provision_bucket(spec, create) for spec in _s3_backends(settings))
+
+
+def _s3_backends(settings: Settings) -> list[MediaBackendSpec]:
+    """The S3 media backends; without any, the bucket TAMS_S3_* name (to prepare a switch to
+    TAMS_MEDIA_BACKEND=s3)."""
+    return [spec for spec in settings.media_backends if spec.backend == "s3"] or [settings.default_media_backend]
+
+
+def _bucket(spec: MediaBackendSpec) -> str:
+    if not spec.bucket:
+        raise ConfigurationError(f"{spec.setting('bucket')}: set the store's bucket")
+    return spec.bucket
+
+
+def _provision_bucket(spec: MediaBackendSpec, create: bool) -> str:
+    bucket = _bucket(spec)
+    client, _ = s3_connection(spec)
     endpoint = client.meta.endpoint_url
     try:
-        created = _ensure_bucket(client, bucket, settings.s3_region, create)
-        probe = f"{settings.s3_prefix}.tams-provision-probe-{uuid.uuid4().hex}"
+        created = _ensure_bucket(client, bucket, spec, create)
+        probe = f"{spec.prefix}.tams-provision-probe-{uuid.uuid4().hex}"
         client.put_object(Bucket=bucket, Key=probe, Body=b"")
         client.delete_object(Bucket=bucket, Key=probe)
     except (ClientError, BotoCoreError) as error:
-        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+        raise ConfigurationError(explain(error, bucket, endpoint, spec.setting)) from None
     return f"bucket {bucket!r} at {endpoint}: {'created' if created else 'exists'}, writable"
 
 
 def deprovision_s3(settings: Settings) -> str:
-    """Delete every object under the store's prefix (current versions only: a versioned bucket keeps the older
-    ones), then the bucket if nothing is left in it. A missing bucket is deprovisioned already. With no prefix the
-    whole bucket is the store's."""
-    bucket = _s3_bucket(settings)
-    client, _ = s3_connection(settings)
+    """For each S3 media backend: delete every object under its prefix (current versions only: a versioned
+    bucket keeps the older ones), then the bucket if nothing is left in it. A missing bucket is deprovisioned
+    already. With no prefix the whole bucket is the store's."""
+    return "; ".join(_deprovision_bucket(spec) for spec in _s3_backends(settings))
+
+
+def _deprovision_bucket(spec: MediaBackendSpec) -> str:
+    bucket = _bucket(spec)
+    client, _ = s3_connection(spec)
     endpoint = client.meta.endpoint_url
     where = f"bucket {bucket!r} at {endpoint}"
     deleted = 0
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=settings.s3_prefix):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=spec.prefix):
             keys = [item["Key"] for item in page.get("Contents", [])]
             delete_keys(client, bucket, keys)
             deleted += len(keys)
         if client.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0):
-            return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}; kept the bucket (other objects)"
+            return f"{where}: deleted {deleted} objects under {spec.prefix!r}; kept the bucket (other objects)"
         client.delete_bucket(Bucket=bucket)
     except ClientError as error:
         code = _error_code(error)
         if code in _MISSING_BUCKET:
             return f"{where}: does not exist (deleted already)"
         if code == "BucketNotEmpty":  # older versions or delete markers of a versioned bucket
-            return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}; kept the bucket (versions)"
-        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+            return f"{where}: deleted {deleted} objects under {spec.prefix!r}; kept the bucket (versions)"
+        raise ConfigurationError(explain(error, bucket, endpoint, spec.setting)) from None
     except BotoCoreError as error:
-        raise ConfigurationError(explain(error, bucket, endpoint)) from None
+        raise ConfigurationError(explain(error, bucket, endpoint, spec.setting)) from None
     except RuntimeError as error:  # DeleteObjects refused some keys
-        raise ConfigurationError(f"TAMS_S3_BUCKET: {where}: {error}") from None
-    return f"{where}: deleted {deleted} objects under {settings.s3_prefix!r}, and the bucket"
+        raise ConfigurationError(f"{spec.setting('bucket')}: {where}: {error}") from None
+    return f"{where}: deleted {deleted} objects under {spec.prefix!r}, and the bucket"
 
 
 _MISSING_BUCKET = ("404", "NoSuchBucket")
-
-
-def _s3_bucket(settings: Settings) -> str:
-    if not settings.s3_bucket:
-        raise ConfigurationError("TAMS_S3_BUCKET: set the store's bucket")
-    return settings.s3_bucket
 
 
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _ensure_bucket(client: Any, bucket: str, region: str, create: bool) -> bool:
+def _ensure_bucket(client: Any, bucket: str, spec: MediaBackendSpec, create: bool) -> bool:
     """True when the bucket was created now."""
     try:
         client.head_bucket(Bucket=bucket)
@@ -95,7 +111,10 @@ def _ensure_bucket(client: Any, bucket: str, region: str, create: bool) -> bool:
         if _error_code(error) not in _MISSING_BUCKET:
             raise
     if not create:
-        raise ConfigurationError(f"TAMS_S3_BUCKET: bucket {bucket!r} does not exist at {client.meta.endpoint_url}")
+        raise ConfigurationError(
+            f"{spec.setting('bucket')}: bucket {bucket!r} does not exist at {client.meta.endpoint_url}"
+        )
+    region = spec.region
     options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     try:
         client.create_bucket(Bucket=bucket, **options)

@@ -6,11 +6,12 @@ Signing a URL costs real time at listing sizes, so a controlled URL is signed on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Segment, StoredObject, TagFilter, tags_match
-from .stores.media import MediaStore, StorageBackend
+from .stores.media import MediaStore, MediaStores, StorageBackend
 
 
 @dataclass(slots=True)
@@ -44,28 +45,38 @@ class UrlOptions:
 
 
 class UrlBuilder:
-    """Builds `get_urls` for many objects of one request, deciding the filters once."""
+    """Builds `get_urls` for many objects of one request, deciding the filters once per storage backend."""
 
-    def __init__(self, media: MediaStore, options: UrlOptions) -> None:
-        self.media = media
+    def __init__(
+        self,
+        media: MediaStores,
+        options: UrlOptions,
+        find_objects: Callable[[list[str]], dict[str, StoredObject]],
+    ) -> None:
         self.options = options
-        self.backend = media.backend
-        self.controlled = options.wants_controlled(self.backend)
+        # The stores whose controlled URLs the filters let through, by storage id.
+        self.controlled = {store.backend.id: store for store in media if options.wants_controlled(store.backend)}
+        self._find_objects = find_objects
+        self._init_objects: dict[str, StoredObject | None] = {}
 
-    def controlled_url(self, object_id: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"url": self.media.get_url(object_id), "presigned": True, "label": self.backend.label}
+    def controlled_url(self, store: MediaStore, object_id: str) -> dict[str, Any]:
+        backend = store.backend
+        entry: dict[str, Any] = {"url": store.get_url(object_id), "presigned": True, "label": backend.label}
         if self.options.verbose:
-            entry.update(self.backend.to_json())
+            entry.update(backend.to_json())
             entry.pop("id")
             entry.pop("default_storage", None)
-            entry["storage_id"] = self.backend.id
+            entry["storage_id"] = backend.id
             entry["controlled"] = True
         return entry
 
     def get_urls(self, stored: StoredObject) -> list[dict[str, Any]]:
-        urls = []
-        if self.controlled and stored.storage_id == self.backend.id:
-            urls.append(self.controlled_url(stored.id))
+        # Instances on backends no longer configured here have no URLs to give.
+        urls = [
+            self.controlled_url(store, stored.id)
+            for storage_id in stored.storage_ids
+            if (store := self.controlled.get(storage_id)) is not None
+        ]
         for uncontrolled in stored.uncontrolled_urls:
             if self.options.wants_uncontrolled(uncontrolled.get("label")):
                 entry = {"url": uncontrolled["url"], "label": uncontrolled["label"]}
@@ -75,9 +86,12 @@ class UrlBuilder:
         return urls
 
     def init_object(self, init_object_id: str) -> dict[str, Any]:
-        """Init objects are allocated on this store's backend, like the media objects using them."""
-        urls = [self.controlled_url(init_object_id)] if self.controlled else []
-        return {"get_urls": urls}
+        """An init object's URLs are those of its own instances (the spec does not cascade instances to init
+        objects); looked up once per request, as the segments of a flow mostly share one."""
+        if init_object_id not in self._init_objects:
+            self._init_objects[init_object_id] = self._find_objects([init_object_id]).get(init_object_id)
+        init = self._init_objects[init_object_id]
+        return {"get_urls": [] if init is None else self.get_urls(init)}
 
 
 def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: bool) -> dict[str, Any]:

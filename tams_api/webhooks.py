@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import schemas
 from .errors import BadRequest
-from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, Webhook, segment_from_record
-from .stores.media import MediaStore
+from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, StoredObject, Webhook, segment_from_record
+from .stores.media import MediaStores
 from .urls import UrlBuilder, UrlOptions, segment_json
 
 # Cloud instance-metadata services outside the link-local ranges (AWS IPv6, Alibaba).
@@ -151,11 +152,16 @@ def url_options(webhook: Webhook) -> UrlOptions:
     )
 
 
-def event_body(webhook: Webhook, event: Event, media: MediaStore) -> dict[str, Any]:
+def event_body(
+    webhook: Webhook,
+    event: Event,
+    media: MediaStores,
+    find_objects: Callable[[list[str]], dict[str, StoredObject]],
+) -> dict[str, Any]:
     """The JSON POSTed to the webhook (the spec's `webhooks` section); segment URLs as the webhook asked."""
     payload = event.payload
     if event.type == "flows/segments_added":
-        urls = UrlBuilder(media, url_options(webhook))
+        urls = UrlBuilder(media, url_options(webhook), find_objects)
         include_object_timerange = bool(webhook.options.get("include_object_timerange"))
         segments = [
             segment_json(segment_from_record(record), urls, include_object_timerange) for record in payload["segments"]

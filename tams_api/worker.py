@@ -15,14 +15,15 @@ import socket
 import threading
 import time
 import uuid
+from collections import defaultdict
 from contextlib import suppress
 
 import httpx
 
 from .config import Settings
 from .delivery import Courier
-from .model import StoredObject, Webhook
-from .stores.media import MediaStore
+from .model import ReleasedMedia, Webhook
+from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
 
 log = logging.getLogger("tams_api.worker")
@@ -32,16 +33,21 @@ HOUSEKEEPING_SECONDS = 30.0
 DELETE_SECONDS_PER_STEP = 1.0  # then the worker looks at its other work again
 
 
-def delete_released(store: MetadataStore, media: MediaStore, released: list[StoredObject]) -> None:
-    """Delete the media of released objects and take them off the store's list of media to delete."""
-    ours = [item.id for item in released if item.storage_id == media.backend.id]
-    if ours:
-        media.delete(ours)
-        store.forget_released(ours)
+def delete_released(store: MetadataStore, media: MediaStores, released: list[ReleasedMedia]) -> None:
+    """Delete released media from the backends that hold it and take it off the store's list of media to
+    delete. Media on backends not configured here stays listed (see `Worker.collect_garbage`)."""
+    by_backend: dict[str, list[ReleasedMedia]] = defaultdict(list)
+    for item in released:
+        by_backend[item.storage_id].append(item)
+    for storage_id, items in by_backend.items():
+        backend_store = media.get(storage_id)
+        if backend_store is not None:
+            backend_store.delete([item.object_id for item in items])
+            store.forget_released(items)
 
 
 class Worker:
-    def __init__(self, store: MetadataStore, media: MediaStore, settings: Settings) -> None:
+    def __init__(self, store: MetadataStore, media: MediaStores, settings: Settings) -> None:
         self.store = store
         self.media = media
         self.settings = settings
@@ -130,7 +136,7 @@ class Worker:
         """Delete the media of released objects (left over by a crash, or released by housekeeping)."""
         while batch := self.store.released_objects(500):
             delete_released(self.store, self.media, batch)
-            elsewhere = [item.id for item in batch if item.storage_id != self.media.backend.id]
+            elsewhere = [item for item in batch if self.media.get(item.storage_id) is None]
             if elsewhere:
                 log.warning("forgetting %d released objects on storage backends not configured here", len(elsewhere))
                 self.store.forget_released(elsewhere)

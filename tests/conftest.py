@@ -115,10 +115,11 @@ def client(app: FastAPI, settings: Settings) -> Iterator[TestClient]:
 
 
 def reaching_media(test_client: TestClient, settings: Settings) -> TestClient:
-    if settings.s3_endpoint_url:
-        # Media URLs of the s3 store point at the S3 server: requests to it leave the test client for real.
-        pattern = httpx._utils.URLPattern(f"all://{httpx.URL(settings.s3_endpoint_url).netloc.decode()}")
-        test_client._mounts = {pattern: httpx.HTTPTransport(), **test_client._mounts}
+    for spec in settings.media_backends:
+        if spec.backend == "s3" and spec.endpoint_url:
+            # Media URLs of an s3 store point at the S3 server: requests to it leave the test client for real.
+            pattern = httpx._utils.URLPattern(f"all://{httpx.URL(spec.endpoint_url).netloc.decode()}")
+            test_client._mounts = {pattern: httpx.HTTPTransport(), **test_client._mounts}
     return test_client
 
 

@@ -66,9 +66,12 @@ def new_fake_vast() -> FakeVast:
     )
 
 
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, **changes: Any) -> Settings:
-    """Settings of a test's service on the stores of its parameter (`STORE_BACKENDS`)."""
-    metadata, media = getattr(request, "param", "sqlite+filesystem").split("+")
+def backend_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, stores: str | None = None, **changes: Any
+) -> Settings:
+    """Settings of a test's service on `stores` ("metadata+media", default: the parameter of the test, one of
+    `STORE_BACKENDS`)."""
+    metadata, media = (stores or getattr(request, "param", "sqlite+filesystem")).split("+")
     if metadata == "vast":
         request.getfixturevalue("vast")  # the test's own fake cluster, which `vastdb.connect` reaches
         changes = {**VAST_SETTINGS, **changes}

@@ -159,7 +159,7 @@ def test_objects_allocated_but_never_registered_are_released_after_the_object_ti
     flow_id = tams.put_flow()
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"abandoned")
-    url = services.media.get_url(media_object["object_id"])
+    url = services.media.default.get_url(media_object["object_id"])
     cutoff = time.time_ns()  # the worker passes "now - TAMS_OBJECT_TIMEOUT"
     time.sleep(0.001)
     fresh = tams.allocate(flow_id)[0]

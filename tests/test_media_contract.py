@@ -55,12 +55,12 @@ def media_under_test(
 ) -> Iterator[MediaUnderTest]:
     if backend == "filesystem":
         app = create_app(make_settings(tmp_path))
-        store = app.state.services.media
+        store = app.state.services.media.default
         store.url_timeout = url_timeout
         with TestClient(app) as client:  # the filesystem store's URLs are served by the API itself
             yield MediaUnderTest(store, client)
     else:
-        store = open_media(s3_settings(tmp_path, request.getfixturevalue("s3_server")))
+        store = open_media(s3_settings(tmp_path, request.getfixturevalue("s3_server"))).default
         store.url_timeout = url_timeout
         with httpx.Client(timeout=60) as client:
             yield MediaUnderTest(store, client)

@@ -71,7 +71,7 @@ def s3_settings(tmp_path: Path, server: S3Server, bucket: str, **changes: object
 
 
 def test_get_urls_are_reused_while_most_of_their_lifetime_remains(tmp_path: Path, s3_server: S3Server) -> None:
-    store = open_media(s3_settings(tmp_path, s3_server, s3_server.new_bucket()))
+    store = open_media(s3_settings(tmp_path, s3_server, s3_server.new_bucket())).default
     first = store.get_url("object-1")
     assert store.get_url("object-1") == first
     store.delete(["object-1"])
@@ -108,7 +108,7 @@ def test_deprovisioning_deletes_the_prefix_then_the_bucket_once_empty(tmp_path: 
 def test_deprovisioning_undoes_provisioning(tmp_path: Path, s3_server: S3Server) -> None:
     settings = s3_settings(tmp_path, s3_server, "tams-reclaimed")
     provision_s3(settings)
-    open_media(settings).client.put_object(Bucket="tams-reclaimed", Key="an-object", Body=b"x")
+    open_media(settings).default.client.put_object(Bucket="tams-reclaimed", Key="an-object", Body=b"x")
     assert deprovision_s3(settings).endswith("deleted 1 objects under '', and the bucket")
     assert "created, writable" in provision_s3(settings)
 
@@ -118,7 +118,7 @@ def test_deprovisioning_undoes_provisioning(tmp_path: Path, s3_server: S3Server)
     [
         ({"s3_secret_access_key": "wrong"}, "TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: access"),
         ({"s3_endpoint_url": "http://127.0.0.1:9"}, "TAMS_S3_ENDPOINT_URL: cannot connect to http://127.0.0.1:9"),
-        ({"s3_bucket": None}, "TAMS_S3_BUCKET: set the store's bucket"),
+        ({"media_backend": "filesystem", "s3_bucket": None}, "TAMS_S3_BUCKET: set the store's bucket"),
     ],
 )
 def test_deprovisioning_errors_name_the_setting(

@@ -14,7 +14,7 @@ from ..auth import ANONYMOUS, Authenticator, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound
 from ..model import PageRequest, TagFilter
-from ..stores.media import MediaStore
+from ..stores.media import MediaStore, MediaStores
 from ..stores.metadata import MetadataStore
 from ..timerange import Bounds, parse_bounds
 
@@ -33,8 +33,15 @@ MAX_TAG_FILTERS = 100
 @dataclass(slots=True)
 class Services:
     store: MetadataStore
-    media: MediaStore
+    media: MediaStores
     settings: Settings
+
+    def media_store(self, storage_id: str) -> MediaStore:
+        """The media store of a storage backend a client named."""
+        found = self.media.get(storage_id)
+        if found is None:
+            raise BadRequest(f"storage backend {storage_id} does not exist; see /service/storage-backends")
+        return found
 
 
 async def _services(request: Request) -> Services:

@@ -15,16 +15,18 @@ from ..stores.filesystem import FilesystemMediaStore
 router = APIRouter(tags=["Media"], include_in_schema=False)
 
 
-def _store(request: Request) -> FilesystemMediaStore:
-    store = request.app.state.services.media
+def _store(request: Request, storage_id: str) -> FilesystemMediaStore:
+    store = request.app.state.services.media.get(storage_id)
     if not isinstance(store, FilesystemMediaStore):
-        raise NotFound("this service keeps media elsewhere: use the URLs it hands out")
+        raise NotFound("this service keeps no media on that storage backend: use the URLs it hands out")
     return store
 
 
-@router.put("/media/{object_id:path}")
-async def put_media(request: Request, object_id: str, expires: str = "", signature: str = "") -> Response:
-    store = _store(request)
+@router.put("/media/{storage_id}/{object_id:path}")
+async def put_media(
+    request: Request, storage_id: str, object_id: str, expires: str = "", signature: str = ""
+) -> Response:
+    store = _store(request, storage_id)
     content_type = request.headers.get("content-type", "")
     store.verify("PUT", object_id, expires, signature, content_type)
     with store.writer(object_id, content_type) as handle:
@@ -33,9 +35,9 @@ async def put_media(request: Request, object_id: str, expires: str = "", signatu
     return Response(status_code=200)
 
 
-@router.api_route("/media/{object_id:path}", methods=["GET", "HEAD"])
-def get_media(request: Request, object_id: str, expires: str = "", signature: str = "") -> Response:
-    store = _store(request)
+@router.api_route("/media/{storage_id}/{object_id:path}", methods=["GET", "HEAD"])
+def get_media(request: Request, storage_id: str, object_id: str, expires: str = "", signature: str = "") -> Response:
+    store = _store(request, storage_id)
     store.verify("GET", object_id, expires, signature)
     path = store.path(object_id)
     if not path.exists():

@@ -11,8 +11,10 @@ from .. import schemas
 from ..errors import BadRequest, NotFound
 from ..http import json_response, paging_headers
 from ..model import PageRequest, TagFilter
+from ..stores.media import MediaStore, copy_media
 from ..urls import UrlBuilder
-from .common import ServicesDep, get_and_head, page_request, tag_filter
+from ..worker import delete_released
+from .common import Services, ServicesDep, get_and_head, page_request, tag_filter
 from .urls import url_options
 
 router = APIRouter(tags=["Objects"])
@@ -22,34 +24,51 @@ router = APIRouter(tags=["Objects"])
 @router.post("/objects/{object_id:path}/instances", status_code=201)
 def add_instance(services: ServicesDep, object_id: str, body: Any = Body(...)) -> Response:
     schemas.check("objects-instances-post.json", body, "object instance")
-    backend = services.media.backend
     if "storage_id" in body:
-        if body["storage_id"] != backend.id:
-            raise BadRequest(f"storage backend {body['storage_id']} does not exist; see /service/storage-backends")
-        usage = services.store.get_object(object_id, PageRequest(limit=1), TagFilter())
-        if usage is None:
-            raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
-        if usage.object.storage_id == backend.id:
-            raise BadRequest(f"object {object_id} already has an instance on storage backend {backend.id}")
-        # Copying in from an uncontrolled URL would make this service fetch arbitrary URLs; not offered yet.
-        raise BadRequest("copying an object held only at uncontrolled URLs into this store is not supported")
-    if body["label"] == backend.label:
+        copy_instance(services, object_id, services.media_store(body["storage_id"]))
+        return Response(status_code=201)
+    if any(store.backend.label == body["label"] for store in services.media):
         raise BadRequest(f"label {body['label']!r} belongs to a storage backend; choose another")
     services.store.add_uncontrolled_url(object_id, body["url"], body["label"])
     return Response(status_code=201)
+
+
+def copy_instance(services: Services, object_id: str, target: MediaStore) -> None:
+    """The spec's controlled copy: allocate the object on the target backend, copy it there from an existing
+    controlled instance, then advertise the copy in `get_urls` (only once it is complete)."""
+    usage = services.store.get_object(object_id, PageRequest(limit=1), TagFilter())
+    if usage is None:
+        raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
+    storage_ids = usage.object.storage_ids
+    if target.backend.id in storage_ids:
+        raise BadRequest(f"object {object_id} already has an instance on storage backend {target.backend.id}")
+    sources = [store for storage_id in storage_ids if (store := services.media.get(storage_id)) is not None]
+    if not sources:
+        # Copying in from an uncontrolled URL would make this service fetch arbitrary URLs; not offered.
+        raise BadRequest("copying an object held only at uncontrolled URLs into this store is not supported")
+    try:
+        copy_media(sources[0], target, object_id)
+    except NotFound as missing:
+        raise BadRequest(f"{missing.summary}: upload it before copying it") from None
+    try:
+        services.store.add_controlled_instance(object_id, target.backend.id)
+    except NotFound:
+        target.delete([object_id])  # the object went while its bytes were copied: nothing refers to the copy
+        raise
 
 
 @router.delete("/objects/{object_id:path}/instances", status_code=204)
 def delete_instance(
     services: ServicesDep, object_id: str, storage_id: str | None = None, label: str | None = None
 ) -> Response:
-    backend = services.media.backend
-    if storage_id is None and label == backend.label:
-        storage_id, label = backend.id, None  # the controlled instance, named by its backend's label
+    if storage_id is None:
+        named = next((store.backend for store in services.media if store.backend.label == label), None)
+        if named is not None:
+            storage_id, label = named.id, None  # a controlled instance, named by its backend's label
     if (storage_id is None) == (label is None):
         raise BadRequest("give exactly one of storage_id and label")
-    if services.store.remove_instance(object_id, storage_id, label):
-        services.media.delete([object_id])
+    released = services.store.remove_instance(object_id, storage_id, label)
+    delete_released(services.store, services.media, released)
     return Response(status_code=204)
 
 
@@ -72,7 +91,7 @@ def get_object(
     # Allocated but not yet registered against a segment: still 404, as the spec requires.
     if usage is None:
         raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
-    urls = UrlBuilder(services.media, options)
+    urls = UrlBuilder(services.media, options, services.store.find_objects)
     stored = usage.object
     body: dict[str, Any] = {"id": stored.id, "referenced_by_flows": usage.referenced_by_flows.items}
     if usage.first_referenced_by_flow is not None:

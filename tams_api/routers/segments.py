@@ -80,7 +80,7 @@ def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Resp
     )
     # A flow that does not exist has no segments: 200 and an empty list, not 404.
     result = services.store.list_segments(require_uuid(flow_id, "flow"), query)
-    urls = UrlBuilder(services.media, options)
+    urls = UrlBuilder(services.media, options, services.store.find_objects)
     include_object_timerange = bool(params["include_object_timerange"])
     body = [segment_json(segment, urls, include_object_timerange) for segment in result.page.items]
     extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
@@ -140,10 +140,7 @@ def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, B
         raise Forbidden(f"flow {flow_id} is read-only")
     request = {} if body is None else body
     schemas.check("flow-storage-post.json", request, "storage request")
-    backend = services.media.backend
-    storage_id = request.get("storage_id", backend.id)
-    if storage_id != backend.id:
-        raise BadRequest(f"storage backend {storage_id} does not exist; see /service/storage-backends")
+    media = services.media_store(request.get("storage_id", services.media.default.backend.id))
     if request.get("presigned") is False:
         raise BadRequest("this storage backend only issues presigned URLs; omit presigned or set it to true")
     if not flow.container:
@@ -158,10 +155,10 @@ def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, B
         if limit < 1:
             raise BadRequest("limit must be a positive integer")
         object_ids = [new_object_id() for _ in range(min(limit, services.settings.max_page_limit))]
-    services.store.allocate_objects(flow_id, storage_id, content_type, object_ids)
+    services.store.allocate_objects(flow_id, media.backend.id, content_type, object_ids)
     media_objects = []
     for object_id in object_ids:
-        put = services.media.put_request(object_id, content_type)
+        put = media.put_request(object_id, content_type)
         media_objects.append(
             {"object_id": object_id, "put_url": {"url": put.url, "content-type": put.content_type}, "presigned": True}
         )

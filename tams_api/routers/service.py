@@ -65,8 +65,7 @@ def list_storage_backends(
 ) -> Response:
     wanted = page_request(services.settings, limit, page, reverse_order)
     tags = tag_filter(request)
-    backends = [services.media.backend]
-    matching = [backend for backend in backends if tags_match(backend.tags, tags)]
+    matching = [store.backend for store in services.media if tags_match(store.backend.tags, tags)]
     # Alphabetical by label (id where unset); a page key is the number of backends already returned.
     matching.sort(key=lambda backend: (backend.label is None, backend.label or backend.id), reverse=reverse_order)
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and int() refuses 4,300+ digits.

@@ -1,8 +1,8 @@
 """Media on the local filesystem, served by this API on signed, expiring URLs.
 
-A URL carries `expires` (Unix seconds) and `signature`, an HMAC-SHA256 over the method, the object id,
-the expiry and (for uploads) the content type, so it works without TAMS credentials and cannot be
-altered or reused after it expires.
+A URL names the storage backend and the object and carries `expires` (Unix seconds) and `signature`, an
+HMAC-SHA256 over the method, the backend, the object id, the expiry and (for uploads) the content type, so it
+works without TAMS credentials and cannot be altered, pointed at another backend or reused after it expires.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from ..errors import Forbidden
-from .media import PutRequest, StorageBackend
+from ..errors import Forbidden, NotFound
+from .media import PutRequest, StorageBackend, StoredMedia
 
 
 def load_signing_key(configured: str | None, data_dir: Path) -> bytes:
@@ -56,13 +57,14 @@ class FilesystemMediaStore:
 
     def _signature(self, method: str, object_id: str, expires: int, content_type: str = "") -> str:
         mac = self._keyed_mac.copy()
-        mac.update(f"{method}\n{object_id}\n{expires}\n{content_type}".encode())
+        mac.update(f"{method}\n{self.backend.id}\n{object_id}\n{expires}\n{content_type}".encode())
         return mac.hexdigest()
 
     def _url(self, method: str, object_id: str, content_type: str = "") -> str:
         expires = int(time.time()) + self.url_timeout
         signature = self._signature(method, object_id, expires, content_type)
-        return f"{self.public_url}/media/{quote(object_id, safe='')}?expires={expires}&signature={signature}"
+        where = f"{self.public_url}/media/{self.backend.id}/{quote(object_id, safe='')}"
+        return f"{where}?expires={expires}&signature={signature}"
 
     def put_request(self, object_id: str, content_type: str) -> PutRequest:
         return PutRequest(self._url("PUT", object_id, content_type), content_type)
@@ -105,6 +107,19 @@ class FilesystemMediaStore:
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)
+
+    @contextmanager
+    def reader(self, object_id: str) -> Iterator[StoredMedia]:
+        try:
+            stream = open(self.path(object_id), "rb")  # noqa: SIM115 (closed below, after the caller's reading)
+        except FileNotFoundError:
+            raise NotFound(f"object {object_id} has no media on storage backend {self.backend.label}") from None
+        with stream:
+            yield StoredMedia(self.content_type(object_id), stream)
+
+    def write(self, object_id: str, content_type: str, source: BinaryIO) -> None:
+        with self.writer(object_id, content_type) as handle:
+            shutil.copyfileobj(source, handle)
 
     def delete(self, object_ids: list[str]) -> None:
         for object_id in object_ids:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,37 @@ class MediaStore(Protocol):
     def delete(self, object_ids: list[str]) -> None:
         """Delete the bytes of objects; objects that were never uploaded are no error."""
         ...
+
+    def reader(self, object_id: str) -> AbstractContextManager[StoredMedia]:
+        """The object's bytes, for copying them to another store; NotFound when none were uploaded."""
+        ...
+
+    def write(self, object_id: str, content_type: str, source: BinaryIO) -> None:
+        """Store the object's bytes, read from `source` to its end."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMedia:
+    content_type: str
+    stream: BinaryIO
+
+
+class MediaStores:
+    """The media stores of the configured storage backends, by storage id; one of them is the default."""
+
+    def __init__(self, default: MediaStore, *others: MediaStore) -> None:
+        self.default = default
+        self._by_id = {store.backend.id: store for store in (default, *others)}
+
+    def get(self, storage_id: str) -> MediaStore | None:
+        return self._by_id.get(storage_id)
+
+    def __iter__(self) -> Iterator[MediaStore]:
+        return iter(self._by_id.values())
+
+
+def copy_media(source: MediaStore, target: MediaStore, object_id: str) -> None:
+    """Copy an object's bytes and content type from one store to another, streaming (objects can be large)."""
+    with source.reader(object_id) as media:
+        target.write(object_id, media.content_type, media.stream)

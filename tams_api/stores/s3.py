@@ -10,15 +10,20 @@ from __future__ import annotations
 import functools
 import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ..errors import ConfigurationError
-from .media import PutRequest, StorageBackend
+from ..errors import ConfigurationError, NotFound
+from .media import PutRequest, StorageBackend, StoredMedia
 from .sigv4 import Credentials, Presigner
+
+# The settings (one or more) that hold a backend's named fields, e.g. ("bucket",) -> "TAMS_S3_BUCKET".
+SettingNames = Callable[..., str]
 
 DELETE_BATCH = 1000  # the most DeleteObjects takes
 CREDENTIALS_RECHECK_S = 5.0
@@ -27,16 +32,10 @@ CREDENTIALS_RECHECK_S = 5.0
 @functools.cache
 def s3_session(
     endpoint_url: str | None, region: str, access_key: str | None, secret_key: str | None, path_style: bool
-) -> tuple[Any, Any]:
-    """A boto3 S3 client and the credentials it signs with (given keys, or boto3's usual chain). Shared per
-    configuration: making a client loads botocore's service model, about half a second."""
+) -> tuple[Any, Any | None]:
+    """A boto3 S3 client and the credentials it signs with (given keys, or boto3's usual chain; None when there
+    are none). Shared per configuration: making a client loads botocore's service model, about half a second."""
     session = boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region)
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise ConfigurationError(
-            "TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: no S3 credentials (set them, or give the process "
-            "AWS credentials another way boto3 finds)"
-        )
     client = session.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -48,21 +47,22 @@ def s3_session(
             read_timeout=30,
         ),
     )
-    return client, credentials
+    return client, session.get_credentials()
 
 
-def explain(error: Exception, bucket: str, endpoint: str) -> str:
+def explain(error: Exception, bucket: str, endpoint: str, setting: SettingNames) -> str:
     """One line naming the setting to fix, for an error reaching the bucket."""
     if isinstance(error, EndpointConnectionError):
-        return f"TAMS_S3_ENDPOINT_URL: cannot connect to {endpoint}"
+        return f"{setting('endpoint_url')}: cannot connect to {endpoint}"
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchBucket"):
-            return f"TAMS_S3_BUCKET: bucket {bucket!r} does not exist at {endpoint} (create it: tams-api provision s3)"
+            missing = f"bucket {bucket!r} does not exist at {endpoint}"
+            return f"{setting('bucket')}: {missing} (create it: tams-api provision s3)"
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
-            return f"TAMS_S3_ACCESS_KEY_ID / TAMS_S3_SECRET_ACCESS_KEY: access to bucket {bucket!r} denied ({code})"
-        return f"TAMS_S3_BUCKET: bucket {bucket!r} at {endpoint} answered {code}: {error}"
-    return f"TAMS_S3_ENDPOINT_URL: {endpoint}: {error}"
+            return f"{setting('access_key_id', 'secret_access_key')}: access to bucket {bucket!r} denied ({code})"
+        return f"{setting('bucket')}: bucket {bucket!r} at {endpoint} answered {code}: {error}"
+    return f"{setting('endpoint_url')}: {endpoint}: {error}"
 
 
 class S3MediaStore:
@@ -88,12 +88,12 @@ class S3MediaStore:
         self._url_cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._url_cache_size = url_cache_size
 
-    def check(self) -> None:
+    def check(self, setting: SettingNames) -> None:
         """Fail fast, with the setting to fix, when the bucket cannot be reached."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as error:
-            raise ConfigurationError(explain(error, self.bucket, self.client.meta.endpoint_url)) from None
+            raise ConfigurationError(explain(error, self.bucket, self.client.meta.endpoint_url, setting)) from None
 
     def key(self, object_id: str) -> str:
         return f"{self.prefix}{object_id}"
@@ -128,6 +128,22 @@ class S3MediaStore:
             if len(self._url_cache) > self._url_cache_size:
                 self._url_cache.popitem(last=False)
         return url
+
+    @contextmanager
+    def reader(self, object_id: str) -> Iterator[StoredMedia]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.key(object_id))
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey"):
+                raise
+            raise NotFound(f"object {object_id} has no media on storage backend {self.backend.label}") from None
+        body = response["Body"]
+        with body:
+            yield StoredMedia(response.get("ContentType", "application/octet-stream"), body)
+
+    def write(self, object_id: str, content_type: str, source: BinaryIO) -> None:
+        # upload_fileobj streams in parts, so objects of any size pass through in bounded memory.
+        self.client.upload_fileobj(source, self.bucket, self.key(object_id), ExtraArgs={"ContentType": content_type})
 
     def delete(self, object_ids: list[str]) -> None:
         for object_id in object_ids:

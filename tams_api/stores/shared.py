@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import timerange as tr
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..model import DeleteRequest, NewSegment, Profile, TagValue
 
 
@@ -37,6 +37,38 @@ def decode_key(key: str, length: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != length or not all(map(bindable, values)):
         raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
     return values
+
+
+def storage_ids_from_column(value: str | None) -> list[str]:
+    """An object's controlled instances from their column: storage ids (UUIDs: no commas) joined by commas."""
+    return value.split(",") if value else []
+
+
+def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
+    return ",".join(storage_ids) or None
+
+
+def instances_left(
+    object_id: str,
+    storage_ids: list[str],
+    urls: list[dict[str, str]],
+    storage_id: str | None,
+    label: str | None,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """An object's instances (controlled, uncontrolled) once the one on `storage_id`, or the URL labelled
+    `label`, is removed. An object keeps at least one instance (the spec's SHOULD)."""
+    if storage_id is not None:
+        if storage_id not in storage_ids:
+            raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
+        storage_ids = [kept for kept in storage_ids if kept != storage_id]
+    else:
+        remaining = [existing for existing in urls if existing["label"] != label]
+        if len(remaining) == len(urls):
+            raise NotFound(f"object {object_id} has no URL labelled {label!r}")
+        urls = remaining
+    if not storage_ids and not urls:
+        raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
+    return storage_ids, urls
 
 
 def tag_values(value: TagValue) -> list[str]:

@@ -36,6 +36,7 @@ from ..model import (
     PageRequest,
     Profile,
     ProfileQuery,
+    ReleasedMedia,
     Segment,
     SegmentFailure,
     SegmentPage,
@@ -58,9 +59,12 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
+    instances_left,
     profile_document,
     profile_from_row,
     reuse_problem,
+    storage_ids_column,
+    storage_ids_from_column,
     tag_values,
 )
 
@@ -107,7 +111,7 @@ CREATE TABLE IF NOT EXISTS segments (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS segments_object ON segments (object_id, flow_pk);
 CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY, storage_id TEXT, content_type TEXT, allocated_for TEXT, allocated_ns INTEGER,
+    id TEXT PRIMARY KEY, storage_ids TEXT, content_type TEXT, allocated_for TEXT, allocated_ns INTEGER,
     registered INTEGER NOT NULL DEFAULT 0, first_flow_id TEXT, timerange TEXT, key_frame_count INTEGER,
     init_object_id TEXT, uncontrolled_urls TEXT
 ) WITHOUT ROWID;
@@ -119,7 +123,10 @@ CREATE INDEX IF NOT EXISTS objects_unregistered ON objects (allocated_for) WHERE
 CREATE INDEX IF NOT EXISTS objects_allocated ON objects (allocated_ns) WHERE registered = 0;
 -- Objects no metadata refers to any more, whose media the worker deletes: written in the transaction that
 -- released them, so a crash between that commit and the media deletion forgets nothing.
-CREATE TABLE IF NOT EXISTS released_objects (id TEXT PRIMARY KEY, storage_id TEXT) WITHOUT ROWID;
+-- One row per object and storage backend: an object can have controlled instances on several backends.
+CREATE TABLE IF NOT EXISTS released_objects (
+    id TEXT NOT NULL, storage_id TEXT NOT NULL, PRIMARY KEY (id, storage_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, document TEXT NOT NULL,
     error TEXT, cursor INTEGER NOT NULL
@@ -144,13 +151,13 @@ _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
 _SEGMENT_COLUMNS = (
     "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
-    "o.id, o.storage_id, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
+    "o.id, o.storage_ids, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
 )
 
 
 def _stored_object(
     object_id: str,
-    storage_id: str | None,
+    storage_ids: str | None,
     timerange: str | None,
     key_frame_count: int | None,
     init_object_id: str | None,
@@ -158,7 +165,9 @@ def _stored_object(
 ) -> StoredObject:
     """An object from its columns, in the order of the objects table."""
     urls = json.loads(uncontrolled_urls) if uncontrolled_urls else []
-    return StoredObject(object_id, storage_id, timerange, key_frame_count, init_object_id, urls)
+    return StoredObject(
+        object_id, storage_ids_from_column(storage_ids), timerange, key_frame_count, init_object_id, urls
+    )
 
 
 class _Keyset:
@@ -720,7 +729,7 @@ class SqliteMetadataStore:
                 return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
             return Deletion(released=self._drop_flow(db, flow_id, pk))
 
-    def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[StoredObject]:
+    def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[ReleasedMedia]:
         if self._listening(db):
             self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
         source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
@@ -866,7 +875,7 @@ class SqliteMetadataStore:
         for start in range(0, len(object_ids), 500):
             chunk = object_ids[start : start + 500]
             rows = db.execute(
-                "SELECT id, storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
+                "SELECT id, storage_ids, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
                 f"WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
@@ -1047,7 +1056,7 @@ class SqliteMetadataStore:
         within: tr.Bounds,
         object_id: str | None,
         limit: int | None,
-    ) -> tuple[list[StoredObject], int | None]:
+    ) -> tuple[list[ReleasedMedia], int | None]:
         """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
         segment deleted (None when there was none)."""
         where, params = self._covered(within, object_id)
@@ -1073,7 +1082,7 @@ class SqliteMetadataStore:
         released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
         return released, last_start
 
-    def _release_unreferenced(self, db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
+    def _release_unreferenced(self, db: sqlite3.Connection, object_ids: list[str]) -> list[ReleasedMedia]:
         """Release objects no segment references any more, and init objects no object uses any more."""
         unreferenced = [
             object_id
@@ -1096,19 +1105,24 @@ class SqliteMetadataStore:
         ]
         return released + self._release(db, unused_inits)
 
-    @staticmethod
-    def _release(db: sqlite3.Connection, object_ids: list[str]) -> list[StoredObject]:
+    def _release(self, db: sqlite3.Connection, object_ids: list[str]) -> list[ReleasedMedia]:
         """Forget objects and queue their media for deletion, in the caller's transaction."""
         released = []
         for object_id in object_ids:
-            row = db.execute("SELECT storage_id FROM objects WHERE id = ?", (object_id,)).fetchone()
-            storage_id = row[0] if row else None
+            row = db.execute("SELECT storage_ids FROM objects WHERE id = ?", (object_id,)).fetchone()
             db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
-            if storage_id is not None:  # uncontrolled URLs only: no bytes of ours to delete
-                db.execute(
-                    "INSERT OR IGNORE INTO released_objects (id, storage_id) VALUES (?, ?)", (object_id, storage_id)
-                )
-            released.append(StoredObject(id=object_id, storage_id=storage_id))
+            # Uncontrolled URLs only: no bytes of ours to delete.
+            released += self._queue_release(db, object_id, storage_ids_from_column(row[0] if row else None))
+        return released
+
+    @staticmethod
+    def _queue_release(db: sqlite3.Connection, object_id: str, storage_ids: list[str]) -> list[ReleasedMedia]:
+        """Queue the bytes of an object's instances on these backends for deletion, in the caller's transaction."""
+        released = [ReleasedMedia(object_id, storage_id) for storage_id in storage_ids]
+        db.executemany(
+            "INSERT OR IGNORE INTO released_objects (id, storage_id) VALUES (?, ?)",
+            [(item.object_id, item.storage_id) for item in released],
+        )
         return released
 
     # -- objects -----------------------------------------------------------------------------------
@@ -1129,9 +1143,12 @@ class SqliteMetadataStore:
             if len(set(object_ids)) != len(object_ids):
                 raise BadRequest("object_ids must not repeat")
             db.executemany(
-                "INSERT INTO objects (id, storage_id, content_type, allocated_for, allocated_ns) "
+                "INSERT INTO objects (id, storage_ids, content_type, allocated_for, allocated_ns) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(object_id, storage_id, content_type, flow_id, stamp.ns) for object_id in object_ids],
+                [
+                    (object_id, storage_ids_column([storage_id]), content_type, flow_id, stamp.ns)
+                    for object_id in object_ids
+                ],
             )
 
     # Objects exist for clients once a segment uses them, as its media object or as its init object.
@@ -1140,7 +1157,7 @@ class SqliteMetadataStore:
     def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None:
         with self._read() as db:
             row = db.execute(
-                "SELECT storage_id, timerange, key_frame_count, init_object_id, uncontrolled_urls, first_flow_id "
+                "SELECT storage_ids, timerange, key_frame_count, init_object_id, uncontrolled_urls, first_flow_id "
                 f"FROM objects o WHERE id = ? AND {self._IN_USE}",
                 (object_id,),
             ).fetchone()
@@ -1173,18 +1190,25 @@ class SqliteMetadataStore:
             referenced_by_flows=Page(flow_ids[: flows.limit], next_key, flows.limit),
         )
 
-    def _object_instances(self, db: sqlite3.Connection, object_id: str) -> tuple[str | None, list[dict[str, str]]]:
+    def find_objects(self, object_ids: list[str]) -> dict[str, StoredObject]:
+        with self._read() as db:
+            return self._stored_objects(db, object_ids)
+
+    def _object_instances(self, db: sqlite3.Connection, object_id: str) -> tuple[list[str], list[dict[str, str]]]:
         row = db.execute(
-            f"SELECT storage_id, uncontrolled_urls FROM objects o WHERE id = ? AND {self._IN_USE}", (object_id,)
+            f"SELECT storage_ids, uncontrolled_urls FROM objects o WHERE id = ? AND {self._IN_USE}", (object_id,)
         ).fetchone()
         if row is None:
             raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
-        return row[0], json.loads(row[1]) if row[1] else []
+        return storage_ids_from_column(row[0]), json.loads(row[1]) if row[1] else []
 
     def _set_uncontrolled_urls(self, db: sqlite3.Connection, object_id: str, urls: list[dict[str, str]]) -> None:
         db.execute(
             "UPDATE objects SET uncontrolled_urls = ? WHERE id = ?", (json.dumps(urls) if urls else None, object_id)
         )
+
+    def _set_storage_ids(self, db: sqlite3.Connection, object_id: str, storage_ids: list[str]) -> None:
+        db.execute("UPDATE objects SET storage_ids = ? WHERE id = ?", (storage_ids_column(storage_ids), object_id))
 
     def add_uncontrolled_url(self, object_id: str, url: str, label: str) -> None:
         with self._write() as db:
@@ -1193,25 +1217,24 @@ class SqliteMetadataStore:
                 raise BadRequest(f"object {object_id} already has a URL labelled {label!r}")
             self._set_uncontrolled_urls(db, object_id, [*urls, {"url": url, "label": label}])
 
-    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> bool:
-        """Remove the controlled instance on `storage_id`, or the uncontrolled URL labelled `label`; True when
-        a controlled instance went (the caller deletes its bytes). The last instance of an object stays."""
+    def add_controlled_instance(self, object_id: str, storage_id: str) -> None:
+        """Advertise a copy of the object's bytes on another storage backend (the caller made it)."""
         with self._write() as db:
-            stored_on, urls = self._object_instances(db, object_id)
-            if storage_id is not None:
-                if stored_on != storage_id:
-                    raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
-                if not urls:
-                    raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
-                db.execute("UPDATE objects SET storage_id = NULL WHERE id = ?", (object_id,))
-                return True
-            remaining = [existing for existing in urls if existing["label"] != label]
-            if len(remaining) == len(urls):
-                raise NotFound(f"object {object_id} has no URL labelled {label!r}")
-            if not remaining and stored_on is None:
-                raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
-            self._set_uncontrolled_urls(db, object_id, remaining)
-            return False
+            storage_ids, _ = self._object_instances(db, object_id)
+            if storage_id in storage_ids:
+                raise BadRequest(f"object {object_id} already has an instance on storage backend {storage_id}")
+            self._set_storage_ids(db, object_id, [*storage_ids, storage_id])
+
+    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> list[ReleasedMedia]:
+        """Remove the controlled instance on `storage_id` (queueing its bytes for deletion, which the caller
+        carries out), or the uncontrolled URL labelled `label`. The last instance of an object stays."""
+        with self._write() as db:
+            storage_ids, urls = instances_left(object_id, *self._object_instances(db, object_id), storage_id, label)
+            if storage_id is None:
+                self._set_uncontrolled_urls(db, object_id, urls)
+                return []
+            self._set_storage_ids(db, object_id, storage_ids)
+            return self._queue_release(db, object_id, [storage_id])
 
     # -- webhooks and the outbox -------------------------------------------------------------------
 
@@ -1452,7 +1475,7 @@ class SqliteMetadataStore:
 
     def continue_delete_request(
         self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[StoredObject]]:
+    ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
         """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
         are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
         with self._write() as db:
@@ -1464,7 +1487,7 @@ class SqliteMetadataStore:
                 return request, []
             stamp = now()
             flow = db.execute("SELECT pk, read_only FROM flows WHERE id = ?", (request.flow_id,)).fetchone()
-            released: list[StoredObject] = []
+            released: list[ReleasedMedia] = []
             changes: dict[str, Any] = {"updated": stamp.text}
             if flow is not None and flow[1]:
                 changes.update(
@@ -1500,13 +1523,16 @@ class SqliteMetadataStore:
 
     # -- media to delete ---------------------------------------------------------------------------
 
-    def released_objects(self, limit: int) -> list[StoredObject]:
+    def released_objects(self, limit: int) -> list[ReleasedMedia]:
         rows = self._reader().execute("SELECT id, storage_id FROM released_objects LIMIT ?", (limit,))
-        return [StoredObject(id=object_id, storage_id=storage_id) for object_id, storage_id in rows]
+        return [ReleasedMedia(object_id, storage_id) for object_id, storage_id in rows]
 
-    def forget_released(self, object_ids: list[str]) -> None:
+    def forget_released(self, released: list[ReleasedMedia]) -> None:
         with self._write() as db:
-            db.executemany("DELETE FROM released_objects WHERE id = ?", [(object_id,) for object_id in object_ids])
+            db.executemany(
+                "DELETE FROM released_objects WHERE id = ? AND storage_id = ?",
+                [(item.object_id, item.storage_id) for item in released],
+            )
 
     def release_expired_allocations(self, allocated_before_ns: int) -> int:
         """Release objects allocated before the cut-off that no segment registered (nor uses as init object)."""

@@ -51,6 +51,7 @@ from ..model import (
     PageRequest,
     Profile,
     ProfileQuery,
+    ReleasedMedia,
     Segment,
     SegmentFailure,
     SegmentPage,
@@ -73,9 +74,12 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
+    instances_left,
     profile_document,
     profile_from_row,
     reuse_problem,
+    storage_ids_column,
+    storage_ids_from_column,
     tag_values,
 )
 
@@ -142,7 +146,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "objects": _schema(
         ("id", _S),
-        ("storage_id", _S),
+        ("storage_ids", _S),  # comma-separated: the backends holding a controlled instance
         ("content_type", _S),
         ("allocated_for", _S),
         ("allocated_ns", _I),
@@ -153,7 +157,7 @@ TABLES: dict[str, pa.Schema] = {
         ("init_object_id", _S),
         ("uncontrolled_urls", _S),
     ),
-    "released_objects": _schema(("id", _S), ("storage_id", _S)),
+    "released_objects": _schema(("id", _S), ("storage_id", _S)),  # a row per object and backend
     "webhooks": _schema(
         ("id", _S), ("url", _S), ("status", _S), ("owner", _S), ("document", _S), ("error", _S), ("cursor", _I)
     ),
@@ -979,7 +983,7 @@ class VastMetadataStore:
                 return Deletion(deferred=self._create_delete_request(t, flow_id, "_", True, created_by))
             return Deletion(released=self._drop_flow(t, row))
 
-    def _drop_flow(self, t: _Tx, flow: dict[str, Any]) -> list[StoredObject]:
+    def _drop_flow(self, t: _Tx, flow: dict[str, Any]) -> list[ReleasedMedia]:
         flow_id = flow["id"]
         if self._listening(t):
             self._emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
@@ -1240,7 +1244,7 @@ class VastMetadataStore:
 
     def _delete_covered(
         self, t: _Tx, flow: dict[str, Any], within: tr.Bounds, object_id: str | None, limit: int | None
-    ) -> tuple[list[StoredObject], int | None]:
+    ) -> tuple[list[ReleasedMedia], int | None]:
         """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
         segment deleted (None when there was none)."""
         rows = self._scan(
@@ -1271,7 +1275,7 @@ class VastMetadataStore:
         released = self._release_unreferenced(t, sorted({row["object_id"] for row in rows}))
         return released, rows[-1]["start_ns"]
 
-    def _release_unreferenced(self, t: _Tx, object_ids: list[str]) -> list[StoredObject]:
+    def _release_unreferenced(self, t: _Tx, object_ids: list[str]) -> list[ReleasedMedia]:
         """Release objects no segment references any more, and init objects no object uses any more."""
         referenced = {
             row["object_id"] for row in _select_in(t["segments"], "object_id", object_ids, None, ["object_id"])
@@ -1292,18 +1296,30 @@ class VastMetadataStore:
         return released + self._release(t, unused_inits)
 
     @staticmethod
-    def _release(t: _Tx, object_ids: list[str]) -> list[StoredObject]:
+    def _release(t: _Tx, object_ids: list[str]) -> list[ReleasedMedia]:
         """Forget objects and queue their media for deletion, in the caller's transaction."""
         objects = t["objects"]
-        rows = _select_in(objects, "id", object_ids, None, ["id", "storage_id"], row_ids=True)
+        rows = _select_in(objects, "id", object_ids, None, ["id", "storage_ids"], row_ids=True)
         _delete(objects, rows)
-        storage = {row["id"]: row["storage_id"] for row in rows}
-        queued = t["released_objects"]
-        already = {row["id"] for row in _select_in(queued, "id", storage, None, ["id"])}
         # Uncontrolled URLs only: no bytes of ours to delete.
-        new = [{"id": i, "storage_id": s} for i, s in storage.items() if s is not None and i not in already]
-        _insert(queued, "released_objects", new)
-        return [StoredObject(id=object_id, storage_id=storage.get(object_id)) for object_id in object_ids]
+        released = [
+            ReleasedMedia(row["id"], storage_id)
+            for row in rows
+            for storage_id in storage_ids_from_column(row["storage_ids"])
+        ]
+        return VastMetadataStore._queue_release(t, released)
+
+    @staticmethod
+    def _queue_release(t: _Tx, released: list[ReleasedMedia]) -> list[ReleasedMedia]:
+        """Queue bytes of object instances for deletion, in the caller's transaction (each once)."""
+        queued = t["released_objects"]
+        already = {
+            (row["id"], row["storage_id"])
+            for row in _select_in(queued, "id", {item.object_id for item in released}, None, ["id", "storage_id"])
+        }
+        new = [item for item in released if (item.object_id, item.storage_id) not in already]
+        _insert(queued, "released_objects", [{"id": item.object_id, "storage_id": item.storage_id} for item in new])
+        return released
 
     # -- objects ----------------------------------------------------------------------------------------------
 
@@ -1323,7 +1339,7 @@ class VastMetadataStore:
             rows = [
                 {
                     "id": object_id,
-                    "storage_id": storage_id,
+                    "storage_ids": storage_ids_column([storage_id]),
                     "content_type": content_type,
                     "allocated_for": flow_id,
                     "allocated_ns": stamp.ns,
@@ -1363,11 +1379,16 @@ class VastMetadataStore:
             referenced_by_flows=Page([item["id"] for item in items], next_key, flows.limit),
         )
 
-    def _object_instances(self, t: _Tx, object_id: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    def find_objects(self, object_ids: list[str]) -> dict[str, StoredObject]:
+        with self._read() as t:
+            return {row["id"]: _stored_object(row) for row in _select_in(t["objects"], "id", object_ids)}
+
+    def _object_instances(self, t: _Tx, object_id: str) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
         row = self._object_in_use(t, object_id)
         if row is None:
             raise NotFound(f"object {object_id} does not exist or is not referenced by any segment")
-        return row, json.loads(row["uncontrolled_urls"]) if row["uncontrolled_urls"] else []
+        urls = json.loads(row["uncontrolled_urls"]) if row["uncontrolled_urls"] else []
+        return row, storage_ids_from_column(row["storage_ids"]), urls
 
     @staticmethod
     def _set_object(t: _Tx, row: dict[str, Any], **values: Any) -> None:
@@ -1377,31 +1398,32 @@ class VastMetadataStore:
     @_retried_on_conflict
     def add_uncontrolled_url(self, object_id: str, url: str, label: str) -> None:
         with self._write() as t:
-            row, urls = self._object_instances(t, object_id)
+            row, _, urls = self._object_instances(t, object_id)
             if any(existing["label"] == label for existing in urls):
                 raise BadRequest(f"object {object_id} already has a URL labelled {label!r}")
             self._set_object(t, row, uncontrolled_urls=json.dumps([*urls, {"url": url, "label": label}]))
 
     @_retried_on_conflict
-    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> bool:
-        """Remove the controlled instance on `storage_id`, or the uncontrolled URL labelled `label`; True when
-        a controlled instance went (the caller deletes its bytes). The last instance of an object stays."""
+    def add_controlled_instance(self, object_id: str, storage_id: str) -> None:
+        """Advertise a copy of the object's bytes on another storage backend (the caller made it)."""
         with self._write() as t:
-            row, urls = self._object_instances(t, object_id)
-            if storage_id is not None:
-                if row["storage_id"] != storage_id:
-                    raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
-                if not urls:
-                    raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
-                self._set_object(t, row, storage_id=None)
-                return True
-            remaining = [existing for existing in urls if existing["label"] != label]
-            if len(remaining) == len(urls):
-                raise NotFound(f"object {object_id} has no URL labelled {label!r}")
-            if not remaining and row["storage_id"] is None:
-                raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
-            self._set_object(t, row, uncontrolled_urls=json.dumps(remaining) if remaining else None)
-            return False
+            row, storage_ids, _ = self._object_instances(t, object_id)
+            if storage_id in storage_ids:
+                raise BadRequest(f"object {object_id} already has an instance on storage backend {storage_id}")
+            self._set_object(t, row, storage_ids=storage_ids_column([*storage_ids, storage_id]))
+
+    @_retried_on_conflict
+    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> list[ReleasedMedia]:
+        """Remove the controlled instance on `storage_id` (queueing its bytes for deletion, which the caller
+        carries out), or the uncontrolled URL labelled `label`. The last instance of an object stays."""
+        with self._write() as t:
+            row, storage_ids, urls = self._object_instances(t, object_id)
+            storage_ids, urls = instances_left(object_id, storage_ids, urls, storage_id, label)
+            if storage_id is None:
+                self._set_object(t, row, uncontrolled_urls=json.dumps(urls) if urls else None)
+                return []
+            self._set_object(t, row, storage_ids=storage_ids_column(storage_ids))
+            return self._queue_release(t, [ReleasedMedia(object_id, storage_id)])
 
     # -- webhooks and the outbox ------------------------------------------------------------------------------
 
@@ -1664,7 +1686,7 @@ class VastMetadataStore:
     @_retried_on_conflict
     def continue_delete_request(
         self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[StoredObject]]:
+    ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
         """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
         are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
         with self._write() as t:
@@ -1677,7 +1699,7 @@ class VastMetadataStore:
                 return request, []
             stamp = now()
             flow = self._flow_row(t, request.flow_id)
-            released: list[StoredObject] = []
+            released: list[ReleasedMedia] = []
             changes: dict[str, Any] = {"updated": stamp.text}
             if flow is not None and flow["read_only"]:
                 error = {"type": "Forbidden", "summary": f"flow {request.flow_id} is read-only", "time": stamp.text}
@@ -1709,16 +1731,18 @@ class VastMetadataStore:
 
     # -- media to delete --------------------------------------------------------------------------------------
 
-    def released_objects(self, limit: int) -> list[StoredObject]:
+    def released_objects(self, limit: int) -> list[ReleasedMedia]:
         with self._read() as t:
             rows = _select(t["released_objects"], limit=limit) if limit > 0 else []
-        return [StoredObject(id=row["id"], storage_id=row["storage_id"]) for row in rows]
+        return [ReleasedMedia(row["id"], row["storage_id"]) for row in rows]
 
     @_retried_on_conflict
-    def forget_released(self, object_ids: list[str]) -> None:
+    def forget_released(self, released: list[ReleasedMedia]) -> None:
+        forgotten = {(item.object_id, item.storage_id) for item in released}
         with self._write() as t:
             queued = t["released_objects"]
-            _delete(queued, _select_in(queued, "id", object_ids, None, ["id"], row_ids=True))
+            rows = _select_in(queued, "id", {object_id for object_id, _ in forgotten}, None, row_ids=True)
+            _delete(queued, [row for row in rows if (row["id"], row["storage_id"]) in forgotten])
 
     @_retried_on_conflict
     def release_expired_allocations(self, allocated_before_ns: int) -> int:
@@ -1763,7 +1787,7 @@ TABLE_DEFAULTS: dict[str, dict[str, Any]] = {name: dict.fromkeys(schema.names) f
 def _stored_object(row: dict[str, Any]) -> StoredObject:
     return StoredObject(
         id=row["id"],
-        storage_id=row["storage_id"],
+        storage_ids=storage_ids_from_column(row["storage_ids"]),
         timerange=row["timerange"],
         key_frame_count=row["key_frame_count"],
         init_object_id=row["init_object_id"],
