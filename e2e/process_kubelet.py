@@ -67,7 +67,7 @@ class ContainerView:
         return self.path(value)
 
     def port(self, port: int | str) -> int:
-        """The local port of a probe's or Service's `port` (a number or a container port's name)."""
+        """The local port of a probe's `port` (a number or a container port's name)."""
         container_port = self.port_names[port] if isinstance(port, str) else port
         return self.ports[container_port]
 
