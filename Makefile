@@ -21,12 +21,12 @@ run: $(VENV)/.installed
 		$(BIN)/tams-api serve --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check tams_api operator tests bench scripts
+	$(BIN)/ruff check tams_api operator tests e2e bench scripts conftest.py
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check tams_api operator tests bench scripts
-	$(BIN)/ruff format --check tams_api operator tests bench scripts
+	$(BIN)/ruff check tams_api operator tests e2e bench scripts conftest.py
+	$(BIN)/ruff format --check tams_api operator tests e2e bench scripts conftest.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.segments

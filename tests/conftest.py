@@ -15,7 +15,6 @@ import vastdb
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from control_plane import KUBE_USERS, ControlPlane, control_plane
 from endpoints import Content, webhook
 from helpers import (
     STORE_BACKENDS,
@@ -29,17 +28,10 @@ from helpers import (
     profile,
 )
 from real_vast import NO_REAL_VAST, real_vast_settings, session_schema
-from s3_server import S3Server, seaweedfs
+from s3_server import S3Server
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
 from vast_fake import FakeVast
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """SeaweedFS, started once per session on first use."""
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -233,10 +225,3 @@ def content(request: pytest.FixtureRequest, settings: Settings) -> Content:
     template_dir, content = request.getfixturevalue("content_template")
     shutil.copytree(template_dir, settings.data_dir, dirs_exist_ok=True)
     return content
-
-
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A real kube-apiserver and controller-manager on etcd, started once per session on first use."""
-    with control_plane(tmp_path_factory.mktemp("kube"), users=KUBE_USERS) as plane:
-        yield plane

@@ -78,10 +78,14 @@ def kubernetes_binaries() -> Path:
 
 
 @contextmanager
-def process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    command: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A process in its own group, its output in `log`; the whole group is stopped on exit."""
     with open(log, "wb") as output:
-        started = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        started = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=cwd
+        )
     try:
         yield started
     finally:

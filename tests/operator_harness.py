@@ -92,8 +92,9 @@ OPERATOR_ENV = {
 
 
 @contextmanager
-def running_operator(kube: ControlPlane, **env: str) -> Iterator[None]:
-    """The operator, in a thread of this process, as the `tams-operator` service account."""
+def running_operator(kube: ControlPlane, namespace: str | None = None, **env: str) -> Iterator[None]:
+    """The operator, in a thread of this process, as the `tams-operator` service account; watching one
+    `namespace` only when given (so that it leaves other tests' objects alone)."""
     import tams_operator.main  # noqa: F401  (registers the handlers)
 
     variables = {"KUBECONFIG": str(kube.kubeconfig(OPERATOR)), **OPERATOR_ENV, **env}
@@ -104,7 +105,8 @@ def running_operator(kube: ControlPlane, **env: str) -> Iterator[None]:
 
     def run() -> None:
         try:
-            asyncio.run(kopf.operator(clusterwide=True, standalone=True, ready_flag=ready, stop_flag=stop))
+            scope: dict[str, Any] = {"namespaces": [namespace]} if namespace else {"clusterwide": True}
+            asyncio.run(kopf.operator(standalone=True, ready_flag=ready, stop_flag=stop, **scope))
         except BaseException as error:  # shown by the test that started it
             failure.append(error)
             ready.set()
@@ -128,35 +130,40 @@ def running_operator(kube: ControlPlane, **env: str) -> Iterator[None]:
 def play_kubelet(client: httpx.Client, namespace: str, selector: str) -> int:
     """Mark the selected pods Running and Ready, as a kubelet would once their containers pass the probes."""
     pods = client.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}).json()["items"]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for pod in pods:
-        containers = pod["spec"]["containers"]
-        status = {
-            "phase": "Running",
-            "conditions": [
-                {"type": kind, "status": "True", "lastTransitionTime": now}
-                for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-            ],
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": "",
-                    "ready": True,
-                    "restartCount": 0,
-                    "started": True,
-                    "state": {"running": {"startedAt": now}},
-                }
-                for container in containers
-            ],
-        }
-        response = client.patch(
-            f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/status",
-            json={"status": status},
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        assert response.status_code == 200, response.text
+        mark_ready(client, pod)
     return len(pods)
+
+
+def mark_ready(client: httpx.Client, pod: Manifest, **status: Any) -> None:
+    """The pod Running with its containers started and ready, through the status subresource; `status`: more
+    fields (podIP, ...)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status |= {
+        "phase": "Running",
+        "conditions": [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+        "containerStatuses": [
+            {
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": True,
+                "restartCount": 0,
+                "started": True,
+                "state": {"running": {"startedAt": now}},
+            }
+            for container in pod["spec"]["containers"]
+        ],
+    }
+    response = client.patch(
+        f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}/status",
+        json={"status": status},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.text
 
 
 def condition(body: Manifest, type_: str) -> Manifest | None:

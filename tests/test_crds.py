@@ -93,6 +93,7 @@ S3 = {"bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}}
         ({"auth": {"modes": ["jwt"]}}, "auth.jwt is required when auth.modes has jwt"),
         ({"auth": {"modes": ["basic"]}}, "auth.usersSecretRef is required"),
         ({"presignedUrlTimeout": 5}, "presignedUrlTimeout"),
+        ({"deleteSyncLimit": -1}, "deleteSyncLimit"),
         ({"metadata": {"backend": "mysql"}}, "metadata.backend"),
     ],
 )

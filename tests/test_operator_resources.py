@@ -30,6 +30,7 @@ SHARED = {
         "s3": {"endpoint": "http://s3", "bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}},
     },
     "auth": {"modes": ["token"], "tokensSecretRef": {"name": "tams-tokens"}},
+    "deleteSyncLimit": 50,
 }
 
 
@@ -98,6 +99,12 @@ def test_every_variable_is_a_setting_of_the_service(spec: dict[str, Any]) -> Non
     names = set(settings(store(spec))) | {item["name"] for item in secret_env(store(spec))}
     fields = {f"TAMS_{name.upper()}" for name in Settings.model_fields}
     assert names - fields == set()
+
+
+def test_the_delete_sync_limit_is_the_services_unless_the_spec_sets_one() -> None:
+    assert "TAMS_DELETE_SYNC_LIMIT" not in settings(store())
+    assert settings(store(SHARED))["TAMS_DELETE_SYNC_LIMIT"] == "50"
+    assert settings(store({"deleteSyncLimit": 0}))["TAMS_DELETE_SYNC_LIMIT"] == "0", "0: every deletion deferred"
 
 
 def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:

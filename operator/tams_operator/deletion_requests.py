@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from .config import OperatorSettings
 from .kube import KubeApi, Manifest
 from .provisioning import NotReady
 from .status import Finding, write_status
@@ -42,40 +43,57 @@ def progress(request: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+async def follow(tams: TamsApi, request_id: str) -> dict[str, Any]:
+    """Status fields of the flow delete request now."""
+    response = await tams.request("GET", f"/flow-delete-requests/{request_id}")
+    if response.status_code == 404:
+        # Finished requests are forgotten after TAMS_DELETE_REQUEST_RETENTION (a day by default): the operator was
+        # away longer than that, or the store lost it. Done or failed, nobody saw: say so rather than guess.
+        unknown = f"flow delete request {request_id} is no longer known to the TAMS API: its outcome was not seen"
+        return {"state": "error", "error": unknown}
+    if response.status_code != 200:
+        raise NotReady("TamsError", f"following flow delete request {request_id}: {problem(response)}")
+    return progress(response.json())
+
+
 def findings(fields: dict[str, Any]) -> list[Finding]:
-    state = fields.get("state")
-    complete = Finding("Complete", state == "done", state or "Pending", f"deletion is {state}")
-    failed = Finding("Failed", state == "error", state or "Pending", fields.get("error") or f"deletion is {state}")
-    return [complete, failed]
+    """Complete and Failed, with reasons in the Kubernetes style and, for a failure, the API's words."""
+    state = fields["state"]
+    if state == "error":
+        reason, message = "Failed", fields["error"]
+    elif state == "done":
+        reason, message = "Done", "the segments are deleted"
+    else:
+        request = f"flow delete request {fields['requestId']}"
+        reason, message = "InProgress", f"{request} is {state}, {fields['timerangeRemaining']} remaining"
+    return [Finding("Complete", state == "done", reason, message), Finding("Failed", state == "error", reason, message)]
 
 
-async def advance(api: KubeApi, memo: kopf.Memo, body: Manifest) -> bool:
-    """One step: request the deletion, or look at its progress. True once it is finished."""
-    config = memo["config"]
-    status = body.get("status") or {}
-    if status.get("state") in FINISHED:
-        return True
-    namespace, spec = body["metadata"]["namespace"], body["spec"]
-    async with store_api(api, config, namespace, spec["storeRef"]["name"]) as tams:
+async def advance(api: KubeApi, config: OperatorSettings, body: Manifest, status: dict[str, Any]) -> dict[str, Any]:
+    """One step from `status`: request the deletion, or look at its progress; the status fields it leads to,
+    recorded."""
+    spec = body["spec"]
+    async with store_api(api, config, body["metadata"]["namespace"], spec["storeRef"]["name"]) as tams:
         if status.get("requestId"):
-            response = await tams.request("GET", f"/flow-delete-requests/{status['requestId']}")
-            # Gone from the API's list: it finished and expired long ago.
-            fields = {"state": "done"} if response.status_code == 404 else progress(response.json())
+            fields = await follow(tams, status["requestId"])
         else:
             fields = await request_deletion(tams, spec)
     await write_status(api, body, findings(fields), {**fields, "observedGeneration": body["metadata"]["generation"]})
-    return fields["state"] in FINISHED
+    return fields
 
 
-@kopf.daemon(*TAMS_DELETION_REQUESTS, cancellation_timeout=5)
+# The backoff lets a step under way finish (a deletion requested, its request id recorded) when the object goes.
+@kopf.daemon(*TAMS_DELETION_REQUESTS, cancellation_backoff=5, cancellation_timeout=5)
 async def carry_out(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Request, then follow, until the deletion is done or failed; a store not reachable yet is waited for."""
     api, config = context(memo)
+    # What was recorded, kept here too: the watch may not have brought the last write back into `body` yet, and
+    # a deletion requested twice would be two requests.
+    status = dict(body.get("status") or {})
     retry = 0
-    while not stopped:
+    while not stopped and status.get("state") not in FINISHED:
         try:
-            if await advance(api, memo, dict(body)):
-                return
+            status |= await advance(api, config, dict(body), status)
             retry, delay = 0, config.poll_interval
         except NotReady as problem:
             await write_status(api, dict(body), [Finding("Complete", False, problem.reason, str(problem))], {})

@@ -93,6 +93,8 @@ def settings(store: Store) -> dict[str, str]:
         "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.get("presignedUrlTimeout", 3600)),
         "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
     }
+    if "deleteSyncLimit" in spec:
+        values["TAMS_DELETE_SYNC_LIMIT"] = str(spec["deleteSyncLimit"])
     if values["TAMS_MEDIA_BACKEND"] == "filesystem":
         values["TAMS_MEDIA_DIR"] = MEDIA_PATH
     if store.shared_metadata:

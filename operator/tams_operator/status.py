@@ -32,8 +32,8 @@ async def write_status(
     derived: Callable[[dict[str, Any]], Finding] | None = None,
     generation: int | None = None,
 ) -> None:
-    """Set `findings`, then the condition `derived` computes from the resulting status, and `fields`; the
-    conditions describe `generation` (default: the body's)."""
+    """Set `findings`, then the condition `derived` computes from the resulting status, and `fields` (None: the
+    field goes); the conditions describe `generation` (default: the body's)."""
     generation = generation if generation is not None else body["metadata"].get("generation")
     moved: list[tuple[Finding, Condition | None]] = []  # with the condition as it was
 
@@ -43,7 +43,9 @@ async def write_status(
             _note(status, finding, generation, moved)
         if derived is not None:
             _note(status, derived(status), generation, moved)
-        status.update(fields)
+        # A None that stays in `status` is sent as null, which removes the field; one for a field that is not
+        # there would make every write look like a change.
+        status.update({name: value for name, value in fields.items() if value is not None or name in status})
 
     await api.update_status(body, change)
     for finding, _ in moved:

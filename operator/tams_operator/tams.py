@@ -21,22 +21,26 @@ class TamsApi:
         self.client = client
 
     async def request(self, method: str, path: str, **options: Any) -> httpx.Response:
-        """The response, whatever its 4xx; unreachable or failing (5xx) is NotReady."""
+        """The response, whatever its 4xx but 401; unreachable, failing (5xx) or not accepting the operator's
+        token (401: pods not yet rolled out with it) is NotReady, which heals."""
         try:
             response = await self.client.request(method, path, **options)
         except httpx.HTTPError as error:
             raise NotReady("Unreachable", f"TAMS API at {self.client.base_url} cannot be reached ({error})") from None
         if response.status_code >= 500:
             raise NotReady("TamsError", f"TAMS API {method} {path}: {response.status_code} {problem(response)}")
+        if response.status_code == 401:
+            raise NotReady("Unauthorized", f"TAMS API {method} {path}: the operator's token is not accepted (yet)")
         return response
 
 
 def problem(response: httpx.Response) -> str:
     """The summary of the spec's error JSON, or the body."""
     try:
-        return str(response.json().get("summary") or response.text)
+        body = response.json()
     except ValueError:
         return response.text
+    return str(body.get("summary") or response.text) if isinstance(body, dict) else response.text
 
 
 @asynccontextmanager

@@ -123,36 +123,41 @@ async def reconcile(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> N
         raise kopf.TemporaryError(str(problem), delay=memo["config"].retry_delay(retry)) from None
 
 
-@kopf.daemon(*TAMS_WEBHOOKS, cancellation_timeout=5)
+# A daemon is stopped when its object is being deleted, while the deletion handler runs: the backoff lets it end
+# its look (and see that it was stopped) rather than be cancelled halfway through a registration.
+@kopf.daemon(*TAMS_WEBHOOKS, cancellation_backoff=5, cancellation_timeout=5)
 async def watch_status(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The service's view (created → started, or error) into status; a webhook deleted through the API is
-    registered again."""
+    registered again; a store that cannot be reached makes the object not Ready until it can."""
     api, config = context(memo)
     while not await stopped.wait(config.poll_interval):
         status = body.get("status") or {}
-        if body.metadata.get("deletionTimestamp") or not status.get("webhookId"):
-            continue
+        if not status.get("webhookId"):
+            continue  # not registered (yet): the change handlers are at it
         try:
             async with store_api(api, config, body.metadata.namespace or "", body.spec["storeRef"]["name"]) as tams:
                 response = await tams.request("GET", f"/service/webhooks/{status['webhookId']}")
             if response.status_code == 404:
-                await sync(memo, dict(body))
+                if not stopped:  # else it was deleted for the object's own deletion
+                    await sync(memo, dict(body))
                 continue
             findings, fields = observed(checked(response))
             await write_status(api, dict(body), findings, fields)
-        except (NotReady, Refused):
-            continue  # recorded by sync, or transient: the next look tells
+        except NotReady as problem:
+            await write_status(api, dict(body), [Finding("Ready", False, problem.reason, str(problem))], {})
+        except Refused:
+            continue  # recorded by sync; only a change of the spec helps
 
 
 @kopf.on.delete(*TAMS_WEBHOOKS)
 async def unregister(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
     api, config = context(memo)
-    webhook_id = (body.get("status") or {}).get("webhookId")
-    if not webhook_id:
-        return
     try:
         async with store_api(api, config, body.metadata.namespace or "", body.spec["storeRef"]["name"]) as tams:
-            await tams.request("DELETE", f"/service/webhooks/{webhook_id}")
+            # Found by its tag when the operator registered it but died before recording the id.
+            webhook_id = (body.get("status") or {}).get("webhookId") or await registered_id(tams, body.metadata.uid)
+            if webhook_id:
+                await tams.request("DELETE", f"/service/webhooks/{webhook_id}")
     except NotReady as problem:
         if problem.reason == "StoreNotFound" or retry >= 4:
             return  # the store is gone, and its webhooks with it; or it stays unreachable: let the object go
