@@ -21,7 +21,7 @@ import orjson
 
 from .. import timerange as tr
 from ..clock import instant_text, now
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound
 from ..model import (
     DeleteRequest,
     DeleteRequestQuery,
@@ -68,6 +68,8 @@ from .shared import (
     tag_values,
 )
 
+# Raised whenever a table changes: a database of another version is refused at start, never half-used.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles (
@@ -209,7 +211,19 @@ class SqliteMetadataStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        self._create_or_check_schema()
+
+    def _create_or_check_schema(self) -> None:
+        db = self._writer
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0:
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"TAMS_SQLITE_PATH: {self.path} holds a database of schema version {version}, this service needs "
+                f"version {SCHEMA_VERSION}: start on another TAMS_DATA_DIR (there is no migration yet)"
+            )
 
     # -- connections and transactions -------------------------------------------------------------
 
