@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ import vastdb
 from botocore.exceptions import ClientError
 from prometheus_client.parser import text_string_to_metric_families
 
+import vms_server
 from control_plane import ControlPlane, free_port, kubernetes_binaries
 from helpers import VAST_SETTINGS, new_fake_vast
 from operator_harness import (
@@ -32,6 +34,7 @@ from operator_harness import (
 )
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from vast_fake import FakeVast
+from vms_server import fake_vms
 
 Manifest = dict[str, Any]
 METRICS_PORT = free_port()
@@ -383,3 +386,27 @@ def test_the_operator_exports_its_metrics(admin: httpx.Client, namespace: str) -
     ready = ("tams_operator_condition_changes_total", (("kind", "TamsStore"), ("reason", "Ready"), ("status", "True"),
                                                        ("type", "Ready")))  # fmt: skip
     assert samples[ready] >= 1
+
+
+def test_a_missing_vast_bucket_is_created_through_vms(
+    admin: httpx.Client, namespace: str, s3_server: S3Server, fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    with_keys(admin, namespace)
+    with fake_vms(tmp_path, fake_vast.create_bucket) as vms:
+        create(admin, secret(namespace, "vms-admin", username=vms_server.USERNAME, password=vms_server.PASSWORD))
+        bucket = f"db-{uuid.uuid4().hex[:8]}"
+        management = {
+            "endpoint": f"https://{vms.address}",
+            "bucketOwner": vms_server.BUCKET_OWNER,
+            "credentialsSecretRef": {"name": "vms-admin"},
+        }
+        vast = {**VAST_SPEC["vast"], "bucket": bucket, "management": management}
+        spec = {"metadata": {**VAST_SPEC, "vast": vast}, "media": s3_spec(s3_server, bucket, createBucket=True)}
+        store = create(admin, tams_store(namespace, spec))
+        body = wait_condition(admin, store, "MetadataProvisioned")
+        assert f"created bucket {bucket} (VMS view)" in condition(body, "MetadataProvisioned")["message"]
+        assert [view["bucket"] for view in vms.creations()] == [bucket]
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "news-tams", "namespace": namespace}}
+    assert not [name for name in get(admin, config_map)["data"] if "MANAGEMENT" in name], (
+        "VMS settings stay with the operator"
+    )

@@ -12,6 +12,8 @@ from tams_operator.resources import (
     api_deployment,
     children,
     config_hash,
+    management_secret_env,
+    management_settings,
     secret_env,
     settings,
     worker_deployment,
@@ -126,3 +128,27 @@ def test_pods_are_locked_down() -> None:
     context = pod["containers"][0]["securityContext"]
     assert context["readOnlyRootFilesystem"] and context["runAsNonRoot"] and not context["allowPrivilegeEscalation"]
     assert pod["automountServiceAccountToken"] is False
+
+
+def test_vms_credentials_reach_provisioning_never_the_pods() -> None:
+    spec = copy.deepcopy(SHARED)
+    spec["metadata"]["vast"]["management"] = {
+        "endpoint": "vms.example",
+        "bucketOwner": "tams-db-user",
+        "credentialsSecretRef": {"name": "vms-admin"},
+    }
+    shared = store(spec)
+    assert management_settings(shared) == {
+        "TAMS_VAST_MANAGEMENT_ENDPOINT": "vms.example",
+        "TAMS_VAST_BUCKET_OWNER": "tams-db-user",
+        "TAMS_VAST_VIEW_POLICY": "s3_default_policy",
+    }
+    refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in management_secret_env(shared)}
+    assert refs == {
+        "TAMS_VAST_MANAGEMENT_USERNAME": {"name": "vms-admin", "key": "username"},
+        "TAMS_VAST_MANAGEMENT_PASSWORD": {"name": "vms-admin", "key": "password"},
+    }
+    assert "vms" not in str(children(shared)), "neither the VMS address nor its credentials in any child"
+    names = set(management_settings(shared)) | set(refs)
+    assert names - {f"TAMS_{name.upper()}" for name in Settings.model_fields} == set()
+    assert management_settings(store(SHARED)) == {} and management_secret_env(store(SHARED)) == []

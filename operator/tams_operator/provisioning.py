@@ -16,7 +16,7 @@ from tams_api.errors import ConfigurationError
 from tams_api.provision import deprovision_s3, deprovision_vast, provision_s3, provision_vast
 
 from .kube import KubeApi
-from .resources import Store, secret_env, settings
+from .resources import Store, management_secret_env, management_settings, secret_env, settings
 
 
 class NotReady(Exception):
@@ -32,10 +32,11 @@ class InvalidSpec(Exception):
 
 
 async def credentials(api: KubeApi, store: Store) -> dict[str, str]:
-    """The TAMS_* variables the pods read from Secrets, resolved; a missing Secret or key is named."""
+    """The TAMS_* variables the pods read from Secrets, and those only provisioning reads (VMS), resolved; a
+    missing Secret or key is named."""
     values: dict[str, str] = {}
     secrets: dict[str, dict[str, str] | None] = {}
-    for variable in secret_env(store):
+    for variable in secret_env(store) + management_secret_env(store):
         ref = variable["valueFrom"]["secretKeyRef"]
         if ref["name"] not in secrets:
             secrets[ref["name"]] = await api.secret_data(store.namespace, ref["name"])
@@ -49,8 +50,8 @@ async def credentials(api: KubeApi, store: Store) -> dict[str, str]:
 
 
 def service_settings(store: Store, credentials: dict[str, str]) -> Settings:
-    """The service's Settings, exactly as its pods will parse them."""
-    variables = settings(store) | credentials
+    """The service's Settings, exactly as its pods will parse them (plus the VMS settings of provisioning)."""
+    variables = settings(store) | management_settings(store) | credentials
     try:
         return Settings(**{name.removeprefix("TAMS_").lower(): value for name, value in variables.items()})
     except ValidationError as error:

@@ -153,6 +153,31 @@ def secret_env(store: Store) -> list[dict[str, Any]]:
     return env
 
 
+def management_settings(store: Store) -> dict[str, str]:
+    """Settings of the VAST management API (VMS), which only provisioning uses: never in the pods."""
+    management = store.spec.get("metadata", {}).get("vast", {}).get("management") if store.shared_metadata else None
+    if not management:
+        return {}
+    values = {
+        "TAMS_VAST_MANAGEMENT_ENDPOINT": management["endpoint"],
+        "TAMS_VAST_BUCKET_OWNER": management["bucketOwner"],
+        "TAMS_VAST_VIEW_POLICY": management.get("viewPolicy", "s3_default_policy"),
+    }
+    optional = {"tenant": "TAMS_VAST_MANAGEMENT_TENANT", "viewPath": "TAMS_VAST_VIEW_PATH"}
+    return values | {variable: management[field] for field, variable in optional.items() if management.get(field)}
+
+
+def management_secret_env(store: Store) -> list[dict[str, Any]]:
+    """The VMS user and password, by reference, for provisioning only."""
+    if not management_settings(store):
+        return []
+    ref = store.spec["metadata"]["vast"]["management"]["credentialsSecretRef"]
+    return [
+        _secret_env("TAMS_VAST_MANAGEMENT_USERNAME", ref["name"], ref.get("usernameKey", "username")),
+        _secret_env("TAMS_VAST_MANAGEMENT_PASSWORD", ref["name"], ref.get("passwordKey", "password")),
+    ]
+
+
 def config_map(store: Store) -> Manifest:
     return {
         "apiVersion": "v1",
