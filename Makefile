@@ -6,8 +6,9 @@ DATA_DIR ?= ./data
 BIN := $(VENV)/bin
 IMAGE ?= tams-operator:dev
 BASE_IMAGE ?=
+CHART := charts/tams-operator
 
-.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator image clean
+.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,13 @@ image:
 	else echo "make image: needs podman, or docker with a running daemon; found neither" >&2; exit 1; fi; \
 	build="$$engine build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE) )-t $(IMAGE) ."; \
 	echo "$$build"; $$build
+
+# The chart's copies of crds/ and of rbac/operator.yaml (its ClusterRole's rules): Helm reads only files inside
+# the chart. tests/test_chart.py fails when they drift.
+chart-crds:
+	rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+	cp rbac/operator.yaml $(CHART)/files/operator-rbac.yaml
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)
