@@ -4,6 +4,7 @@ it), and the Argo CD Application in the shape Argo CD expects."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,13 @@ def test_the_argo_cd_application_syncs_a_git_path_into_a_namespace() -> None:
     assert spec["destination"]["namespace"] and ({"server", "name"} & set(spec["destination"]))
     assert set(spec["syncPolicy"]) <= {"automated", "syncOptions", "retry", "managedNamespaceMetadata"}
     assert set(spec["syncPolicy"]["automated"]) <= {"prune", "selfHeal", "allowEmpty"}
+
+
+def test_the_readme_installs_what_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Install with Helm", 1)[1].split("\n### ", 1)[0]
+    [commands] = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert "helm install tams-operator charts/tams-operator -n tams-system --create-namespace" in commands
+    [sample] = re.findall(r"kubectl apply -f (samples/\S+)", commands)
+    [waited] = re.findall(r"tamsstore/(\S+)", commands)
+    assert waited in names(documents(ROOT / sample), "TamsStore")
