@@ -115,7 +115,6 @@ def test_the_default_release_is_one_operator_with_its_role(default_manifests: li
     assert container["image"] == image
     assert env(container)[f"{SETTING_PREFIX}DEFAULT_IMAGE"] == image, "stores without an image run this release"
     assert container["resources"] == {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
-    assert "metrics" not in {port["name"] for port in container["ports"]}
 
 
 def test_the_operator_runs_non_root_on_a_read_only_root(default_manifests: list[Manifest]) -> None:
@@ -136,7 +135,9 @@ def test_the_operator_runs_non_root_on_a_read_only_root(default_manifests: list[
 def test_the_default_settings_are_the_operators_own(default_manifests: list[Manifest]) -> None:
     variables = env(operator_container(default_manifests))
     known = {f"{SETTING_PREFIX}{name.upper()}" for name in OperatorSettings.model_fields}
-    assert set(variables) == known, "every setting has a value, and no variable the operator would ignore"
+    # The one setting left to the operator: its default, all interfaces, is what lets Prometheus reach the pod.
+    left_to_the_operator = {f"{SETTING_PREFIX}METRICS_ADDRESS"}
+    assert set(variables) == known - left_to_the_operator, "every other setting has a value; none is ignored"
     rendered = OperatorSettings(
         **{name.removeprefix(SETTING_PREFIX).lower(): value for name, value in variables.items()}
     )
@@ -196,8 +197,10 @@ def test_the_service_monitor_finds_the_metrics_port(custom_manifests: list[Manif
     [endpoint] = monitor["spec"]["endpoints"]
     [service_port] = service["spec"]["ports"]
     assert endpoint["port"] == service_port["name"]
-    container_ports = {port["name"]: port["containerPort"] for port in operator_container(custom_manifests)["ports"]}
+    container = operator_container(custom_manifests)
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert container_ports[service_port["targetPort"]] == service_port["port"] == 9102
+    assert env(container)[f"{SETTING_PREFIX}METRICS_PORT"] == "9102", "where the operator serves them"
 
 
 @pytest.mark.parametrize("release", ["default", "custom"])
