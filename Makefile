@@ -4,8 +4,11 @@ VENV ?= .venv
 PORT ?= 8000
 DATA_DIR ?= ./data
 BIN := $(VENV)/bin
+IMAGE ?= tams-operator:dev
+BASE_IMAGE ?=
+CHART := charts/tams-operator
 
-.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator clean
+.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +45,22 @@ bench-vast: $(VENV)/.installed
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator
+
+# The API and operator image, with podman, or else docker with a running daemon.
+# BASE_IMAGE=... builds on another Debian-based Python 3.11+ image (the Dockerfile's default otherwise).
+image:
+	@if command -v podman >/dev/null 2>&1; then engine=podman; \
+	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
+	else echo "make image: needs podman, or docker with a running daemon; found neither" >&2; exit 1; fi; \
+	build="$$engine build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE) )-t $(IMAGE) ."; \
+	echo "$$build"; $$build
+
+# The chart's copies of crds/ and of rbac/operator.yaml (its ClusterRole's rules): Helm reads only files inside
+# the chart. tests/test_chart.py fails when they drift.
+chart-crds:
+	rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+	cp rbac/operator.yaml $(CHART)/files/operator-rbac.yaml
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -5,6 +5,7 @@ part played where pods would run."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -52,6 +53,19 @@ def create(client: httpx.Client, manifest: Manifest) -> Manifest:
     """Create, or leave as it is when it exists."""
     response = client.post(collection(manifest), json=manifest)
     assert response.status_code in (201, 409), response.text
+    return response.json()
+
+
+def apply(client: httpx.Client, manifest: Manifest, manager: str = "tams-tests") -> Manifest:
+    """Server-side apply, as `kubectl apply --server-side` does, refusing fields the schema does not know (CRDs
+    would otherwise prune them silently)."""
+    response = client.patch(
+        path(manifest),
+        params={"fieldManager": manager, "force": "true", "fieldValidation": "Strict"},
+        content=json.dumps(manifest),  # JSON is YAML
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    assert response.status_code in (200, 201), response.text
     return response.json()
 
 
