@@ -2,7 +2,9 @@
 
 The service's settings are the ConfigMap's plain values plus the credentials from the user's Secrets
 (resources.settings + resources.secret_env); the provisioning functions are the service's own
-(tams_api.provision), run in a thread because boto3 and the vastdb SDK block.
+(tams_api.provision), run in a thread because boto3 and the vastdb SDK block. Those SDKs (vastdb with pyarrow
+and ibis, boto3: about 90 MB) are imported when a store first needs them, so an operator of embedded stores stays
+small.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pydantic import ValidationError
 
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
-from tams_api.provision import deprovision_s3, deprovision_vast, provision_s3, provision_vast
 
 from .kube import KubeApi
 from .resources import Store, management_secret_env, management_settings, secret_env, settings
@@ -62,6 +63,8 @@ def service_settings(store: Store, credentials: dict[str, str]) -> Settings:
 async def provision_metadata(store: Store, service: Settings) -> str:
     if service.metadata_backend == "sqlite":
         return f"embedded SQLite on PersistentVolumeClaim {store.child_name}-data"
+    from tams_api.provision import provision_vast  # the VAST SDK only when a store uses it
+
     try:
         return await asyncio.to_thread(provision_vast, service)
     except ConfigurationError as error:
@@ -71,6 +74,8 @@ async def provision_metadata(store: Store, service: Settings) -> str:
 async def provision_media(store: Store, service: Settings) -> str:
     if service.media_backend == "filesystem":
         return f"filesystem on PersistentVolumeClaim {store.child_name}-media"
+    from tams_api.provision import provision_s3  # boto3 only when a store uses it
+
     create = bool(store.spec.get("media", {}).get("s3", {}).get("createBucket", False))
     try:
         return await asyncio.to_thread(provision_s3, service, create)
@@ -80,6 +85,8 @@ async def provision_media(store: Store, service: Settings) -> str:
 
 def deprovision(service: Settings) -> str:
     """reclaimPolicy Delete: the bucket's objects and the bucket, the tables and the schema. Blocking."""
+    from tams_api.provision import deprovision_s3, deprovision_vast  # as above
+
     outcomes = []
     if service.media_backend == "s3":
         outcomes.append(deprovision_s3(service))
