@@ -34,9 +34,14 @@ def bin_dir(version: str = VERSION) -> Path:
     return cache_root() / "kubernetes" / version / "bin"
 
 
+def go_binary() -> str | None:
+    """Go on PATH, or where the official tarball installs it (not always on PATH in CI's shell)."""
+    return shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
+
+
 def go(*args: str, cwd: Path) -> str:
     environment = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-    result = subprocess.run(["go", *args], cwd=cwd, env=environment, capture_output=True, text=True)
+    result = subprocess.run([go_binary() or "go", *args], cwd=cwd, env=environment, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result.stdout
@@ -81,7 +86,7 @@ def ensure(components: tuple[str, ...], version: str = VERSION) -> Path:
     binaries = bin_dir(version)
     missing = [component for component in components if not (binaries / component).exists()]
     if missing:
-        if shutil.which("go") is None:
+        if go_binary() is None:
             raise SystemExit("building the Kubernetes test binaries needs Go (https://go.dev/dl/) on PATH")
         binaries.mkdir(parents=True, exist_ok=True)
         source = binaries.parent / "src"
