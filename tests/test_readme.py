@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from tams_operator.config import OperatorSettings
 
+from control_plane import ControlPlane, kubernetes_binaries
 from tams_api.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +84,26 @@ def test_every_setting_is_documented() -> None:
     variables = [f"TAMS_{name.upper()}" for name in Settings.model_fields]
     variables += [f"TAMS_OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields]
     assert [variable for variable in variables if f"`{variable}`" not in readme] == []
+
+
+def operator_section() -> str:
+    return (ROOT / "README.md").read_text().split("## The operator", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_operators_install_commands_and_example_work(kube: ControlPlane) -> None:
+    """The kubectl lines of "The operator", run verbatim (with the test cluster's kubeconfig), and its example
+    TamsStore accepted by the API server as written."""
+    section = operator_section()
+    commands = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert commands and example
+    kubectl = [str(kubernetes_binaries() / "kubectl"), f"--kubeconfig={kube.kubeconfig()}"]
+    lines = [line.split("#", 1)[0].split() for line in commands.group(1).splitlines()]
+    for line in [line for line in lines if line and line[0] == "kubectl"]:
+        ran = subprocess.run([*kubectl, *line[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0 or "AlreadyExists" in ran.stderr, ran.stderr
+    namespace = yaml.safe_load(example.group(1))["metadata"]["namespace"]
+    subprocess.run([*kubectl, "create", "namespace", namespace], capture_output=True, timeout=60)
+    ran = subprocess.run([*kubectl, "apply", "--dry-run=server", "-f", "-"], input=example.group(1),
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
