@@ -4,6 +4,7 @@ deprovisioning, for the operator's `reclaimPolicy: Delete` only (no CLI: one mis
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,10 +29,10 @@ def s3_connection(spec: MediaBackendSpec) -> tuple[Any, Any]:
     return client, credentials
 
 
-def provision_s3(settings: Settings, create: bool = True) -> str:
-    """Create the bucket of each S3 media backend unless it exists (or, with `create` off, require it), then
-    prove write and delete access with a probe object."""
-    return "; ".join(_provision_bucket(spec, create) for spec in _s3_backends(settings))
+def provision_s3(settings: Settings, create: Collection[str] | None = None) -> str:
+    """Create the bucket of each S3 media backend unless it exists, then prove write and delete access with a
+    probe object. `create` limits creating to the backends of those labels (the others' buckets must exist)."""
+    return "; ".join(_provision_bucket(spec, create is None or spec.label in create) for spec in _s3_backends(settings))
 
 
 def _s3_backends(settings: Settings) -> list[MediaBackendSpec]:

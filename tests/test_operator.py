@@ -410,3 +410,34 @@ def test_a_missing_vast_bucket_is_created_through_vms(
     assert not [name for name in get(admin, config_map)["data"] if "MANAGEMENT" in name], (
         "VMS settings stay with the operator"
     )
+
+
+def test_an_extra_s3_backend_is_provisioned_with_its_own_keys(
+    admin: httpx.Client, namespace: str, s3_server: S3Server
+) -> None:
+    with_keys(admin, namespace)
+    create(admin, secret(namespace, "archive-keys", accessKey=ACCESS_KEY, secretKey=SECRET_KEY))
+    hot, cold = f"tams-{uuid.uuid4().hex[:12]}", f"tams-{uuid.uuid4().hex[:12]}"
+    media = s3_spec(s3_server, hot, createBucket=True)
+    media["extraBackends"] = [
+        {
+            "label": "archive",
+            "endpoint": s3_server.endpoint_url,
+            "bucket": cold,
+            "createBucket": True,
+            "credentialsSecretRef": {"name": "archive-keys"},
+        }
+    ]
+    store = create(admin, tams_store(namespace, {"media": media}))
+    body = wait_condition(admin, store, "MediaProvisioned")
+    assert bucket_exists(s3_server, hot) and bucket_exists(s3_server, cold)
+    assert f"bucket {cold!r}" in condition(body, "MediaProvisioned")["message"]
+    env = get(admin, deployment_ref(namespace))["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert SECRET_KEY not in str(env), "keys by reference only"
+
+    # Wrong keys for the archive are named as the archive's.
+    keys = secret(namespace, "archive-keys", accessKey=ACCESS_KEY, secretKey="wrong")
+    assert admin.put(path(keys), json=keys).status_code == 200
+    merge_patch(admin, store, {"spec": {"presignedUrlTimeout": 900}})  # a new generation provisions again
+    body = wait_condition(admin, store, "MediaProvisioned", "False")
+    assert "TAMS_EXTRA_STORAGE_BACKENDS (backend 'archive')" in condition(body, "MediaProvisioned")["message"]

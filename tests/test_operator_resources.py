@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tams_operator.resources import (
     api_deployment,
     children,
     config_hash,
+    created_buckets,
     management_secret_env,
     management_settings,
     secret_env,
@@ -152,3 +154,38 @@ def test_vms_credentials_reach_provisioning_never_the_pods() -> None:
     names = set(management_settings(shared)) | set(refs)
     assert names - {f"TAMS_{name.upper()}" for name in Settings.model_fields} == set()
     assert management_settings(store(SHARED)) == {} and management_secret_env(store(SHARED)) == []
+
+
+ARCHIVE = {
+    "label": "archive",
+    "endpoint": "http://archive",
+    "bucket": "cold",
+    "createBucket": True,
+    "credentialsSecretRef": {"name": "archive-keys"},
+}
+
+
+def test_extra_backends_reference_their_keys_never_copy_them() -> None:
+    spec = copy.deepcopy(SHARED)
+    spec["media"]["extraBackends"] = [ARCHIVE]
+    env = api_deployment(store(spec))["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in env if "valueFrom" in item}
+    assert refs["TAMS_EXTRA_BACKEND_0_ACCESS_KEY_ID"] == {"name": "archive-keys", "key": "accessKey"}
+    assert refs["TAMS_EXTRA_BACKEND_0_SECRET_ACCESS_KEY"] == {"name": "archive-keys", "key": "secretKey"}
+    names = [item["name"] for item in env]
+    # Kubernetes expands $(NAME) only from variables defined before.
+    assert names.index("TAMS_EXTRA_STORAGE_BACKENDS") > names.index("TAMS_EXTRA_BACKEND_0_SECRET_ACCESS_KEY")
+    backends = json.loads(next(item["value"] for item in env if item["name"] == "TAMS_EXTRA_STORAGE_BACKENDS"))
+    assert backends == [
+        {
+            "label": "archive",
+            "backend": "s3",
+            "bucket": "cold",
+            "region": "us-east-1",
+            "endpoint_url": "http://archive",
+            "access_key_id": "$(TAMS_EXTRA_BACKEND_0_ACCESS_KEY_ID)",
+            "secret_access_key": "$(TAMS_EXTRA_BACKEND_0_SECRET_ACCESS_KEY)",
+        }
+    ]
+    assert config_hash(store(spec)) != config_hash(store(SHARED)), "adding a backend rolls the pods"
+    assert created_buckets(store(spec), "s3:media") == ["archive"]

@@ -10,6 +10,7 @@ small.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from pydantic import ValidationError
 
@@ -17,7 +18,9 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
 from .kube import KubeApi
-from .resources import Store, management_secret_env, management_settings, secret_env, settings
+from .resources import Store, container_env, created_buckets, management_secret_env, management_settings, settings
+
+REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")  # $(NAME) in an env value, as Kubernetes expands it
 
 
 class NotReady(Exception):
@@ -33,11 +36,14 @@ class InvalidSpec(Exception):
 
 
 async def credentials(api: KubeApi, store: Store) -> dict[str, str]:
-    """The TAMS_* variables the pods read from Secrets, and those only provisioning reads (VMS), resolved; a
-    missing Secret or key is named."""
+    """The container's `env` as a kubelet would resolve it (Secrets read, $(NAME) references expanded), plus
+    what only provisioning reads (VMS); a missing Secret or key is named."""
     values: dict[str, str] = {}
     secrets: dict[str, dict[str, str] | None] = {}
-    for variable in secret_env(store) + management_secret_env(store):
+    for variable in container_env(store) + management_secret_env(store):
+        if "value" in variable:
+            values[variable["name"]] = REFERENCE.sub(lambda match: values.get(match[1], match[0]), variable["value"])
+            continue
         ref = variable["valueFrom"]["secretKeyRef"]
         if ref["name"] not in secrets:
             secrets[ref["name"]] = await api.secret_data(store.namespace, ref["name"])
@@ -76,7 +82,7 @@ async def provision_media(store: Store, service: Settings) -> str:
         return f"filesystem on PersistentVolumeClaim {store.child_name}-media"
     from tams_api.provision import provision_s3  # boto3 only when a store uses it
 
-    create = bool(store.spec.get("media", {}).get("s3", {}).get("createBucket", False))
+    create = created_buckets(store, service.default_media_backend.label)
     try:
         return await asyncio.to_thread(provision_s3, service, create)
     except ConfigurationError as error:

@@ -153,6 +153,44 @@ def secret_env(store: Store) -> list[dict[str, Any]]:
     return env
 
 
+def extra_backends_env(store: Store) -> list[dict[str, Any]]:
+    """More S3 buckets served as storage backends (TAMS_EXTRA_STORAGE_BACKENDS). Their keys come from the user's
+    Secrets into variables of their own, which the JSON references as $(NAME): Kubernetes expands references in
+    `env` values (never in a ConfigMap's), so no key is ever written down."""
+    env: list[dict[str, Any]] = []
+    entries = []
+    for index, backend in enumerate(store.spec.get("media", {}).get("extraBackends", [])):
+        entry = {"label": backend["label"], "backend": "s3", "bucket": backend["bucket"]}
+        entry["region"] = backend.get("region", "us-east-1")
+        optional = {"endpoint": "endpoint_url", "publicEndpoint": "public_endpoint_url", "prefix": "prefix"}
+        entry |= {field: backend[name] for name, field in optional.items() if backend.get(name)}
+        if "credentialsSecretRef" in backend:
+            ref = backend["credentialsSecretRef"]
+            for field, key, default_key in (
+                ("access_key_id", "accessKeyKey", "accessKey"),
+                ("secret_access_key", "secretKeyKey", "secretKey"),
+            ):
+                variable = f"TAMS_EXTRA_BACKEND_{index}_{field.upper()}"
+                env.append(_secret_env(variable, ref["name"], ref.get(key, default_key)))
+                entry[field] = f"$({variable})"
+        entries.append(entry)
+    if entries:
+        env.append({"name": "TAMS_EXTRA_STORAGE_BACKENDS", "value": json.dumps(entries, sort_keys=True)})
+    return env
+
+
+def container_env(store: Store) -> list[dict[str, Any]]:
+    """The container's `env`: credentials by reference, then what refers to them."""
+    return secret_env(store) + extra_backends_env(store)
+
+
+def created_buckets(store: Store, default_label: str) -> list[str]:
+    """Labels of the S3 backends whose missing bucket provisioning creates (createBucket)."""
+    media = store.spec.get("media", {})
+    labels = [default_label] if media.get("s3", {}).get("createBucket", False) else []
+    return labels + [backend["label"] for backend in media.get("extraBackends", []) if backend.get("createBucket")]
+
+
 def management_settings(store: Store) -> dict[str, str]:
     """Settings of the VAST management API (VMS), which only provisioning uses: never in the pods."""
     management = store.spec.get("metadata", {}).get("vast", {}).get("management") if store.shared_metadata else None
@@ -189,7 +227,7 @@ def config_map(store: Store) -> Manifest:
 
 def config_hash(store: Store) -> str:
     """Changes when the settings or the credential references change (not when a Secret's value does)."""
-    document = json.dumps({"settings": settings(store), "secrets": secret_env(store)}, sort_keys=True)
+    document = json.dumps({"settings": settings(store), "env": container_env(store)}, sort_keys=True)
     return hashlib.sha256(document.encode()).hexdigest()[:16]
 
 
@@ -223,7 +261,7 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         "imagePullPolicy": store.spec.get("imagePullPolicy", "IfNotPresent"),
         "args": command,
         "envFrom": [{"configMapRef": {"name": store.child_name}}],
-        "env": secret_env(store),
+        "env": container_env(store),
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
