@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         None, description="Bearer token of the managing operator (admin scope), accepted whenever auth is on."
     )
 
+    metrics_public: bool = Field(
+        True, description="GET /metrics needs no credentials (as /health and /ready), whatever the auth modes."
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of `tams-api worker`'s own GET /metrics (0: none)."
+    )
+
     @field_validator("extra_storage_backends", mode="before")
     @classmethod
     def _parse_extra_backends(cls, value: Any) -> list[MediaBackendSpec]:
