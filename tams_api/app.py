@@ -23,6 +23,7 @@ from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
 from .stores.vast import VastMetadataStore
+from .tracing import install_tracing
 from .worker import Worker, WorkerThread
 
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             worker.stop()
             services.store.close()
+            stop_tracing()
 
     app = FastAPI(
         title="Time-addressable Media Store",
@@ -119,4 +121,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # outermost: it times everything else
+    stop_tracing = install_tracing(app, services.settings)
     return app
