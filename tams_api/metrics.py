@@ -87,7 +87,8 @@ class RequestMetrics:
     """ASGI middleware counting and timing requests by method, route template and status.
 
     The route is the matched route's template (`/flows/{flow_id}/segments`), known once the router has run
-    (FastAPI leaves it in the scope); requests no route matched share one label. The metric children of each
+    (FastAPI leaves the route in the scope; its `path` is the whole template as routers are included without
+    prefixes); requests no route matched share one label. The metric children of each
     label set are kept in a dict, which skips prometheus_client's label validation and lock on every request.
     """
 
