@@ -8,7 +8,7 @@ IMAGE ?= tams-operator:dev
 BASE_IMAGE ?=
 CHART := charts/tams-operator
 
-.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator image chart-crds clean
+.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-metrics image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-vast: $(VENV)/.installed
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator
+
+bench-metrics: $(VENV)/.installed
+	$(BIN)/python -m bench.metrics_middleware
 
 # The API and operator image, with podman, or else docker with a running daemon.
 # BASE_IMAGE=... builds on another Debian-based Python 3.11+ image (the Dockerfile's default otherwise).

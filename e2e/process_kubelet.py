@@ -4,8 +4,8 @@ The pod is the real one: made by the ReplicaSet controller from the operator's D
 with the command, args and environment a kubelet would give them: the image's entry point unless the
 container names a command; `envFrom` ConfigMaps and Secrets, then `env` (plain values with `$(VAR)`
 values, `valueFrom` ConfigMap and Secret keys), read from the API server at start. Once a container's
-readinessProbe answers, the pod is marked Running and Ready through the status subresource, and the real
-Deployment controller takes it from there.
+readinessProbe (tcpSocket or httpGet) answers, the pod is marked Running and Ready through the status
+subresource, and the real Deployment controller takes it from there.
 
 A process shares this machine's filesystem and network, where a container has its own view of both. That
 view is translated, and this is the one liberty taken:
@@ -113,10 +113,13 @@ class ProcessKubelet:
         root.mkdir(parents=True, exist_ok=True)
         log = root / "output.log"
         with process([*command, *args], log, env=environment, cwd=root) as started:
-            probe = container.get("readinessProbe", {}).get("tcpSocket")
-            if probe is not None:
-                port = view.port(probe["port"])
+            probe = container.get("readinessProbe", {})
+            if "tcpSocket" in probe:
+                port = view.port(probe["tcpSocket"]["port"])
                 wait_until(lambda: accepts(port), f"container {container['name']} on port {port}", started, log)
+            if "httpGet" in probe:
+                url = f"http://{POD_ADDRESS}:{view.port(probe['httpGet']['port'])}{probe['httpGet'].get('path', '/')}"
+                wait_until(lambda: answers(url), f"container {container['name']} ready at {url}", started, log)
             yield
 
     def environment(self, metadata: Manifest, container: Manifest) -> dict[str, str]:
@@ -197,6 +200,14 @@ def referenced(source: Manifest, config_map_field: str, secret_field: str) -> tu
     if secret_field in source:
         return "Secret", source[secret_field]
     raise ContainerConfigError(f"{sorted(source)}: only ConfigMaps and Secrets run as processes")
+
+
+def answers(url: str) -> bool:
+    """An httpGet probe: a status from 200 to 399, as a kubelet counts success."""
+    try:
+        return 200 <= httpx.get(url, timeout=1).status_code < 400
+    except httpx.HTTPError:
+        return False
 
 
 def accepts(port: int) -> bool:

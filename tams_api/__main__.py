@@ -11,6 +11,7 @@ import signal
 import sys
 
 import uvicorn
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from .app import create_app, open_services
@@ -69,6 +70,9 @@ def run_worker(settings: Settings, log_level: str) -> None:
     """Work until SIGTERM or SIGINT, then finish the step under way and stop."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = open_services(settings)
+    if settings.worker_metrics_port:
+        # Webhook deliveries are counted where the worker runs; the store's gauges come from the API's /metrics.
+        start_http_server(settings.worker_metrics_port)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -11,9 +11,10 @@ from . import API_VERSION, __version__
 from .auth import authenticator_from_settings
 from .config import MediaBackendSpec, Settings
 from .http import HeadWithoutBody, install_error_handlers
+from .metrics import RequestMetrics
 from .openapi import install_openapi
 from .provision import s3_connection
-from .routers import delete_requests, flows, media, objects, segments, service, sources, webhooks
+from .routers import delete_requests, flows, media, objects, operations, segments, service, sources, webhooks
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, MediaStores, StorageBackend
@@ -22,6 +23,7 @@ from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
 from .stores.vast import VastMetadataStore
+from .tracing import install_tracing
 from .worker import Worker, WorkerThread
 
 
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             worker.stop()
             services.store.close()
+            stop_tracing()
 
     app = FastAPI(
         title="Time-addressable Media Store",
@@ -114,6 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (segments, objects, flows, sources, service, webhooks, delete_requests):
         app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
+    app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
+    app.add_middleware(RequestMetrics)  # outermost: it times everything else
+    stop_tracing = install_tracing(app, services.settings)
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -174,6 +175,19 @@ class Settings(BaseSettings):
     auth_strict_scopes: bool = Field(False, description="Refuse credentials that carry no scopes.")
     auth_operator_token: str | None = Field(
         None, description="Bearer token of the managing operator (admin scope), accepted whenever auth is on."
+    )
+
+    metrics_public: bool = Field(
+        True, description="GET /metrics needs no credentials (as /health and /ready), whatever the auth modes."
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of `tams-api worker`'s own GET /metrics (0: none)."
+    )
+    # Tracing is off unless an OTLP endpoint is given; the standard OpenTelemetry variable counts too.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TAMS_OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector base URL (traces go to /v1/traces); needs the tracing extra.",
     )
 
     @field_validator("extra_storage_backends", mode="before")

@@ -17,6 +17,7 @@ import orjson
 
 from .clock import now
 from .config import Settings
+from .metrics import WEBHOOK_DELIVERIES, WEBHOOK_ERRORS
 from .model import Event, Webhook
 from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
@@ -65,7 +66,9 @@ class Courier:
             try:
                 problem = await self._post(event)
             except Undeliverable as refused:
+                WEBHOOK_DELIVERIES.labels("refused").inc()
                 return await self._give_up(event, attempt, str(refused))
+            WEBHOOK_DELIVERIES.labels("delivered" if problem is None else "failed").inc()
             if problem is None:
                 return True
             if attempt == settings.webhook_max_attempts:
@@ -110,6 +113,7 @@ class Courier:
     async def _give_up(self, event: Event, attempts: int, problem: str) -> bool:
         summary = f"gave up delivering {event.type} event {event.seq} after {attempts} attempt(s): {problem}"
         log.warning("webhook %s: %s", self.webhook.id, summary)
+        WEBHOOK_ERRORS.inc()
         error = {"type": "WebhookDeliveryFailed", "summary": summary, "time": now().text}
         await asyncio.to_thread(self.store.set_webhook_status, self.webhook.id, "error", error)
         return False

@@ -121,3 +121,16 @@ def test_the_access_token_query_parameter_only_when_enabled(tmp_path: Path) -> N
         )
         with TestClient(create_app(settings)) as client:
             assert client.get("/flows", params={"access_token": "tok-ingest"}).status_code == status
+
+
+def test_probes_and_by_default_metrics_need_no_credentials(client: TestClient) -> None:
+    for path in ("/health", "/ready", "/metrics"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_metrics_need_read_credentials_when_not_public(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, auth_modes="token", auth_tokens=TOKENS, metrics_public=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=BEARER).status_code == 200
+        assert client.get("/ready").status_code == 200  # probes never need any

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
 from helpers import make_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from tams_api.app import create_app, open_media
+from tams_api.stores.filesystem import FilesystemMediaStore
 from tams_api.stores.media import MediaStore
+from tams_api.stores.s3 import S3MediaStore
 
 BACKENDS = ["filesystem", "s3"]
 
@@ -133,3 +137,14 @@ def test_a_100_mb_object_round_trips(media: MediaUnderTest) -> None:
         for chunk in response.iter_bytes(1024 * 1024):
             digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_probe_passes_while_the_store_is_reachable_and_raises_once_it_is_not(media: MediaUnderTest) -> None:
+    media.store.probe()
+    if isinstance(media.store, FilesystemMediaStore):
+        shutil.rmtree(media.store.root)
+    else:
+        assert isinstance(media.store, S3MediaStore)
+        media.store.client.delete_bucket(Bucket=media.store.bucket)  # the new bucket of this test, still empty
+    with pytest.raises((OSError, ClientError)):
+        media.store.probe()

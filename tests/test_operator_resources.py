@@ -125,6 +125,13 @@ def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:
     assert template["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] == base
 
 
+def test_readiness_is_the_stores_answering_and_liveness_the_process() -> None:
+    container = api_deployment(store())["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert [port["name"] for port in container["ports"]] == ["http"]
+
+
 def test_pods_are_locked_down() -> None:
     pod = api_deployment(store())["spec"]["template"]["spec"]
     context = pod["containers"][0]["securityContext"]

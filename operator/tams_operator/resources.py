@@ -279,9 +279,19 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         volumes.append({"name": name.rsplit("-", 1)[1], "persistentVolumeClaim": {"claimName": name}})
     if api:
         container["ports"] = [{"name": "http", "containerPort": API_PORT}]
-        probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 10}  # no credentials needed, whatever the auth
-        container["readinessProbe"] = probe
-        container["livenessProbe"] = {**probe, "failureThreshold": 6}
+        # Neither path needs credentials, whatever the auth. Ready: the stores answer (a store that does not may
+        # take seconds to say so); alive: the process answers, so a store outage takes pods out of the Service
+        # but never restarts them.
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+        }
+        container["livenessProbe"] = {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        }
     return {
         "serviceAccountName": store.child_name,
         "automountServiceAccountToken": False,

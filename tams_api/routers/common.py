@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -14,6 +14,7 @@ from ..auth import ANONYMOUS, Authenticator, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound
 from ..model import PageRequest, TagFilter
+from ..readiness import Readiness
 from ..stores.media import MediaStore, MediaStores
 from ..stores.metadata import MetadataStore
 from ..timerange import Bounds, parse_bounds
@@ -35,6 +36,13 @@ class Services:
     store: MetadataStore
     media: MediaStores
     settings: Settings
+    readiness: Readiness = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        default = self.media.default
+        self.readiness = Readiness(
+            {"metadata store": self.store.probe, f"media store {default.backend.label!r}": default.probe}
+        )
 
     def media_store(self, storage_id: str) -> MediaStore:
         """The media store of a storage backend a client named."""

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
 from ..errors import NotFound
+from ..metrics import MEDIA_BYTES_WRITTEN
 from ..stores.filesystem import FilesystemMediaStore
 
 router = APIRouter(tags=["Media"], include_in_schema=False)
@@ -29,9 +30,12 @@ async def put_media(
     store = _store(request, storage_id)
     content_type = request.headers.get("content-type", "")
     store.verify("PUT", object_id, expires, signature, content_type)
+    written = 0
     with store.writer(object_id, content_type) as handle:
         async for chunk in request.stream():
             await run_in_threadpool(handle.write, chunk)
+            written += len(chunk)
+    MEDIA_BYTES_WRITTEN.labels(store.backend.label).inc(written)
     return Response(status_code=200)
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .. import schemas
 from ..errors import BadRequest, NotFound
 from ..http import json_response, paging_headers
+from ..metrics import MEDIA_BYTES_WRITTEN
 from ..model import PageRequest, TagFilter
 from ..stores.media import MediaStore, copy_media
 from ..urls import UrlBuilder
@@ -47,9 +48,10 @@ def copy_instance(services: Services, object_id: str, target: MediaStore) -> Non
         # Copying in from an uncontrolled URL would make this service fetch arbitrary URLs; not offered.
         raise BadRequest("copying an object held only at uncontrolled URLs into this store is not supported")
     try:
-        copy_media(sources[0], target, object_id)
+        copied = copy_media(sources[0], target, object_id)
     except NotFound as missing:
         raise BadRequest(f"{missing.summary}: upload it before copying it") from None
+    MEDIA_BYTES_WRITTEN.labels(target.backend.label).inc(copied)
     try:
         services.store.add_controlled_instance(object_id, target.backend.id)
     except NotFound:

@@ -14,6 +14,7 @@ from .. import schemas
 from .. import segments as rules
 from ..errors import BadRequest, Forbidden, NotFound
 from ..http import error_body, json_response, listing_headers
+from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
 from ..urls import UrlBuilder, segment_json
@@ -108,7 +109,9 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
             if not bulk:
                 raise
             failures.append(SegmentFailure(post.object_id, post.timerange, problem.summary))
-    failures += services.store.add_segments(flow_id, interpreted)
+    refused = services.store.add_segments(flow_id, interpreted)
+    SEGMENTS_REGISTERED.inc(len(interpreted) - len(refused))
+    failures += refused
     if not failures:
         return Response(status_code=201)
     if not bulk:

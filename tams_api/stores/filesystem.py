@@ -126,3 +126,7 @@ class FilesystemMediaStore:
             path = self.path(object_id)
             path.unlink(missing_ok=True)
             path.with_suffix(".type").unlink(missing_ok=True)
+
+    def probe(self) -> None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise OSError(f"media directory {self.root} is missing or not writable")

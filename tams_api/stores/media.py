@@ -70,6 +70,10 @@ class MediaStore(Protocol):
         """Store the object's bytes, read from `source` to its end."""
         ...
 
+    def probe(self) -> None:
+        """Raise what keeps the store from taking and serving bytes now (readiness); changes nothing."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMedia:
@@ -91,7 +95,23 @@ class MediaStores:
         return iter(self._by_id.values())
 
 
-def copy_media(source: MediaStore, target: MediaStore, object_id: str) -> None:
-    """Copy an object's bytes and content type from one store to another, streaming (objects can be large)."""
+class CountingReader:
+    """A binary stream that counts the bytes read through it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.count += len(chunk)
+        return chunk
+
+
+def copy_media(source: MediaStore, target: MediaStore, object_id: str) -> int:
+    """Copy an object's bytes and content type from one store to another, streaming (objects can be large);
+    returns the number of bytes copied."""
     with source.reader(object_id) as media:
-        target.write(object_id, media.content_type, media.stream)
+        counted = CountingReader(media.stream)
+        target.write(object_id, media.content_type, counted)  # type: ignore[arg-type]  # write() only reads
+    return counted.count

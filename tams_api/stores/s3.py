@@ -91,9 +91,12 @@ class S3MediaStore:
     def check(self, setting: SettingNames) -> None:
         """Fail fast, with the setting to fix, when the bucket cannot be reached."""
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            self.probe()
         except (ClientError, BotoCoreError) as error:
             raise ConfigurationError(explain(error, self.bucket, self.client.meta.endpoint_url, setting)) from None
+
+    def probe(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
 
     def key(self, object_id: str) -> str:
         return f"{self.prefix}{object_id}"

@@ -276,6 +276,9 @@ class SqliteMetadataStore:
                 db.close()
             self._connections.clear()
 
+    def probe(self) -> None:
+        self._reader().execute("SELECT name FROM leases LIMIT 1").fetchall()
+
     # -- service -----------------------------------------------------------------------------------
 
     def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
@@ -1439,6 +1442,12 @@ class SqliteMetadataStore:
                 "(SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')), "
                 "(SELECT MAX(seq) FROM events))"
             ).rowcount
+
+    def undelivered_events(self) -> int:
+        with self._read() as db:
+            (behind,) = db.execute("SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')").fetchone()
+            # Events are numbered without gaps: one writer, and a rolled-back transaction takes its numbers back.
+            return 0 if behind is None else max(0, self._last_event(db) - behind)
 
     # -- flow delete requests ----------------------------------------------------------------------
 

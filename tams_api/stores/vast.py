@@ -528,6 +528,10 @@ class VastMetadataStore:
     def close(self) -> None:
         """The SDK's session holds no resources that need closing."""
 
+    def probe(self) -> None:
+        with self._read() as t:
+            _select(t["leases"], columns=["name"], limit=1)
+
     # -- service ----------------------------------------------------------------------------------------------
 
     def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
@@ -1621,11 +1625,21 @@ class VastMetadataStore:
     def prune_events(self) -> int:
         """Drop events every listening webhook has had; all of them when none listens."""
         with self._write() as t:
-            webhooks = t["webhooks"]
-            cursors = [row["cursor"] for row in _select(webhooks, webhooks["status"].isin(_ACTIVE), ["cursor"])]
+            cursors = self._listening_cursors(t)
             events = t["events"]
             where = None if not cursors else events["seq"] <= min(cursors)
             return _delete(events, _select(events, where, ["seq"], row_ids=True))
+
+    def undelivered_events(self) -> int:
+        with self._read() as t:
+            cursors = self._listening_cursors(t)
+            # Sequence numbers have no gaps (see `_next_seq`): the backlog is a difference.
+            return max(0, self._last_event(t) - min(cursors)) if cursors else 0
+
+    @staticmethod
+    def _listening_cursors(t: _Tx) -> list[int]:
+        webhooks = t["webhooks"]
+        return [row["cursor"] for row in _select(webhooks, webhooks["status"].isin(_ACTIVE), ["cursor"])]
 
     # -- flow delete requests ---------------------------------------------------------------------------------
 
