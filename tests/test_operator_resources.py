@@ -76,6 +76,7 @@ def test_a_shared_store_scales_and_has_one_worker() -> None:
     ]
     api = api_deployment(shared)
     assert (api["spec"]["replicas"], api["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
+    assert api["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}, "never fewer ready pods"
     worker = worker_deployment(shared)
     assert worker is not None
     assert worker["spec"]["replicas"] == 1
@@ -196,3 +197,15 @@ def test_extra_backends_reference_their_keys_never_copy_them() -> None:
     ]
     assert config_hash(store(spec)) != config_hash(store(SHARED)), "adding a backend rolls the pods"
     assert created_buckets(store(spec), "s3:media") == ["archive"]
+
+
+def test_pods_are_found_by_prometheus_and_the_worker_serves_metrics() -> None:
+    shared = store(SHARED)
+    api, worker = api_deployment(shared), worker_deployment(shared)
+    assert worker is not None
+    for deployment, port in ((api, "8000"), (worker, "9090")):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", port)
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TAMS_WORKER_METRICS_PORT", "value": "9090"} in container["env"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090}]

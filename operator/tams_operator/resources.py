@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 API_PORT = 8000
+WORKER_METRICS_PORT = 9090
 DATA_PATH = "/data"
 MEDIA_PATH = "/media"
 DEFAULT_IMAGE = "tams-operator:latest"
@@ -277,8 +278,13 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         path = MEDIA_PATH if name.endswith("-media") else DATA_PATH
         container["volumeMounts"].append({"name": name.rsplit("-", 1)[1], "mountPath": path})
         volumes.append({"name": name.rsplit("-", 1)[1], "persistentVolumeClaim": {"claimName": name}})
+    if not api:  # the worker's own /metrics (webhook deliveries are counted where the worker runs)
+        container["env"] = [*container["env"], {"name": "TAMS_WORKER_METRICS_PORT", "value": str(WORKER_METRICS_PORT)}]
+        container["ports"] = [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}]
     if api:
         container["ports"] = [{"name": "http", "containerPort": API_PORT}]
+        # The Service stops sending new requests before the server stops taking them.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
         # Neither path needs credentials, whatever the auth. Ready: the stores answer (a store that does not may
         # take seconds to say so); alive: the process answers, so a store outage takes pods out of the Service
         # but never restarts them.
@@ -301,10 +307,22 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
     }
 
 
-def _deployment(store: Store, name: str, component: str, replicas: int, pod: dict[str, Any]) -> Manifest:
+def _deployment(
+    store: Store, name: str, component: str, replicas: int, pod: dict[str, Any], metrics_port: int
+) -> Manifest:
     labels = store.labels(component)
-    # Embedded stores sit on ReadWriteOnce volumes: the old pod must let go before the new one starts.
-    strategy = {"type": "RollingUpdate"} if store.shared_metadata else {"type": "Recreate"}
+    # Embedded stores sit on ReadWriteOnce volumes: the old pod must let go before the new one starts. Shared
+    # ones roll one new pod in before an old one goes, so clients never meet fewer ready pods.
+    strategy: dict[str, Any] = {"type": "Recreate"}
+    if store.shared_metadata:
+        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    annotations = {
+        CONFIG_HASH_ANNOTATION: config_hash(store),
+        # The usual discovery annotations of Prometheus' Kubernetes pod scraping.
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(metrics_port),
+        "prometheus.io/path": "/metrics",
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -314,7 +332,7 @@ def _deployment(store: Store, name: str, component: str, replicas: int, pod: dic
             "strategy": strategy,
             "selector": {"matchLabels": labels},
             "template": {
-                "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(store)}},
+                "metadata": {"labels": labels, "annotations": annotations},
                 "spec": pod,
             },
         },
@@ -325,7 +343,7 @@ def api_deployment(store: Store) -> Manifest:
     pod = _pod_spec(
         store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.get("resources", {}), True
     )
-    return _deployment(store, store.child_name, "api", store.spec.get("replicas", 1), pod)
+    return _deployment(store, store.child_name, "api", store.spec.get("replicas", 1), pod, API_PORT)
 
 
 def worker_deployment(store: Store) -> Manifest | None:
@@ -333,7 +351,8 @@ def worker_deployment(store: Store) -> Manifest | None:
     if not store.shared_metadata:
         return None
     resources = store.spec.get("worker", {}).get("resources", {})
-    return _deployment(store, store.worker_name, "worker", 1, _pod_spec(store, ["worker"], resources, api=False))
+    pod = _pod_spec(store, ["worker"], resources, api=False)
+    return _deployment(store, store.worker_name, "worker", 1, pod, WORKER_METRICS_PORT)
 
 
 def service(store: Store) -> Manifest:
