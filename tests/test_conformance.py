@@ -25,6 +25,12 @@ UNKNOWN_RESOURCE_WRITES = [call for call in WRITES if call.names_a_resource and 
 UNKNOWN_RESOURCE_READS = [call for call in READS if call.names_a_resource and not call.path.endswith("/segments")]
 
 
+@pytest.fixture(params=[False, True], ids=["hard-delete", "soft-delete"])
+def soft_delete(request: pytest.FixtureRequest) -> bool:
+    """Every test here runs with hard and with soft deletes of flows: soft delete must keep the spec's answers."""
+    return request.param
+
+
 def _ids(calls: list[Call]) -> list[str]:
     return [call.id for call in calls]
 
