@@ -14,7 +14,19 @@ from .http import HeadWithoutBody, install_error_handlers
 from .metrics import RequestMetrics
 from .openapi import install_openapi
 from .provision import s3_connection
-from .routers import delete_requests, flows, media, objects, operations, segments, service, sources, webhooks
+from .routers import (
+    analytics,
+    delete_requests,
+    deleted_flows,
+    flows,
+    media,
+    objects,
+    operations,
+    segments,
+    service,
+    sources,
+    webhooks,
+)
 from .routers.common import Services, authorized, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, MediaStores, StorageBackend
@@ -114,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
     # Routes are matched in order, one by one: the data plane (segments, objects) comes first.
-    for module in (segments, objects, flows, sources, service, webhooks, delete_requests):
+    for module in (segments, objects, flows, sources, service, webhooks, delete_requests, analytics, deleted_flows):
         app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says

@@ -17,12 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 
+from . import EXTENSION_PREFIX
 from .config import Settings
 from .errors import Forbidden, Unauthorized
 
@@ -31,10 +33,16 @@ OPERATOR = "tams-operator"  # the name TAMS_AUTH_OPERATOR_TOKEN authenticates as
 SCOPE_OF_METHOD = {"GET": READ, "HEAD": READ, "POST": WRITE, "PUT": WRITE, "DELETE": DELETE}
 # Service administration needs the admin scope whatever the method.
 ADMIN_ROUTES = {("POST", "/service"), ("GET", "/flow-delete-requests"), ("HEAD", "/flow-delete-requests")}
+# Soft-deleted flows (extension) are seen and restored by whoever may delete flows.
+DELETE_SCOPE_ROUTES = re.compile(rf"^{EXTENSION_PREFIX}/(deleted-flows|flows/[^/]+/restore)$")
 
 
 def required_scope(method: str, path: str) -> str:
-    return ADMIN if (method, path) in ADMIN_ROUTES else SCOPE_OF_METHOD.get(method, ADMIN)
+    if (method, path) in ADMIN_ROUTES:
+        return ADMIN
+    if DELETE_SCOPE_ROUTES.match(path):
+        return DELETE
+    return SCOPE_OF_METHOD.get(method, ADMIN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     )
     delete_chunk_size: int = Field(1000, ge=1, description="Segments a flow delete request deletes per step.")
     delete_request_retention: int = Field(86400, ge=0, description="Seconds finished delete requests stay listed.")
+    soft_delete: bool = Field(
+        False, description="DELETE /flows/{id} hides the flow (restorable) instead of deleting it (extension)."
+    )
+    soft_delete_retention: int = Field(
+        604800, ge=0, description="Seconds a soft-deleted flow stays restorable before the worker purges it."
+    )
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver has to answer an event.")
     webhook_max_attempts: int = Field(10, ge=1, description="Delivery attempts of an event before 'error'.")
     webhook_retry_initial: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles each time.")

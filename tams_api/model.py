@@ -400,3 +400,76 @@ class Deletion:
 
     released: list[ReleasedMedia] = field(default_factory=list)
     deferred: DeleteRequest | None = None
+
+
+@dataclass(slots=True)
+class DeletedFlow:
+    """A soft-deleted flow (extension): hidden from the spec's endpoints until restored or purged."""
+
+    flow_id: str
+    source_id: str
+    label: str | None
+    deleted_at: str
+    deleted_ns: int
+    deleted_by: str  # the authenticated principal's name; "anonymous" when authentication is off
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow_id": self.flow_id,
+            "source_id": self.source_id,
+            "label": self.label,
+            "deleted_at": self.deleted_at,
+            "deleted_by": self.deleted_by,
+        }
+
+
+# -- analytics (extension): figures the stores compute with SQL aggregates or Arrow compute ------------------
+
+
+@dataclass(slots=True)
+class FlowUsage:
+    flow_id: str
+    label: str | None
+    format: str
+    segment_count: int
+    duration_ns: int  # sum of the segments' durations (end - start of their closed nanosecond bounds, plus one)
+
+
+@dataclass(slots=True)
+class FormatCount:
+    value: str | None  # a format, codec or container; None for flows without one
+    flow_count: int
+
+
+@dataclass(slots=True)
+class FormatDistribution:
+    flow_count: int
+    formats: list[FormatCount]
+    codecs: list[FormatCount]
+    containers: list[FormatCount]
+
+
+@dataclass(slots=True)
+class StorageUsage:
+    """Objects per storage backend (controlled instances), from the metadata alone: no byte counts, since clients
+    upload straight to presigned URLs and the service never sees the bytes."""
+
+    instances_by_storage_id: dict[str, int]
+    media_objects: int  # registered as the media object of a segment (of any flow, soft-deleted ones too)
+    unregistered_objects: int  # allocated and not the media object of a segment: init objects, and uploads pending
+    uncontrolled_only_objects: int  # media objects held only at URLs outside this service's backends
+    instances_awaiting_deletion: int  # released instances whose media the worker has yet to delete
+
+
+@dataclass(slots=True)
+class TimerangeAnalysis:
+    flow_ids: list[str]
+    timerange: str  # from the first segment's start to the last one's end; "()" without segments
+    segment_count: int
+    duration_ns: int  # covered: the segments' durations, overlaps between flows counted once
+    min_segment_ns: int | None
+    max_segment_ns: int | None
+    mean_segment_ns: float | None
+    gap_count: int
+    gap_ns: int
+    gaps: list[str]  # the first gaps as timeranges, in time order

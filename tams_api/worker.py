@@ -22,6 +22,7 @@ import httpx
 
 from .config import Settings
 from .delivery import Courier
+from .errors import NotFound
 from .model import ReleasedMedia, Webhook
 from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
@@ -31,6 +32,7 @@ log = logging.getLogger("tams_api.worker")
 LEASE = "worker"
 HOUSEKEEPING_SECONDS = 30.0
 DELETE_SECONDS_PER_STEP = 1.0  # then the worker looks at its other work again
+PURGES_PER_STEP = 100  # soft-deleted flows purged per step; the rest wait for the next
 
 
 def delete_released(store: MetadataStore, media: MediaStores, released: list[ReleasedMedia]) -> None:
@@ -85,6 +87,7 @@ class Worker:
 
     async def step(self, client: httpx.AsyncClient) -> None:
         await self._sync_couriers(client)
+        await asyncio.to_thread(self.purge_soft_deleted_flows)
         await asyncio.to_thread(self.work_on_delete_requests)
         await asyncio.to_thread(self.collect_garbage)
         if time.monotonic() - self._housekept >= HOUSEKEEPING_SECONDS:
@@ -131,6 +134,15 @@ class Worker:
                     break
             else:
                 return
+
+    def purge_soft_deleted_flows(self) -> None:
+        """Delete for good the soft-deleted flows whose retention has passed, as DELETE /flows/{id} would have:
+        at once, or through a flow delete request (worked on next) when the flow is large."""
+        cutoff = time.time_ns() - self.settings.soft_delete_retention * 1_000_000_000
+        for flow_id in self.store.deleted_flows_due(cutoff, PURGES_PER_STEP):
+            with suppress(NotFound):  # restored meanwhile
+                deletion = self.store.purge_flow(flow_id, self.settings.delete_sync_limit)
+                delete_released(self.store, self.media, deletion.released)
 
     def collect_garbage(self) -> None:
         """Delete the media of released objects (left over by a crash, or released by housekeeping)."""

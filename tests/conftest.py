@@ -40,9 +40,15 @@ def s3_bucket(s3_server: S3Server) -> str:
     return s3_server.new_bucket()
 
 
+@pytest.fixture
+def soft_delete() -> bool:
+    """Whether DELETE /flows/{id} soft-deletes (TAMS_SOFT_DELETE); tests parametrise it to run both ways."""
+    return False
+
+
 @pytest.fixture(params=STORE_BACKENDS)
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    return backend_settings(request, tmp_path)
+def settings(request: pytest.FixtureRequest, tmp_path: Path, soft_delete: bool) -> Settings:
+    return backend_settings(request, tmp_path, soft_delete=soft_delete)
 
 
 # Where a service keeps its data; tests whose other settings are equal share one app (see `app`).

@@ -47,6 +47,8 @@ STORE_BACKENDS = [
     "vast+s3",
     *(["vast-real+s3"] if real_vast_settings(os.environ) else []),
 ]
+# Runs a test with hard and with soft deletes of flows (the `soft_delete` fixture): to clients both delete.
+HARD_AND_SOFT_DELETE = pytest.mark.parametrize("soft_delete", [False, True], ids=["hard-delete", "soft-delete"])
 VAST_SETTINGS = {
     "metadata_backend": "vast",
     "vast_endpoint": "http://vast.test",

@@ -15,14 +15,29 @@ import pytest
 from fastapi.testclient import TestClient
 
 from endpoints import BAD_WRITES, READS, WRITES, Call, Content, every_endpoint
-from helpers import Tams, new_id, video_flow
+from helpers import STORE_BACKENDS, Tams, backend_settings, new_id, video_flow
 from spec import SPEC_DIR, assert_valid, check_response
+from tams_api.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Writes that create the resource they name answer 201/204 for a new id, not 404.
 CREATING_WRITES = {"PUT /flows/{flowId}", "POST /service/profiles/{profileId}"}
 UNKNOWN_RESOURCE_WRITES = [call for call in WRITES if call.names_a_resource and call.id not in CREATING_WRITES]
 UNKNOWN_RESOURCE_READS = [call for call in READS if call.names_a_resource and not call.path.endswith("/segments")]
+
+
+# Soft delete (TAMS_SOFT_DELETE) must keep the spec's answers: every test here runs on every store, and with soft
+# delete on each metadata store too (the media store plays no part in it, so not on every combination).
+SOFT_DELETE_STORES = ["sqlite+filesystem", "vast+s3"]
+
+
+@pytest.fixture(
+    params=[*((stores, False) for stores in STORE_BACKENDS), *((stores, True) for stores in SOFT_DELETE_STORES)],
+    ids=[*STORE_BACKENDS, *(f"{stores}-soft-delete" for stores in SOFT_DELETE_STORES)],
+)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    stores, soft_delete = request.param
+    return backend_settings(request, tmp_path, stores, soft_delete=soft_delete)
 
 
 def _ids(calls: list[Call]) -> list[str]:

@@ -11,7 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from endpoints import WRITES, Call, Content
-from helpers import CONTAINER, STORAGE_ID, STORAGE_LABEL, Tams, audio_flow, new_id, video_flow
+from helpers import (
+    CONTAINER,
+    HARD_AND_SOFT_DELETE,
+    STORAGE_ID,
+    STORAGE_LABEL,
+    Tams,
+    audio_flow,
+    new_id,
+    video_flow,
+)
 from spec import assert_valid, check_response, next_link
 from tams_api.config import Settings
 from tams_api.stores import filesystem
@@ -208,6 +217,7 @@ def test_delete_by_object_id_releases_that_object_only(tams: Tams, flow_id: str)
     assert tams.client.get(media_url).status_code == 404, "an object no segment references is deleted"
 
 
+@HARD_AND_SOFT_DELETE
 def test_objects_other_flows_use_outlive_a_deleted_flow(tams: Tams, flow_id: str) -> None:
     object_id = tams.add_segment(flow_id, "[0:0_1:0)", data=b"shared bytes")
     other_flow_id = tams.put_flow()
@@ -546,6 +556,7 @@ def test_metadata_changes_through_child_endpoints_change_the_version(client: Tes
 # -- sources come and go with their flows ---------------------------------------------------------------------
 
 
+@HARD_AND_SOFT_DELETE
 def test_source_exists_while_a_flow_names_it(tams: Tams) -> None:
     source_id = new_id()
     assert tams.client.get(f"/sources/{source_id}").status_code == 404
@@ -616,6 +627,7 @@ def test_source_collections_follow_flow_collections(tams: Tams) -> None:
     assert [source["id"] for source in listed] == [member_source]
 
 
+@HARD_AND_SOFT_DELETE
 def test_deleted_member_leaves_the_collection(tams: Tams) -> None:
     member = tams.put_flow()
     collector = tams.put_flow(flow_collection=[{"id": member}])

@@ -18,7 +18,7 @@ from tams_api.__main__ import main
 from tams_api.app import open_services
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
-from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery
+from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
 from tams_api.provision import deprovision_vast, provision_vast
 from tams_api.stores.vast import PROJECTIONS, TABLES, VastMetadataStore
 from tams_api.timerange import EVERYTHING, parse_bounds
@@ -51,6 +51,22 @@ def test_provisioning_creates_schema_tables_and_projections_once(fake: FakeVast,
             assert projection.columns().names == [*sorted_columns, *unsorted_columns]
         segments = schema.table("segments").projection("segments_by_flow_start").columns().names
         assert segments[:2] == ["flow_id", "start_ns"]
+
+
+def test_a_schema_made_before_soft_delete_gains_its_table_and_keeps_its_data(
+    fake: FakeVast, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as before_soft_delete:
+        before_soft_delete.delitem(TABLES, "deleted_flows")
+        provision_vast(vast_settings(tmp_path))
+        VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams").update_service_info("kept", None)
+    assert provision_vast(vast_settings(tmp_path)).endswith(": created table deleted_flows")
+    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    assert store.get_service_info(ServiceInfo("default", "")).name == "kept"
+    store.put_flow(flow("f"))
+    store.soft_delete_flow("f", "ops")
+    assert store.get_flow("f") is None
+    assert [flow.flow_id for flow in store.list_deleted_flows(PageRequest(limit=10)).items] == ["f"]
 
 
 def test_deprovisioning_drops_tables_then_schema_once(fake: FakeVast, tmp_path: Path) -> None:

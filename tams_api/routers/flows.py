@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from .. import schemas
+from ..auth import ANONYMOUS
 from ..errors import BadRequest, NotFound
 from ..flows import flow_write
 from ..http import json_response, listing_headers, no_content
@@ -102,9 +103,12 @@ def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Resp
 
 @router.delete("/flows/{flow_id}", status_code=204)
 def delete_flow(request: Request, services: ServicesDep, flow_id: str) -> Response:
-    deletion = services.store.delete_flow(
-        require_uuid(flow_id, "flow"), services.settings.delete_sync_limit, principal_name(request)
-    )
+    flow_id = require_uuid(flow_id, "flow")
+    who = principal_name(request)
+    if services.settings.soft_delete:  # the operator's choice: to clients the flow is deleted either way
+        deletion = services.store.soft_delete_flow(flow_id, who or ANONYMOUS.name)
+    else:
+        deletion = services.store.delete_flow(flow_id, services.settings.delete_sync_limit, who)
     return deletion_response(services, deletion)
 
 

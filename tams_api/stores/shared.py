@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import timerange as tr
 from ..errors import BadRequest, NotFound
-from ..model import DeleteRequest, NewSegment, Profile, TagValue
+from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis
 
 
 def encode_key(values: Sequence[Any]) -> str:
@@ -158,3 +158,54 @@ def delete_request_from_row(row: Sequence[Any]) -> DeleteRequest:
         expiry=expiry,
         error=json.loads(error) if error else None,
     )
+
+
+def format_counts(counts: Iterable[tuple[str | None, int]]) -> list[FormatCount]:
+    """Counts of flows per value, most common first, then by value (flows without one last)."""
+    return [
+        FormatCount(value, count)
+        for value, count in sorted(counts, key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+    ]
+
+
+def instances_by_storage_id(counts: Iterable[tuple[str | None, int]]) -> dict[str, int]:
+    """Controlled instances per storage backend, from object counts per `storage_ids` column value (a handful
+    of distinct values: most objects live on one backend)."""
+    totals: dict[str, int] = {}
+    for column, count in counts:
+        for storage_id in storage_ids_from_column(column):
+            totals[storage_id] = totals.get(storage_id, 0) + count
+    return dict(sorted(totals.items()))
+
+
+def timerange_analysis(
+    flow_ids: list[str],
+    durations: tuple[int, int | None, int | None, float | None],
+    first_start: int | None,
+    last_end: int | None,
+    gaps: list[tuple[int, int]],
+    gap_totals: tuple[int, int],
+) -> TimerangeAnalysis:
+    """The analysis from what a store aggregated: (count, min, max, mean) of segment durations, the first start
+    and last end, the first gaps (closed bounds) and (count, nanoseconds) of all gaps."""
+    count, shortest, longest, mean = durations
+    gap_count, gap_ns = gap_totals
+    if first_start is None or last_end is None:
+        return TimerangeAnalysis(flow_ids, "()", 0, 0, None, None, None, 0, 0, [])
+    return TimerangeAnalysis(
+        flow_ids=flow_ids,
+        timerange=_half_open(first_start, last_end),
+        segment_count=count,
+        duration_ns=last_end - first_start + 1 - gap_ns,
+        min_segment_ns=shortest,
+        max_segment_ns=longest,
+        mean_segment_ns=mean,
+        gap_count=gap_count,
+        gap_ns=gap_ns,
+        gaps=[_half_open(start, end) for start, end in gaps],
+    )
+
+
+def _half_open(start: int, end: int) -> str:
+    """Closed nanosecond bounds as the `[start_end)` TimeRange clients usually write."""
+    return f"[{tr.format_timestamp(start)}_{tr.format_timestamp(end + 1)})"

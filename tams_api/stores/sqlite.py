@@ -23,13 +23,16 @@ from .. import timerange as tr
 from ..clock import instant_text, now
 from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound
 from ..model import (
+    DeletedFlow,
     DeleteRequest,
     DeleteRequestQuery,
     Deletion,
     Event,
     Flow,
     FlowQuery,
+    FlowUsage,
     FlowWrite,
+    FormatDistribution,
     NewSegment,
     ObjectUsage,
     Page,
@@ -44,10 +47,12 @@ from ..model import (
     ServiceInfo,
     Source,
     SourceQuery,
+    StorageUsage,
     StoredObject,
     TagFilter,
     Tags,
     TagValue,
+    TimerangeAnalysis,
     Webhook,
     WebhookQuery,
     segment_record,
@@ -59,6 +64,8 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
+    format_counts,
+    instances_by_storage_id,
     instances_left,
     profile_document,
     profile_from_row,
@@ -66,10 +73,11 @@ from .shared import (
     storage_ids_column,
     storage_ids_from_column,
     tag_values,
+    timerange_analysis,
 )
 
 # Raised whenever a table changes: a database of another version is refused at start, never half-used.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles (
@@ -148,8 +156,23 @@ CREATE TABLE IF NOT EXISTS delete_requests (
 CREATE INDEX IF NOT EXISTS delete_requests_created ON delete_requests (created_ns, id);
 CREATE INDEX IF NOT EXISTS delete_requests_status ON delete_requests (status, created_ns);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL);
+-- Soft-deleted flows (extension, TAMS_SOFT_DELETE): their rows stay where they are, hidden from every read of the
+-- spec's endpoints, until restored or purged by the worker after TAMS_SOFT_DELETE_RETENTION.
+CREATE TABLE IF NOT EXISTS deleted_flows (
+    flow_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL, deleted_ns INTEGER NOT NULL, deleted_by TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deleted_flows_deleted ON deleted_flows (deleted_ns, flow_id);
 """
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
+
+
+def _live(flow_id: str) -> str:
+    """SQL: the flow whose id is the expression `flow_id` is not soft-deleted."""
+    return f"{flow_id} NOT IN (SELECT flow_id FROM deleted_flows)"
+
+
+# A source exists for clients while a flow that is not soft-deleted names it.
+_SOURCE_VISIBLE = f"EXISTS (SELECT 1 FROM flows sf WHERE sf.source_id = sources.id AND {_live('sf.id')})"
 
 _SEGMENT_COLUMNS = (
     "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
@@ -412,7 +435,8 @@ class SqliteMetadataStore:
                 "SELECT DISTINCT member.source_id FROM flows collector "
                 "JOIN flow_collections c ON c.collector_id = collector.id "
                 "JOIN flows member ON member.id = c.member_id "
-                "WHERE collector.source_id = ? AND member.source_id != ? ORDER BY member.source_id",
+                f"WHERE collector.source_id = ? AND member.source_id != ? AND {_live('collector.id')} "
+                f"AND {_live('member.id')} ORDER BY member.source_id",
                 (source_id, source_id),
             ).fetchall()
             sources.append(
@@ -439,19 +463,23 @@ class SqliteMetadataStore:
             "SELECT DISTINCT collector.source_id FROM flows member "
             "JOIN flow_collections c ON c.member_id = member.id "
             "JOIN flows collector ON collector.id = c.collector_id "
-            "WHERE member.source_id = ? AND collector.source_id != ? ORDER BY collector.source_id",
+            f"WHERE member.source_id = ? AND collector.source_id != ? AND {_live('collector.id')} "
+            f"AND {_live('member.id')} ORDER BY collector.source_id",
             (source_id, source_id),
         ).fetchall()
         return [collector for (collector,) in rows]
 
     def get_source(self, source_id: str) -> Source | None:
         with self._read() as db:
-            rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
+            rows = db.execute(
+                f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ? AND {_SOURCE_VISIBLE}", (source_id,)
+            ).fetchall()
             found = self._sources_from_rows(db, rows)
         return found[0] if found else None
 
     def list_sources(self, query: SourceQuery) -> Page[Source]:
         conditions, params = self._tag_conditions("source", "sources.id", query.tags)
+        conditions.append(_SOURCE_VISIBLE)
         for column in ("label", "format"):
             value = getattr(query, column)
             if value is not None:
@@ -461,7 +489,8 @@ class SqliteMetadataStore:
             collectors = (
                 "SELECT 1 FROM flows member JOIN flow_collections c ON c.member_id = member.id "
                 "JOIN flows collector ON collector.id = c.collector_id "
-                "WHERE member.source_id = sources.id AND collector.source_id != sources.id"
+                "WHERE member.source_id = sources.id AND collector.source_id != sources.id "
+                f"AND {_live('member.id')} AND {_live('collector.id')}"
             )
             if query.collected_by_ids:
                 ids = query.collected_by_ids
@@ -508,7 +537,7 @@ class SqliteMetadataStore:
         stamp = now()
         with self._write() as db:
             updated = db.execute(
-                f"UPDATE sources SET {name} = ?, updated = ?, updated_ns = ? WHERE id = ?",
+                f"UPDATE sources SET {name} = ?, updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
                 (value, stamp.text, stamp.ns, source_id),
             )
             if updated.rowcount == 0:
@@ -519,7 +548,8 @@ class SqliteMetadataStore:
         stamp = now()
         with self._write() as db:
             updated = db.execute(
-                "UPDATE sources SET updated = ?, updated_ns = ? WHERE id = ?", (stamp.text, stamp.ns, source_id)
+                f"UPDATE sources SET updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
+                (stamp.text, stamp.ns, source_id),
             )
             if updated.rowcount == 0:
                 raise NotFound(f"source {source_id} does not exist")
@@ -539,10 +569,12 @@ class SqliteMetadataStore:
         flows = []
         for _pk, flow_id, source_id, metadata, created, metadata_updated, segments_updated in rows:
             collection = db.execute(
-                "SELECT item FROM flow_collections WHERE collector_id = ? ORDER BY position", (flow_id,)
+                f"SELECT item FROM flow_collections WHERE collector_id = ? AND {_live('member_id')} ORDER BY position",
+                (flow_id,),
             ).fetchall()
             collected_by = db.execute(
-                "SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? ORDER BY collector_id",
+                f"SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? AND {_live('collector_id')} "
+                "ORDER BY collector_id",
                 (flow_id,),
             ).fetchall()
             flows.append(
@@ -561,7 +593,9 @@ class SqliteMetadataStore:
         return flows
 
     def _flow_row(self, db: sqlite3.Connection, flow_id: str) -> tuple | None:
-        return db.execute(f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ?", (flow_id,)).fetchone()
+        return db.execute(
+            f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
+        ).fetchone()
 
     def get_flow(self, flow_id: str) -> Flow | None:
         with self._read() as db:
@@ -570,6 +604,7 @@ class SqliteMetadataStore:
 
     def list_flows(self, query: FlowQuery) -> Page[Flow]:
         conditions, params = self._tag_conditions("flow", "flows.id", query.tags)
+        conditions.append(_live("flows.id"))
         for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
             value = getattr(query, column)
             if value is not None:
@@ -591,11 +626,14 @@ class SqliteMetadataStore:
                 ids = query.collected_by_ids
                 conditions.append(
                     "EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id "
-                    f"AND c.collector_id IN ({','.join('?' * len(ids))}))"
+                    f"AND c.collector_id IN ({','.join('?' * len(ids))}) AND {_live('c.collector_id')})"
                 )
                 params += ids
             else:
-                conditions.append("NOT EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id)")
+                conditions.append(
+                    "NOT EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id "
+                    f"AND {_live('c.collector_id')})"
+                )
         keyset = _sort_keyset(query.sort_by, query.page.reverse, "flows")
         with self._read() as db:
             rows = self._page_rows(db, "flows", self._FLOW_COLUMNS, conditions, params, keyset, query.page)
@@ -603,7 +641,9 @@ class SqliteMetadataStore:
         return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
 
     def _writable_flow(self, db: sqlite3.Connection, flow_id: str) -> tuple:
-        row = db.execute("SELECT pk, read_only, metadata FROM flows WHERE id = ?", (flow_id,)).fetchone()
+        row = db.execute(
+            f"SELECT pk, read_only, metadata FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"flow {flow_id} does not exist")
         if row[1]:
@@ -614,7 +654,7 @@ class SqliteMetadataStore:
         for item in collection:
             if item["id"] == flow_id:
                 raise BadRequest("a flow cannot collect itself")
-            if db.execute("SELECT 1 FROM flows WHERE id = ?", (item["id"],)).fetchone() is None:
+            if db.execute(f"SELECT 1 FROM flows WHERE id = ? AND {_live('id')}", (item["id"],)).fetchone() is None:
                 raise BadRequest(f"flow_collection names flow {item['id']}, which does not exist")
 
     def _write_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
@@ -643,6 +683,12 @@ class SqliteMetadataStore:
         metadata = dict(flow.metadata)
         metadata["format"] = flow.format
         with self._write() as db:
+            # A soft-deleted flow of that id is purged now: to clients it is deleted, and a PUT creates the flow anew.
+            hidden = db.execute(
+                "SELECT pk FROM flows WHERE id = ? AND id IN (SELECT flow_id FROM deleted_flows)", (flow.id,)
+            ).fetchone()
+            if hidden is not None:
+                self._drop_flow(db, flow.id, hidden[0])
             existing = db.execute(
                 "SELECT source_id, read_only, metadata FROM flows WHERE id = ?", (flow.id,)
             ).fetchone()
@@ -681,7 +727,7 @@ class SqliteMetadataStore:
                     (flow.source_id, *columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow.id),
                 )
                 if existing[0] != flow.source_id:
-                    self._drop_source_if_unused(db, existing[0])
+                    self._source_left(db, existing[0])
             self._replace_tags(db, "flow", flow.id, flow.tags)
             self._write_collection(db, flow.id, flow.flow_collection)
             stored = self._flows_from_rows(db, [self._flow_row(db, flow.id)])[0]
@@ -714,6 +760,8 @@ class SqliteMetadataStore:
                 ),
             )
             return True
+        # A source whose flows are all soft-deleted is hidden: it comes back with this flow.
+        reappears = not self._source_has_live_flow(db, flow.source_id)
         if source[0] != flow.format:
             others = db.execute(
                 "SELECT COUNT(*) FROM flows WHERE source_id = ? AND id != ?", (flow.source_id, flow.id)
@@ -723,32 +771,134 @@ class SqliteMetadataStore:
                     f"flow format {flow.format} conflicts with format {source[0]} of source {flow.source_id}"
                 )
             db.execute("UPDATE sources SET format = ? WHERE id = ?", (flow.format, flow.source_id))
-        return False
+        return reappears
 
-    def _drop_source_if_unused(self, db: sqlite3.Connection, source_id: str) -> None:
+    @staticmethod
+    def _source_has_live_flow(db: sqlite3.Connection, source_id: str) -> bool:
+        return (
+            db.execute(f"SELECT 1 FROM flows WHERE source_id = ? AND {_live('id')} LIMIT 1", (source_id,)).fetchone()
+            is not None
+        )
+
+    def _source_left(self, db: sqlite3.Connection, source_id: str, announce: bool = True) -> None:
+        """A flow left the source: without flows that are not soft-deleted it is gone for clients (announced
+        unless it was gone already), and without any flow it is forgotten."""
+        if self._source_has_live_flow(db, source_id):
+            return
+        if announce:
+            self._emit_source(db, "sources/deleted", source_id)
         if db.execute("SELECT 1 FROM flows WHERE source_id = ? LIMIT 1", (source_id,)).fetchone() is None:
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
             self._delete_all_tags(db, "source", source_id)
-            self._emit_source(db, "sources/deleted", source_id)
+
+    @staticmethod
+    def _pending_flow_delete(db: sqlite3.Connection, flow_id: str) -> DeleteRequest | None:
+        pending = db.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
+            "AND status IN ('created', 'started')",
+            (flow_id,),
+        ).fetchone()
+        return delete_request_from_row(pending) if pending is not None else None
 
     def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
         """Delete the flow now when it has at most `sync_limit` segments, else leave it to a delete request."""
         with self._write() as db:
             pk = self._writable_flow(db, flow_id)[0]
-            pending = db.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
-                "AND status IN ('created', 'started')",
+            return self._delete_flow(db, flow_id, pk, sync_limit, created_by)
+
+    def _delete_flow(
+        self, db: sqlite3.Connection, flow_id: str, pk: int, sync_limit: int, created_by: str | None
+    ) -> Deletion:
+        pending = self._pending_flow_delete(db, flow_id)
+        if pending is not None:
+            return Deletion(deferred=pending)
+        if self._more_covered_than(db, pk, tr.EVERYTHING, sync_limit):
+            return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
+        return Deletion(released=self._drop_flow(db, flow_id, pk))
+
+    # -- soft delete (extension) -------------------------------------------------------------------
+
+    def soft_delete_flow(self, flow_id: str, deleted_by: str) -> Deletion:
+        """Hide the flow (and what only it holds: its segments, and its source when no other flow names it)
+        from the spec's endpoints, keeping every row for a restore; to clients it is deleted."""
+        stamp = now()
+        with self._write() as db:
+            self._writable_flow(db, flow_id)
+            pending = self._pending_flow_delete(db, flow_id)
+            if pending is not None:
+                return Deletion(deferred=pending)
+            if self._listening(db):
+                self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+            db.execute(
+                "INSERT INTO deleted_flows (flow_id, deleted_at, deleted_ns, deleted_by) VALUES (?, ?, ?, ?)",
+                (flow_id, stamp.text, stamp.ns, deleted_by),
+            )
+            source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
+            self._source_left(db, source_id)
+        return Deletion()
+
+    def restore_flow(self, flow_id: str) -> None:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM deleted_flows WHERE flow_id = ?", (flow_id,)).fetchone() is None:
+                raise NotFound(f"flow {flow_id} is not soft-deleted")
+            if self._pending_flow_delete(db, flow_id) is not None:
+                raise BadRequest(f"flow {flow_id} is being purged; it can no longer be restored")
+            source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
+            source_reappears = not self._source_has_live_flow(db, source_id)
+            db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow_id,))
+            if self._listening(db):
+                if source_reappears:
+                    self._emit_source(db, "sources/created", source_id)
+                flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
+                self._emit(db, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
+
+    _DELETED_FLOW_COLUMNS = "d.flow_id, f.source_id, f.label, d.deleted_at, d.deleted_ns, d.deleted_by"
+
+    def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]:
+        """Oldest deletion first: the order the worker purges them in."""
+        conditions, params = [], []
+        if page.key is not None:
+            conditions.append("(d.deleted_ns, d.flow_id) > (?, ?)")
+            params += decode_key(page.key, 2)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {self._DELETED_FLOW_COLUMNS} FROM deleted_flows d JOIN flows f ON f.id = d.flow_id {where} "
+                "ORDER BY d.deleted_ns, d.flow_id LIMIT ?",
+                (*params, page.limit + 1),
+            )
+            .fetchall()
+        )
+        next_key = encode_key([rows[page.limit - 1][4], rows[page.limit - 1][0]]) if len(rows) > page.limit else None
+        return Page([DeletedFlow(*row) for row in rows[: page.limit]], next_key, page.limit)
+
+    def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]:
+        """Soft-deleted flows whose retention has passed and whose purge has not begun, oldest first."""
+        rows = self._reader().execute(
+            "SELECT flow_id FROM deleted_flows d WHERE deleted_ns < ? AND NOT EXISTS (SELECT 1 FROM delete_requests r "
+            "WHERE r.flow_id = d.flow_id AND r.delete_flow = 1 AND r.status IN ('created', 'started')) "
+            "ORDER BY deleted_ns, flow_id LIMIT ?",
+            (deleted_before_ns, limit),
+        )
+        return [flow_id for (flow_id,) in rows]
+
+    def purge_flow(self, flow_id: str, sync_limit: int) -> Deletion:
+        """Delete a soft-deleted flow for good, as DELETE /flows/{id} would have (a delete request when large)."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT f.pk, d.deleted_by FROM deleted_flows d JOIN flows f ON f.id = d.flow_id WHERE d.flow_id = ?",
                 (flow_id,),
             ).fetchone()
-            if pending is not None:
-                return Deletion(deferred=delete_request_from_row(pending))
-            if self._more_covered_than(db, pk, tr.EVERYTHING, sync_limit):
-                return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
-            return Deletion(released=self._drop_flow(db, flow_id, pk))
+            if row is None:
+                raise NotFound(f"flow {flow_id} is not soft-deleted")
+            return self._delete_flow(db, flow_id, row[0], sync_limit, row[1])
 
     def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[ReleasedMedia]:
         if self._listening(db):
             self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+        # A soft-deleted flow was announced deleted already, and so was its source if the flow held it.
+        hidden = db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow_id,)).rowcount > 0
         source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
         object_ids = [row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))]
         db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
@@ -764,7 +914,7 @@ class SqliteMetadataStore:
         db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
         db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
         self._delete_all_tags(db, "flow", flow_id)
-        self._drop_source_if_unused(db, source_id)
+        self._source_left(db, source_id, announce=not hidden)
         return released
 
     def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
@@ -783,7 +933,7 @@ class SqliteMetadataStore:
 
     def set_flow_read_only(self, flow_id: str, read_only: bool) -> None:
         with self._write() as db:
-            row = db.execute("SELECT metadata FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            row = db.execute(f"SELECT metadata FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
             if row is None:
                 raise NotFound(f"flow {flow_id} does not exist")
             metadata = json.loads(row[0])
@@ -819,7 +969,7 @@ class SqliteMetadataStore:
 
     def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
         with self._read() as db:
-            row = db.execute("SELECT pk FROM flows WHERE id = ?", (flow_id,)).fetchone()
+            row = db.execute(f"SELECT pk FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
             if row is None:
                 raise NotFound(f"flow {flow_id} does not exist")
             first, last = self._overlapping_ends(db, row[0], within)
@@ -987,7 +1137,7 @@ class SqliteMetadataStore:
             return SegmentPage(Page([], None, query.page.limit), None)
         # One statement (its own snapshot): the flow's key, then an index seek from the segment straddling the
         # window start, if any — only the segment just before the start can reach into the window.
-        flow = "(SELECT pk FROM flows WHERE id = :flow_id)"
+        flow = f"(SELECT pk FROM flows WHERE id = :flow_id AND {_live('id')})"
         lower = (
             f"COALESCE((SELECT CASE WHEN p.end_ns >= :start THEN p.start_ns ELSE :start END FROM segments p "
             f"WHERE p.flow_pk = {flow} AND p.start_ns < :start ORDER BY p.start_ns DESC LIMIT 1), :start)"
@@ -1168,8 +1318,13 @@ class SqliteMetadataStore:
                 ],
             )
 
-    # Objects exist for clients once a segment uses them, as its media object or as its init object.
-    _IN_USE = "(registered = 1 OR EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = o.id))"
+    # Objects exist for clients once a segment of a flow that is not soft-deleted uses them, as its media object
+    # or as its init object.
+    _IN_USE = (
+        f"(EXISTS (SELECT 1 FROM segments s JOIN flows f ON f.pk = s.flow_pk WHERE s.object_id = o.id "
+        f"AND {_live('f.id')}) OR EXISTS (SELECT 1 FROM objects u JOIN segments s ON s.object_id = u.id "
+        f"JOIN flows f ON f.pk = s.flow_pk WHERE u.init_object_id = o.id AND {_live('f.id')}))"
+    )
 
     def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None:
         with self._read() as db:
@@ -1181,6 +1336,7 @@ class SqliteMetadataStore:
             if row is None:
                 return None
             conditions, params = self._tag_conditions("flow", "f.id", flow_tags)
+            conditions.append(_live("f.id"))
             # Flows whose segments use the object, as their media object or as their init object.
             conditions.insert(
                 0,
@@ -1274,6 +1430,8 @@ class SqliteMetadataStore:
         filters look at: the flow's source and the collections of the flow and of its source."""
         flow_collected_by: list[str] = []
         if flow_id is not None:
+            if db.execute("SELECT 1 FROM deleted_flows WHERE flow_id = ?", (flow_id,)).fetchone():
+                return  # clients were told the flow was deleted: its purge is no news to them
             source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
             flow_collected_by = [
                 collector
@@ -1566,6 +1724,74 @@ class SqliteMetadataStore:
                 (allocated_before_ns,),
             ).fetchall()
             return len(self._release(db, [object_id for (object_id,) in expired]))
+
+    # -- analytics (extension): SQL aggregates, flows that are not soft-deleted ----------------------
+
+    def flow_usage(self, limit: int) -> list[FlowUsage]:
+        """The `limit` flows with the most segments (then the longest duration, then by id)."""
+        rows = self._reader().execute(
+            "SELECT f.id, f.label, f.format, COUNT(s.start_ns), COALESCE(SUM(s.end_ns - s.start_ns + 1), 0) AS d "
+            f"FROM flows f LEFT JOIN segments s ON s.flow_pk = f.pk WHERE {_live('f.id')} GROUP BY f.pk "
+            "ORDER BY 4 DESC, 5 DESC, f.id LIMIT ?",
+            (limit,),
+        )
+        return [FlowUsage(*row) for row in rows]
+
+    def format_distribution(self) -> FormatDistribution:
+        with self._read() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM flows WHERE {_live('id')}").fetchone()[0]
+            counts = {
+                name: db.execute(f"SELECT {expression}, COUNT(*) FROM flows WHERE {_live('id')} GROUP BY 1").fetchall()
+                for name, expression in (
+                    ("format", "format"),
+                    ("codec", "codec"),
+                    ("container", "json_extract(metadata, '$.container')"),
+                )
+            }
+        return FormatDistribution(
+            total, format_counts(counts["format"]), format_counts(counts["codec"]), format_counts(counts["container"])
+        )
+
+    def storage_usage(self) -> StorageUsage:
+        with self._read() as db:
+            by_column = db.execute("SELECT storage_ids, COUNT(*) FROM objects GROUP BY storage_ids").fetchall()
+            media, unregistered, uncontrolled_only = db.execute(
+                "SELECT COALESCE(SUM(registered = 1), 0), COALESCE(SUM(registered = 0), 0), "
+                "COALESCE(SUM(registered = 1 AND storage_ids IS NULL), 0) FROM objects"
+            ).fetchone()
+            awaiting = db.execute("SELECT COUNT(*) FROM released_objects").fetchone()[0]
+        return StorageUsage(instances_by_storage_id(by_column), media, unregistered, uncontrolled_only, awaiting)
+
+    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis:
+        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source")."""
+        with self._read() as db:
+            column = "id" if owner == "flow" else "source_id"
+            flows = db.execute(
+                f"SELECT pk, id FROM flows WHERE {column} = ? AND {_live('id')} ORDER BY id", (owner_id,)
+            ).fetchall()
+            if not flows:
+                raise NotFound(f"{owner} {owner_id} does not exist")
+            pks = [pk for pk, _ in flows]
+            segments = f"SELECT start_ns, end_ns FROM segments WHERE flow_pk IN ({','.join('?' * len(pks))})"
+            count, shortest, longest, mean, first, last = db.execute(
+                "SELECT COUNT(*), MIN(end_ns - start_ns + 1), MAX(end_ns - start_ns + 1), AVG(end_ns - start_ns + 1), "
+                f"MIN(start_ns), MAX(end_ns) FROM ({segments})",
+                pks,
+            ).fetchone()
+            # A gap opens before a segment starting after everything earlier has ended (segments of several
+            # flows may overlap: `reach` is the latest end so far).
+            gaps = (
+                "SELECT reach + 1 AS gap_start, start_ns - 1 AS gap_end FROM (SELECT start_ns, MAX(end_ns) OVER "
+                "(ORDER BY start_ns, end_ns ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach "
+                f"FROM ({segments})) WHERE start_ns > reach + 1"
+            )
+            first_gaps = db.execute(f"{gaps} ORDER BY gap_start LIMIT ?", (*pks, max_gaps)).fetchall()
+            gap_totals = db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(gap_end - gap_start + 1), 0) FROM ({gaps})", pks
+            ).fetchone()
+        return timerange_analysis(
+            [flow_id for _, flow_id in flows], (count, shortest, longest, mean), first, last, first_gaps, gap_totals
+        )
 
     # -- the worker's lease ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import vastdb
 from vastdb import errors
 
@@ -38,13 +39,16 @@ from .. import timerange as tr
 from ..clock import Instant, instant_text, now
 from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, Unavailable
 from ..model import (
+    DeletedFlow,
     DeleteRequest,
     DeleteRequestQuery,
     Deletion,
     Event,
     Flow,
     FlowQuery,
+    FlowUsage,
     FlowWrite,
+    FormatDistribution,
     NewSegment,
     ObjectUsage,
     Page,
@@ -59,10 +63,12 @@ from ..model import (
     ServiceInfo,
     Source,
     SourceQuery,
+    StorageUsage,
     StoredObject,
     TagFilter,
     Tags,
     TagValue,
+    TimerangeAnalysis,
     Webhook,
     WebhookQuery,
     segment_record,
@@ -74,6 +80,8 @@ from .shared import (
     delete_request_from_row,
     encode_key,
     flow_columns,
+    format_counts,
+    instances_by_storage_id,
     instances_left,
     profile_document,
     profile_from_row,
@@ -81,6 +89,7 @@ from .shared import (
     storage_ids_column,
     storage_ids_from_column,
     tag_values,
+    timerange_analysis,
 )
 
 ROW_ID = "$row_id"
@@ -192,6 +201,9 @@ TABLES: dict[str, pa.Schema] = {
     "leases": _schema(("name", _S), ("holder", _S), ("expires_ns", _I)),
     # GUARD_STRIPES rows made at provisioning; `_guard` writes the stripes of the keys a transaction creates.
     "write_guards": _schema(("stripe", _I), ("writes", _I)),
+    # Soft-deleted flows (extension): their rows stay where they are, hidden from the spec's endpoints. A table of
+    # its own rather than columns of `flows`, so that schemas made before it only gain a table at start.
+    "deleted_flows": _schema(("flow_id", _S), ("deleted_at", _S), ("deleted_ns", _I), ("deleted_by", _S)),
 }
 GUARD_STRIPES = 256
 
@@ -211,6 +223,7 @@ _CHUNK = 500  # values per `isin`, far below the SDK's request size limit
 CONFLICT_ATTEMPTS = 6  # tries of a write that concurrent writers keep beating, before answering 503
 CONFLICT_BACKOFF_S = 0.02  # the first retry waits up to this (full jitter), doubling with each attempt
 _ACTIVE = ["created", "started"]
+_CONTAINER_IN_JSON = r'"container":\s*"(?P<container>(?:[^"\\]|\\.)*)"'
 
 
 # -- connecting and provisioning --------------------------------------------------------------------------------
@@ -359,6 +372,39 @@ def _select_in(
         chunk = values[start : start + _CHUNK]
         rows += _select(table, _all(table[column].isin(chunk), predicate), columns, row_ids)
     return rows
+
+
+def _arrow(table: Any, predicate: Any = None, columns: Sequence[str] | None = None) -> pa.Table:
+    """Matching rows as one Arrow table (for Arrow compute, not Python loops)."""
+    return table.select(columns=list(columns) if columns else None, predicate=predicate).read_all()
+
+
+def _grouped(
+    t: _Tx,
+    name: str,
+    columns: Sequence[str],
+    keys: list[str],
+    counted: str,
+    derive: Callable[[pa.Table], pa.Table] = lambda data: data,
+) -> pa.Table:
+    """Per group of `keys` over every row of a table: the count of `counted` (`{counted}_count`) and, for a
+    numeric column, its sum (`{counted}_sum`). Aggregated batch by batch as the select streams them, so memory
+    holds one batch and the partial results, never the whole table."""
+    empty = derive(TABLES[name].empty_table().select(list(columns)))
+    summed = pa.types.is_integer(empty.schema.field(counted).type)
+    aggregations = [(counted, "count"), *([(counted, "sum")] if summed else [])]
+    partials = [
+        derive(pa.Table.from_batches([batch])).group_by(keys).aggregate(aggregations)
+        for batch in t[name].select(columns=list(columns))
+    ] or [empty.group_by(keys).aggregate(aggregations)]
+    names = [f"{counted}_count", *([f"{counted}_sum"] if summed else [])]
+    combined = pa.concat_tables(partials).group_by(keys).aggregate([(column, "sum") for column in names])
+    return combined.select([*keys, *(f"{column}_sum" for column in names)]).rename_columns([*keys, *names])
+
+
+def _with_duration(segments: pa.Table) -> pa.Table:
+    """Segments with `duration`: end - start of their closed nanosecond bounds, plus one."""
+    return segments.append_column("duration", pc.add(pc.subtract(segments["end_ns"], segments["start_ns"]), 1))
 
 
 def _insert(table: Any, name: str, rows: list[dict[str, Any]]) -> None:
@@ -661,15 +707,14 @@ class VastMetadataStore:
         }
 
     def _source_links(self, t: _Tx, source_ids: Sequence[str]) -> dict[str, tuple[list[str], list[str]]]:
-        """Per source: the sources its flows collect, and the sources whose flows collect its flows."""
-        flows = _select_in(t["flows"], "source_id", source_ids, None, ["id", "source_id"])
-        own = {row["id"]: row["source_id"] for row in flows}
+        """Per source: the sources its flows collect, and the sources whose flows collect its flows (flows that
+        are not soft-deleted)."""
+        own = self._live_flow_sources(t, source_ids)
         collections = t["flow_collections"]
         as_collector = _select_in(collections, "collector_id", own, None, ["collector_id", "member_id"])
         as_member = _select_in(collections, "member_id", own, None, ["collector_id", "member_id"])
-        others = self._flow_sources(
-            t, {row["member_id"] for row in as_collector} | {row["collector_id"] for row in as_member}
-        )
+        linked = {row["member_id"] for row in as_collector} | {row["collector_id"] for row in as_member}
+        others = self._flow_sources(t, linked - self._hidden(t, linked))
         members: dict[str, set[str]] = {source_id: set() for source_id in source_ids}
         collectors: dict[str, set[str]] = {source_id: set() for source_id in source_ids}
         for row in as_collector:
@@ -681,6 +726,21 @@ class VastMetadataStore:
             if collector is not None and collector != source_id:
                 collectors[source_id].add(collector)
         return {source_id: (sorted(members[source_id]), sorted(collectors[source_id])) for source_id in source_ids}
+
+    def _live_flow_sources(self, t: _Tx, source_ids: Iterable[str]) -> dict[str, str]:
+        """The source of each flow of these sources that is not soft-deleted."""
+        flows = _select_in(t["flows"], "source_id", source_ids, None, ["id", "source_id"])
+        hidden = self._hidden(t, [row["id"] for row in flows])
+        return {row["id"]: row["source_id"] for row in flows if row["id"] not in hidden}
+
+    def _visible_sources(self, t: _Tx, source_ids: Iterable[str]) -> set[str]:
+        """Those of the sources that exist for clients: a flow that is not soft-deleted names them."""
+        return set(self._live_flow_sources(t, source_ids).values())
+
+    @staticmethod
+    def _hidden(t: _Tx, flow_ids: Iterable[str]) -> set[str]:
+        """Those of the flows that are soft-deleted."""
+        return {row["flow_id"] for row in _select_in(t["deleted_flows"], "flow_id", flow_ids, None, ["flow_id"])}
 
     def _sources_from_rows(self, t: _Tx, rows: list[dict[str, Any]]) -> list[Source]:
         ids = [row["id"] for row in rows]
@@ -709,7 +769,8 @@ class VastMetadataStore:
 
     def get_source(self, source_id: str) -> Source | None:
         with self._read() as t:
-            found = self._sources_from_rows(t, self._source_rows(t, source_id))
+            rows = self._source_rows(t, source_id) if self._visible_sources(t, [source_id]) else []
+            found = self._sources_from_rows(t, rows)
         return found[0] if found else None
 
     def list_sources(self, query: SourceQuery) -> Page[Source]:
@@ -719,6 +780,8 @@ class VastMetadataStore:
             rows = _select(table, _all(*conditions), ["id", "label", "created_ns", "updated_ns"])
             match = self._tag_match(t, "source", query.tags)
             rows = [row for row in rows if match(row["id"])]
+            visible = self._visible_sources(t, [row["id"] for row in rows])
+            rows = [row for row in rows if row["id"] in visible]
             if query.collected_by_ids is not None:
                 links = self._source_links(t, [row["id"] for row in rows])
                 wanted = set(query.collected_by_ids)
@@ -751,7 +814,7 @@ class VastMetadataStore:
         stamp = now()
         with self._write() as t:
             rows = self._source_rows(t, source_id)
-            if not rows:
+            if not rows or not self._visible_sources(t, [source_id]):
                 raise NotFound(f"source {source_id} does not exist")
             for row in rows:
                 row.update(values, updated=stamp.text, updated_ns=stamp.ns)
@@ -766,12 +829,21 @@ class VastMetadataStore:
         ids = [row["id"] for row in rows]
         tags = self._load_tags(t, "flow", ids)
         collections = t["flow_collections"]
+        as_collector = _select_in(
+            collections, "collector_id", ids, None, ["collector_id", "position", "member_id", "item"]
+        )
+        as_member = _select_in(collections, "member_id", ids, None, ["collector_id", "member_id"])
+        hidden = self._hidden(
+            t, {row["member_id"] for row in as_collector} | {row["collector_id"] for row in as_member}
+        )
         items: dict[str, list[tuple[int, Any]]] = {flow_id: [] for flow_id in ids}
-        for row in _select_in(collections, "collector_id", ids, None, ["collector_id", "position", "item"]):
-            items[row["collector_id"]].append((row["position"], json.loads(row["item"])))
+        for row in as_collector:
+            if row["member_id"] not in hidden:
+                items[row["collector_id"]].append((row["position"], json.loads(row["item"])))
         collected_by: dict[str, set[str]] = {flow_id: set() for flow_id in ids}
-        for row in _select_in(collections, "member_id", ids, None, ["collector_id", "member_id"]):
-            collected_by[row["member_id"]].add(row["collector_id"])
+        for row in as_member:
+            if row["collector_id"] not in hidden:
+                collected_by[row["member_id"]].add(row["collector_id"])
         return [
             Flow(
                 id=row["id"],
@@ -787,11 +859,13 @@ class VastMetadataStore:
             for row in rows
         ]
 
-    @staticmethod
-    def _flow_row(t: _Tx, flow_id: str) -> dict[str, Any] | None:
+    def _flow_row(self, t: _Tx, flow_id: str, hidden_too: bool = False) -> dict[str, Any] | None:
+        """The flow's row; None when there is none, or when it is soft-deleted (unless `hidden_too`)."""
         table = t["flows"]
         rows = _select(table, table["id"] == flow_id, row_ids=True)
-        return rows[0] if rows else None
+        if not rows or (not hidden_too and self._hidden(t, [flow_id])):
+            return None
+        return rows[0]
 
     def get_flow(self, flow_id: str) -> Flow | None:
         with self._read() as t:
@@ -828,6 +902,8 @@ class VastMetadataStore:
             rows = _select(table, _all(*conditions), ["id", "label", "created_ns", "metadata_updated_ns"])
             match = self._tag_match(t, "flow", query.tags)
             rows = [row for row in rows if match(row["id"])]
+            hidden = self._hidden(t, [row["id"] for row in rows])
+            rows = [row for row in rows if row["id"] not in hidden]
             if query.collected_by_ids is not None:
                 rows = self._collected_by_filter(t, rows, query.collected_by_ids)
             key, descending = _sort(query.sort_by, query.page.reverse)
@@ -836,17 +912,21 @@ class VastMetadataStore:
             items = self._flows_from_rows(t, [full[row["id"]] for row in page_rows])
         return Page(items, next_key, query.page.limit)
 
-    @staticmethod
-    def _collected_by_filter(t: _Tx, rows: list[dict[str, Any]], collector_ids: list[str]) -> list[dict[str, Any]]:
-        """Flows collected by one of `collector_ids`; with none given, flows no flow collects."""
+    def _collected_by_filter(
+        self, t: _Tx, rows: list[dict[str, Any]], collector_ids: list[str]
+    ) -> list[dict[str, Any]]:
+        """Flows collected by one of `collector_ids`; with none given, flows no flow collects (soft-deleted
+        collectors collect nothing)."""
         collections = t["flow_collections"]
         if collector_ids:
-            found = _select_in(collections, "collector_id", collector_ids, None, ["member_id"])
-            members = {row["member_id"] for row in found}
-            return [row for row in rows if row["id"] in members]
-        found = _select_in(collections, "member_id", [row["id"] for row in rows], None, ["member_id"])
-        members = {row["member_id"] for row in found}
-        return [row for row in rows if row["id"] not in members]
+            found = _select_in(collections, "collector_id", collector_ids, None, ["collector_id", "member_id"])
+        else:
+            found = _select_in(
+                collections, "member_id", [row["id"] for row in rows], None, ["collector_id", "member_id"]
+            )
+        hidden = self._hidden(t, {row["collector_id"] for row in found})
+        members = {row["member_id"] for row in found if row["collector_id"] not in hidden}
+        return [row for row in rows if (row["id"] in members) == bool(collector_ids)]
 
     def _writable_flow(self, t: _Tx, flow_id: str) -> dict[str, Any]:
         row = self._flow_row(t, flow_id)
@@ -856,11 +936,11 @@ class VastMetadataStore:
             raise Forbidden(f"flow {flow_id} is read-only")
         return row
 
-    @staticmethod
-    def _check_collection(t: _Tx, flow_id: str, collection: list[dict[str, Any]]) -> None:
+    def _check_collection(self, t: _Tx, flow_id: str, collection: list[dict[str, Any]]) -> None:
         existing = {
             row["id"] for row in _select_in(t["flows"], "id", [item["id"] for item in collection], None, ["id"])
         }
+        existing -= self._hidden(t, existing)
         for item in collection:
             if item["id"] == flow_id:
                 raise BadRequest("a flow cannot collect itself")
@@ -895,6 +975,10 @@ class VastMetadataStore:
         metadata["format"] = flow.format
         with self._write() as t:
             _guard(t, f"flow {flow.id}", f"source {flow.source_id}")  # the flow and its source may be created
+            # A soft-deleted flow of that id is purged now: to clients it is deleted, and a PUT creates the flow anew.
+            hidden = self._flow_row(t, flow.id, hidden_too=True)
+            if hidden is not None and self._hidden(t, [flow.id]):
+                self._drop_flow(t, hidden)
             existing = self._flow_row(t, flow.id)
             if existing is not None and existing["read_only"]:
                 raise Forbidden(f"flow {flow.id} is read-only")
@@ -919,7 +1003,7 @@ class VastMetadataStore:
                 row = {**existing, **values}
                 _update(t["flows"], "flows", [row], list(values))
                 if existing["source_id"] != flow.source_id:
-                    self._drop_source_if_unused(t, existing["source_id"])
+                    self._source_left(t, existing["source_id"])
             self._replace_tags(t, "flow", flow.id, flow.tags)
             self._write_collection(t, flow.id, flow.flow_collection)
             stored = self._flows_from_rows(t, [{**TABLE_DEFAULTS["flows"], **row}])[0]
@@ -949,6 +1033,8 @@ class VastMetadataStore:
             }
             _insert(t["sources"], "sources", [row])
             return True
+        # A source whose flows are all soft-deleted is hidden: it comes back with this flow.
+        reappears = not self._visible_sources(t, [flow.source_id])
         source = rows[0]
         if source["format"] != flow.format:
             flows = t["flows"]
@@ -960,37 +1046,146 @@ class VastMetadataStore:
             for row in rows:
                 row["format"] = flow.format
             _update(t["sources"], "sources", rows, ["format"])
-        return False
+        return reappears
 
-    def _drop_source_if_unused(self, t: _Tx, source_id: str) -> None:
+    def _source_left(self, t: _Tx, source_id: str, announce: bool = True) -> None:
+        """A flow left the source: without flows that are not soft-deleted it is gone for clients (announced
+        unless it was gone already), and without any flow it is forgotten."""
+        if self._visible_sources(t, [source_id]):
+            return
+        if announce:
+            self._emit_source(t, "sources/deleted", source_id)
         flows = t["flows"]
         if not _select(flows, flows["source_id"] == source_id, ["id"], limit=1):
             _delete(t["sources"], self._source_rows(t, source_id))
             self._delete_all_tags(t, "source", source_id)
-            self._emit_source(t, "sources/deleted", source_id)
+
+    @staticmethod
+    def _pending_flow_delete(t: _Tx, flow_id: str) -> DeleteRequest | None:
+        requests = t["delete_requests"]
+        pending = _select(
+            requests,
+            _all(requests["flow_id"] == flow_id, _eq(requests, "delete_flow", True), requests["status"].isin(_ACTIVE)),
+        )
+        return delete_request_from_row([pending[0][c] for c in REQUEST_COLUMNS]) if pending else None
 
     @_retried_on_conflict
     def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
         """Delete the flow now when it has at most `sync_limit` segments, else leave it to a delete request."""
         with self._write() as t:
+            return self._delete_flow(t, self._writable_flow(t, flow_id), sync_limit, created_by)
+
+    def _delete_flow(self, t: _Tx, row: dict[str, Any], sync_limit: int, created_by: str | None) -> Deletion:
+        pending = self._pending_flow_delete(t, row["id"])
+        if pending is not None:
+            return Deletion(deferred=pending)
+        if self._more_covered_than(t, row["id"], tr.EVERYTHING, sync_limit):
+            return Deletion(deferred=self._create_delete_request(t, row["id"], "_", True, created_by))
+        return Deletion(released=self._drop_flow(t, row))
+
+    # -- soft delete (extension) ------------------------------------------------------------------------------
+
+    @_retried_on_conflict
+    def soft_delete_flow(self, flow_id: str, deleted_by: str) -> Deletion:
+        """Hide the flow (and what only it holds: its segments, and its source when no other flow names it)
+        from the spec's endpoints, keeping every row for a restore; to clients it is deleted."""
+        stamp = now()
+        with self._write() as t:
             row = self._writable_flow(t, flow_id)
-            requests = t["delete_requests"]
-            pending = _select(
-                requests,
-                _all(
-                    requests["flow_id"] == flow_id, _eq(requests, "delete_flow", True), requests["status"].isin(_ACTIVE)
-                ),
+            pending = self._pending_flow_delete(t, flow_id)
+            if pending is not None:
+                return Deletion(deferred=pending)
+            if self._listening(t):
+                self._emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+            # Writing the flow's row makes a concurrent write of the flow conflict (first writer wins).
+            _update(t["flows"], "flows", [row], ["metadata"])
+            deleted = {"flow_id": flow_id, "deleted_at": stamp.text, "deleted_ns": stamp.ns, "deleted_by": deleted_by}
+            _insert(t["deleted_flows"], "deleted_flows", [deleted])
+            self._source_left(t, row["source_id"])
+        return Deletion()
+
+    @_retried_on_conflict
+    def restore_flow(self, flow_id: str) -> None:
+        with self._write() as t:
+            table = t["deleted_flows"]
+            deleted = _select(table, table["flow_id"] == flow_id, ["flow_id"], row_ids=True)
+            row = self._flow_row(t, flow_id, hidden_too=True)
+            if not deleted or row is None:
+                raise NotFound(f"flow {flow_id} is not soft-deleted")
+            if self._pending_flow_delete(t, flow_id) is not None:
+                raise BadRequest(f"flow {flow_id} is being purged; it can no longer be restored")
+            source_reappears = not self._visible_sources(t, [row["source_id"]])
+            _update(t["flows"], "flows", [row], ["metadata"])  # conflicts with a concurrent purge or restore
+            _delete(table, deleted)
+            if self._listening(t):
+                if source_reappears:
+                    self._emit_source(t, "sources/created", row["source_id"])
+                flow = self._flows_from_rows(t, [row])[0]
+                self._emit(t, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
+
+    def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]:
+        """Oldest deletion first: the order the worker purges them in."""
+        with self._read() as t:
+            deleted = _select(t["deleted_flows"])
+            page_rows, next_key = _page(deleted, lambda row: (row["deleted_ns"], row["flow_id"]), False, page)
+            flows = {
+                row["id"]: row
+                for row in _select_in(
+                    t["flows"], "id", [row["flow_id"] for row in page_rows], None, ["id", "source_id", "label"]
+                )
+            }
+        items = [
+            DeletedFlow(
+                row["flow_id"],
+                flows[row["flow_id"]]["source_id"],
+                flows[row["flow_id"]]["label"],
+                row["deleted_at"],
+                row["deleted_ns"],
+                row["deleted_by"],
             )
-            if pending:
-                return Deletion(deferred=delete_request_from_row([pending[0][c] for c in REQUEST_COLUMNS]))
-            if self._more_covered_than(t, flow_id, tr.EVERYTHING, sync_limit):
-                return Deletion(deferred=self._create_delete_request(t, flow_id, "_", True, created_by))
-            return Deletion(released=self._drop_flow(t, row))
+            for row in page_rows
+        ]
+        return Page(items, next_key, page.limit)
+
+    def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]:
+        """Soft-deleted flows whose retention has passed and whose purge has not begun, oldest first."""
+        with self._read() as t:
+            table = t["deleted_flows"]
+            due = _select(table, table["deleted_ns"] < deleted_before_ns, ["flow_id", "deleted_ns"])
+            requests = t["delete_requests"]
+            purging = {
+                row["flow_id"]
+                for row in _select_in(
+                    requests,
+                    "flow_id",
+                    [row["flow_id"] for row in due],
+                    _all(_eq(requests, "delete_flow", True), requests["status"].isin(_ACTIVE)),
+                    ["flow_id"],
+                )
+            }
+        due.sort(key=lambda row: (row["deleted_ns"], row["flow_id"]))
+        return [row["flow_id"] for row in due if row["flow_id"] not in purging][:limit]
+
+    @_retried_on_conflict
+    def purge_flow(self, flow_id: str, sync_limit: int) -> Deletion:
+        """Delete a soft-deleted flow for good, as DELETE /flows/{id} would have (a delete request when large)."""
+        with self._write() as t:
+            table = t["deleted_flows"]
+            deleted = _select(table, table["flow_id"] == flow_id, ["deleted_by"])
+            row = self._flow_row(t, flow_id, hidden_too=True)
+            if not deleted or row is None:
+                raise NotFound(f"flow {flow_id} is not soft-deleted")
+            return self._delete_flow(t, row, sync_limit, deleted[0]["deleted_by"])
 
     def _drop_flow(self, t: _Tx, flow: dict[str, Any]) -> list[ReleasedMedia]:
         flow_id = flow["id"]
         if self._listening(t):
             self._emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+        # A soft-deleted flow was announced deleted already, and so was its source if the flow held it.
+        deleted_flows = t["deleted_flows"]
+        hidden = _delete(
+            deleted_flows, _select(deleted_flows, deleted_flows["flow_id"] == flow_id, ["flow_id"], row_ids=True)
+        )
         segments = t["segments"]
         rows = _select(segments, segments["flow_id"] == flow_id, ["object_id"], row_ids=True)
         _delete(segments, rows)
@@ -1011,7 +1206,7 @@ class VastMetadataStore:
         for column in ("collector_id", "member_id"):  # no OR across columns in VAST predicates
             _delete(collections, _select(collections, collections[column] == flow_id, ["position"], row_ids=True))
         self._delete_all_tags(t, "flow", flow_id)
-        self._drop_source_if_unused(t, flow["source_id"])
+        self._source_left(t, flow["source_id"], announce=not hidden)
         return released
 
     @staticmethod
@@ -1354,26 +1549,31 @@ class VastMetadataStore:
             _insert(t["objects"], "objects", rows)
 
     def _object_in_use(self, t: _Tx, object_id: str) -> dict[str, Any] | None:
-        """An object clients can see: one a segment uses, as its media object or as its init object."""
+        """An object clients can see: one a segment of a flow that is not soft-deleted uses, as its media object
+        or as its init object."""
+        return self._object_and_users(t, object_id)[0]
+
+    def _object_and_users(self, t: _Tx, object_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+        """The object's row (None unless in use) and the flows that use it."""
         objects = t["objects"]
         rows = _select(objects, objects["id"] == object_id, row_ids=True)
-        if not rows:
-            return None
-        if rows[0]["registered"] or self._init_objects_in_use(t, [object_id]):
-            return rows[0]
-        return None
+        users = self._flows_using(t, object_id) if rows else []
+        return (rows[0] if users else None), users
+
+    def _flows_using(self, t: _Tx, object_id: str) -> list[str]:
+        """Flows that are not soft-deleted whose segments use the object, as their media or init object."""
+        objects = t["objects"]
+        users = [object_id, *(u["id"] for u in _select(objects, objects["init_object_id"] == object_id, ["id"]))]
+        segments = t["segments"]
+        flow_ids = {s["flow_id"] for s in _select_in(segments, "object_id", users, None, ["flow_id"])}
+        existing = {f["id"] for f in _select_in(t["flows"], "id", flow_ids, None, ["id"])}
+        return sorted(existing - self._hidden(t, existing))
 
     def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None:
         with self._read() as t:
-            row = self._object_in_use(t, object_id)
+            row, existing = self._object_and_users(t, object_id)
             if row is None:
                 return None
-            # Flows whose segments use the object, as their media object or as their init object.
-            objects = t["objects"]
-            users = [object_id, *(u["id"] for u in _select(objects, objects["init_object_id"] == object_id, ["id"]))]
-            segments = t["segments"]
-            flow_ids = {s["flow_id"] for s in _select_in(segments, "object_id", users, None, ["flow_id"])}
-            existing = [f["id"] for f in _select_in(t["flows"], "id", flow_ids, None, ["id"])]
             match = self._tag_match(t, "flow", flow_tags)
             candidates = [{"id": flow_id} for flow_id in existing if match(flow_id)]
         items, next_key = _page(candidates, lambda r: (r["id"],), flows.reverse, flows)
@@ -1472,6 +1672,8 @@ class VastMetadataStore:
         filters look at: the flow's source and the collections of the flow and of its source."""
         flow_collected_by: list[str] = []
         if flow_id is not None:
+            if self._hidden(t, [flow_id]):
+                return  # clients were told the flow was deleted: its purge is no news to them
             source_id = self._flow_sources(t, [flow_id])[flow_id]
             collections = t["flow_collections"]
             found = _select(collections, collections["member_id"] == flow_id, ["collector_id"])
@@ -1712,7 +1914,7 @@ class VastMetadataStore:
             if request.status not in _ACTIVE:
                 return request, []
             stamp = now()
-            flow = self._flow_row(t, request.flow_id)
+            flow = self._flow_row(t, request.flow_id, hidden_too=True)  # a purge works on a soft-deleted flow
             released: list[ReleasedMedia] = []
             changes: dict[str, Any] = {"updated": stamp.text}
             if flow is not None and flow["read_only"]:
@@ -1767,6 +1969,95 @@ class VastMetadataStore:
             expired = {row["id"] for row in _select(objects, where, ["id"], limit=10000)}
             expired -= self._init_objects_in_use(t, expired)
             return len(self._release(t, sorted(expired)))
+
+    # -- analytics (extension): Arrow compute over column-projected selects, flows that are not soft-deleted -----
+
+    @staticmethod
+    def _live_flows(t: _Tx, columns: Sequence[str]) -> pa.Table:
+        flows = _arrow(t["flows"], columns=columns)
+        hidden = _arrow(t["deleted_flows"], columns=["flow_id"])["flow_id"]
+        return flows.filter(pc.invert(pc.is_in(flows["id"], value_set=hidden)))
+
+    def flow_usage(self, limit: int) -> list[FlowUsage]:
+        """The `limit` flows with the most segments (then the longest duration, then by id)."""
+        with self._read() as t:
+            usage = _grouped(t, "segments", ["flow_id", "start_ns", "end_ns"], ["flow_id"], "duration", _with_duration)
+            flows = self._live_flows(t, ["id", "label", "format"])
+        joined = flows.join(usage, keys="id", right_keys="flow_id", join_type="left outer")
+        table = pa.table(
+            {
+                "id": joined["id"],
+                "label": joined["label"],
+                "format": joined["format"],
+                "segment_count": pc.fill_null(joined["duration_count"], 0),
+                "duration_ns": pc.fill_null(joined["duration_sum"], 0),
+            }
+        )
+        order = pc.sort_indices(
+            table, [("segment_count", "descending"), ("duration_ns", "descending"), ("id", "ascending")]
+        )
+        return [FlowUsage(*row.values()) for row in table.take(order[:limit]).to_pylist()]
+
+    def format_distribution(self) -> FormatDistribution:
+        with self._read() as t:
+            flows = self._live_flows(t, ["id", "format", "codec", "metadata"])
+        # The container is in the flow's metadata JSON only: a top-level string, the first "container" key.
+        containers = pc.struct_field(pc.extract_regex(flows["metadata"], _CONTAINER_IN_JSON), "container")
+        counted = {}
+        for name, values in (("format", flows["format"]), ("codec", flows["codec"]), ("container", containers)):
+            groups = pa.table({"value": values}).group_by("value").aggregate([([], "count_all")])
+            counted[name] = format_counts(
+                zip(groups["value"].to_pylist(), groups["count_all"].to_pylist(), strict=True)
+            )
+        return FormatDistribution(flows.num_rows, counted["format"], counted["codec"], counted["container"])
+
+    def storage_usage(self) -> StorageUsage:
+        with self._read() as t:
+            objects = _grouped(t, "objects", ["id", "storage_ids", "registered"], ["storage_ids", "registered"], "id")
+            awaiting = sum(batch.num_rows for batch in t["released_objects"].select(columns=["id"]))
+        groups = objects.to_pylist()  # one row per distinct (storage_ids, registered): a handful
+        return StorageUsage(
+            instances_by_storage_id((group["storage_ids"], group["id_count"]) for group in groups),
+            sum(group["id_count"] for group in groups if group["registered"]),
+            sum(group["id_count"] for group in groups if not group["registered"]),
+            sum(group["id_count"] for group in groups if group["registered"] and group["storage_ids"] is None),
+            awaiting,
+        )
+
+    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis:
+        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source")."""
+        with self._read() as t:
+            flows = t["flows"]
+            found = _select(flows, flows["id" if owner == "flow" else "source_id"] == owner_id, ["id"])
+            flow_ids = sorted({row["id"] for row in found} - self._hidden(t, [row["id"] for row in found]))
+            if not flow_ids:
+                raise NotFound(f"{owner} {owner_id} does not exist")
+            segments = t["segments"]
+            chunks = [
+                _arrow(segments, segments["flow_id"].isin(flow_ids[start : start + _CHUNK]), ["start_ns", "end_ns"])
+                for start in range(0, len(flow_ids), _CHUNK)
+            ]
+        table = _with_duration(pa.concat_tables(chunks))
+        if table.num_rows == 0:
+            return timerange_analysis(flow_ids, (0, None, None, None), None, None, [], (0, 0))
+        table = table.take(pc.sort_indices(table, [("start_ns", "ascending"), ("end_ns", "ascending")]))
+        starts, ends = table["start_ns"], table["end_ns"]
+        # A gap opens before a segment starting after everything earlier has ended (segments of several flows
+        # may overlap: `reach` is the latest end so far).
+        reach = pc.cumulative_max(ends)
+        gap_starts = pc.add(reach.slice(0, table.num_rows - 1), 1)
+        gap_ends = pc.subtract(starts.slice(1), 1)
+        opens = pc.greater_equal(gap_ends, gap_starts)
+        gap_starts, gap_ends = pc.filter(gap_starts, opens), pc.filter(gap_ends, opens)
+        extremes = pc.min_max(table["duration"])
+        return timerange_analysis(
+            flow_ids,
+            (table.num_rows, extremes["min"].as_py(), extremes["max"].as_py(), pc.mean(table["duration"]).as_py()),
+            pc.min(starts).as_py(),
+            pc.max(ends).as_py(),
+            list(zip(gap_starts[:max_gaps].to_pylist(), gap_ends[:max_gaps].to_pylist(), strict=True)),
+            (len(gap_starts), pc.sum(pc.add(pc.subtract(gap_ends, gap_starts), 1)).as_py() or 0),
+        )
 
     # -- the worker's lease -----------------------------------------------------------------------------------
 
