@@ -53,8 +53,8 @@ def test_an_embedded_store_is_one_pod_on_two_volumes() -> None:
         ("ConfigMap", "news-tams"),
         ("PersistentVolumeClaim", "news-tams-data"),
         ("PersistentVolumeClaim", "news-tams-media"),
-        ("Deployment", "news-tams"),
         ("Service", "news-tams"),
+        ("Deployment", "news-tams"),
     ]
     deployment = api_deployment(store())
     assert deployment["spec"]["replicas"] == 1
@@ -70,9 +70,9 @@ def test_a_shared_store_scales_and_has_one_worker() -> None:
     assert kinds(children(shared)) == [
         ("ServiceAccount", "news-tams"),
         ("ConfigMap", "news-tams"),
+        ("Service", "news-tams"),
         ("Deployment", "news-tams"),
         ("Deployment", "news-tams-worker"),
-        ("Service", "news-tams"),
     ]
     api = api_deployment(shared)
     assert (api["spec"]["replicas"], api["spec"]["strategy"]["type"]) == (3, "RollingUpdate")

@@ -386,13 +386,14 @@ def service_account(store: Store) -> Manifest:
 
 
 def children(store: Store) -> list[Manifest]:
-    """Everything a TamsStore owns, in the order to apply it."""
+    """Everything a TamsStore owns, in the order to apply it: what pods need before the pods (the Service too,
+    so that a pod is never up without the name clients reach it by)."""
     worker = worker_deployment(store)
     return [
         service_account(store),
         config_map(store),
         *volume_claims(store),
+        service(store),
         api_deployment(store),
         *([worker] if worker else []),
-        service(store),
     ]
