@@ -251,6 +251,21 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
         await record(api, owner, store, await availability(api, store), reconciled=False)
 
 
+async def stop_pods(api: KubeApi, store: Store) -> None:
+    """Scale the store's Deployments to zero and wait for its pods to go, so that no pod writes into a bucket
+    being emptied (garbage collection takes the Deployments only once the TamsStore is gone)."""
+    for name in (store.child_name, store.worker_name):
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": store.namespace},
+        }
+        if await api.get("apps/v1", "Deployment", store.namespace, name) is not None:
+            await api.merge_patch(deployment, {"spec": {"replicas": 0}})
+    if await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED}):
+        raise NotReady("PodsStopping", "waiting for the store's pods to stop before deleting its data")
+
+
 @kopf.on.delete(*TAMS_STORES)
 async def reclaim(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> None:
     """reclaimPolicy Delete removes the bucket and the tables (volumes go by garbage collection); Retain
@@ -263,6 +278,7 @@ async def reclaim(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> Non
         return
     try:
         service = service_settings(store, await credentials(api, store))
+        await stop_pods(api, store)
         outcome = await asyncio.to_thread(deprovision, service)
     except (NotReady, InvalidSpec, ConfigurationError) as problem:
         if retry >= 4:
