@@ -35,6 +35,12 @@ from control_plane import OPERATOR, ControlPlane, control_plane, free_port
 from operator_harness import GROUP, OPERATOR_ENV, create, install, play_kubelet
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -146,9 +152,12 @@ def run(single_rounds: int, many: int) -> dict[str, Any]:
             )
             progress(f"{many} TamsStores at once")
             where = namespace(client, kubelet)
+            cpu_before, wall_before = cpu_seconds(operator.pid), time.perf_counter()
             many_stores = time_to_ready(
                 client, [store(where, f"store-{i}") for i in range(many)], f"/apis/{GROUP}", "TamsStore"
             )
+            operator_cpu = cpu_seconds(operator.pid) - cpu_before
+            many_wall = time.perf_counter() - wall_before
             loaded_rss = rss_mb(operator.pid)
         finally:
             kubelet.stopped.set()
@@ -165,6 +174,9 @@ def run(single_rounds: int, many: int) -> dict[str, Any]:
         "many_bare_deployments": summary(many_baseline),
         "many_ratio_p50": round(many_ratio, 2),
         "operator_rss_mb": {"idle": round(idle_rss, 1), f"with_{many}_stores": round(loaded_rss, 1)},
+        # How busy the operator itself was while the stores came up: near 1.0 means it was the bottleneck.
+        "operator_cpu_s_during_many": round(operator_cpu, 1),
+        "operator_cpu_share_during_many": round(operator_cpu / many_wall, 2),
     }
 
 

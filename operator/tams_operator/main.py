@@ -38,6 +38,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo["metrics"], _ = prometheus_client.start_http_server(config.metrics_port, config.metrics_address)
     memo["api"] = KubeApi(http_client(connection_info()))
     memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time
+    memo["seen"] = {}  # what of each child last mattered to its store (stores.news)
 
 
 @kopf.on.cleanup()

@@ -238,7 +238,7 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     """Roll a Deployment's or pod's change up into its TamsStore at once; a deleted Deployment comes back."""
     api: KubeApi = memo["api"]
     name = body.metadata.labels.get(INSTANCE_LABEL)
-    if not name:
+    if not name or not news(memo["seen"], event["type"], dict(body)):
         return
     owner = await api.get(API, "TamsStore", body.metadata.namespace or "", name)
     if owner is None or owner["metadata"].get("deletionTimestamp"):
@@ -249,6 +249,27 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     store = Store.from_body(owner, memo["config"].default_image)
     async with memo["locks"][(store.namespace, store.name)]:
         await record(api, owner, store, await availability(api, store), reconciled=False)
+
+
+def news(seen: dict[tuple[str, str, str], tuple[Any, ...]], event_type: str, body: Manifest) -> bool:
+    """Whether a Deployment's or pod's event may change its store's Available condition: most do not (a pod
+    scheduled, an annotation), and each roll-up costs the API server four requests."""
+    key = (body["kind"], body["metadata"]["namespace"], body["metadata"]["name"])
+    if event_type == "DELETED":
+        seen.pop(key, None)
+        return True
+    status = body.get("status") or {}
+    if body["kind"] == "Deployment":
+        fields = ("observedGeneration", "replicas", "updatedReplicas", "availableReplicas")
+        signature: tuple[Any, ...] = (body["metadata"].get("generation"), *(status.get(f) for f in fields))
+    else:
+        containers = status.get("containerStatuses") or []
+        states = [(c.get("ready"), ((c.get("state") or {}).get("waiting") or {}).get("reason")) for c in containers]
+        signature = (status.get("phase"), *states)
+    if seen.get(key) == signature:
+        return False
+    seen[key] = signature
+    return True
 
 
 async def stop_pods(api: KubeApi, store: Store) -> None:
