@@ -168,12 +168,3 @@ class KubeApi:
         if secret is None:
             return None
         return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
-
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        try:
-            await self._request("DELETE", path(api_version, kind, namespace, name))
-        except KubeError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True

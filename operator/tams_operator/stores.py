@@ -162,8 +162,13 @@ async def availability(api: KubeApi, store: Store) -> list[Finding]:
     return [Finding("Available", True, "Available", "the TAMS API has ready pods")]
 
 
+async def pods(api: KubeApi, store: Store) -> list[Manifest]:
+    """The pods of a store's Deployments."""
+    return await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED})
+
+
 async def stuck_pod(api: KubeApi, store: Store) -> tuple[str, str] | None:
-    for pod in await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED}):
+    for pod in await pods(api, store):
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK_REASONS:
@@ -283,7 +288,7 @@ async def stop_pods(api: KubeApi, store: Store) -> None:
         }
         if await api.get("apps/v1", "Deployment", store.namespace, name) is not None:
             await api.merge_patch(deployment, {"spec": {"replicas": 0}})
-    if await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED}):
+    if await pods(api, store):
         raise NotReady("PodsStopping", "waiting for the store's pods to stop before deleting its data")
 
 
