@@ -1,16 +1,23 @@
-"""Real counterparts for background work: an HTTP receiver for webhook events, and a running worker."""
+"""Real counterparts for background work: an HTTP receiver for webhook events, a running worker, the API as a
+process of its own."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tams_api.config import Settings
 from tams_api.routers.common import Services
@@ -124,3 +131,27 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "t
             return value
         time.sleep(0.01)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@contextmanager
+def api_process(data_dir: Path, **env: str) -> Iterator[str]:
+    """`python -m tams_api serve` on `data_dir` (and TAMS_* `env`), as a process of its own; its base URL once it
+    answers."""
+    port = unused_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "TAMS_DATA_DIR": str(data_dir), "TAMS_PUBLIC_URL": url, **env}
+    command = [sys.executable, "-m", "tams_api", "serve", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(command, env=environment)
+    try:
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{url}/", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, 30, f"the API on port {port}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

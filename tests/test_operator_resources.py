@@ -58,7 +58,14 @@ def test_an_embedded_store_is_one_pod_on_two_volumes() -> None:
     ]
     deployment = api_deployment(store())
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "RWO volumes: no two pods at once"
+    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert deployment["spec"]["strategy"] == rolling, "a new pod is ready before the old one goes"
+    pod = deployment["spec"]["template"]["spec"]
+    [same_node] = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert same_node == {
+        "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+        "topologyKey": "kubernetes.io/hostname",
+    }, "the surge pod shares the ReadWriteOnce volumes: only on their node"
     mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {mount["mountPath"] for mount in mounts} == {"/tmp", "/data", "/media"}
     assert settings(store())["TAMS_RUN_WORKER"] == "true"
@@ -77,6 +84,7 @@ def test_a_shared_store_scales_and_has_one_worker() -> None:
     api = api_deployment(shared)
     assert (api["spec"]["replicas"], api["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
     assert api["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}, "never fewer ready pods"
+    assert "affinity" not in api["spec"]["template"]["spec"], "no volumes to keep close to: any node"
     worker = worker_deployment(shared)
     assert worker is not None
     assert worker["spec"]["replicas"] == 1

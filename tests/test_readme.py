@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 import yaml
 from tams_operator.config import OperatorSettings
 
+from background import api_process
 from control_plane import ControlPlane, kubernetes_binaries
 from tams_api.config import Settings
 
@@ -31,34 +29,10 @@ def walkthrough() -> str:
     return match.group(1)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TAMS_DATA_DIR": str(tmp_path / "data"), "TAMS_PUBLIC_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tams_api", "serve", "--port", str(port), "--log-level", "warning"], env=env
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not start within 30 s")
+    with api_process(tmp_path / "data") as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl, which is not installed")

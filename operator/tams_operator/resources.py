@@ -5,8 +5,9 @@ ConfigMap, credentials as references to the user's Secrets (never copied). A has
 template, so a change of either rolls the pods.
 
 With the embedded stores (sqlite metadata, filesystem media) the data lives on ReadWriteOnce volumes: one
-replica, `Recreate` rollouts, and the background worker inside the API process. With VAST metadata the API
-scales, and the worker runs in a Deployment of its own with exactly one replica.
+replica (a second only while a rollout surges, on the same node), and the background worker inside the API
+process. With VAST metadata the API scales, and the worker runs in a Deployment of its own with exactly one
+replica.
 """
 
 from __future__ import annotations
@@ -311,11 +312,14 @@ def _deployment(
     store: Store, name: str, component: str, replicas: int, pod: dict[str, Any], metrics_port: int
 ) -> Manifest:
     labels = store.labels(component)
-    # Embedded stores sit on ReadWriteOnce volumes: the old pod must let go before the new one starts. Shared
-    # ones roll one new pod in before an old one goes, so clients never meet fewer ready pods.
-    strategy: dict[str, Any] = {"type": "Recreate"}
-    if store.shared_metadata:
-        strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    # A new pod is ready before an old one goes, so clients never meet fewer ready pods. Embedded stores sit on
+    # ReadWriteOnce volumes, which two pods share only on one node: their pods keep to the node their running pods
+    # are on (the first goes anywhere); the old and the new process then share the SQLite file safely (WAL locks,
+    # and the worker lease lets one worker work).
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    if not store.shared_metadata:
+        same_node = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+        pod = {**pod, "affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [same_node]}}}
     annotations = {
         CONFIG_HASH_ANNOTATION: config_hash(store),
         # The usual discovery annotations of Prometheus' Kubernetes pod scraping.
