@@ -6,6 +6,7 @@ DATA_DIR ?= ./data
 BIN := $(VENV)/bin
 IMAGE ?= tams-operator:dev
 BASE_IMAGE ?=
+IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
 .PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-metrics image chart-crds clean
@@ -51,11 +52,13 @@ bench-metrics: $(VENV)/.installed
 
 # The API and operator image, with podman, or else docker with a running daemon.
 # BASE_IMAGE=... builds on another Debian-based Python 3.11+ image (the Dockerfile's default otherwise).
+# IMAGE_BUILD_FLAGS=... passes more flags to the builder (e2e/cluster/images.py: host network, the machine's CA
+# bundle mounted for pip).
 image:
 	@if command -v podman >/dev/null 2>&1; then engine=podman; \
 	elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then engine=docker; \
 	else echo "make image: needs podman, or docker with a running daemon; found neither" >&2; exit 1; fi; \
-	build="$$engine build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE) )-t $(IMAGE) ."; \
+	build="$$engine build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE) )$(if $(IMAGE_BUILD_FLAGS),$(IMAGE_BUILD_FLAGS) )-t $(IMAGE) ."; \
 	echo "$$build"; $$build
 
 # The chart's copies of crds/ and of rbac/operator.yaml (its ClusterRole's rules): Helm reads only files inside

@@ -1,5 +1,5 @@
-"""The image's Dockerfile, read statically (no container runtime here: the image itself is built by `make image`
-elsewhere), and `make image`'s choice of builder.
+"""The image's Dockerfile, read statically (`make e2e` builds and runs the image itself, through
+e2e/cluster/images.py), and `make image`'s choice of builder and flags.
 
 What is checked is what the pods rely on: a numeric non-root user (`runAsNonRoot` can only verify a number),
 `tams-api` as the entry point (the operator's pods pass only args), nothing written outside /tmp, the base
@@ -104,11 +104,11 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
     assert copied <= included
 
 
-def run_make_image(path: str) -> subprocess.CompletedProcess[str]:
+def run_make_image(path: str, *variables: str) -> subprocess.CompletedProcess[str]:
     make = shutil.which("make")
     assert make
     return subprocess.run(
-        [make, "-C", str(ROOT), "image", "IMAGE=tams-operator:test", "BASE_IMAGE=local/debian-python:3.11"],
+        [make, "-C", str(ROOT), "image", "IMAGE=tams-operator:test", "BASE_IMAGE=local/debian-python:3.11", *variables],
         env={**os.environ, "PATH": path},
         capture_output=True,
         text=True,
@@ -116,13 +116,26 @@ def run_make_image(path: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_make_image_builds_with_podman_when_present(tmp_path: Path) -> None:
-    podman = tmp_path / "podman"
+def fake_podman(folder: Path) -> str:
+    podman = folder / "podman"
     podman.write_text('#!/bin/sh\necho "podman was asked: $*"\n')
     podman.chmod(0o755)
-    built = run_make_image(str(tmp_path))
+    return str(folder)
+
+
+def test_make_image_builds_with_podman_when_present(tmp_path: Path) -> None:
+    built = run_make_image(fake_podman(tmp_path))
     assert built.returncode == 0, built.stderr
     expected = "build --build-arg BASE_IMAGE=local/debian-python:3.11 -t tams-operator:test ."
+    assert f"podman was asked: {expected}" in built.stdout
+
+
+def test_make_image_passes_the_extra_builder_flags(tmp_path: Path) -> None:
+    built = run_make_image(fake_podman(tmp_path), "IMAGE_BUILD_FLAGS=--network=host --volume /a:/b:ro")
+    assert built.returncode == 0, built.stderr
+    expected = (
+        "build --build-arg BASE_IMAGE=local/debian-python:3.11 --network=host --volume /a:/b:ro -t tams-operator:test ."
+    )
     assert f"podman was asked: {expected}" in built.stdout
 
 
