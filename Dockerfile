@@ -8,10 +8,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/tams
 WORKDIR /src
 COPY pyproject.toml ./
+# The service's and the operator's dependencies only (no test extras), in layers of their own: a change to the
+# code alone reinstalls only the project. The build tools stay in this stage.
+RUN python3 -c 'import sys, tomllib; print(*tomllib.load(sys.stdin.buffer).get("project").get("dependencies"), sep="\n")' \
+    < pyproject.toml > requirements.txt
+RUN /opt/tams/bin/pip install -r requirements.txt
 COPY tams_api ./tams_api
 COPY operator ./operator
-# The service and the operator only: no test extras, and the build tools stay in this stage.
-RUN /opt/tams/bin/pip install .
+RUN /opt/tams/bin/pip install --no-deps .
 
 FROM ${BASE_IMAGE}
 # The same base as the build stage, so the venv's interpreter links resolve. A passwd entry for user 10001
