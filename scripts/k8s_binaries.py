@@ -8,6 +8,7 @@ same machine reuse them; a missing binary is rebuilt, never an error. Go is used
 
     python scripts/k8s_binaries.py                     # kube-apiserver, kube-controller-manager, kubectl
     python scripts/k8s_binaries.py kubelet kube-proxy  # others, for the e2e cluster
+    python scripts/k8s_binaries.py coredns             # the cluster DNS of the e2e cluster, also from Go sources
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pathlib import Path
 
 VERSION = os.environ.get("TAMS_KUBERNETES_VERSION", "v1.34.4")
 DEFAULT_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kubectl")
-KNOWN_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy")
+KUBERNETES_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy")
+# CoreDNS is released on its own; the pin goes into its cached file's name, so a new pin is a cache miss.
+COREDNS_VERSION = "v1.12.4"
+KNOWN_COMPONENTS = (*KUBERNETES_COMPONENTS, "coredns")
 
 
 def cache_root() -> Path:
@@ -63,7 +67,7 @@ def prepare_module(version: str, source: Path) -> None:
         "module tams-operator/kubernetes-test-binaries\n\ngo 1.24\n\n"
         f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
     )
-    imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{component}"' for component in KNOWN_COMPONENTS)
+    imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{component}"' for component in KUBERNETES_COMPONENTS)
     (source / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
     go("mod", "tidy", cwd=source)
 
@@ -81,21 +85,47 @@ def build(component: str, version: str, source: Path, target: Path) -> None:
     partial.replace(target)  # only a complete binary counts as cached
 
 
+def build_coredns(target: Path) -> None:
+    """`go install` of CoreDNS's own module (no staging replaces there), into a scratch GOBIN first."""
+    scratch = target.with_name(f".{target.name}.partial")
+    scratch.mkdir(exist_ok=True)
+    environment = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOBIN": str(scratch), "GOFLAGS": ""}
+    result = subprocess.run(
+        [go_binary() or "go", "install", f"github.com/coredns/coredns@{COREDNS_VERSION}"],
+        env=environment, capture_output=True, text=True, cwd=scratch,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"go install coredns failed:\n{result.stderr[-4000:]}")
+    (scratch / "coredns").replace(target)
+    scratch.rmdir()
+
+
+def cached_name(component: str) -> str:
+    return f"coredns-{COREDNS_VERSION}" if component == "coredns" else component
+
+
 def ensure(components: tuple[str, ...], version: str = VERSION) -> Path:
     """The directory holding the components, building those missing."""
     binaries = bin_dir(version)
-    missing = [component for component in components if not (binaries / component).exists()]
+    missing = [component for component in components if not (binaries / cached_name(component)).exists()]
     if missing:
         if go_binary() is None:
             raise SystemExit("building the Kubernetes test binaries needs Go (https://go.dev/dl/) on PATH")
         binaries.mkdir(parents=True, exist_ok=True)
         source = binaries.parent / "src"
-        if not (source / "go.sum").exists():
+        if set(missing) - {"coredns"} and not (source / "go.sum").exists():
             print(f"k8s_binaries: preparing k8s.io/kubernetes {version} in {source}", file=sys.stderr)
             prepare_module(version, source)
         for component in missing:
-            print(f"k8s_binaries: building {component} {version} (minutes, once)", file=sys.stderr)
-            build(component, version, source, binaries / component)
+            print(f"k8s_binaries: building {component} (minutes, once)", file=sys.stderr)
+            if component == "coredns":
+                build_coredns(binaries / cached_name(component))
+            else:
+                build(component, version, source, binaries / component)
+    if "coredns" in components:  # the stable name users run, pointing at the pinned build
+        link = binaries / "coredns"
+        link.unlink(missing_ok=True)
+        link.symlink_to(cached_name("coredns"))
     return binaries
 
 
