@@ -24,9 +24,7 @@ import hashlib
 import json
 import os
 import secrets
-import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -45,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from k8s_binaries import cache_root
 
+from host import free_port, install_debian_packages, run
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, weed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,13 +91,6 @@ class Built:
 # Commands ---------------------------------------------------------------------------------------------------------
 
 
-def run(command: Sequence[str], env: dict[str, str] | None = None, stdin: int | None = None) -> str:
-    result = subprocess.run(command, env=env, stdin=stdin, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
 def images_cache() -> Path:
     return cache_root() / "images"
 
@@ -128,22 +120,6 @@ def build_flags() -> list[str]:
         pip_conf = write_if_changed(images_cache() / "pip.conf", f"[global]\ncert = {HOST_CA_BUNDLE}\n")
         flags += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro", "--volume", f"{pip_conf}:/etc/pip.conf:ro"]
     return flags
-
-
-def install_missing_packages() -> None:
-    # dpkg-query exits non-zero when a package is not installed: its output is what counts.
-    listed = subprocess.run(
-        ["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Status}\n", *DEBIAN_PACKAGES],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    installed = {line.split()[0] for line in listed.stdout.splitlines() if line.endswith(" installed")}
-    missing = [package for package in DEBIAN_PACKAGES if package not in installed]
-    if missing:
-        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-qq"], env=environment)
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=environment)
 
 
 # Images -----------------------------------------------------------------------------------------------------------
@@ -185,7 +161,7 @@ def base_tarball() -> Path:
         command = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}"]
         command += [f"--dpkgopt={option}" for option in BASE_DPKG_OPTIONS]
         # No mirror named: Debian's default. A stdin that is no terminal would be read for more sources.
-        run([*command, SUITE, str(partial)], stdin=subprocess.DEVNULL)
+        run([*command, SUITE, str(partial)])
         partial.replace(tarball)  # only a complete tarball counts as cached
     return tarball
 
@@ -241,7 +217,7 @@ BUILDERS: dict[str, Callable[[], None]] = {
 def build(images: Sequence[str] = CLUSTER_IMAGES) -> list[Built]:
     """Makes the images podman lacks or has from other inputs, the base first (the others build on it); each with
     the seconds it took and its size."""
-    install_missing_packages()
+    install_debian_packages(DEBIAN_PACKAGES)
     built = []
     for image in dict.fromkeys((BASE_IMAGE, *images)):
         started = time.monotonic()
@@ -271,12 +247,6 @@ def load(images: Sequence[str], containerd_address: str | Path) -> None:
 
 
 # Checks -----------------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def container_log(container: str) -> str:
