@@ -9,7 +9,7 @@ BASE_IMAGE ?=
 IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
-.PHONY: run test lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-metrics image chart-crds clean
+.PHONY: run test e2e e2e-down lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-cluster bench-metrics image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,19 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check tams_api operator tests e2e bench scripts conftest.py
 	$(BIN)/python -m pytest
+
+# The scenario on a single-node Kubernetes built on this machine (root, Linux): e2e/cluster/. Builds and caches the
+# Kubernetes binaries and images on first use; E2E_KEEP=1 leaves the cluster up (then `make e2e-down`).
+# KIND=1: the walk-through on a kind cluster instead, where Docker and kind exist (e2e/kind/).
+e2e: $(VENV)/.installed
+ifeq ($(KIND),1)
+	$(BIN)/python -m pytest e2e/kind
+else
+	$(BIN)/python -m pytest -m cluster e2e/cluster
+endif
+
+e2e-down: $(VENV)/.installed
+	$(BIN)/python e2e/cluster/local_cluster.py down
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check tams_api operator tests e2e bench scripts conftest.py
@@ -46,6 +59,10 @@ bench-vast: $(VENV)/.installed
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator
+
+# Apply -> Ready with real pods on the e2e cluster (root on Linux, as make e2e).
+bench-cluster: $(VENV)/.installed
+	$(BIN)/python -m bench.cluster_ready
 
 bench-metrics: $(VENV)/.installed
 	$(BIN)/python -m bench.metrics_middleware

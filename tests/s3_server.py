@@ -90,6 +90,7 @@ def seaweedfs(data_dir: Path) -> Iterator[S3Server]:
         # Every bucket is a collection with volumes of its own: many small volumes, so many buckets fit.
         "-volume.max=1000",
         "-master.volumeSizeLimitMB=256",
+        "-master.telemetry=false",  # SeaweedFS reports usage home unless told not to
         "-filer",
         f"-filer.port={ports['filer']}",
         "-s3",

@@ -1,0 +1,68 @@
+"""What `make e2e` runs its scenario on: a single-node Kubernetes built on this machine (local_cluster.py), the
+project's image built and loaded into it (images.py), the operator installed with the Helm chart as a user would
+install it, and SeaweedFS running as a pod behind a Service for the S3 stores (cluster_setup.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import cluster_setup
+import images
+import local_cluster
+from cluster_access import Cluster
+
+# Figures the scenario measures, printed at the end of `make e2e` (bench/README.md quotes them).
+FIGURES: dict[str, object] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "e2e figures")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def figures() -> dict[str, object]:
+    return FIGURES
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The images built, a fresh cluster with them loaded; torn down after the session unless E2E_KEEP=1."""
+    started = time.monotonic()
+    for built in images.build():
+        print(built)
+    kubeconfig = local_cluster.up(images.PAUSE_IMAGE)
+    try:
+        images.load(images.CLUSTER_IMAGES, local_cluster.containerd_address())
+        FIGURES["images built, cluster up, images loaded (s)"] = round(time.monotonic() - started, 1)
+        FIGURES["TAMS image size (MB)"] = round(images.image_size(images.TAMS_IMAGE) / 1e6, 1)
+        yield Cluster(kubeconfig, local_cluster.binaries() / "kubectl", local_cluster.NODE_IP)
+    finally:
+        if os.environ.get("E2E_KEEP") != "1":
+            local_cluster.down()
+
+
+@pytest.fixture(scope="session")
+def admin(cluster: Cluster) -> Iterator[httpx.Client]:
+    with cluster.admin() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, admin: httpx.Client) -> str:
+    """The operator installed by the chart and running; the release name."""
+    cluster_setup.install_operator(cluster.kubeconfig, admin)
+    return cluster_setup.RELEASE
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(admin: httpx.Client) -> str:
+    """SeaweedFS in the cluster; its S3 endpoint by Service name."""
+    return cluster_setup.deploy_seaweedfs(admin)
