@@ -76,7 +76,7 @@ def check_host() -> None:
     if sys.platform != "linux" or os.geteuid() != 0:
         raise SystemExit(
             "the local e2e cluster needs root on Linux (it runs containerd, a CNI bridge and iptables rules); "
-            "elsewhere run `KIND=1 make e2e` with Docker and kind, or give a cluster with E2E_KUBECONFIG"
+            "elsewhere run `KIND=1 make e2e` with Docker and kind"
         )
 
 
@@ -89,12 +89,13 @@ def binaries() -> Path:
 # Processes --------------------------------------------------------------------------------------------------------
 
 
-def start(name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """A long-lived process in a session of its own, its pid in the state folder so `down` finds it later."""
+def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    """A long-lived process in a session of its own, its pid in the run folder (gone at a reboot, with the process)
+    so that `down` finds it later."""
     log_dir().mkdir(parents=True, exist_ok=True)
     with open(log_dir() / f"{name}.log", "ab") as log:
         started = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     (RUN / "pids").mkdir(parents=True, exist_ok=True)
     (RUN / "pids" / name).write_text(str(started.pid))
@@ -155,16 +156,19 @@ def write_credentials(workdir: Path) -> str:
     write_service_account_keys(workdir)
     token = secrets.token_hex(16)
     (workdir / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    # The API server signs its own certificate at its first start, into this file the kubeconfig trusts.
+    cluster = {
+        "server": f"https://{NODE_IP}:{API_PORT}",
+        "certificate-authority": str(workdir / "certs" / "apiserver.crt"),
+    }
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": NODE_NAME, "cluster": {"server": f"https://{NODE_IP}:{API_PORT}"}}],
+        "clusters": [{"name": NODE_NAME, "cluster": cluster}],
         "users": [{"name": "admin", "user": {"token": token}}],
         "contexts": [{"name": NODE_NAME, "context": {"cluster": NODE_NAME, "user": "admin"}}],
         "current-context": NODE_NAME,
     }
-    # The API server's certificate is self-signed at its first start; the kubeconfig trusts it once it exists.
-    config["clusters"][0]["cluster"]["certificate-authority"] = str(workdir / "certs" / "apiserver.crt")
     kubeconfig_path().write_text(yaml.safe_dump(config))
     return token
 
