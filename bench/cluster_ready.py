@@ -24,6 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "e2e" / "cluster")]
 
+from tams_operator.resources import Store, api_deployment  # noqa: E402
+
 import cluster_setup  # noqa: E402
 import images  # noqa: E402
 import local_cluster  # noqa: E402
@@ -31,6 +33,11 @@ from bench.operator import summary, time_to_ready  # noqa: E402
 from bench.segments import machine_info, progress, save_results  # noqa: E402
 from cluster_access import Cluster  # noqa: E402
 from operator_harness import GROUP, create  # noqa: E402
+
+
+def api_container() -> dict[str, Any]:
+    """The API container the operator gives a store's pod."""
+    return api_deployment(Store("any", "bench", {}))["spec"]["template"]["spec"]["containers"][0]
 
 
 def bare_deployment(namespace: str, name: str) -> dict[str, Any]:
@@ -43,7 +50,7 @@ def bare_deployment(namespace: str, name: str) -> dict[str, Any]:
         "args": ["serve", "--host", "0.0.0.0", "--port", "8000"],
         "env": [{"name": "TAMS_PUBLIC_URL", "value": f"http://{name}.{namespace}.svc"}],
         "ports": [{"name": "http", "containerPort": 8000}],
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "readinessProbe": api_container()["readinessProbe"],
         "securityContext": {"readOnlyRootFilesystem": True, "runAsNonRoot": True, "allowPrivilegeEscalation": False},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": "/data"}],
     }

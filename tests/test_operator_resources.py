@@ -137,6 +137,7 @@ def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:
 def test_readiness_is_the_stores_answering_and_liveness_the_process() -> None:
     container = api_deployment(store())["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert container["readinessProbe"]["periodSeconds"] <= 2, "a started pod is found ready within 2 s"
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert [port["name"] for port in container["ports"]] == ["http"]
 

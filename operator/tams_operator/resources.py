@@ -288,10 +288,11 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
         # Neither path needs credentials, whatever the auth. Ready: the stores answer (a store that does not may
         # take seconds to say so); alive: the process answers, so a store outage takes pods out of the Service
-        # but never restarts them.
+        # but never restarts them. Readiness is asked often (the API caches its answer for 2 s, so this costs
+        # little): a started pod serves, and a rollout moves on, within 2 s rather than up to 10.
         container["readinessProbe"] = {
             "httpGet": {"path": "/ready", "port": "http"},
-            "periodSeconds": 10,
+            "periodSeconds": 2,
             "timeoutSeconds": 5,
         }
         container["livenessProbe"] = {
