@@ -336,9 +336,13 @@ def test_a_spec_the_service_would_refuse_is_reported(admin: httpx.Client, namesp
     assert "TAMS_PRESIGNED_URL_TIMEOUT must not exceed TAMS_OBJECT_TIMEOUT" in ready["message"]
 
 
-@pytest.mark.parametrize("policy", ["Delete", "Retain"])
+# Foreground: the owner waits for its dependents, which garbage collection deletes while the operator reclaims
+# (Argo CD prunes that way); its own token Secret may be gone by then.
+@pytest.mark.parametrize(
+    ("policy", "propagation"), [("Delete", "Background"), ("Delete", "Foreground"), ("Retain", "Background")]
+)
 def test_deleting_a_store_reclaims_its_data_only_when_asked(
-    admin: httpx.Client, namespace: str, s3_server: S3Server, fake_vast: FakeVast, policy: str
+    admin: httpx.Client, namespace: str, s3_server: S3Server, fake_vast: FakeVast, policy: str, propagation: str
 ) -> None:
     with_keys(admin, namespace)
     bucket, schema = f"tams-{uuid.uuid4().hex[:12]}", f"s{uuid.uuid4().hex[:8]}"
@@ -351,7 +355,7 @@ def test_deleting_a_store_reclaims_its_data_only_when_asked(
     wait_condition(admin, store, "MediaProvisioned")
     s3_server.client().put_object(Bucket=bucket, Key="media-object", Body=b"bytes")
 
-    assert admin.delete(path(store)).status_code == 200
+    assert admin.delete(path(store), params={"propagationPolicy": propagation}).status_code in (200, 202)
     wait(lambda: admin.get(path(store)).status_code == 404, "the TamsStore gone")
     tables = VAST_SETTINGS["vast_bucket"], schema, "flows"
     if policy == "Delete":

@@ -18,7 +18,15 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
 from .kube import KubeApi
-from .resources import Store, container_env, created_buckets, management_secret_env, management_settings, settings
+from .resources import (
+    OPERATOR_TOKEN_VARIABLE,
+    Store,
+    container_env,
+    created_buckets,
+    management_secret_env,
+    management_settings,
+    settings,
+)
 
 REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")  # $(NAME) in an env value, as Kubernetes expands it
 
@@ -35,12 +43,15 @@ class InvalidSpec(Exception):
     """The spec itself cannot work: only a change of it helps."""
 
 
-async def credentials(api: KubeApi, store: Store) -> dict[str, str]:
+async def credentials(api: KubeApi, store: Store, operator_token: bool = True) -> dict[str, str]:
     """The container's `env` as a kubelet would resolve it (Secrets read, $(NAME) references expanded), plus
-    what only provisioning reads (VMS); a missing Secret or key is named."""
+    what only provisioning reads (VMS); a missing Secret or key is named. Without `operator_token`, the operator's
+    own token is left out: the stores do not need it, and on deletion its Secret may already be collected."""
     values: dict[str, str] = {}
     secrets: dict[str, dict[str, str] | None] = {}
     for variable in container_env(store) + management_secret_env(store):
+        if variable["name"] == OPERATOR_TOKEN_VARIABLE and not operator_token:
+            continue
         if "value" in variable:
             values[variable["name"]] = REFERENCE.sub(lambda match: values.get(match[1], match[0]), variable["value"])
             continue

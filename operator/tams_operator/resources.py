@@ -24,6 +24,7 @@ MEDIA_PATH = "/media"
 DEFAULT_IMAGE = "tams-operator:latest"
 CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
 OPERATOR_TOKEN_KEY = "token"
+OPERATOR_TOKEN_VARIABLE = "TAMS_AUTH_OPERATOR_TOKEN"
 
 Manifest = dict[str, Any]
 
@@ -144,7 +145,7 @@ def secret_env(store: Store) -> list[dict[str, Any]]:
             _secret_env("TAMS_S3_ACCESS_KEY_ID", ref["name"], ref.get("accessKeyKey", "accessKey")),
             _secret_env("TAMS_S3_SECRET_ACCESS_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
         ]
-    env.append(_secret_env("TAMS_AUTH_OPERATOR_TOKEN", store.operator_secret_name, OPERATOR_TOKEN_KEY))
+    env.append(_secret_env(OPERATOR_TOKEN_VARIABLE, store.operator_secret_name, OPERATOR_TOKEN_KEY))
     auth = spec.get("auth", {})
     for field, variable, default_key in (
         ("usersSecretRef", "TAMS_AUTH_USERS", "users"),

@@ -303,7 +303,8 @@ async def reclaim(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> Non
         kopf.info(body, reason="Retained", message="reclaimPolicy Retain: data, buckets and tables kept")
         return
     try:
-        service = service_settings(store, await credentials(api, store))
+        # Garbage collection may have taken the token Secret already (foreground deletion, as Argo CD prunes).
+        service = service_settings(store, await credentials(api, store, operator_token=False))
         await stop_pods(api, store)
         outcome = await asyncio.to_thread(deprovision, service)
     except (NotReady, InvalidSpec, ConfigurationError) as problem:
