@@ -25,7 +25,7 @@ from tams_api.errors import ConfigurationError
 
 from .conditions import is_true
 from .config import OperatorSettings
-from .kube import KubeApi, Manifest
+from .kube import KubeApi, KubeError, Manifest
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .provisioning import (
     InvalidSpec,
@@ -286,8 +286,11 @@ async def stop_pods(api: KubeApi, store: Store) -> None:
             "kind": "Deployment",
             "metadata": {"name": name, "namespace": store.namespace},
         }
-        if await api.get("apps/v1", "Deployment", store.namespace, name) is not None:
+        try:
             await api.merge_patch(deployment, {"spec": {"replicas": 0}})
+        except KubeError as error:
+            if error.status != 404:  # none to scale: never made, or collected already (foreground deletion)
+                raise
     if await pods(api, store):
         raise NotReady("PodsStopping", "waiting for the store's pods to stop before deleting its data")
 
