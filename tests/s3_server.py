@@ -28,6 +28,14 @@ ACCESS_KEY = "tams-test-access"
 SECRET_KEY = "tams-test-secret"
 REGION = "us-east-1"
 START_TIMEOUT_S = 60
+# `weed server` flags for every SeaweedFS the project runs: no usage reports home, no extra listeners on fixed ports.
+QUIET_FLAGS = ("-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0")
+
+
+def identities(access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> dict[str, Any]:
+    """SeaweedFS's S3 identities document (`-s3.config`): one identity with these keys, allowed everything."""
+    identity = {"name": "tams", "credentials": [{"accessKey": access_key, "secretKey": secret_key}]}
+    return {"identities": [{**identity, "actions": ["Admin", "Read", "Write", "List"]}]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +84,8 @@ def weed_binary() -> str:
 def seaweedfs(data_dir: Path) -> Iterator[S3Server]:
     ports = {name: _free_port_pair() for name in ("master", "volume", "filer", "s3")}
     data_dir.mkdir(parents=True, exist_ok=True)
-    identities = data_dir / "identities.json"
-    identity = {"name": "tams", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
-    identities.write_text(json.dumps({"identities": [{**identity, "actions": ["Admin", "Read", "Write", "List"]}]}))
+    config = data_dir / "identities.json"
+    config.write_text(json.dumps(identities()))
     command = [
         weed_binary(),
         "server",
@@ -90,14 +97,12 @@ def seaweedfs(data_dir: Path) -> Iterator[S3Server]:
         # Every bucket is a collection with volumes of its own: many small volumes, so many buckets fit.
         "-volume.max=1000",
         "-master.volumeSizeLimitMB=256",
-        "-master.telemetry=false",  # SeaweedFS reports usage home unless told not to
         "-filer",
         f"-filer.port={ports['filer']}",
         "-s3",
         f"-s3.port={ports['s3']}",
-        f"-s3.config={identities}",
-        "-s3.port.iceberg=0",  # extra listeners on fixed default ports: off
-        "-s3.port.lance=0",
+        f"-s3.config={config}",
+        *QUIET_FLAGS,
     ]
     with open(data_dir / "weed.log", "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log)

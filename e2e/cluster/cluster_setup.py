@@ -13,6 +13,7 @@ from helm_python.config import Config
 
 import images
 from operator_harness import ROOT, apply, documents, wait
+from s3_server import QUIET_FLAGS, identities
 
 Manifest = dict[str, Any]
 CHART = ROOT / "charts" / "tams-operator"
@@ -54,8 +55,7 @@ def sample_keys() -> dict[str, str]:
 def seaweedfs_manifests(image: str) -> list[Manifest]:
     """SeaweedFS in one pod (master, volume, filer and S3 gateway: `weed server`), its S3 port behind a Service."""
     keys = sample_keys()
-    identity = {"name": "tams", "credentials": [{"accessKey": keys["accessKey"], "secretKey": keys["secretKey"]}]}
-    identities = {"identities": [{**identity, "actions": ["Admin", "Read", "Write", "List"]}]}
+    config = identities(keys["accessKey"], keys["secretKey"])
     labels = {"app.kubernetes.io/name": "seaweedfs"}
     meta = {"name": "seaweedfs", "namespace": S3_NAMESPACE, "labels": labels}
     container = {
@@ -69,13 +69,11 @@ def seaweedfs_manifests(image: str) -> list[Manifest]:
             "-dir=/data",
             "-volume.max=100",
             "-master.volumeSizeLimitMB=64",
-            "-master.telemetry=false",  # SeaweedFS reports usage home unless told not to
             "-filer",
             "-s3",
             "-s3.port=8333",
             "-s3.config=/etc/seaweedfs/identities.json",
-            "-s3.port.iceberg=0",  # extra listeners: off
-            "-s3.port.lance=0",
+            *QUIET_FLAGS,
         ],
         "ports": [{"name": "s3", "containerPort": 8333}],
         "readinessProbe": {"tcpSocket": {"port": "s3"}, "periodSeconds": 2},
@@ -99,7 +97,7 @@ def seaweedfs_manifests(image: str) -> list[Manifest]:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "seaweedfs-identities", "namespace": S3_NAMESPACE},
-            "data": {"identities.json": base64.b64encode(json.dumps(identities).encode()).decode()},
+            "data": {"identities.json": base64.b64encode(json.dumps(config).encode()).decode()},
         },
         {
             "apiVersion": "apps/v1",

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from k8s_binaries import cache_root
 
 from host import free_port, install_debian_packages, run
-from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, weed_binary
+from s3_server import QUIET_FLAGS, S3Server, identities, weed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -306,15 +306,12 @@ def serves_s3(server: S3Server) -> bool:
 def check_seaweedfs_image(image: str = SEAWEEDFS_IMAGE) -> None:
     # Every listener on a free port of the host's network, gRPC ones too (weed's default is each port + 10000).
     ports = {flag: free_port() for flag in SEAWEEDFS_PORT_FLAGS}
-    credentials = [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]
-    identity = {"name": "tams", "credentials": credentials, "actions": ["Admin"]}
     with tempfile.TemporaryDirectory() as scratch:
-        identities = Path(scratch) / "identities.json"
-        identities.write_text(json.dumps({"identities": [identity]}))
+        config = Path(scratch) / "identities.json"
+        config.write_text(json.dumps(identities()))
         arguments = ["server", "-ip=127.0.0.1", "-dir=/data", "-filer", "-s3", "-s3.config=/etc/seaweedfs/s3.json"]
-        arguments += ["-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
-        arguments += [f"-{flag}={port}" for flag, port in ports.items()]
-        options = ["--volume", f"{identities}:/etc/seaweedfs/s3.json:ro"]
+        arguments += [*QUIET_FLAGS, *(f"-{flag}={port}" for flag, port in ports.items())]
+        options = ["--volume", f"{config}:/etc/seaweedfs/s3.json:ro"]
         with running(image, arguments, options) as container:
             wait_until(container, lambda: serves_s3(S3Server(f"http://127.0.0.1:{ports['s3.port']}")))
 
