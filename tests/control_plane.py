@@ -101,18 +101,26 @@ def process(
                 continue
 
 
-def wait_until(check: Callable[[], bool], what: str, started: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_until(
+    check: Callable[[], object],
+    what: str,
+    started: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = READY_TIMEOUT_S,
+) -> None:
+    """Until `check()` holds (a connection refused or a socket timeout is a no, not an error); the tail of the
+    process's log in the error when it exits or never gets there."""
+    deadline = time.monotonic() + timeout
     while True:
         if started.poll() is not None:
             raise RuntimeError(f"{what} exited with {started.returncode}:\n{log.read_text()[-3000:]}")
         try:
             if check():
                 return
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError):
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
 
 

@@ -1,10 +1,9 @@
-"""This machine, as the e2e cluster and its images use it: commands, Debian packages, free ports."""
+"""This machine, as the e2e cluster and its images use it: commands and Debian packages."""
 
 from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 from collections.abc import Sequence
 
@@ -33,9 +32,3 @@ def install_debian_packages(packages: Sequence[str]) -> None:
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         run(["apt-get", "update", "-qq"], env=environment)
         run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=environment)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

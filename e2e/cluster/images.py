@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from k8s_binaries import cache_root
 
-from host import free_port, install_debian_packages, run
+from control_plane import free_port
+from host import install_debian_packages, run
 from s3_server import QUIET_FLAGS, S3Server, identities, weed_binary
 
 ROOT = Path(__file__).resolve().parents[2]

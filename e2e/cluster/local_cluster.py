@@ -35,8 +35,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the test control plane's helpers, shared
 from cluster_access import resolve
-from control_plane import etcd_command, write_service_account_keys
-from host import free_port, install_debian_packages, run
+from control_plane import etcd_command, free_port, wait_until, write_service_account_keys
+from host import install_debian_packages, run
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("TAMS_E2E_STATE", "/var/lib/tams-e2e"))
@@ -124,28 +124,17 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_for(check: Callable[[], object], timeout: float) -> bool:
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            if check():
-                return True
+        if check():
+            return True
         time.sleep(0.25)
     return False
 
 
 def wait_ready(name: str, started: subprocess.Popen[bytes], check: Callable[[], object]) -> None:
-    def ready() -> bool:
-        if started.poll() is not None:
-            raise RuntimeError(f"{name} exited with {started.returncode}:\n{tail(name)}")
-        return bool(check())
-
-    if not wait_for(ready, READY_TIMEOUT_S):
-        raise RuntimeError(f"{name} not ready after {READY_TIMEOUT_S} s:\n{tail(name)}")
-
-
-def tail(name: str) -> str:
-    return (log_dir() / f"{name}.log").read_text(errors="replace")[-3000:]
+    wait_until(check, name, started, log_dir() / f"{name}.log", READY_TIMEOUT_S)
 
 
 # Configuration ----------------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import yaml
 import cluster_setup
 import images
 from cluster_access import Cluster
-from host import free_port, run
+from control_plane import free_port
+from host import run
 from operator_harness import ROOT, apply, documents, wait
 from test_readme import walkthrough
 
