@@ -43,8 +43,8 @@ def go_binary() -> str | None:
     return shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
 
 
-def go(*args: str, cwd: Path) -> str:
-    environment = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+def go(*args: str, cwd: Path, **env: str) -> str:
+    environment = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", **env}
     result = subprocess.run([go_binary() or "go", *args], cwd=cwd, env=environment, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed:\n{result.stderr[-4000:]}")
@@ -89,13 +89,7 @@ def build_coredns(target: Path) -> None:
     """`go install` of CoreDNS's own module (no staging replaces there), into a scratch GOBIN first."""
     scratch = target.with_name(f".{target.name}.partial")
     scratch.mkdir(exist_ok=True)
-    environment = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOBIN": str(scratch), "GOFLAGS": ""}
-    result = subprocess.run(
-        [go_binary() or "go", "install", f"github.com/coredns/coredns@{COREDNS_VERSION}"],
-        env=environment, capture_output=True, text=True, cwd=scratch,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise SystemExit(f"go install coredns failed:\n{result.stderr[-4000:]}")
+    go("install", f"github.com/coredns/coredns@{COREDNS_VERSION}", cwd=scratch, GOBIN=str(scratch), GOFLAGS="")
     (scratch / "coredns").replace(target)
     scratch.rmdir()
 
