@@ -27,7 +27,7 @@ from operator_harness import GROUP, condition, create, install, path, running_op
 from process_kubelet import ProcessKubelet
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import assert_valid, event_schema
-from test_operator import get, s3_spec, secret, tams_store, wait_condition
+from test_operator import get, s3_spec, secret, tams_store, wait_condition, wait_status
 
 Manifest = dict[str, Any]
 USER, PASSWORD = "editor", secrets.token_urlsafe(12)
@@ -127,16 +127,6 @@ def custom_resource(namespace: str, kind: str, spec: Manifest) -> Manifest:
     name = f"{kind.lower()}-{uuid.uuid4().hex[:8]}"
     metadata = {"name": name, "namespace": namespace}
     return {"apiVersion": GROUP, "kind": kind, "metadata": metadata, "spec": {"storeRef": {"name": "news"}, **spec}}
-
-
-def wait_status(admin: httpx.Client, manifest: Manifest, field: str, *values: str) -> Manifest:
-    """The object once status.`field` is one of `values`."""
-
-    def reached() -> Manifest | None:
-        body = get(admin, manifest)
-        return body if body.get("status", {}).get(field) in values else None
-
-    return wait(reached, f"status.{field} of {manifest['metadata']['name']} in {values}")
 
 
 def test_the_api_runs_from_the_pod_spec_with_the_stores_configuration(

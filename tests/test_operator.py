@@ -120,6 +120,16 @@ def wait_condition(
     return wait(holds, f"{type_}={status} on {manifest['metadata']['name']}", timeout)
 
 
+def wait_status(admin: httpx.Client, manifest: Manifest, field: str, *values: str, timeout: float = 30.0) -> Manifest:
+    """The object once status.`field` is one of `values`."""
+
+    def reached() -> Manifest | None:
+        body = get(admin, manifest)
+        return body if (body.get("status") or {}).get(field) in values else None
+
+    return wait(reached, f"status.{field} of {manifest['metadata']['name']} in {values}", timeout)
+
+
 def bucket_exists(server: S3Server, bucket: str) -> bool:
     try:
         server.client().head_bucket(Bucket=bucket)

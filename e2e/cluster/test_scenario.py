@@ -26,7 +26,7 @@ from cluster_setup import OPERATOR_NAMESPACE, RELEASE, S3_NAMESPACE, WAIT_S, sam
 from helpers import new_id, video_flow
 from operator_harness import GROUP, ROOT, apply, condition, documents, path, wait
 from spec import assert_valid, event_schema
-from test_operator import get, wait_condition
+from test_operator import get, wait_condition, wait_status
 
 pytestmark = pytest.mark.cluster
 Manifest = dict[str, Any]
@@ -50,16 +50,17 @@ ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
 """
 
 
-def store_ref(name: str) -> Manifest:
-    return {"apiVersion": GROUP, "kind": "TamsStore", "metadata": {"name": name, "namespace": NAMESPACE}}
+def ref(name: str, kind: str = "TamsStore") -> Manifest:
+    """What names one of our custom objects in the namespace, for get, wait_condition and wait_status."""
+    return {"apiVersion": GROUP, "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE}}
 
 
 def get_store(admin: httpx.Client, name: str) -> Manifest:
-    return get(admin, store_ref(name))
+    return get(admin, ref(name))
 
 
 def wait_store_condition(admin: httpx.Client, name: str, type_: str, status: str = "True") -> Manifest:
-    return wait_condition(admin, store_ref(name), type_, status, WAIT_S)
+    return wait_condition(admin, ref(name), type_, status, WAIT_S)
 
 
 def kubectl_ok(cluster: Cluster, *args: str) -> str:
@@ -239,25 +240,11 @@ def receiver(admin: httpx.Client, stores: dict[str, str]) -> str:
     return f"http://media-events.{NAMESPACE}.svc:{RECEIVER_PORT}"
 
 
-def custom_object(admin: httpx.Client, plural: str, name: str) -> Manifest:
-    response = admin.get(f"/apis/{GROUP}/namespaces/{NAMESPACE}/{plural}/{name}")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def wait_status(admin: httpx.Client, plural: str, name: str, field: str, *values: str) -> Manifest:
-    def reached() -> Manifest | None:
-        body = custom_object(admin, plural, name)
-        return body if (body.get("status") or {}).get(field) in values else None
-
-    return wait(reached, f"status.{field} of {plural}/{name} in {values}", WAIT_S)
-
-
 def test_a_webhook_object_delivers_events_to_a_receiver_in_the_cluster(
     cluster: Cluster, admin: httpx.Client, stores: dict[str, str], services: httpx.Client, receiver: str
 ) -> None:
     kubectl_ok(cluster, "apply", "-n", NAMESPACE, "-f", str(SAMPLES / "tamswebhook.yaml"))
-    webhook = wait_status(admin, "tamswebhooks", "new-segments", "tamsStatus", "started")
+    webhook = wait_status(admin, ref("new-segments", "TamsWebhook"), "tamsStatus", "started", timeout=WAIT_S)
     assert condition(webhook, "Ready")["status"] == "True"
 
     flow_id = new_id()
@@ -287,7 +274,9 @@ def test_a_deletion_request_object_deletes_the_segments_of_its_timerange(
     add_segments(services, url, flow_id, "[0:0_1800:0)", "[1800:0_3600:0)", "[3600:0_3610:0)")
 
     kubectl_ok(cluster, "apply", "-n", NAMESPACE, "-f", str(SAMPLES / "tamsdeletionrequest.yaml"))
-    body = wait_status(admin, "tamsdeletionrequests", request["metadata"]["name"], "state", "done", "error")
+    body = wait_status(
+        admin, ref(request["metadata"]["name"], "TamsDeletionRequest"), "state", "done", "error", timeout=WAIT_S
+    )
     assert body["status"]["state"] == "done", body["status"]
     remaining = services.get(f"{url}/flows/{flow_id}/segments").json()
     assert [segment["timerange"] for segment in remaining] == ["[3600:0_3610:0)"]
@@ -340,9 +329,7 @@ def test_a_spec_change_rolls_the_pods_and_no_request_fails(
     time.sleep(2)  # the poller under way before the change
 
     patch = {"spec": {"presignedUrlTimeout": 1800}}
-    changed = admin.patch(
-        path(store_ref("embedded")), json=patch, headers={"Content-Type": "application/merge-patch+json"}
-    )
+    changed = admin.patch(path(ref("embedded")), json=patch, headers={"Content-Type": "application/merge-patch+json"})
     assert changed.status_code == 200, changed.text
     wait(lambda: rolled_out(admin, "embedded-tams", pods_before), "the rollout done, the old pod gone", WAIT_S)
     time.sleep(2)  # and a little after
@@ -469,7 +456,7 @@ def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
     [same] = operator_pods(admin)
     assert same["metadata"]["uid"] == operator_pod["metadata"]["uid"], "the operator did not crash"
     assert same["status"]["containerStatuses"][0]["restartCount"] == restarts
-    assert admin.delete(path(store_ref("no-keys"))).status_code == 200
+    assert admin.delete(path(ref("no-keys"))).status_code == 200
 
 
 def test_an_image_that_cannot_be_pulled_shows_on_the_store(admin: httpx.Client, stores: dict[str, str]) -> None:
@@ -494,7 +481,7 @@ def test_an_image_that_cannot_be_pulled_shows_on_the_store(admin: httpx.Client, 
     available = wait(pull_failure_named, "the pull failure in the TamsStore's Available condition", WAIT_S)
     assert available["status"] == "False"
     assert condition(get_store(admin, "bad-image"), "Ready")["status"] == "False"
-    assert admin.delete(path(store_ref("bad-image"))).status_code == 200
+    assert admin.delete(path(ref("bad-image"))).status_code == 200
 
 
 # 7. Deleting the stores: Delete reclaims the bucket and the data, Retain keeps them, nothing is orphaned ---------

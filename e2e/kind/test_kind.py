@@ -78,6 +78,14 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             run(["kind", "delete", "cluster", "--name", CLUSTER_NAME])
 
 
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @contextmanager
 def port_forward(cluster: Cluster, namespace: str, service: str, port: int) -> Iterator[str]:
     """`kubectl port-forward` to a Service; its local URL once it answers."""
@@ -87,7 +95,7 @@ def port_forward(cluster: Cluster, namespace: str, service: str, port: int) -> I
     forward = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{local}"
-        wait(lambda: forward.poll() is None and socket.socket().connect_ex(("127.0.0.1", local)) == 0,
+        wait(lambda: forward.poll() is None and accepts(local),
              f"port-forward to {namespace}/{service}", cluster_setup.WAIT_S)  # fmt: skip
         yield url
     finally:
