@@ -28,10 +28,8 @@ from tams_operator.resources import Store, api_deployment  # noqa: E402
 
 import cluster_setup  # noqa: E402
 import images  # noqa: E402
-import local_cluster  # noqa: E402
 from bench.operator import summary, time_to_ready  # noqa: E402
 from bench.segments import machine_info, progress, save_results  # noqa: E402
-from cluster_access import Cluster  # noqa: E402
 from operator_harness import GROUP, create  # noqa: E402
 
 
@@ -82,31 +80,23 @@ def new_namespace(admin: Any) -> str:
 
 def run(rounds: int, many: int) -> dict[str, Any]:
     started = time.monotonic()
-    for built in images.build():
-        progress(str(built))
-    kubeconfig = local_cluster.up(images.PAUSE_IMAGE)
-    try:
-        images.load(images.CLUSTER_IMAGES, local_cluster.containerd_address())
-        cluster = Cluster(kubeconfig, local_cluster.binaries() / "kubectl", local_cluster.NODE_IP)
+    with cluster_setup.running_cluster() as cluster, cluster.admin() as admin:
         progress(f"cluster up with the images in {time.monotonic() - started:.0f} s")
-        with cluster.admin() as admin:
-            cluster_setup.install_operator(kubeconfig, admin)
-            baseline, single = [], []
-            for round_ in range(rounds):
-                progress(f"round {round_ + 1}/{rounds}: one bare Deployment, one TamsStore")
-                where = new_namespace(admin)
-                baseline += time_to_ready(admin, [bare_deployment(where, "bare")], "/apis/apps/v1", "Deployment")
-                single += time_to_ready(admin, [store(where, "one")], f"/apis/{GROUP}", "TamsStore")
-            progress(f"{many} bare Deployments at once")
+        cluster_setup.install_operator(cluster.kubeconfig, admin)
+        baseline, single = [], []
+        for round_ in range(rounds):
+            progress(f"round {round_ + 1}/{rounds}: one bare Deployment, one TamsStore")
             where = new_namespace(admin)
-            deployments = [bare_deployment(where, f"bare-{index}") for index in range(many)]
-            many_baseline = time_to_ready(admin, deployments, "/apis/apps/v1", "Deployment")
-            progress(f"{many} TamsStores at once")
-            where = new_namespace(admin)
-            stores = [store(where, f"store-{index}") for index in range(many)]
-            many_stores = time_to_ready(admin, stores, f"/apis/{GROUP}", "TamsStore")
-    finally:
-        local_cluster.down()
+            baseline += time_to_ready(admin, [bare_deployment(where, "bare")], "/apis/apps/v1", "Deployment")
+            single += time_to_ready(admin, [store(where, "one")], f"/apis/{GROUP}", "TamsStore")
+        progress(f"{many} bare Deployments at once")
+        where = new_namespace(admin)
+        deployments = [bare_deployment(where, f"bare-{index}") for index in range(many)]
+        many_baseline = time_to_ready(admin, deployments, "/apis/apps/v1", "Deployment")
+        progress(f"{many} TamsStores at once")
+        where = new_namespace(admin)
+        stores = [store(where, f"store-{index}") for index in range(many)]
+        many_stores = time_to_ready(admin, stores, f"/apis/{GROUP}", "TamsStore")
     return {
         "machine": machine_info(),
         "one_store": summary(single),

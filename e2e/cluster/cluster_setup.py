@@ -1,10 +1,14 @@
-"""The pieces of the e2e cluster a user would install: the operator from the Helm chart (the image under test),
-SeaweedFS as a pod behind a Service for the S3 stores. Used by the e2e fixtures and by bench/cluster_ready.py."""
+"""The e2e cluster with the images under test loaded, and the pieces a user would install on it: the operator from
+the Helm chart, SeaweedFS as a pod behind a Service for the S3 stores. Used by the e2e fixtures and by
+bench/cluster_ready.py."""
 
 from __future__ import annotations
 
 import base64
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,8 @@ import httpx
 from helm_python.config import Config
 
 import images
+import local_cluster
+from cluster_access import Cluster
 from operator_harness import ROOT, apply, documents, wait
 from s3_server import QUIET_FLAGS, identities
 
@@ -22,6 +28,21 @@ RELEASE = "tams-operator"
 S3_NAMESPACE = "s3"
 S3_SAMPLE = ROOT / "samples" / "tamsstore-s3.yaml"
 WAIT_S = 240  # pods that pull nothing start in seconds; a loaded machine takes longer
+
+
+@contextmanager
+def running_cluster(keep: bool = False) -> Iterator[Cluster]:
+    """The images built (each with its time and size on stderr), a fresh local cluster with them loaded; torn down
+    at the end unless `keep`."""
+    for built in images.build():
+        print(built, file=sys.stderr)
+    kubeconfig = local_cluster.up(images.PAUSE_IMAGE)
+    try:
+        images.load(images.CLUSTER_IMAGES, local_cluster.containerd_address())
+        yield Cluster(kubeconfig, local_cluster.binaries() / "kubectl", local_cluster.NODE_IP)
+    finally:
+        if not keep:
+            local_cluster.down()
 
 
 def wait_available(admin: httpx.Client, namespace: str, name: str) -> None:

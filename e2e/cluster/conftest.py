@@ -13,7 +13,6 @@ import pytest
 
 import cluster_setup
 import images
-import local_cluster
 from cluster_access import Cluster
 
 # Figures the scenario measures, printed at the end of `make e2e` (bench/README.md quotes them).
@@ -36,17 +35,10 @@ def figures() -> dict[str, object]:
 def cluster() -> Iterator[Cluster]:
     """The images built, a fresh cluster with them loaded; torn down after the session unless E2E_KEEP=1."""
     started = time.monotonic()
-    for built in images.build():
-        print(built)
-    kubeconfig = local_cluster.up(images.PAUSE_IMAGE)
-    try:
-        images.load(images.CLUSTER_IMAGES, local_cluster.containerd_address())
+    with cluster_setup.running_cluster(keep=os.environ.get("E2E_KEEP") == "1") as running:
         FIGURES["images built, cluster up, images loaded (s)"] = round(time.monotonic() - started, 1)
         FIGURES["TAMS image size (MB)"] = round(images.image_size(images.TAMS_IMAGE) / 1e6, 1)
-        yield Cluster(kubeconfig, local_cluster.binaries() / "kubectl", local_cluster.NODE_IP)
-    finally:
-        if os.environ.get("E2E_KEEP") != "1":
-            local_cluster.down()
+        yield running
 
 
 @pytest.fixture(scope="session")
