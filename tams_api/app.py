@@ -27,7 +27,7 @@ from .routers import (
     sources,
     webhooks,
 )
-from .routers.common import Services, authorized, representable_json_body
+from .routers.common import Services, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, MediaStores, StorageBackend
 from .stores.metadata import MetadataStore
@@ -125,9 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
-    # Routes are matched in order, one by one: the data plane (segments, objects) comes first.
+    # Routes are matched in order, one by one: the data plane (segments, objects) comes first. Their routes
+    # authenticate before reading a body (routers.common.TamsRoute).
     for module in (segments, objects, flows, sources, service, webhooks, delete_requests, analytics, deleted_flows):
-        app.include_router(module.router, dependencies=[Depends(authorized), Depends(representable_json_body)])
+        app.include_router(module.router, dependencies=[Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says
     install_openapi(app)

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     service_description: str = "Time-addressable Media Store"
     default_page_limit: int = Field(100, ge=1)
     max_page_limit: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body accepted (413 beyond; media uploads excepted).",
+    )
+    max_bulk_segments: int = Field(10000, ge=1, description="Most segments one POST .../segments may register.")
 
     run_worker: bool = Field(True, description="Run the background worker inside the API process.")
     worker_poll_interval: float = Field(0.5, gt=0, description="Seconds between the worker's looks for work.")

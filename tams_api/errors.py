@@ -25,6 +25,10 @@ class Unauthorized(TamsError):
     """No valid credentials were presented (401)."""
 
 
+class PayloadTooLarge(TamsError):
+    """The request body is larger than the service accepts (413); it was not read past the limit."""
+
+
 class Unavailable(TamsError):
     """The store could not do it now, e.g. concurrent writers kept winning; nothing was changed, retry (503)."""
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, Forbidden, NotFound, TamsError, Unauthorized, Unavailable
+from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TamsError, Unauthorized, Unavailable
 from .model import Page
 
 log = logging.getLogger("tams_api")
@@ -25,6 +25,7 @@ STATUS_OF: dict[type[TamsError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    PayloadTooLarge: 413,
     Unavailable: 503,
 }
 

@@ -39,8 +39,14 @@ class SegmentPost(BaseModel):
 SEGMENTS_BODY = TypeAdapter(SegmentPost | list[SegmentPost])
 
 
-def parse_body(body: object) -> tuple[list[SegmentPost], bool]:
-    """The segments of a POST body, and whether it was a list (bulk) rather than one segment."""
+def parse_body(body: object, max_segments: int) -> tuple[list[SegmentPost], bool]:
+    """The segments of a POST body, and whether it was a list (bulk) rather than one segment. A bulk has at most
+    `max_segments`, so that its answer (each failure echoed) and the time it holds the store's writer are bounded."""
+    if isinstance(body, list) and len(body) > max_segments:
+        raise BadRequest(
+            f"{len(body)} segments in one request; at most {max_segments} may be registered at once "
+            "(TAMS_MAX_BULK_SEGMENTS): split the list"
+        )
     try:
         parsed = SEGMENTS_BODY.validate_python(body)
     except ValidationError as error:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
 from ..http import json_response
-from .common import ServicesDep, get_and_head, require_uuid
+from .common import ServicesDep, get_and_head, require_uuid, tams_router
 
-router = APIRouter(prefix=f"{EXTENSION_PREFIX}/analytics", tags=["x-tams: Analytics (extension)"])
+router = tams_router(prefix=f"{EXTENSION_PREFIX}/analytics", tags=["x-tams: Analytics (extension)"])
 
 MAX_TOP_FLOWS = 1000
 MAX_GAPS = 10000

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.types import Message, Receive
 
 from ..auth import ANONYMOUS, Authenticator, required_scope
 from ..config import Settings
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..model import PageRequest, TagFilter
 from ..readiness import Readiness
 from ..stores.media import MediaStore, MediaStores
@@ -60,12 +63,61 @@ async def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
-async def authorized(request: Request) -> None:
+def authorize(request: Request) -> None:
     """Authenticate the request and check its scope; the principal is kept for who-did-what fields."""
     auth: Authenticator = request.app.state.auth
+    if not auth.enabled:
+        return
     principal = auth.authenticate(request.headers.get("authorization"), request.query_params.get("access_token"))
     auth.authorize(principal, required_scope(request.method, request.url.path))
     request.state.principal = principal
+
+
+async def bounded_body(request: Request, limit: int) -> Receive:
+    """Read the whole body, refusing it (413) as soon as it is longer than `limit`, and a `receive` that replays
+    it: FastAPI would read any body whole before a route could look at its size."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is {declared} bytes; this service accepts at most {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is longer than {limit} bytes, the most this service accepts")
+        chunks.append(chunk)
+    replay: Message | None = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+    async def receive() -> Message:
+        nonlocal replay
+        if replay is None:
+            return await request.receive()  # after the body: only a disconnect can come
+        message, replay = replay, None
+        return message
+
+    return receive
+
+
+class TamsRoute(APIRoute):
+    """A route of the TAMS API: credentials and scope are checked, then the body is read within
+    TAMS_MAX_BODY_BYTES, before FastAPI parses anything — an unauthenticated or oversized body is never decoded."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def gated(request: Request) -> Response:
+            authorize(request)
+            if request.method in ("POST", "PUT"):
+                limit = request.app.state.services.settings.max_body_bytes
+                request = Request(request.scope, await bounded_body(request, limit))
+            return await handle(request)
+
+        return gated
+
+
+def tams_router(**options: Any) -> APIRouter:
+    """A router of TAMS API routes (see TamsRoute)."""
+    return APIRouter(route_class=TamsRoute, **options)
 
 
 def principal_name(request: Request) -> str | None:

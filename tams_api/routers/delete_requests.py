@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import Response
 
 from ..errors import NotFound
 from ..http import json_response, listing_headers, no_content
 from ..model import DeleteRequestQuery, Deletion
 from ..worker import delete_released
-from .common import ServicesDep, get_and_head, page_request
+from .common import ServicesDep, get_and_head, page_request, tams_router
 
-router = APIRouter(tags=["FlowDeleteRequests"])
+router = tams_router(tags=["FlowDeleteRequests"])
 
 
 @get_and_head(router, "/flow-delete-requests")

@@ -5,15 +5,15 @@ deleted. The worker purges it for good TAMS_SOFT_DELETE_RETENTION seconds later.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
 from ..clock import instant_text
 from ..http import json_response, no_content, paging_headers
-from .common import ServicesDep, get_and_head, page_request, require_uuid
+from .common import ServicesDep, get_and_head, page_request, require_uuid, tams_router
 
-router = APIRouter(prefix=EXTENSION_PREFIX, tags=["x-tams: Soft delete (extension)"])
+router = tams_router(prefix=EXTENSION_PREFIX, tags=["x-tams: Soft delete (extension)"])
 
 _DELETED_FLOW = {
     "type": "object",

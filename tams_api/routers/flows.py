@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from starlette.responses import Response
 
 from .. import schemas
@@ -24,13 +24,14 @@ from .common import (
     principal_name,
     require_uuid,
     tag_filter,
+    tams_router,
     timerange_bounds,
     uuid_list,
 )
 from .delete_requests import deletion_response
 from .sources import Format, string_value, tag_value
 
-router = APIRouter(tags=["Flows"])
+router = tams_router(tags=["Flows"])
 Status = Literal["awaiting_content", "ingesting", "replication_in_progress", "closed_complete"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 from starlette.responses import Response
 
 from .. import schemas
@@ -15,10 +15,10 @@ from ..model import PageRequest, TagFilter
 from ..stores.media import MediaStore, copy_media
 from ..urls import UrlBuilder
 from ..worker import delete_released
-from .common import Services, ServicesDep, get_and_head, page_request, tag_filter
+from .common import Services, ServicesDep, get_and_head, page_request, tag_filter, tams_router
 from .urls import url_options
 
-router = APIRouter(tags=["Objects"])
+router = tams_router(tags=["Objects"])
 
 
 # Declared before `/objects/{object_id:path}`, whose path converter would also take ".../instances".

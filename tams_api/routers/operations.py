@@ -11,7 +11,7 @@ from starlette.responses import Response
 from ..errors import Unavailable
 from ..http import json_response
 from ..metrics import exposition
-from .common import ServicesDep, authorized
+from .common import ServicesDep, authorize
 
 router = APIRouter(tags=["Operations"], include_in_schema=False)
 
@@ -33,7 +33,7 @@ def ready(services: ServicesDep) -> Response:
 
 async def metrics_authorized(request: Request, services: ServicesDep) -> None:
     if not services.settings.metrics_public:
-        await authorized(request)
+        authorize(request)
 
 
 @router.get("/metrics", dependencies=[Depends(metrics_authorized)])

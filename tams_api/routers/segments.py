@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 from starlette.responses import Response
 
 from .. import schemas
@@ -27,12 +27,13 @@ from .common import (
     principal_name,
     query_openapi,
     require_uuid,
+    tams_router,
     timerange_bounds,
 )
 from .delete_requests import deletion_response
 from .urls import url_options
 
-router = APIRouter(tags=["Flows"])
+router = tams_router(tags=["Flows"])
 
 
 def new_object_id() -> str:
@@ -99,7 +100,7 @@ def _failure_json(failure: SegmentFailure) -> dict[str, Any]:
 @router.post("/flows/{flow_id}/segments", status_code=201)
 def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     require_uuid(flow_id, "flow")
-    posts, bulk = rules.parse_body(body)
+    posts, bulk = rules.parse_body(body, services.settings.max_bulk_segments)
     interpreted = []
     failures: list[SegmentFailure] = []
     for post in posts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from starlette.responses import Response
 
 from .. import API_VERSION, __version__, schemas
@@ -13,10 +13,19 @@ from ..clock import now
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
-from .common import MIME_PATTERN, ServicesDep, get_and_head, page_request, principal_name, require_uuid, tag_filter
+from .common import (
+    MIME_PATTERN,
+    ServicesDep,
+    get_and_head,
+    page_request,
+    principal_name,
+    require_uuid,
+    tag_filter,
+    tams_router,
+)
 from .sources import Format
 
-router = APIRouter(tags=["Service"])
+router = tams_router(tags=["Service"])
 
 SERVICE_TYPE = "urn:x-tams:service.tams-operator"
 

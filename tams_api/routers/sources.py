@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from starlette.responses import Response
 
 from ..errors import BadRequest, NotFound
@@ -17,10 +17,11 @@ from .common import (
     page_request,
     require_uuid,
     tag_filter,
+    tams_router,
     uuid_list,
 )
 
-router = APIRouter(tags=["Sources"])
+router = tams_router(tags=["Sources"])
 Format = Literal[
     "urn:x-nmos:format:video",
     "urn:x-tam:format:image",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 from starlette.responses import Response
 
 from ..auth import ADMIN
@@ -13,9 +13,9 @@ from ..errors import Forbidden, NotFound
 from ..http import json_response, listing_headers, no_content
 from ..model import Webhook, WebhookQuery
 from ..webhooks import check_url, replace, webhook_from_body
-from .common import ServicesDep, get_and_head, page_request, principal_name, require_uuid, tag_filter
+from .common import ServicesDep, get_and_head, page_request, principal_name, require_uuid, tag_filter, tams_router
 
-router = APIRouter(tags=["Webhooks"])
+router = tams_router(tags=["Webhooks"])
 
 
 @get_and_head(router, "/service/webhooks")
