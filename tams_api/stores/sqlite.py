@@ -8,6 +8,7 @@ overlap checks and window queries are index seeks whatever the flow's size.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 import time
@@ -21,7 +22,7 @@ import orjson
 
 from .. import timerange as tr
 from ..clock import instant_text, now
-from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound
+from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, TamsError, Unavailable
 from ..model import (
     DeletedFlow,
     DeleteRequest,
@@ -166,6 +167,24 @@ CREATE INDEX IF NOT EXISTS deleted_flows_deleted ON deleted_flows (deleted_ns, f
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
 
+# How long a request waits for the writer (behind this process's other writes, or another process's on the same
+# file) or for a reader connection before it is told to retry (503).
+BUSY_TIMEOUT = 10.0
+READERS = 8  # reader connections; reads are short, and a 2-core server gains nothing from more
+BULK_CHUNK = 1000  # segments registered per transaction: about 30 ms of holding the writer
+
+
+@contextmanager
+def _busy_is_unavailable() -> Iterator[None]:
+    """SQLite's busy and locked errors mean another writer held the file past BUSY_TIMEOUT: for retrying."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise
+        raise Unavailable(f"the metadata store is busy ({error}); retry") from None
+
+
 def _live(flow_id: str) -> str:
     """SQL: the flow whose id is the expression `flow_id` is not soft-deleted."""
     return f"{flow_id} NOT IN (SELECT flow_id FROM deleted_flows)"
@@ -230,9 +249,9 @@ class SqliteMetadataStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
-        self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._writer = self._connect()
         self._create_or_check_schema()
 
@@ -254,7 +273,7 @@ class SqliteMetadataStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=10000")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000:.0f}")
         db.execute("PRAGMA cache_size=-16000")  # 16 MB page cache per connection
         # Checkpoint every ~80 MB of WAL, not the default ~4 MB: allocation and registration touch the same
         # randomly placed object pages in successive transactions, and a wider window copies each back once.
@@ -265,33 +284,63 @@ class SqliteMetadataStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One writer at a time; the transaction commits on success and rolls back on any error."""
-        with self._write_lock:
+        """One writer at a time; the transaction commits on success and rolls back on any error. A writer that
+        cannot begin within BUSY_TIMEOUT (behind other writes of this process, or of another on the same file)
+        is told to retry: 503, never a 500."""
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT):
+            raise Unavailable(f"the metadata store was busy with other writes for {BUSY_TIMEOUT:g} s; retry")
+        try:
             db = self._writer
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            with _busy_is_unavailable():
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        finally:
+            self._write_lock.release()
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's own reader connection (WAL readers never block, nor wait for the writer)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._connect()
-        return db
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection for a statement or a few (WAL readers never block, nor wait for the writer). At
+        most READERS of them, shared by whichever threads read: per-thread connections piled up as the server's
+        worker threads came and went, up to 16 MB of page cache each."""
+        try:
+            db = self._idle_readers.get_nowait()
+        except queue.Empty:
+            with self._connections_lock:
+                room = len(self._connections) <= READERS  # the writer is one of them
+            try:
+                db = self._connect() if room else self._idle_readers.get(timeout=BUSY_TIMEOUT)
+            except queue.Empty:
+                raise Unavailable(f"every metadata store reader was busy for {BUSY_TIMEOUT:g} s; retry") from None
+        try:
+            with _busy_is_unavailable():
+                yield db
+        finally:
+            self._idle_readers.put(db)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot across several statements."""
-        db = self._reader()
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            db.execute("COMMIT")
+        with self._reader() as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        """The rows of one statement (its own snapshot)."""
+        with self._reader() as db:
+            return db.execute(sql, params).fetchall()
+
+    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        with self._reader() as db:
+            return db.execute(sql, params).fetchone()
 
     def close(self) -> None:
         with self._connections_lock:
@@ -300,7 +349,7 @@ class SqliteMetadataStore:
             self._connections.clear()
 
     def probe(self) -> None:
-        self._reader().execute("SELECT name FROM leases LIMIT 1").fetchall()
+        self._query("SELECT name FROM leases LIMIT 1")
 
     # -- service -----------------------------------------------------------------------------------
 
@@ -320,9 +369,7 @@ class SqliteMetadataStore:
     # -- profiles ----------------------------------------------------------------------------------
 
     def get_profile(self, profile_id: str) -> Profile | None:
-        row = (
-            self._reader().execute("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,)).fetchone()
-        )
+        row = self._query_one("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,))
         return profile_from_row(row) if row else None
 
     def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
@@ -336,13 +383,9 @@ class SqliteMetadataStore:
             conditions.append("id > ?")
             params.append(decode_key(query.page.key, 1)[0])
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT id, created, document FROM profiles {where} ORDER BY id LIMIT ?",
-                (*params, query.page.limit + 1),
-            )
-            .fetchall()
+        rows = self._query(
+            f"SELECT id, created, document FROM profiles {where} ORDER BY id LIMIT ?",
+            (*params, query.page.limit + 1),
         )
         next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
         return Page([profile_from_row(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
@@ -861,21 +904,17 @@ class SqliteMetadataStore:
             conditions.append("(d.deleted_ns, d.flow_id) > (?, ?)")
             params += decode_key(page.key, 2)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {self._DELETED_FLOW_COLUMNS} FROM deleted_flows d JOIN flows f ON f.id = d.flow_id {where} "
-                "ORDER BY d.deleted_ns, d.flow_id LIMIT ?",
-                (*params, page.limit + 1),
-            )
-            .fetchall()
+        rows = self._query(
+            f"SELECT {self._DELETED_FLOW_COLUMNS} FROM deleted_flows d JOIN flows f ON f.id = d.flow_id {where} "
+            "ORDER BY d.deleted_ns, d.flow_id LIMIT ?",
+            (*params, page.limit + 1),
         )
         next_key = encode_key([rows[page.limit - 1][4], rows[page.limit - 1][0]]) if len(rows) > page.limit else None
         return Page([DeletedFlow(*row) for row in rows[: page.limit]], next_key, page.limit)
 
     def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]:
         """Soft-deleted flows whose retention has passed and whose purge has not begun, oldest first."""
-        rows = self._reader().execute(
+        rows = self._query(
             "SELECT flow_id FROM deleted_flows d WHERE deleted_ns < ? AND NOT EXISTS (SELECT 1 FROM delete_requests r "
             "WHERE r.flow_id = d.flow_id AND r.delete_flow = 1 AND r.status IN ('created', 'started')) "
             "ORDER BY deleted_ns, flow_id LIMIT ?",
@@ -994,6 +1033,23 @@ class SqliteMetadataStore:
         return first[2], last[2]
 
     def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+        """Register segments in transactions of BULK_CHUNK, so that a large bulk never holds the writer (and other
+        writers of the file waiting) for long. Each segment is stored whole or reported in the failures."""
+        failures: list[SegmentFailure] = []
+        for start in range(0, max(len(segments), 1), BULK_CHUNK):
+            try:
+                failures += self._add_segment_chunk(flow_id, segments[start : start + BULK_CHUNK])
+            except TamsError as refused:
+                if start == 0:
+                    raise  # nothing stored: the request as a whole is refused
+                # The flow changed between two chunks (deleted, made read-only) or the store stayed busy.
+                failures += [
+                    SegmentFailure(left.object_id, left.timerange, refused.summary) for left in segments[start:]
+                ]
+                break
+        return failures
+
+    def _add_segment_chunk(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
         failures: list[SegmentFailure] = []
         stamp = now()
         with self._write() as db:
@@ -1156,14 +1212,10 @@ class SqliteMetadataStore:
             conditions.append("s.start_ns < :after" if query.page.reverse else "s.start_ns > :after")
             params["after"] = decode_key(query.page.key, 1)[0]
         direction = "DESC" if query.page.reverse else "ASC"
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM segments s JOIN objects o ON o.id = s.object_id "
-                f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
-                params,
-            )
-            .fetchall()
+        rows = self._query(
+            f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM segments s JOIN objects o ON o.id = s.object_id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
+            params,
         )
         page_rows = rows[: query.page.limit]
         segments = [
@@ -1569,14 +1621,10 @@ class SqliteMetadataStore:
             db.execute("UPDATE webhooks SET cursor = MAX(cursor, ?) WHERE id = ?", (cursor, webhook_id))
 
     def events_after(self, seq: int, limit: int) -> list[Event]:
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT seq, type, timestamp, payload, flow_id, source_id, flow_collected_by, source_collected_by "
-                "FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            )
-            .fetchall()
+        rows = self._query(
+            "SELECT seq, type, timestamp, payload, flow_id, source_id, flow_collected_by, source_collected_by "
+            "FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
         )
         return [
             Event(
@@ -1625,11 +1673,7 @@ class SqliteMetadataStore:
         )
 
     def get_delete_request(self, request_id: str) -> DeleteRequest | None:
-        row = (
-            self._reader()
-            .execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,))
-            .fetchone()
-        )
+        row = self._query_one(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,))
         return delete_request_from_row(row) if row else None
 
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
@@ -1649,7 +1693,7 @@ class SqliteMetadataStore:
         return Page(items, self._next_key(rows, keyset, query.page.limit), query.page.limit)
 
     def pending_delete_requests(self) -> list[str]:
-        rows = self._reader().execute(
+        rows = self._query(
             "SELECT id FROM delete_requests WHERE status IN ('created', 'started') ORDER BY created_ns, id"
         )
         return [request_id for (request_id,) in rows]
@@ -1705,7 +1749,7 @@ class SqliteMetadataStore:
     # -- media to delete ---------------------------------------------------------------------------
 
     def released_objects(self, limit: int) -> list[ReleasedMedia]:
-        rows = self._reader().execute("SELECT id, storage_id FROM released_objects LIMIT ?", (limit,))
+        rows = self._query("SELECT id, storage_id FROM released_objects LIMIT ?", (limit,))
         return [ReleasedMedia(object_id, storage_id) for object_id, storage_id in rows]
 
     def forget_released(self, released: list[ReleasedMedia]) -> None:
@@ -1729,7 +1773,7 @@ class SqliteMetadataStore:
 
     def flow_usage(self, limit: int) -> list[FlowUsage]:
         """The `limit` flows with the most segments (then the longest duration, then by id)."""
-        rows = self._reader().execute(
+        rows = self._query(
             "SELECT f.id, f.label, f.format, COUNT(s.start_ns), COALESCE(SUM(s.end_ns - s.start_ns + 1), 0) AS d "
             f"FROM flows f LEFT JOIN segments s ON s.flow_pk = f.pk WHERE {_live('f.id')} GROUP BY f.pk "
             "ORDER BY 4 DESC, 5 DESC, f.id LIMIT ?",
