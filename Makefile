@@ -9,7 +9,7 @@ BASE_IMAGE ?=
 IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
-.PHONY: run test e2e e2e-down lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-cluster bench-metrics image chart-crds clean
+.PHONY: run test e2e e2e-down lint bench bench-webhooks bench-s3 bench-vast bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ bench-cluster: $(VENV)/.installed
 
 bench-metrics: $(VENV)/.installed
 	$(BIN)/python -m bench.metrics_middleware
+
+# Peak memory of hostile requests and resident memory over busy/idle cycles.
+bench-memory: $(VENV)/.installed
+	$(BIN)/python -m bench.memory
+
+# Two API processes on one SQLite file: maximal bulks against small writes.
+bench-contention: $(VENV)/.installed
+	$(BIN)/python -m bench.sqlite_contention
 
 # The API and operator image, with podman, or else docker with a running daemon.
 # BASE_IMAGE=... builds on another Debian-based Python 3.11+ image (the Dockerfile's default otherwise).

@@ -167,7 +167,7 @@ def wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited during start-up with status {process.returncode}")
         try:
-            if httpx.get(f"{base_url}/", timeout=1.0).status_code == 200:
+            if httpx.get(f"{base_url}/health", timeout=1.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass

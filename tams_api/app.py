@@ -34,7 +34,6 @@ from .stores.metadata import MetadataStore
 from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
-from .stores.vast import VastMetadataStore
 from .tracing import install_tracing
 from .worker import Worker, WorkerThread
 
@@ -85,6 +84,8 @@ def open_media(settings: Settings) -> MediaStores:
 def open_metadata(settings: Settings) -> MetadataStore:
     """The configured metadata store; a VAST cluster that cannot be reached fails here, naming the setting."""
     if settings.metadata_backend == "vast":
+        from .stores.vast import VastMetadataStore  # the SDK costs ~115 MB resident: only where it is used
+
         return VastMetadataStore(
             endpoint=settings.vast_endpoint or "",
             access_key=settings.vast_access_key or "",

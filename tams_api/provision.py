@@ -12,7 +12,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import MediaBackendSpec, Settings
 from .errors import ConfigurationError
 from .stores.s3 import delete_keys, explain, s3_session
-from .stores.vast import drop_tables, ensure_tables, open_session
 from .stores.vms import BucketCreator, VmsBucketCreator
 
 
@@ -129,6 +128,8 @@ def _ensure_bucket(client: Any, bucket: str, spec: MediaBackendSpec, create: boo
 def provision_vast(settings: Settings, connect: Any = None, buckets: BucketCreator | None = None) -> str:
     """Create what the VAST metadata store needs and is missing: the bucket (through VMS, when the
     TAMS_VAST_MANAGEMENT_* settings are given or `buckets` is), then the schema, tables and projections."""
+    from .stores.vast import ensure_tables
+
     session = _vast_session(settings, connect)
     bucket = settings.vast_bucket or ""
     buckets = buckets or vms_bucket_creator(settings)
@@ -156,6 +157,8 @@ def vms_bucket_creator(settings: Settings) -> VmsBucketCreator | None:
 def deprovision_vast(settings: Settings, connect: Any = None) -> str:
     """Drop the store's tables and then its schema; missing ones are dropped already. The bucket stays (a VMS view:
     whoever created it removes it)."""
+    from .stores.vast import drop_tables
+
     session = _vast_session(settings, connect)
     dropped, kept = drop_tables(session, settings.vast_bucket or "", settings.vast_schema)
     done = f"dropped {', '.join(dropped)}" if dropped else "nothing to drop"
@@ -163,6 +166,9 @@ def deprovision_vast(settings: Settings, connect: Any = None) -> str:
 
 
 def _vast_session(settings: Settings, connect: Any) -> Any:
+    # The VAST SDK (pyarrow, ibis: ~115 MB resident) is imported only where a store uses it, here and in app.py.
+    from .stores.vast import open_session
+
     for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
         if not getattr(settings, name):
             raise ConfigurationError(f"TAMS_{name.upper()}: set it to reach the VAST metadata store")
