@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -172,6 +173,11 @@ _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 BUSY_TIMEOUT = 10.0
 READERS = 8  # reader connections; reads are short, and a 2-core server gains nothing from more
 BULK_CHUNK = 1000  # segments registered per transaction: about 30 ms of holding the writer
+CHUNK_PAUSE = 0.002  # seconds between two chunks of a bulk, for writers waiting here or in another process
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 @contextmanager
@@ -180,9 +186,23 @@ def _busy_is_unavailable() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        if not _is_busy(error):
             raise
         raise Unavailable(f"the metadata store is busy ({error}); retry") from None
+
+
+def _begin_immediate(db: sqlite3.Connection, deadline: float) -> None:
+    """Take the file's write lock, trying every millisecond or so until the deadline. SQLite's own busy handler
+    sleeps up to 100 ms between tries: a writer of another process would mostly miss the pauses between the
+    chunks of a bulk and wait for the whole of it."""
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.0015))
 
 
 def _live(flow_id: str) -> str:
@@ -253,6 +273,7 @@ class SqliteMetadataStore:
         self._connections_lock = threading.Lock()
         self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._writer = self._connect()
+        self._writer.execute("PRAGMA busy_timeout=0")  # _begin_immediate waits for the write lock itself
         self._create_or_check_schema()
 
     def _create_or_check_schema(self) -> None:
@@ -287,12 +308,13 @@ class SqliteMetadataStore:
         """One writer at a time; the transaction commits on success and rolls back on any error. A writer that
         cannot begin within BUSY_TIMEOUT (behind other writes of this process, or of another on the same file)
         is told to retry: 503, never a 500."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT):
             raise Unavailable(f"the metadata store was busy with other writes for {BUSY_TIMEOUT:g} s; retry")
         try:
             db = self._writer
             with _busy_is_unavailable():
-                db.execute("BEGIN IMMEDIATE")
+                _begin_immediate(db, deadline)
                 try:
                     yield db
                     db.execute("COMMIT")
@@ -1037,6 +1059,8 @@ class SqliteMetadataStore:
         writers of the file waiting) for long. Each segment is stored whole or reported in the failures."""
         failures: list[SegmentFailure] = []
         for start in range(0, max(len(segments), 1), BULK_CHUNK):
+            if start:
+                time.sleep(CHUNK_PAUSE)
             try:
                 failures += self._add_segment_chunk(flow_id, segments[start : start + BULK_CHUNK])
             except TamsError as refused:
