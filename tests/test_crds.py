@@ -94,6 +94,8 @@ S3 = {"bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}}
         ({"auth": {"modes": ["basic"]}}, "auth.usersSecretRef is required"),
         ({"presignedUrlTimeout": 5}, "presignedUrlTimeout"),
         ({"deleteSyncLimit": -1}, "deleteSyncLimit"),
+        ({"maxBodyBytes": 100}, "maxBodyBytes"),
+        ({"maxBulkSegments": 0}, "maxBulkSegments"),
         ({"metadata": {"backend": "mysql"}}, "metadata.backend"),
     ],
 )

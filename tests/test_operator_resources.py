@@ -120,6 +120,12 @@ def test_the_delete_sync_limit_is_the_services_unless_the_spec_sets_one() -> Non
     assert settings(store({"deleteSyncLimit": 0}))["TAMS_DELETE_SYNC_LIMIT"] == "0", "0: every deletion deferred"
 
 
+def test_request_limits_are_the_services_unless_the_spec_sets_them() -> None:
+    assert not {"TAMS_MAX_BODY_BYTES", "TAMS_MAX_BULK_SEGMENTS"} & set(settings(store()))
+    limited = settings(store({"maxBodyBytes": 1048576, "maxBulkSegments": 500}))
+    assert (limited["TAMS_MAX_BODY_BYTES"], limited["TAMS_MAX_BULK_SEGMENTS"]) == ("1048576", "500")
+
+
 def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:
     changed_setting = copy.deepcopy(SHARED)
     changed_setting["media"]["s3"]["bucket"] = "other"

@@ -83,6 +83,14 @@ class Store:
         return {"name": name, "namespace": self.namespace, "labels": self.labels(component)}
 
 
+# Service settings the spec may set; unset, the service's defaults apply.
+OPTIONAL_SETTINGS = {
+    "deleteSyncLimit": "TAMS_DELETE_SYNC_LIMIT",
+    "maxBodyBytes": "TAMS_MAX_BODY_BYTES",
+    "maxBulkSegments": "TAMS_MAX_BULK_SEGMENTS",
+}
+
+
 def settings(store: Store) -> dict[str, str]:
     """The service's plain TAMS_* settings (no credentials), for the ConfigMap."""
     spec = store.spec
@@ -96,8 +104,9 @@ def settings(store: Store) -> dict[str, str]:
         "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.get("presignedUrlTimeout", 3600)),
         "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
     }
-    if "deleteSyncLimit" in spec:
-        values["TAMS_DELETE_SYNC_LIMIT"] = str(spec["deleteSyncLimit"])
+    for field, variable in OPTIONAL_SETTINGS.items():
+        if field in spec:
+            values[variable] = str(spec[field])
     if values["TAMS_MEDIA_BACKEND"] == "filesystem":
         values["TAMS_MEDIA_DIR"] = MEDIA_PATH
     if store.shared_metadata:
