@@ -170,7 +170,9 @@ class Settings(BaseSettings):
     webhook_retry_initial: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles each time.")
     webhook_retry_max: float = Field(300.0, gt=0, description="Longest wait between two delivery attempts.")
     webhook_allow_link_local: bool = Field(
-        False, description="Allow webhook URLs on link-local and cloud metadata addresses (refused by default)."
+        False,
+        description="Allow webhook URLs on link-local, cloud metadata, unspecified and multicast addresses (refused by "
+        "default, however spelled).",
     )
 
     auth_modes: str = Field("", description="Comma-separated: basic, token, jwt. Empty: no authentication.")

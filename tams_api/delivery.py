@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -21,7 +22,7 @@ from .metrics import WEBHOOK_DELIVERIES, WEBHOOK_ERRORS
 from .model import Event, Webhook
 from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
-from .webhooks import event_body, url_problem, wants
+from .webhooks import event_body, refusal, resolve, wants
 
 log = logging.getLogger("tams_api.delivery")
 BATCH = 100
@@ -81,34 +82,43 @@ class Courier:
     async def _post(self, event: Event) -> str | None:
         """POST the event; None on success, else what went wrong."""
         webhook = self.webhook
-        await self._check_address()
+        url = httpx.URL(webhook.url)
+        try:
+            addresses = await self._addresses(url)
+        except OSError as error:
+            return f"{webhook.url}: {url.host} does not resolve ({error})"
         headers = {"Content-Type": "application/json"}
         if webhook.api_key_name and webhook.api_key_value is not None:
             headers[webhook.api_key_name] = webhook.api_key_value
         # In a thread: segment URLs of init objects read the metadata store.
         body = orjson.dumps(await asyncio.to_thread(event_body, webhook, event, self.media, self.store.find_objects))
-        try:
-            response = await self.client.post(webhook.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return f"{webhook.url} did not answer within {self.settings.webhook_timeout:g} s"
-        except httpx.HTTPError as error:
-            return f"cannot reach {webhook.url}: {error.__class__.__name__} {error}".strip()
-        if 200 <= response.status_code < 300:
-            return None
-        return f"{webhook.url} answered {response.status_code}"
+        problem = f"{webhook.url}: {url.host} resolves to no address"
+        for address in addresses:
+            try:
+                response = await self.client.send(pinned_post(self.client, url, address, body, headers))
+            except httpx.TimeoutException:
+                return f"{webhook.url} did not answer within {self.settings.webhook_timeout:g} s"
+            except httpx.HTTPError as error:
+                problem = f"cannot reach {webhook.url}: {error.__class__.__name__} {error}".strip()
+                if isinstance(error, httpx.ConnectError):
+                    continue  # nothing was sent: the host's next address may answer
+                return problem
+            if 200 <= response.status_code < 300:
+                return None
+            return f"{webhook.url} answered {response.status_code}"
+        return problem
 
-    async def _check_address(self) -> None:
-        """The SSRF guard again at delivery: a name may resolve elsewhere than when it was registered."""
+    async def _addresses(self, url: httpx.URL) -> Sequence[str | None]:
+        """Where this attempt connects: every address the host resolves to now, all vetted (the SSRF guard, as
+        a name may resolve elsewhere than when it was registered, or from one lookup to the next); [None] (the
+        host, resolved as it comes) when the guard is off. OSError when the host does not resolve."""
         if self.settings.webhook_allow_link_local:
-            return
-        host = httpx.URL(self.webhook.url).host
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except OSError:
-            return  # the POST reports that the name does not resolve
-        problem = url_problem(self.webhook.url, [str(info[4][0]) for info in infos], allow_link_local=False)
+            return [None]
+        addresses = await asyncio.to_thread(resolve, url.raw_host)
+        problem = refusal(self.webhook.url, addresses)
         if problem is not None:
             raise Undeliverable(problem)
+        return addresses
 
     async def _give_up(self, event: Event, attempts: int, problem: str) -> bool:
         summary = f"gave up delivering {event.type} event {event.seq} after {attempts} attempt(s): {problem}"
@@ -117,3 +127,22 @@ class Courier:
         error = {"type": "WebhookDeliveryFailed", "summary": summary, "time": now().text}
         await asyncio.to_thread(self.store.set_webhook_status, self.webhook.id, "error", error)
         return False
+
+
+def pinned_post(
+    client: httpx.AsyncClient, url: httpx.URL, address: str | None, body: bytes, headers: dict[str, str]
+) -> httpx.Request:
+    """The POST of `body` to `url` over a connection to `address` (None: wherever the host resolves then), so
+    that the address connected to is the one vetted. The Host header, TLS SNI and the certificate check stay on
+    the URL's host: httpcore verifies the certificate against `sni_hostname`."""
+    if address is None:
+        return client.build_request("POST", url, content=body, headers=headers)
+    headers = {**headers, "Host": url.netloc.decode("ascii")}
+    extensions: dict[str, str] = {}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.raw_host.decode("ascii")
+        # The client pools connections by address: one whose certificate was checked for this name must not be
+        # reused for another name at the same address.
+        headers["Connection"] = "close"
+    pinned = url.copy_with(host=address)
+    return client.build_request("POST", pinned, content=body, headers=headers, extensions=extensions)

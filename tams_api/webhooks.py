@@ -6,7 +6,8 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+
+import httpx
 
 from . import schemas
 from .errors import BadRequest
@@ -16,6 +17,9 @@ from .urls import UrlBuilder, UrlOptions, segment_json
 
 # Cloud instance-metadata services outside the link-local ranges (AWS IPv6, Alibaba).
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(address) for address in ("fd00:ec2::254", "100.100.100.200"))
+# IPv6 prefixes whose last 32 bits are an IPv4 address: IPv4-compatible (::a.b.c.d) and NAT64's well-known prefix.
+V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def webhook_from_body(webhook_id: str, body: Any, *, replacing: bool, owner: str | None) -> Webhook:
@@ -72,46 +76,74 @@ def replace(stored: Webhook, update: Webhook) -> Webhook:
     )
 
 
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: dual stacks, NAT64 gateways and 6to4 or Teredo relays
+    deliver packets for it there."""
+    carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in V4_COMPATIBLE or ip in NAT64:
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [address for address in carried if address is not None]
+
+
 def forbidden_address(address: str) -> bool:
-    """Link-local (cloud metadata lives there), metadata, unspecified and multicast addresses."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip in METADATA_ADDRESSES
+    """Link-local (cloud metadata lives there), metadata, unspecified and multicast addresses, also when an
+    IPv6 address carries one of them."""
+    ip = ipaddress.ip_address(address)
+    reached = [ip, *_carried_ipv4(ip)] if isinstance(ip, ipaddress.IPv6Address) else [ip]
+    return any(
+        one.is_link_local or one.is_unspecified or one.is_multicast or one in METADATA_ADDRESSES for one in reached
+    )
 
 
-def url_problem(url: str, addresses: list[str] | None, allow_link_local: bool) -> str | None:
-    """Why events must not go to this URL, or None. `addresses`: what its host resolves to (None: unknown)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"webhook url {url!r} must be an absolute http or https URL"
-    if allow_link_local or addresses is None:
-        return None
-    refused = sorted({address for address in addresses if forbidden_address(address)})
-    if refused:
-        return (
-            f"webhook url {url!r} resolves to {', '.join(refused)}: link-local and cloud metadata addresses are "
-            "refused (set TAMS_WEBHOOK_ALLOW_LINK_LOCAL=true to allow them)"
-        )
-    return None
-
-
-def resolve(url: str) -> list[str] | None:
-    """The addresses a URL's host resolves to; None when it does not resolve (yet)."""
-    parts = urlsplit(url)
+def spelled_address(host: str) -> str | None:
+    """The address a URL host spells as the resolver reads it, or None for a name: IPv6 with a zone id, IPv4 in
+    any form inet_aton takes (2852039166, 0xa9fea9fe, 169.254.43518), either with a trailing dot."""
+    host = host.removesuffix(".")
     try:
-        port = parts.port
+        return str(ipaddress.ip_address(host.split("%", 1)[0]))
     except ValueError:
-        return None
+        pass
     try:
-        infos = socket.getaddrinfo(parts.hostname, port or 80, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except (OSError, ValueError):
         return None
-    return [str(info[4][0]) for info in infos]
+
+
+def refusal(url: str, addresses: list[str]) -> str | None:
+    """Why events must not go to `url`, whose host is or resolves to `addresses`; None when they may."""
+    refused = sorted({address for address in addresses if forbidden_address(address)})
+    if not refused:
+        return None
+    return (
+        f"webhook url {url!r} leads to {', '.join(refused)}: link-local, cloud metadata, unspecified and multicast "
+        "addresses are refused (set TAMS_WEBHOOK_ALLOW_LINK_LOCAL=true to allow them)"
+    )
+
+
+def resolve(host: bytes) -> list[str]:
+    """The addresses `host` (ASCII, as in `httpx.URL.raw_host`) resolves to, in the resolver's order; OSError
+    when it does not resolve."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def check_url(url: str, allow_link_local: bool) -> None:
-    problem = url_problem(url, None, allow_link_local) or url_problem(url, resolve(url), allow_link_local)
+    """Registration's SSRF guard. A name that does not resolve (yet) passes: delivery vets the addresses it
+    resolves to at each attempt."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.raw_host:
+        raise BadRequest(f"webhook url {url!r} must be an absolute http or https URL")
+    if allow_link_local:
+        return
+    spelled = spelled_address(parsed.raw_host.decode("ascii"))
+    try:
+        resolved = resolve(parsed.raw_host)
+    except OSError:
+        resolved = []
+    problem = refusal(url, [spelled, *resolved] if spelled else resolved)
     if problem is not None:
         raise BadRequest(problem)
 
