@@ -4,7 +4,6 @@ only to addresses it vetted, whatever a name resolves to from one lookup to the 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import socket
 import ssl
@@ -18,14 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import FAST_WORKER, Receiver, receiver, running_worker, wait_for
+from certificates import self_signed
 from helpers import Tams
 from tams_api.delivery import Courier
 from tams_api.metrics import WEBHOOK_DELIVERIES
@@ -130,31 +126,6 @@ def test_a_name_that_does_not_resolve_at_delivery_is_a_failed_attempt(
 
 
 # -- TLS to a pinned address ---------------------------------------------------------------------------
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for the DNS name `name` (and its key): the certificate is its own CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 @dataclass

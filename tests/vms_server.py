@@ -10,7 +10,6 @@ VAST cluster (`on_bucket`), which is what VMS does for the SDK.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import ssl
 import threading
@@ -22,10 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from certificates import self_signed
 
 USERNAME = "vms-admin"
 PASSWORD = "vms-password"
@@ -112,33 +108,11 @@ def _handler(vms: FakeVms) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "vms.crt", directory / "vms.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 @contextmanager
 def fake_vms(directory: Path, on_bucket: Callable[[str], None]) -> Iterator[FakeVms]:
     """A fake VMS serving HTTPS on a free port of 127.0.0.1 until the block ends."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*_self_signed(directory))
+    context.load_cert_chain(*self_signed(directory, "127.0.0.1"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     vms = FakeVms(f"127.0.0.1:{server.server_address[1]}", on_bucket)
     server.RequestHandlerClass = _handler(vms)
