@@ -297,6 +297,22 @@ def test_paging_keeps_the_filters(tams: Tams) -> None:
     assert {flow["id"] for page in pages for flow in page.json()} == tagged
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_paging_the_segments_of_an_object_used_more_often_than_a_page_holds(
+    tams: Tams, flow_id: str, reverse: bool
+) -> None:
+    reused = tams.add_segment(flow_id, "[0:0_1:0)")
+    for n in range(2, 10, 2):
+        tams.add_segment(flow_id, f"[{n - 1}:0_{n}:0)")  # another object's segment in between
+        tams.register(flow_id, reused, f"[{n}:0_{n + 1}:0)", ts_offset=f"{n}:0")
+    params = {"limit": 2, "object_id": reused, "reverse_order": str(reverse).lower()}
+    pages = tams.pages(f"/flows/{flow_id}/segments", params)
+    in_order = [f"[{n}:0_{n + 1}:0)" for n in range(0, 10, 2)]
+    assert [[segment["timerange"] for segment in page.json()] for page in pages] == [
+        (in_order[::-1] if reverse else in_order)[first : first + 2] for first in (0, 2, 4)
+    ]
+
+
 @pytest.mark.parametrize(("kind", "sort_by"), [("flows", "metadata_updated"), ("sources", "updated")])
 def test_sort_by_update_time_lists_the_latest_change_first(tams: Tams, kind: str, sort_by: str) -> None:
     source_ids = [new_id() for _ in range(3)]
