@@ -24,6 +24,7 @@ from helpers import (
 from spec import assert_valid, check_response, next_link
 from tams_api.config import Settings
 from tams_api.stores import filesystem
+from tams_api.stores.shared import encode_key
 
 SEGMENTS = "/flows/{flowId}/segments"
 
@@ -361,6 +362,14 @@ def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str
     response = client.get(path.format(**content.path_params()), params={"page": "not a key we gave"})
     assert response.status_code == 400
     check_response(response, path)
+
+
+@pytest.mark.parametrize("value", ["10:0", 1.5, None])
+def test_segment_page_key_of_another_type_than_a_start_is_400(tams: Tams, flow_id: str, value: Any) -> None:
+    tams.add_segment(flow_id, "[0:0_1:0)")
+    response = tams.client.get(f"/flows/{flow_id}/segments", params={"page": encode_key([value])})
+    assert response.status_code == 400
+    check_response(response, SEGMENTS)
 
 
 # -- timerange filters and include_timerange ----------------------------------------------------------------
