@@ -1188,8 +1188,8 @@ class SqliteMetadataStore:
     @staticmethod
     def _segment_starts(page: PageRequest) -> tuple[str, str, dict[str, Any]]:
         """SQL for the lowest and highest start of a page's segments, with their parameters. The page key is folded
-        into one of them: given two bounds on one side, SQLite seeks on one and filters by the other, so that a
-        page deep into a flow read every segment before it."""
+        into one of them: given two bounds on one side, SQLite seeks on one and filters by the other, and seeking
+        on the window's made a page deep into a flow read every segment before it."""
         if page.key is None:
             return _WINDOW_LOWEST_START, ":end", {}
         after = {"after": decode_segment_key(page.key)}
