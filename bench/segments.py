@@ -464,25 +464,34 @@ def summarise_latency(samples_s: list[float]) -> Latency:
     )
 
 
-async def check_window(connection: RawConnection, request: bytes) -> None:
-    segments = orjson.loads(await checked_exchange(connection, request))
+def check_window(path: str, body: bytes) -> None:
+    segments = orjson.loads(body)
     if len(segments) != WINDOW_SEGMENTS:
         raise RuntimeError(f"the timed window returned {len(segments)} segments, expected {WINDOW_SEGMENTS}")
 
 
 async def measure_latencies(port: int, paths: dict[str, str], options: Options) -> dict[str, Latency]:
-    """Sequential GETs on one connection, flows alternating in rounds so drift hits all of them alike."""
-    requests = {name: get_request(port, path) for name, path in paths.items()}
+    return await alternating_latencies(
+        port, paths, options.latency_requests, options.latency_warmup, options.latency_rounds, check_window
+    )
+
+
+async def alternating_latencies(
+    port: int, paths: dict[str, str], requests: int, warmup: int, rounds: int, check: Callable[[str, bytes], None]
+) -> dict[str, Latency]:
+    """`requests` sequential GETs of each path on one connection, the paths alternating in `rounds` so that drift
+    hits all of them alike, after `warmup` untimed GETs each; `check(path, body)` sees each path's first answer."""
+    encoded = {name: get_request(port, path) for name, path in paths.items()}
     samples: dict[str, list[float]] = {name: [] for name in paths}
-    per_round = max(1, options.latency_requests // options.latency_rounds)
+    per_round = max(1, requests // rounds)
     connection = await RawConnection.open(port)
     try:
-        for request in requests.values():
-            await check_window(connection, request)
-            for _ in range(options.latency_warmup):
+        for name, request in encoded.items():
+            check(paths[name], await checked_exchange(connection, request))
+            for _ in range(warmup):
                 await checked_exchange(connection, request)
-        for _ in range(options.latency_rounds):
-            for name, request in requests.items():
+        for _ in range(rounds):
+            for name, request in encoded.items():
                 for _ in range(per_round):
                     started = time.perf_counter()
                     await checked_exchange(connection, request)

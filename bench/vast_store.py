@@ -24,26 +24,24 @@ from typing import Any
 from unittest import mock
 from urllib.parse import quote
 
-import pyarrow as pa
 import vastdb
 from fastapi.testclient import TestClient
 
 from bench.segments import machine_info, progress, save_results, summarise_latency, timed_step
 from tams_api import timerange as tr
 from tams_api.app import create_app
-from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery
+from tams_api.model import PageRequest, SegmentQuery
 from tams_api.stores.shared import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
 from tams_api.stores.vast import VastMetadataStore
 
 # The tests' fake cluster and settings, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import VAST_SETTINGS, make_settings, new_fake_vast, video_flow
-from vast_fake import FakeTable
+from helpers import VAST_SETTINGS, fill_flow, make_settings, new_fake_vast, segment_held_elsewhere
+from vast_fake import counting_selects
 
 FLOW_ID = "5fbec3b1-1b0f-417d-9059-8b94a47197ed"
 SOURCE_ID = "2aa143ac-0ab7-4d75-bc32-5c00c13d186f"
-BATCH = 1_000
 NS = 1_000_000_000
 
 
@@ -52,14 +50,21 @@ class Scenario:
     name: str
     window: str  # a timerange
     key_at: int | None  # page after the segment starting at this second
+    object_at: int | None = None  # only the segments of the object of the segment starting at this second
 
 
 def scenarios(segments: int) -> list[Scenario]:
     return [
         Scenario("first page", "_", None),
         Scenario("page after a key mid-flow", "_", segments // 2),
+        Scenario("page after a key at 90 % depth", "_", segments * 9 // 10),
         Scenario("10-segment window near the end", f"[{segments - 15}:0_{segments - 5}:0)", None),
+        Scenario("object_id of a segment near the end", "_", None, segments - 10),
     ]
+
+
+def object_id(scenario: Scenario) -> str | None:
+    return None if scenario.object_at is None else segment_held_elsewhere(scenario.object_at).object_id
 
 
 @dataclass(slots=True)
@@ -82,34 +87,6 @@ class ApiLatency:
     vast_fake_p50_ms: float
 
 
-# -- counting what the store asks of the SDK --------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SdkCounter:
-    calls: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-
-
-@contextmanager
-def counting_selects() -> Iterator[SdkCounter]:
-    """Every `select` of the fake counted: calls, rows returned, time spent in the fake."""
-    counter = SdkCounter()
-    original = FakeTable.select
-
-    def select(self: FakeTable, *args: Any, **kwargs: Any) -> pa.RecordBatchReader:
-        started = time.perf_counter()
-        rows = original(self, *args, **kwargs).read_all()
-        counter.seconds += time.perf_counter() - started
-        counter.calls += 1
-        counter.rows += rows.num_rows
-        return pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
-
-    with mock.patch.object(FakeTable, "select", select):
-        yield counter
-
-
 @contextmanager
 def without_window_bound() -> Iterator[None]:
     """The store as if flows had no longest-segment bound: a window's scan starts at the flow's first segment."""
@@ -121,29 +98,9 @@ def without_window_bound() -> Iterator[None]:
         yield
 
 
-# -- the flow ---------------------------------------------------------------------------------------------------
-
-
-def segment(n: int) -> NewSegment:
-    timerange = f"[{n}:0_{n + 1}:0)"
-    bounds = tr.parse_bounds(timerange)
-    urls = [{"url": f"http://media.example/{n}.ts", "label": "elsewhere"}]
-    return NewSegment(f"object-{n}", timerange, bounds, timerange, bounds, get_urls=urls)
-
-
-def load(store: VastMetadataStore | SqliteMetadataStore, segments: int) -> None:
-    """A video flow of `segments` one-second segments of objects held elsewhere, through the store's own writes."""
-    document = video_flow(FLOW_ID, SOURCE_ID)
-    metadata = {key: value for key, value in document.items() if key not in ("id", "source_id", "format")}
-    store.put_flow(FlowWrite(FLOW_ID, SOURCE_ID, document["format"], metadata, {}, []))
-    for start in range(0, segments, BATCH):
-        failures = store.add_segments(FLOW_ID, [segment(n) for n in range(start, min(segments, start + BATCH))])
-        assert not failures, failures[0]
-
-
 def query(scenario: Scenario, page: int) -> SegmentQuery:
     key = None if scenario.key_at is None else encode_key([scenario.key_at * NS])
-    return SegmentQuery(PageRequest(page, key), tr.parse_bounds(scenario.window))
+    return SegmentQuery(PageRequest(page, key), tr.parse_bounds(scenario.window), object_id(scenario))
 
 
 def median(values: list[float]) -> float:
@@ -176,6 +133,8 @@ def api_p50_ms(client: TestClient, scenario: Scenario, page: int, repeats: int) 
     path = f"/flows/{FLOW_ID}/segments?limit={page}&timerange={quote(scenario.window, safe='')}"
     if scenario.key_at is not None:
         path += f"&page={encode_key([scenario.key_at * NS])}"
+    if scenario.object_at is not None:
+        path += f"&object_id={object_id(scenario)}"
     samples = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -195,9 +154,14 @@ def run(segments: int, page: int, repeats: int) -> dict[str, Any]:
         sqlite_settings = make_settings(Path(directory) / "sqlite")
         sqlite_settings.data_dir.mkdir()
         vast_store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
-        timed_step(f"loading {segments} segments into the VAST store (fake)", lambda: load(vast_store, segments))
+        timed_step(
+            f"loading {segments} segments into the VAST store (fake)",
+            lambda: fill_flow(vast_store, FLOW_ID, SOURCE_ID, segments),
+        )
         sqlite_store = SqliteMetadataStore(sqlite_settings.resolved_sqlite_path)
-        timed_step(f"loading {segments} segments into SQLite", lambda: load(sqlite_store, segments))
+        timed_step(
+            f"loading {segments} segments into SQLite", lambda: fill_flow(sqlite_store, FLOW_ID, SOURCE_ID, segments)
+        )
         sqlite_store.close()
 
         costs = []

@@ -15,7 +15,10 @@ from fastapi.testclient import TestClient
 from real_vast import empty_store, real_vast_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
+from tams_api import timerange as tr
 from tams_api.config import Settings
+from tams_api.model import FlowWrite, NewSegment
+from tams_api.stores.metadata import MetadataStore
 from vast_fake import FakeVast
 
 VIDEO = "urn:x-nmos:format:video"
@@ -119,6 +122,26 @@ def video_flow(flow_id: str, source_id: str, **fields: Any) -> dict[str, Any]:
         },
         **fields,
     }
+
+
+def segment_held_elsewhere(n: int) -> NewSegment:
+    """Segment `[n:0_n+1:0)` of object `object-{n}`, held elsewhere (known by URL: nothing to allocate)."""
+    timerange = f"[{n}:0_{n + 1}:0)"
+    bounds = tr.parse_bounds(timerange)
+    urls = [{"url": f"http://media.example/{n}.ts", "label": "elsewhere"}]
+    return NewSegment(f"object-{n}", timerange, bounds, timerange, bounds, get_urls=urls)
+
+
+def fill_flow(store: MetadataStore, flow_id: str, source_id: str, segments: int, batch: int = 1_000) -> None:
+    """A video flow of `segments` one-second segments from 0:0 (`segment_held_elsewhere`), through the store's own
+    writes: far quicker than through the API."""
+    document = video_flow(flow_id, source_id)
+    metadata = {key: value for key, value in document.items() if key not in ("id", "source_id", "format")}
+    store.put_flow(FlowWrite(flow_id, source_id, document["format"], metadata, {}, []))
+    for start in range(0, segments, batch):
+        added = [segment_held_elsewhere(n) for n in range(start, min(segments, start + batch))]
+        failures = store.add_segments(flow_id, added)
+        assert not failures, failures[0]
 
 
 def profile(profile_id: str, **fields: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from helpers import (
 from spec import assert_valid, check_response, next_link
 from tams_api.config import Settings
 from tams_api.stores import filesystem
+from tams_api.stores.shared import encode_key
 
 SEGMENTS = "/flows/{flowId}/segments"
 
@@ -297,6 +298,22 @@ def test_paging_keeps_the_filters(tams: Tams) -> None:
     assert {flow["id"] for page in pages for flow in page.json()} == tagged
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_paging_the_segments_of_an_object_used_more_often_than_a_page_holds(
+    tams: Tams, flow_id: str, reverse: bool
+) -> None:
+    reused = tams.add_segment(flow_id, "[0:0_1:0)")
+    for n in range(2, 10, 2):
+        tams.add_segment(flow_id, f"[{n - 1}:0_{n}:0)")  # another object's segment in between
+        tams.register(flow_id, reused, f"[{n}:0_{n + 1}:0)", ts_offset=f"{n}:0")
+    params = {"limit": 2, "object_id": reused, "reverse_order": str(reverse).lower()}
+    pages = tams.pages(f"/flows/{flow_id}/segments", params)
+    in_order = [f"[{n}:0_{n + 1}:0)" for n in range(0, 10, 2)]
+    assert [[segment["timerange"] for segment in page.json()] for page in pages] == [
+        (in_order[::-1] if reverse else in_order)[first : first + 2] for first in (0, 2, 4)
+    ]
+
+
 @pytest.mark.parametrize(("kind", "sort_by"), [("flows", "metadata_updated"), ("sources", "updated")])
 def test_sort_by_update_time_lists_the_latest_change_first(tams: Tams, kind: str, sort_by: str) -> None:
     source_ids = [new_id() for _ in range(3)]
@@ -345,6 +362,14 @@ def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str
     response = client.get(path.format(**content.path_params()), params={"page": "not a key we gave"})
     assert response.status_code == 400
     check_response(response, path)
+
+
+@pytest.mark.parametrize("value", ["10:0", 1.5, None])
+def test_segment_page_key_of_another_type_than_a_start_is_400(tams: Tams, flow_id: str, value: Any) -> None:
+    tams.add_segment(flow_id, "[0:0_1:0)")
+    response = tams.client.get(f"/flows/{flow_id}/segments", params={"page": encode_key([value])})
+    assert response.status_code == 400
+    check_response(response, SEGMENTS)
 
 
 # -- timerange filters and include_timerange ----------------------------------------------------------------

@@ -61,7 +61,7 @@ Test helpers beyond the SDK: `FakeVast.create_bucket`, `FakeVast.clone` (a copy 
 `FakeVast(max_batch_rows=...)`; to test concurrency: `FakeVast.conflict_next_commits(n)` (the next n commits of
 transactions that wrote something fail with `Conflict`, as when a concurrent writer won) and
 `FakeVast.begin_together(n)` (the next n transactions to begin wait for each other once they have their
-snapshots, so that none sees what another writes).
+snapshots, so that none sees what another writes); to see what a store asks of a cluster: `counting_selects()`.
 Not covered: snapshots, imports, sorted/partitioned/vector tables, external row ids, blob expansions, stats, ADBC.
 """
 
@@ -73,10 +73,13 @@ import operator
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import flatbuffers
 import ibis
@@ -1202,3 +1205,33 @@ class FakeTable:
 
 def _combine(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+# -- what a store asks of a cluster -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SelectCount:
+    """`select` calls, the rows they returned (what a cluster would ship) and the seconds the fake spent on them."""
+
+    calls: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def counting_selects() -> Iterator[SelectCount]:
+    """Every `FakeTable.select` counted while inside."""
+    count = SelectCount()
+    original = FakeTable.select
+
+    def select(self: FakeTable, *args: Any, **kwargs: Any) -> pa.RecordBatchReader:
+        started = time.perf_counter()
+        rows = original(self, *args, **kwargs).read_all()
+        count.seconds += time.perf_counter() - started
+        count.calls += 1
+        count.rows += rows.num_rows
+        return pa.RecordBatchReader.from_batches(rows.schema, rows.to_batches())
+
+    with mock.patch.object(FakeTable, "select", select):
+        yield count

@@ -39,6 +39,14 @@ def decode_key(key: str, length: int) -> list[Any]:
     return values
 
 
+def decode_segment_key(key: str) -> int:
+    """The start (int64 nanoseconds) of the last segment of the previous page, from a segment listing's key."""
+    after = decode_key(key, 1)[0]
+    if not isinstance(after, int):
+        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing")
+    return after
+
+
 def storage_ids_from_column(value: str | None) -> list[str]:
     """An object's controlled instances from their column: storage ids (UUIDs: no commas) joined by commas."""
     return value.split(",") if value else []

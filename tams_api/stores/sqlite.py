@@ -63,6 +63,7 @@ from .shared import (
     REQUEST_COLUMNS,
     bindable,
     decode_key,
+    decode_segment_key,
     delete_request_from_row,
     encode_key,
     flow_columns,
@@ -216,6 +217,16 @@ _SOURCE_VISIBLE = f"EXISTS (SELECT 1 FROM flows sf WHERE sf.source_id = sources.
 _SEGMENT_COLUMNS = (
     "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
     "o.id, o.storage_ids, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
+)
+
+
+# The flow's key and the lowest start a segment overlapping the window can have, within the listing's statement
+# (its own snapshot): the start of the segment straddling the window start, if any (only the segment just before
+# the start can reach into the window), else the window start.
+_FLOW_PK = f"(SELECT pk FROM flows WHERE id = :flow_id AND {_live('id')})"
+_WINDOW_LOWEST_START = (
+    f"COALESCE((SELECT CASE WHEN p.end_ns >= :start THEN p.start_ns ELSE :start END FROM segments p "
+    f"WHERE p.flow_pk = {_FLOW_PK} AND p.start_ns < :start ORDER BY p.start_ns DESC LIMIT 1), :start)"
 )
 
 
@@ -1215,29 +1226,19 @@ class SqliteMetadataStore:
         window = query.window
         if window.is_empty:
             return SegmentPage(Page([], None, query.page.limit), None)
-        # One statement (its own snapshot): the flow's key, then an index seek from the segment straddling the
-        # window start, if any — only the segment just before the start can reach into the window.
-        flow = f"(SELECT pk FROM flows WHERE id = :flow_id AND {_live('id')})"
-        lower = (
-            f"COALESCE((SELECT CASE WHEN p.end_ns >= :start THEN p.start_ns ELSE :start END FROM segments p "
-            f"WHERE p.flow_pk = {flow} AND p.start_ns < :start ORDER BY p.start_ns DESC LIMIT 1), :start)"
-        )
-        conditions = [f"s.flow_pk = {flow}", f"s.start_ns >= {lower}", "s.start_ns <= :end"]
-        params: dict[str, Any] = {
-            "flow_id": flow_id,
-            "start": window.start,
-            "end": window.end,
-            "limit": query.page.limit + 1,
-        }
+        lowest, highest, params = self._segment_starts(query.page)
+        params.update(flow_id=flow_id, start=window.start, end=window.end, limit=query.page.limit + 1)
+        conditions = [f"s.flow_pk = {_FLOW_PK}", f"s.start_ns >= {lowest}", f"s.start_ns <= {highest}"]
+        # An object's segments in a flow are a range of its index (object_id, flow_pk, then the key's start_ns);
+        # left to itself, SQLite walks the flow's range instead, looking for the object in every segment.
+        segments_table = "segments s"
         if query.object_id is not None:
+            segments_table = "segments s INDEXED BY segments_object"
             conditions.append("s.object_id = :object_id")
             params["object_id"] = query.object_id
-        if query.page.key is not None:
-            conditions.append("s.start_ns < :after" if query.page.reverse else "s.start_ns > :after")
-            params["after"] = decode_key(query.page.key, 1)[0]
         direction = "DESC" if query.page.reverse else "ASC"
         rows = self._query(
-            f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM segments s JOIN objects o ON o.id = s.object_id "
+            f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM {segments_table} JOIN objects o ON o.id = s.object_id "
             f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
             params,
         )
@@ -1259,6 +1260,19 @@ class SqliteMetadataStore:
             earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
             span = tr.span(earliest.timerange, latest.timerange)
         return SegmentPage(Page(segments, next_key, query.page.limit), span)
+
+    @staticmethod
+    def _segment_starts(page: PageRequest) -> tuple[str, str, dict[str, Any]]:
+        """SQL for the lowest and highest start of a page's segments, with their parameters. The page key is folded
+        into one of them: given two bounds on one side, SQLite seeks on one and filters by the other, and seeking
+        on the window's made a page deep into a flow read every segment before it."""
+        if page.key is None:
+            return _WINDOW_LOWEST_START, ":end", {}
+        after = {"after": decode_segment_key(page.key)}
+        # In SQL, not Python: `:after + 1` past int64 becomes a float that no start reaches, not an overflow.
+        if page.reverse:
+            return _WINDOW_LOWEST_START, "MIN(:end, :after - 1)", after
+        return f"MAX({_WINDOW_LOWEST_START}, :after + 1)", ":end", after
 
     def delete_segments(
         self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None

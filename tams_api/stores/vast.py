@@ -77,6 +77,7 @@ from .shared import (
     REQUEST_COLUMNS,
     bindable,
     decode_key,
+    decode_segment_key,
     delete_request_from_row,
     encode_key,
     flow_columns,
@@ -1283,6 +1284,25 @@ class VastMetadataStore:
             return []
         lo, hi = max(lo, flow["seg_start_ns"]), min(hi, flow["seg_end_ns"])
         segments = t["segments"]
+
+        def fetched(start: int, end: int, limit: int = 0) -> list[dict[str, Any]]:
+            where = _all(
+                segments["flow_id"] == flow["id"],
+                segments["start_ns"].between(start, end),
+                None if object_id is None else segments["object_id"] == object_id,
+            )
+            return _select(segments, where, columns, row_ids, limit)
+
+        def kept(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return sorted(filter(keep, rows), key=operator.itemgetter("start_ns"), reverse=reverse)
+
+        if object_id is not None and want is not None and lo <= hi:
+            # An object has few segments in a flow: one select (its projection, segments_by_object) finds them all,
+            # where slices would take a select per doubling until one reaches them. Only fewer than `limit_rows`
+            # rows are surely all of them (with as many, they are an arbitrary subset): else slice as below.
+            rows = fetched(lo, hi, want)
+            if len(rows) < want:
+                return kept(rows)
         width = max(flow["max_segment_ns"] or 0, 1) * ((want or 0) + 1)
         found: list[dict[str, Any]] = []
         while lo <= hi and (want is None or len(found) < want):
@@ -1292,17 +1312,7 @@ class VastMetadataStore:
                 start, end = max(lo, hi - width + 1), hi
             else:
                 start, end = lo, min(hi, lo + width - 1)
-            where = _all(
-                segments["flow_id"] == flow["id"],
-                segments["start_ns"].between(start, end),
-                None if object_id is None else segments["object_id"] == object_id,
-            )
-            rows = sorted(
-                (row for row in _select(segments, where, columns, row_ids) if keep(row)),
-                key=operator.itemgetter("start_ns"),
-                reverse=reverse,
-            )
-            found += rows
+            found += kept(fetched(start, end))
             if reverse:
                 hi = start - 1
             else:
@@ -1376,9 +1386,7 @@ class VastMetadataStore:
                 return SegmentPage(Page([], None, query.page.limit), None)
             lo, hi = self._window(t, flow, window)
             if query.page.key is not None:
-                after = decode_key(query.page.key, 1)[0]
-                if not isinstance(after, int):
-                    raise BadRequest(f"invalid page key {query.page.key!r}: it belongs to another listing")
+                after = decode_segment_key(query.page.key)
                 if query.page.reverse:
                     hi = min(hi, after - 1)
                 else:
