@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -10,6 +13,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from background import api_process
 from endpoints import WRITES, Call, Content
 from helpers import (
     CONTAINER,
@@ -317,9 +321,18 @@ def test_flows_sort_by_label_with_unlabelled_last(tams: Tams) -> None:
         assert [flow["id"] for flow in check_response(response, "/flows")] == order
 
 
-# -- limits --------------------------------------------------------------------------------------------------
+# -- limits and page keys -----------------------------------------------------------------------------------
 
 LISTINGS = ["/flows", "/sources", SEGMENTS, "/objects/{objectId}"]
+# Every listing whose page keys encode sort values (the storage backends' are offsets), the extension's included.
+ENCODED_KEY_LISTINGS = [
+    *LISTINGS,
+    "/service/profiles",
+    "/service/webhooks",
+    "/flow-delete-requests",
+    "/x-tams/deleted-flows",
+]
+BOTH_METADATA_STORES = pytest.mark.parametrize("settings", ["sqlite+filesystem", "vast+filesystem"], indirect=True)
 
 
 @pytest.mark.parametrize("path", LISTINGS)
@@ -340,11 +353,38 @@ def test_huge_limit_is_clamped_and_reported(
     check_response(response, path)
 
 
-@pytest.mark.parametrize("path", LISTINGS)
-def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str) -> None:
-    response = client.get(path.format(**content.path_params()), params={"page": "not a key we gave"})
-    assert response.status_code == 400
-    check_response(response, path)
+def _encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+BAD_PAGE_KEYS = {
+    "not a key": "not a key we gave",
+    "JSON 40,000 deep": _encoded("[" * 40_000),  # within what httpx sends in a query
+    "JSON 2,000 deep": _encoded('{"a":' * 2_000),  # short enough to be decoded
+}
+
+
+@BOTH_METADATA_STORES
+@pytest.mark.parametrize("path", ENCODED_KEY_LISTINGS)
+@pytest.mark.parametrize("key", list(BAD_PAGE_KEYS.values()), ids=list(BAD_PAGE_KEYS))
+def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str, key: str) -> None:
+    response = client.get(path.format(**content.path_params()), params={"page": key})
+    assert response.status_code == 400, response.text
+    # Not check_response: the spec's `page` admits any string, yet the webhooks and delete requests listings
+    # document no 400 for one the service never issued (see test_fuzz's run on the spec's own document).
+    assert_valid(response.json(), "error.json")
+
+
+def test_invalid_page_key_keeps_the_connection(tmp_path: Path) -> None:
+    with api_process(tmp_path / "data") as url:
+        connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
+        for page, status in ((BAD_PAGE_KEYS["JSON 2,000 deep"], 400), (None, 200)):
+            connection.request("GET", "/flows" + (f"?page={page}" if page else ""))
+            response = connection.getresponse()
+            response.read()
+            assert response.status == status
+            assert connection.sock is not None, "the service closed the connection"
+        connection.close()
 
 
 # -- timerange filters and include_timerange ----------------------------------------------------------------
