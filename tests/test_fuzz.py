@@ -752,8 +752,8 @@ LISTINGS = (
     f"/flows/{FLOW_ID}/segments",
     f"/objects/{OBJECT_ID}",
 )
-BAD_LIMITS = ("0", "-1", "-9223372036854775809", "1.5", "abc", "", "1e3", "0x10", "9" * 5000, "NaN", "true", "٣", "²")
-HUGE_LIMITS = ("1001", "9223372036854775807", "9223372036854775808", "9" * 40)
+BAD_LIMITS = ("1.5", "abc", "", "1e3", "0x10", "9" * 5000, "NaN", "true", "٣", "²")
+OUT_OF_RANGE_LIMITS = ("0", "-1", "-9223372036854775809", "1001", "9223372036854775807", "9" * 40)
 
 
 @pytest.mark.parametrize("path", LISTINGS)
@@ -763,10 +763,10 @@ def test_bad_limits_are_bad_requests(seeded_client: TestClient, path: str, limit
 
 
 @pytest.mark.parametrize("path", LISTINGS)
-@pytest.mark.parametrize("limit", HUGE_LIMITS, ids=lambda text: repr(text[:12]))
-def test_huge_limits_are_capped(seeded_client: TestClient, path: str, limit: str) -> None:
+@pytest.mark.parametrize("limit", OUT_OF_RANGE_LIMITS, ids=lambda text: repr(text[:12]))
+def test_out_of_range_limits_are_clamped(seeded_client: TestClient, path: str, limit: str) -> None:
     response = send(seeded_client, "GET", path, {200}, params={"limit": limit})
-    assert int(response.headers["X-Paging-Limit"]) <= 1000
+    assert 1 <= int(response.headers["X-Paging-Limit"]) <= 1000
 
 
 def page_key(values: Any) -> str:

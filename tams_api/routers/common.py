@@ -152,9 +152,9 @@ def require_uuid(value: str, what: str) -> str:
 
 
 def page_request(settings: Settings, limit: int | None, page: str | None, reverse: bool = False) -> PageRequest:
-    if limit is not None and limit < 1:
-        raise BadRequest("limit must be a positive integer")
-    chosen = settings.default_page_limit if limit is None else min(limit, settings.max_page_limit)
+    """The page a listing serves. The spec sets no bounds on `limit` and documents no error for it on several
+    listings, so any integer is served: clamped to 1..max_page_limit, the limit used reported in X-Paging-Limit."""
+    chosen = settings.default_page_limit if limit is None else max(1, min(limit, settings.max_page_limit))
     return PageRequest(limit=chosen, key=page, reverse=reverse)
 
 
