@@ -578,6 +578,14 @@ def test_tag_names_with_special_characters(client: TestClient, content: Content,
     assert client.get(tag_url).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/flows", "/sources", "/service/webhooks", "/service/storage-backends"])
+def test_an_empty_list_of_tag_values_matches_nothing(client: TestClient, content: Content, path: str) -> None:
+    # The spec's url-tag-list admits the empty string: a list of no values, none of which a tag can have.
+    response = client.get(path, params={f"tag.{content.tag_name}": ""})
+    assert response.status_code == 200, response.text
+    assert check_response(response, path) == []
+
+
 def test_server_managed_fields_of_a_put_are_ignored(tams: Tams) -> None:
     flow_id = new_id()
     managed = {

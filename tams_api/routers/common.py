@@ -164,7 +164,8 @@ def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
     for key, value in request.query_params.multi_items():
         if key.startswith(f"{prefix}."):
             name = key[len(prefix) + 1 :]
-            values = value.split(",")
+            # The spec's url-tag-list: values joined by commas, or none (`tag.x=`), which no tag value matches.
+            values = value.split(",") if value else []
             if not name or "" in values:
                 raise BadRequest(f"invalid tag filter {key}={value!r}: expected a comma-separated list of values")
             tags.values[name] = values
