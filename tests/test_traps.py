@@ -362,6 +362,14 @@ def test_limits_out_of_range_are_clamped_and_reported(
     check_response(response, path)
 
 
+@pytest.mark.parametrize("path", SPEC_LISTINGS)
+def test_an_empty_page_key_is_the_first_page(client: TestClient, content: Content, path: str) -> None:
+    url = path.format(**content.path_params())
+    response = client.get(url, params={"page": "", "limit": "1"})
+    assert response.status_code == 200, response.text
+    assert check_response(response, path) == client.get(url, params={"limit": "1"}).json()
+
+
 def _encoded(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 

@@ -153,9 +153,10 @@ def require_uuid(value: str, what: str) -> str:
 
 def page_request(settings: Settings, limit: int | None, page: str | None, reverse: bool = False) -> PageRequest:
     """The page a listing serves. The spec sets no bounds on `limit` and documents no error for it on several
-    listings, so any integer is served: clamped to 1..max_page_limit, the limit used reported in X-Paging-Limit."""
+    listings, so any integer is served: clamped to 1..max_page_limit, the limit used reported in X-Paging-Limit.
+    An empty `page` is no key (the first page), as a client that fills in `page={next key}` sends on the first."""
     chosen = settings.default_page_limit if limit is None else max(1, min(limit, settings.max_page_limit))
-    return PageRequest(limit=chosen, key=page, reverse=reverse)
+    return PageRequest(limit=chosen, key=page or None, reverse=reverse)
 
 
 def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
