@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -10,6 +13,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from background import api_process
 from endpoints import WRITES, Call, Content
 from helpers import (
     CONTAINER,
@@ -334,34 +338,87 @@ def test_flows_sort_by_label_with_unlabelled_last(tams: Tams) -> None:
         assert [flow["id"] for flow in check_response(response, "/flows")] == order
 
 
-# -- limits --------------------------------------------------------------------------------------------------
+# -- limits and page keys -----------------------------------------------------------------------------------
 
 LISTINGS = ["/flows", "/sources", SEGMENTS, "/objects/{objectId}"]
+# Every paged listing of the spec; those of storage backends, webhooks and delete requests document no 400.
+SPEC_LISTINGS = [
+    *LISTINGS,
+    "/service/profiles",
+    "/service/storage-backends",
+    "/service/webhooks",
+    "/flow-delete-requests",
+]
+# Every listing whose page keys encode sort values (the storage backends' are offsets), the extension's included.
+ENCODED_KEY_LISTINGS = [
+    *LISTINGS,
+    "/service/profiles",
+    "/service/webhooks",
+    "/flow-delete-requests",
+    "/x-tams/deleted-flows",
+]
+BOTH_METADATA_STORES = pytest.mark.parametrize("settings", ["sqlite+filesystem", "vast+filesystem"], indirect=True)
 
 
 @pytest.mark.parametrize("path", LISTINGS)
-def test_invalid_limit_is_400(client: TestClient, content: Content, path: str) -> None:
-    for limit in ("0", "-1", "ten", "1.5"):
+def test_limit_that_is_no_integer_is_400(client: TestClient, content: Content, path: str) -> None:
+    for limit in ("ten", "1.5"):
         response = client.get(path.format(**content.path_params()), params={"limit": limit})
         assert response.status_code == 400, limit
         check_response(response, path)
 
 
-@pytest.mark.parametrize("path", [*LISTINGS, "/service/storage-backends"])
-def test_huge_limit_is_clamped_and_reported(
-    client: TestClient, content: Content, settings: Settings, path: str
+@pytest.mark.parametrize("path", SPEC_LISTINGS)
+@pytest.mark.parametrize(("limit", "used"), [("0", 1), ("-1", 1), (str(-(10**12)), 1), (str(10**12), None)])
+def test_limits_out_of_range_are_clamped_and_reported(
+    client: TestClient, content: Content, settings: Settings, path: str, limit: str, used: int | None
 ) -> None:
-    response = client.get(path.format(**content.path_params()), params={"limit": str(10**12)})
-    assert response.status_code == 200
-    assert response.headers["X-Paging-Limit"] == str(settings.max_page_limit)
+    response = client.get(path.format(**content.path_params()), params={"limit": limit})
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Paging-Limit"] == str(used or settings.max_page_limit)
     check_response(response, path)
 
 
-@pytest.mark.parametrize("path", LISTINGS)
-def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str) -> None:
-    response = client.get(path.format(**content.path_params()), params={"page": "not a key we gave"})
-    assert response.status_code == 400
-    check_response(response, path)
+@pytest.mark.parametrize("path", SPEC_LISTINGS)
+def test_an_empty_page_key_is_the_first_page(client: TestClient, content: Content, path: str) -> None:
+    url = path.format(**content.path_params())
+    response = client.get(url, params={"page": "", "limit": "1"})
+    assert response.status_code == 200, response.text
+    assert check_response(response, path) == client.get(url, params={"limit": "1"}).json()
+
+
+def _encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+BAD_PAGE_KEYS = {
+    "not a key": "not a key we gave",
+    "JSON 40,000 deep": _encoded("[" * 40_000),  # within what httpx sends in a query
+    "JSON 2,000 deep": _encoded('{"a":' * 2_000),  # short enough to be decoded
+}
+
+
+@BOTH_METADATA_STORES
+@pytest.mark.parametrize("path", ENCODED_KEY_LISTINGS)
+@pytest.mark.parametrize("key", list(BAD_PAGE_KEYS.values()), ids=list(BAD_PAGE_KEYS))
+def test_invalid_page_key_is_400(client: TestClient, content: Content, path: str, key: str) -> None:
+    response = client.get(path.format(**content.path_params()), params={"page": key})
+    assert response.status_code == 400, response.text
+    # Not check_response: the spec's `page` admits any string, yet the webhooks and delete requests listings
+    # document no 400 for one the service never issued (see test_fuzz's run on the spec's own document).
+    assert_valid(response.json(), "error.json")
+
+
+def test_invalid_page_key_keeps_the_connection(tmp_path: Path) -> None:
+    with api_process(tmp_path / "data") as url:
+        connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
+        for page, status in ((BAD_PAGE_KEYS["JSON 2,000 deep"], 400), (None, 200)):
+            connection.request("GET", "/flows" + (f"?page={page}" if page else ""))
+            response = connection.getresponse()
+            response.read()
+            assert response.status == status
+            assert connection.sock is not None, "the service closed the connection"
+        connection.close()
 
 
 @pytest.mark.parametrize("value", ["10:0", 1.5, None])
@@ -552,6 +609,14 @@ def test_tag_names_with_special_characters(client: TestClient, content: Content,
     assert client.get(f"/{kind}/{resource_id}/tags").json()["my tag/with%"] == "odd value"
     assert client.delete(tag_url).status_code == 204
     assert client.get(tag_url).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/flows", "/sources", "/service/webhooks", "/service/storage-backends"])
+def test_an_empty_list_of_tag_values_matches_nothing(client: TestClient, content: Content, path: str) -> None:
+    # The spec's url-tag-list admits the empty string: a list of no values, none of which a tag can have.
+    response = client.get(path, params={f"tag.{content.tag_name}": ""})
+    assert response.status_code == 200, response.text
+    assert check_response(response, path) == []
 
 
 def test_server_managed_fields_of_a_put_are_ignored(tams: Tams) -> None:

@@ -204,10 +204,11 @@ def require_uuid(value: str, what: str) -> str:
 
 
 def page_request(settings: Settings, limit: int | None, page: str | None, reverse: bool = False) -> PageRequest:
-    if limit is not None and limit < 1:
-        raise BadRequest("limit must be a positive integer")
-    chosen = settings.default_page_limit if limit is None else min(limit, settings.max_page_limit)
-    return PageRequest(limit=chosen, key=page, reverse=reverse)
+    """The page a listing serves. The spec sets no bounds on `limit` and documents no error for it on several
+    listings, so any integer is served: clamped to 1..max_page_limit, the limit used reported in X-Paging-Limit.
+    An empty `page` is no key (the first page), as a client that fills in `page={next key}` sends on the first."""
+    chosen = settings.default_page_limit if limit is None else max(1, min(limit, settings.max_page_limit))
+    return PageRequest(limit=chosen, key=page or None, reverse=reverse)
 
 
 def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
@@ -216,7 +217,8 @@ def tag_filter(request: Request, prefix: str = "tag") -> TagFilter:
     for key, value in request.query_params.multi_items():
         if key.startswith(f"{prefix}."):
             name = key[len(prefix) + 1 :]
-            values = value.split(",")
+            # The spec's url-tag-list: values joined by commas, or none (`tag.x=`), which no tag value matches.
+            values = value.split(",") if value else []
             if not name or "" in values:
                 raise BadRequest(f"invalid tag filter {key}={value!r}: expected a comma-separated list of values")
             tags.values[name] = values

@@ -29,10 +29,18 @@ def bindable(value: Any) -> bool:
     return value is None or isinstance(value, float)
 
 
+# A key this service issues is one row's sort values (ids, times, a label or URL): far shorter. A longer one is
+# refused before it costs any decoding (and is not echoed back).
+MAX_PAGE_KEY_LENGTH = 16 * 1024
+
+
 def decode_key(key: str, length: int) -> list[Any]:
+    """The sort values of a page key `encode_key` made; anything else a client sends is a bad request."""
+    if len(key) > MAX_PAGE_KEY_LENGTH:
+        raise BadRequest(f"invalid page key: longer than {MAX_PAGE_KEY_LENGTH} characters")
     try:
         values = json.loads(base64.urlsafe_b64decode(key.encode()))
-    except (ValueError, UnicodeError) as error:
+    except (ValueError, UnicodeError, RecursionError) as error:  # RecursionError: JSON nested too deep
         raise BadRequest(f"invalid page key {key!r}") from error
     if not isinstance(values, list) or len(values) != length or not all(map(bindable, values)):
         raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
