@@ -1,9 +1,14 @@
-"""Self-signed certificates for the tests' HTTPS servers."""
+"""Self-signed certificates and HTTPS servers for the tests."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography import x509
@@ -39,3 +44,19 @@ def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+@contextmanager
+def https_server(context: ssl.SSLContext) -> Iterator[ThreadingHTTPServer]:
+    """An HTTP server speaking TLS with `context` on a free port of 127.0.0.1 until the block ends; the caller sets
+    its RequestHandlerClass before sending it anything."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -7,11 +7,10 @@ import asyncio
 import itertools
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import FAST_WORKER, Receiver, receiver, running_worker, wait_for
-from certificates import self_signed
+from certificates import https_server, self_signed
 from helpers import Tams
 from tams_api.delivery import Courier
 from tams_api.metrics import WEBHOOK_DELIVERIES
@@ -140,33 +139,25 @@ def tls_receiver(cert: Path, key: Path) -> Iterator[TlsReceiver]:
     """An HTTPS receiver on 127.0.0.1 serving `cert`, recording the SNI and Host it is sent."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    seen = TlsReceiver(server.server_address[1])
-    context.sni_callback = lambda _socket, server_name, _context: seen.server_names.append(server_name)
+    with https_server(context) as server:
+        seen = TlsReceiver(server.server_address[1])
+        context.sni_callback = lambda _socket, server_name, _context: seen.server_names.append(server_name)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keeps connections open: the client may reuse them
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open: the client may reuse them
 
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen.hosts.append(self.headers["Host"])
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                seen.hosts.append(self.headers["Host"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
+            def log_message(self, *args: Any) -> None:
+                pass
 
-    server.RequestHandlerClass = Handler
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+        server.RequestHandlerClass = Handler
         yield seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def run_couriers(services: Services, trusted: Path, *runs: tuple[str, Callable[[], Any]]) -> None:

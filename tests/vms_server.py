@@ -12,16 +12,15 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from certificates import self_signed
+from certificates import https_server, self_signed
 
 USERNAME = "vms-admin"
 PASSWORD = "vms-password"
@@ -113,15 +112,7 @@ def fake_vms(directory: Path, on_bucket: Callable[[str], None]) -> Iterator[Fake
     """A fake VMS serving HTTPS on a free port of 127.0.0.1 until the block ends."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*self_signed(directory, "127.0.0.1"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    vms = FakeVms(f"127.0.0.1:{server.server_address[1]}", on_bucket)
-    server.RequestHandlerClass = _handler(vms)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with https_server(context) as server:
+        vms = FakeVms(f"127.0.0.1:{server.server_address[1]}", on_bucket)
+        server.RequestHandlerClass = _handler(vms)
         yield vms
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
