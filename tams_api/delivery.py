@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from .clock import now
 from .config import Settings
+from .errors import error_json
 from .metrics import WEBHOOK_DELIVERIES, WEBHOOK_ERRORS
 from .model import Event, Webhook
 from .stores.media import MediaStores
@@ -124,7 +124,7 @@ class Courier:
         summary = f"gave up delivering {event.type} event {event.seq} after {attempts} attempt(s): {problem}"
         log.warning("webhook %s: %s", self.webhook.id, summary)
         WEBHOOK_ERRORS.inc()
-        error = {"type": "WebhookDeliveryFailed", "summary": summary, "time": now().text}
+        error = error_json("WebhookDeliveryFailed", summary)
         await asyncio.to_thread(self.store.set_webhook_status, self.webhook.id, "error", error)
         return False
 

@@ -1,4 +1,9 @@
-"""Domain errors. Stores and domain rules raise these; `tams_api.http` maps them to the spec's error JSON."""
+"""Domain errors. Stores and domain rules raise these; `tams_api.http` maps them to HTTP answers, and
+`error_json` is the spec's error JSON wherever the service writes one (answers, delete requests, webhooks)."""
+
+from __future__ import annotations
+
+from .clock import now
 
 
 class TamsError(Exception):
@@ -35,3 +40,8 @@ class Unavailable(TamsError):
 
 class ConfigurationError(Exception):
     """The service cannot start as configured; the message names the setting to fix, in one line."""
+
+
+def error_json(error_type: str, summary: str, time: str | None = None) -> dict[str, str]:
+    """The spec's error JSON (schemas/error.json), never a traceback; `time` (RFC 3339) defaults to now."""
+    return {"type": error_type, "summary": summary, "time": time or now().text}

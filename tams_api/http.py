@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,7 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, TamsError, Unauthorized, Unavailable
+from .errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TamsError,
+    Unauthorized,
+    Unavailable,
+    error_json,
+)
 from .model import Page
 
 log = logging.getLogger("tams_api")
@@ -30,6 +38,11 @@ STATUS_OF: dict[type[TamsError], int] = {
 }
 
 
+def status_of(error: TamsError) -> int:
+    """The HTTP status of a domain error, by its class or the nearest mapped base class."""
+    return next((STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF), 400)
+
+
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
@@ -38,13 +51,8 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-def error_body(error_type: str, summary: str) -> dict[str, str]:
-    """The spec's error JSON (schemas/error.json); never a traceback."""
-    return {"type": error_type, "summary": summary, "time": datetime.now(UTC).isoformat()}
-
-
 def error_response(status: int, error_type: str, summary: str, headers: Mapping[str, str] | None = None) -> Response:
-    return json_response(error_body(error_type, summary), status, headers)
+    return json_response(error_json(error_type, summary), status, headers)
 
 
 def paging_headers(request: Request, page: Page[Any], **extra: str) -> dict[str, str]:
@@ -79,7 +87,7 @@ def _validation_summary(error: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TamsError)
     async def domain_error(request: Request, error: TamsError) -> Response:
-        status = STATUS_OF.get(type(error), 400)
+        status = status_of(error)
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": request.app.state.auth.challenge()}

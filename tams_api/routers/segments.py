@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from .. import schemas
 from .. import segments as rules
-from ..errors import BadRequest, Forbidden, NotFound
-from ..http import error_body, json_response, listing_headers
+from ..errors import BadRequest, Forbidden, NotFound, error_json
+from ..http import json_response, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
@@ -93,7 +93,7 @@ def _failure_json(failure: SegmentFailure) -> dict[str, Any]:
     return {
         "object_id": failure.object_id,
         "timerange": failure.timerange,
-        "error": error_body("BadRequest", failure.summary),
+        "error": error_json("BadRequest", failure.summary),
     }
 
 

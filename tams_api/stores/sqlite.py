@@ -23,7 +23,7 @@ import orjson
 
 from .. import timerange as tr
 from ..clock import instant_text, now
-from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, TamsError, Unavailable
+from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, TamsError, Unavailable, error_json
 from ..model import (
     DeletedFlow,
     DeleteRequest,
@@ -1755,9 +1755,7 @@ class SqliteMetadataStore:
             if flow is not None and flow[1]:
                 changes.update(
                     status="error",
-                    error=json.dumps(
-                        {"type": "Forbidden", "summary": f"flow {request.flow_id} is read-only", "time": stamp.text}
-                    ),
+                    error=json.dumps(error_json("Forbidden", f"flow {request.flow_id} is read-only", stamp.text)),
                 )
             else:
                 remaining = tr.parse_bounds(request.timerange_remaining)

@@ -37,7 +37,7 @@ from vastdb import errors
 
 from .. import timerange as tr
 from ..clock import Instant, instant_text, now
-from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, Unavailable
+from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, Unavailable, error_json
 from ..model import (
     DeletedFlow,
     DeleteRequest,
@@ -1926,7 +1926,7 @@ class VastMetadataStore:
             released: list[ReleasedMedia] = []
             changes: dict[str, Any] = {"updated": stamp.text}
             if flow is not None and flow["read_only"]:
-                error = {"type": "Forbidden", "summary": f"flow {request.flow_id} is read-only", "time": stamp.text}
+                error = error_json("Forbidden", f"flow {request.flow_id} is read-only", stamp.text)
                 changes.update(status="error", error=json.dumps(error))
             else:
                 remaining = tr.parse_bounds(request.timerange_remaining)
