@@ -15,6 +15,11 @@ Tags = dict[str, TagValue]
 SERVER_MANAGED_FLOW_FIELDS = frozenset({"created", "metadata_updated", "segments_updated", "timerange", "collected_by"})
 
 
+def uses_init_segments(metadata: dict[str, Any]) -> bool:
+    """Whether a flow's media objects have init objects (`essence_parameters.init_segments`, false if omitted)."""
+    return bool((metadata.get("essence_parameters") or {}).get("init_segments", False))
+
+
 @dataclass(slots=True)
 class TagFilter:
     """`tag.{name}=a,b` (any listed value matches) and `tag_exists.{name}=true|false`."""
@@ -93,6 +98,10 @@ class Flow:
     @property
     def container(self) -> str | None:
         return self.metadata.get("container")
+
+    @property
+    def init_segments(self) -> bool:
+        return uses_init_segments(self.metadata)
 
     def to_json(self) -> dict[str, Any]:
         body = {"id": self.id, "source_id": self.source_id, **self.metadata}

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import timerange as tr
 from ..errors import BadRequest, NotFound
-from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis
+from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis, uses_init_segments
 
 
 def encode_key(values: Sequence[Any]) -> str:
@@ -102,7 +102,7 @@ def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
         "status": metadata.get("status"),
         "frame_width": essence.get("frame_width"),
         "frame_height": essence.get("frame_height"),
-        "init_segments": int(bool(essence.get("init_segments", False))),
+        "init_segments": int(uses_init_segments(metadata)),
         "read_only": int(bool(metadata.get("read_only", False))),
     }
     if not all(map(bindable, columns.values())):
