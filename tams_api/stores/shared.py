@@ -91,6 +91,18 @@ def tag_values(value: TagValue) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def sign(metadata: dict[str, Any], author: str | None, previous: dict[str, Any] | None) -> None:
+    """Record in a flow's metadata who wrote it: `created_by` stays whoever created the flow (as in `previous`,
+    the metadata stored before, if any), `updated_by` becomes `author`. Nobody known (authentication off) is
+    recorded as no value."""
+    creator = author if previous is None else previous.get("created_by")
+    for name, value in (("created_by", creator), ("updated_by", author)):
+        if value is None:
+            metadata.pop(name, None)
+        else:
+            metadata[name] = value
+
+
 def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """The flow properties stores index for listing filters."""
     essence = metadata.get("essence_parameters") or {}
