@@ -1,4 +1,5 @@
-"""Rules for registering flow segments: the body's shape, and what each segment means on the timeline."""
+"""Rules for registering flow segments: the body's shape, what each segment means on the timeline, and the init
+objects a flow with init segments asks of its media objects."""
 
 from __future__ import annotations
 
