@@ -40,11 +40,12 @@ PROFILE_FIELDS = frozenset(
 )
 
 
-def flow_write(flow_id: str, body: Any, profile: Profile | None) -> FlowWrite:
+def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | None) -> FlowWrite:
     """Validate a `PUT /flows/{id}` body against the spec and split it into what the store keeps.
 
     `profile` is the profile the body's `profile_id` names (None when it names none, or one that does not
-    exist); a flow created from it takes its technical metadata from it.
+    exist); a flow created from it takes its technical metadata from it. `author` is the principal writing it:
+    the flow's (and a new source's) created_by and updated_by come from it, never from the body.
     """
     check_flow_body(body)
     if body["id"] != flow_id:
@@ -70,4 +71,5 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None) -> FlowWrite:
         metadata=metadata,
         tags=body.get("tags", {}),
         flow_collection=body.get("flow_collection", []),
+        author=author,
     )

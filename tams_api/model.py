@@ -12,7 +12,14 @@ TagValue = str | list[str]
 Tags = dict[str, TagValue]
 
 # Flow fields the service manages itself; values given in a PUT are ignored.
-SERVER_MANAGED_FLOW_FIELDS = frozenset({"created", "metadata_updated", "segments_updated", "timerange", "collected_by"})
+SERVER_MANAGED_FLOW_FIELDS = frozenset(
+    {"created", "metadata_updated", "segments_updated", "timerange", "collected_by", "created_by", "updated_by"}
+)
+
+
+def uses_init_segments(metadata: dict[str, Any]) -> bool:
+    """Whether a flow's media objects have init objects (`essence_parameters.init_segments`, false if omitted)."""
+    return bool((metadata.get("essence_parameters") or {}).get("init_segments", False))
 
 
 @dataclass(slots=True)
@@ -77,7 +84,8 @@ class Source:
 class Flow:
     id: str
     source_id: str
-    metadata: dict[str, Any]  # what the client PUT, less tags, collections and server-managed fields
+    # What the client PUT, less tags, collections and server-managed fields; plus who created and updated it.
+    metadata: dict[str, Any]
     created: str
     metadata_updated: str
     segments_updated: str | None = None
@@ -93,6 +101,10 @@ class Flow:
     @property
     def container(self) -> str | None:
         return self.metadata.get("container")
+
+    @property
+    def init_segments(self) -> bool:
+        return uses_init_segments(self.metadata)
 
     def to_json(self) -> dict[str, Any]:
         body = {"id": self.id, "source_id": self.source_id, **self.metadata}
@@ -141,6 +153,7 @@ class FlowWrite:
     metadata: dict[str, Any]
     tags: Tags
     flow_collection: list[dict[str, Any]]
+    author: str | None  # the principal writing it; None when authentication is off
 
 
 @dataclass(slots=True)

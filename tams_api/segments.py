@@ -1,14 +1,17 @@
-"""Rules for registering flow segments: the body's shape, and what each segment means on the timeline."""
+"""Rules for registering flow segments: the body's shape, what each segment means on the timeline, and the init
+objects a flow with init segments asks of its media objects."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from . import timerange as tr
 from .errors import BadRequest
-from .model import NewSegment
+from .model import Flow, NewSegment, SegmentFailure, StoredObject
 
 # Same shape as the spec's schemas/flow-segment-post.json; pydantic validates a 1,000-segment body
 # about 20x faster than jsonschema, and a test checks both agree.
@@ -100,3 +103,35 @@ def new_segment(post: SegmentPost) -> NewSegment:
         init_object_id=post.init_object_id,
         get_urls=urls,
     )
+
+
+def with_init_objects(
+    flow: Flow, segments: list[NewSegment], find_objects: Callable[[list[str]], dict[str, StoredObject]]
+) -> tuple[list[NewSegment], list[SegmentFailure]]:
+    """The segments to register, and those refused: on a flow with `init_segments` every media object MUST have
+    an init object. A segment re-using an object SHOULD omit init_object_id, so one without it gets the object's
+    (stored, or given by another segment of the request): the store then never registers an object without one."""
+    if not flow.init_segments or all(segment.init_object_id is not None for segment in segments):
+        return segments, []
+    inits: dict[str, str] = {}
+    for segment in segments:
+        if segment.init_object_id is not None:
+            inits.setdefault(segment.object_id, segment.init_object_id)
+    unknown = sorted({segment.object_id for segment in segments} - inits.keys())
+    for object_id, stored in find_objects(unknown).items():
+        if stored.init_object_id is not None:
+            inits[object_id] = stored.init_object_id
+    kept: list[NewSegment] = []
+    refused: list[SegmentFailure] = []
+    for segment in segments:
+        if segment.init_object_id is not None:
+            kept.append(segment)
+        elif segment.object_id in inits:
+            kept.append(dataclasses.replace(segment, init_object_id=inits[segment.object_id]))
+        else:
+            summary = (
+                f"flow {flow.id} has init_segments: object {segment.object_id} needs an init_object_id "
+                "(only a re-used object that has one may omit it)"
+            )
+            refused.append(SegmentFailure(segment.object_id, segment.timerange, summary))
+    return kept, refused

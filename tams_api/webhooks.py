@@ -27,8 +27,6 @@ def webhook_from_body(webhook_id: str, body: Any, *, replacing: bool, owner: str
     schemas.check("webhook-put.json" if replacing else "webhook-post.json", body, "webhook")
     if replacing and body["id"] != webhook_id:
         raise BadRequest(f"the body's id {body['id']} is not the webhook's id {webhook_id} in the path")
-    if not body["events"]:
-        raise BadRequest("events must name at least one event type")
     if "api_key_value" in body and "api_key_name" not in body:
         raise BadRequest("api_key_value needs api_key_name: the header to send it in")
     return Webhook(

@@ -137,7 +137,7 @@ def fill_flow(store: MetadataStore, flow_id: str, source_id: str, segments: int,
     writes: far quicker than through the API."""
     document = video_flow(flow_id, source_id)
     metadata = {key: value for key, value in document.items() if key not in ("id", "source_id", "format")}
-    store.put_flow(FlowWrite(flow_id, source_id, document["format"], metadata, {}, []))
+    store.put_flow(FlowWrite(flow_id, source_id, document["format"], metadata, {}, [], None))
     for start in range(0, segments, batch):
         added = [segment_held_elsewhere(n) for n in range(start, min(segments, start + batch))]
         failures = store.add_segments(flow_id, added)

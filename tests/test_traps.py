@@ -850,6 +850,54 @@ def test_init_object_lives_while_any_object_uses_it(tams: Tams, flow_id: str) ->
     assert tams.client.get(init_url).status_code == 404, "nothing uses the init object any more"
 
 
+def _init_segments_flow(tams: Tams) -> str:
+    essence = {"frame_width": 1920, "frame_height": 1080, "frame_rate": {"numerator": 25}, "init_segments": True}
+    return tams.put_flow(container="video/mp4", essence_parameters=essence)
+
+
+def test_a_flow_with_init_segments_refuses_media_objects_without_an_init_object(tams: Tams) -> None:
+    # The flow schemas: with init_segments, every media object of the flow MUST have an init object.
+    flow_id = _init_segments_flow(tams)
+    _, init_object_id = _segment_with_init(tams, flow_id, "[0:0_1:0)")  # an allocated init object is no segment
+    bare, with_init = (item["object_id"] for item in tams.allocate(flow_id, limit=2))
+    single = tams.post_segments(flow_id, {"object_id": bare, "timerange": "[1:0_2:0)"})
+    assert single.status_code == 400
+    assert "init_object_id" in check_response(single, SEGMENTS)["summary"]
+
+    without_init = tams.add_segment(tams.put_flow(), "[0:0_1:0)")  # re-usable, but it has no init object
+    held_elsewhere = [{"url": "https://cdn.example.com/clip.mp4", "label": "cdn"}]
+    body = [
+        {"object_id": bare, "timerange": "[1:0_2:0)"},
+        {"object_id": without_init, "timerange": "[2:0_3:0)", "ts_offset": "2:0"},
+        {"object_id": "held-elsewhere", "timerange": "[3:0_4:0)", "get_urls": held_elsewhere},
+        {"object_id": with_init, "timerange": "[4:0_5:0)", "init_object_id": init_object_id},
+    ]
+    response = tams.post_segments(flow_id, body)
+    assert response.status_code == 200
+    failed = check_response(response, SEGMENTS)["failed_segments"]
+    assert sorted(item["object_id"] for item in failed) == sorted([bare, without_init, "held-elsewhere"])
+    assert tams.segment_timeranges(flow_id) == ["[0:0_1:0)", "[4:0_5:0)"]
+    assert tams.client.get(f"/objects/{bare}").status_code == 404, "the refused object stays unregistered"
+
+
+def test_a_segment_re_using_an_object_with_an_init_object_may_omit_it(tams: Tams) -> None:
+    # The spec asks clients to omit init_object_id when re-using an object: the object keeps its own.
+    flow_id = _init_segments_flow(tams)
+    media_object_id, init_object_id = _segment_with_init(tams, flow_id, "[0:0_1:0)")
+    other_flow_id = _init_segments_flow(tams)
+    tams.register(other_flow_id, media_object_id, "[0:0_1:0)")
+    # Within one request too, whichever segment comes first: one gives the new object its init object.
+    fresh = tams.allocate(flow_id)[0]["object_id"]
+    body = [
+        {"object_id": fresh, "timerange": "[2:0_3:0)", "ts_offset": "1:0"},
+        {"object_id": fresh, "timerange": "[1:0_2:0)", "init_object_id": init_object_id},
+    ]
+    assert tams.post_segments(flow_id, body).status_code == 201
+    for flow in (flow_id, other_flow_id):
+        assert {segment["init_object"]["object_id"] for segment in tams.segments(flow)} == {init_object_id}
+    assert len(tams.segments(flow_id)) == 3
+
+
 @pytest.mark.parametrize(
     ("params", "count"),
     [

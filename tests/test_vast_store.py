@@ -170,7 +170,7 @@ def test_the_fake_rejects_an_or_across_columns_as_vast_does(fake: FakeVast) -> N
 
 def flow(flow_id: str) -> FlowWrite:
     metadata = {"codec": "video/h264", "container": "video/mp2t"}
-    return FlowWrite(flow_id, "source", "urn:x-nmos:format:video", metadata, {}, [])
+    return FlowWrite(flow_id, "source", "urn:x-nmos:format:video", metadata, {}, [], None)
 
 
 def held_elsewhere(timeranges: list[str]) -> list[NewSegment]:

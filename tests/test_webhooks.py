@@ -196,6 +196,22 @@ def test_filters_select_events(app: FastAPI, tams: Tams) -> None:
     assert [event["flow"]["id"] for _, event in uncollected.events()] == [other_flow]
 
 
+def test_a_webhook_for_no_event_types_is_registered_and_receives_nothing(app: FastAPI, tams: Tams) -> None:
+    # The spec's webhook schema sets no minimum on `events`.
+    client, store = tams.client, app.state.services.store
+    with receiver() as silent, receiver() as control:
+        silent_id = register(client, silent.url, events=[])
+        assert webhook(client, silent_id)["events"] == []
+        register(client, control.url, events=["flows/created"])
+        tams.put_flow()
+        last = store.events_after(0, 100)[-1].seq
+        with running_worker(app.state.services):
+            wait_for(lambda: control.deliveries, what="the flows/created event at the control webhook")
+            wait_for(lambda: store.get_webhook(silent_id).cursor >= last, what="the silent webhook past the events")
+    assert silent.deliveries == []
+    assert webhook(client, silent_id)["status"] == "started"
+
+
 def test_segments_added_urls_follow_the_webhook_options(app: FastAPI, tams: Tams) -> None:
     client = tams.client
     flow_id = tams.put_flow()

@@ -95,10 +95,11 @@ def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = Fals
 
 
 @router.put("/flows/{flow_id}", status_code=201)
-def put_flow(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+def put_flow(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     profile_id = body.get("profile_id") if isinstance(body, dict) else None
     profile = services.store.get_profile(profile_id) if isinstance(profile_id, str) and profile_id else None
-    flow, created = services.store.put_flow(flow_write(require_uuid(flow_id, "flow"), body, profile))
+    write = flow_write(require_uuid(flow_id, "flow"), body, profile, principal_name(request))
+    flow, created = services.store.put_flow(write)
     return json_response(flow.to_json(), status=201) if created else no_content()
 
 
@@ -130,14 +131,14 @@ def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
 
 
 @router.put("/flows/{flow_id}/tags/{name:path}", status_code=204)
-def put_flow_tag(services: ServicesDep, flow_id: str, name: str, body: Any = Body(...)) -> Response:
-    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, tag_value(body))
+def put_flow_tag(request: Request, services: ServicesDep, flow_id: str, name: str, body: Any = Body(...)) -> Response:
+    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, tag_value(body), principal_name(request))
     return no_content()
 
 
 @router.delete("/flows/{flow_id}/tags/{name:path}", status_code=204)
-def delete_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
-    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, None)
+def delete_flow_tag(request: Request, services: ServicesDep, flow_id: str, name: str) -> Response:
+    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, None, principal_name(request))
     return no_content()
 
 
@@ -170,13 +171,14 @@ def _property_routes(name: str) -> None:
         return json_response(metadata[name])
 
     @router.put(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"put_flow_{name}")
-    def put_property(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
-        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, parse(body, name))
+    def put_property(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+        value = parse(body, name)
+        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, value, principal_name(request))
         return no_content()
 
     @router.delete(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"delete_flow_{name}")
-    def delete_property(services: ServicesDep, flow_id: str) -> Response:
-        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, None)
+    def delete_property(request: Request, services: ServicesDep, flow_id: str) -> Response:
+        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, None, principal_name(request))
         return no_content()
 
 
@@ -193,10 +195,10 @@ def get_read_only(services: ServicesDep, flow_id: str) -> Response:
 
 
 @router.put("/flows/{flow_id}/read_only", status_code=204)
-def put_read_only(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+def put_read_only(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     if not isinstance(body, bool):
         raise BadRequest("read_only must be true or false")
-    services.store.set_flow_read_only(require_uuid(flow_id, "flow"), body)
+    services.store.set_flow_read_only(require_uuid(flow_id, "flow"), body, principal_name(request))
     return no_content()
 
 
@@ -206,13 +208,13 @@ def get_flow_collection(services: ServicesDep, flow_id: str) -> Response:
 
 
 @router.put("/flows/{flow_id}/flow_collection", status_code=204)
-def put_flow_collection(services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
+def put_flow_collection(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     schemas.check("flow-collection.json", body, "flow_collection")
-    services.store.set_flow_collection(require_uuid(flow_id, "flow"), body)
+    services.store.set_flow_collection(require_uuid(flow_id, "flow"), body, principal_name(request))
     return no_content()
 
 
 @router.delete("/flows/{flow_id}/flow_collection", status_code=204)
-def delete_flow_collection(services: ServicesDep, flow_id: str) -> Response:
-    services.store.set_flow_collection(require_uuid(flow_id, "flow"), [])
+def delete_flow_collection(request: Request, services: ServicesDep, flow_id: str) -> Response:
+    services.store.set_flow_collection(require_uuid(flow_id, "flow"), [], principal_name(request))
     return no_content()

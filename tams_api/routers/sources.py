@@ -15,6 +15,7 @@ from .common import (
     ServicesDep,
     get_and_head,
     page_request,
+    principal_name,
     require_uuid,
     tag_filter,
     tams_router,
@@ -95,14 +96,16 @@ def string_value(body: Any, what: str) -> str:
 
 
 @router.put("/sources/{source_id}/tags/{name:path}", status_code=204)
-def put_source_tag(services: ServicesDep, source_id: str, name: str, body: Any = Body(...)) -> Response:
-    services.store.set_source_tag(require_uuid(source_id, "source"), name, tag_value(body))
+def put_source_tag(
+    request: Request, services: ServicesDep, source_id: str, name: str, body: Any = Body(...)
+) -> Response:
+    services.store.set_source_tag(require_uuid(source_id, "source"), name, tag_value(body), principal_name(request))
     return no_content()
 
 
 @router.delete("/sources/{source_id}/tags/{name:path}", status_code=204)
-def delete_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
-    services.store.set_source_tag(require_uuid(source_id, "source"), name, None)
+def delete_source_tag(request: Request, services: ServicesDep, source_id: str, name: str) -> Response:
+    services.store.set_source_tag(require_uuid(source_id, "source"), name, None, principal_name(request))
     return no_content()
 
 
@@ -117,14 +120,14 @@ def _property_routes(name: str) -> None:
         return json_response(value)
 
     @router.put(f"/sources/{{source_id}}/{name}", status_code=204, name=f"put_source_{name}")
-    def put_property(services: ServicesDep, source_id: str, body: Any = Body(...)) -> Response:
+    def put_property(request: Request, services: ServicesDep, source_id: str, body: Any = Body(...)) -> Response:
         value = string_value(body, name)
-        services.store.set_source_property(require_uuid(source_id, "source"), name, value)
+        services.store.set_source_property(require_uuid(source_id, "source"), name, value, principal_name(request))
         return no_content()
 
     @router.delete(f"/sources/{{source_id}}/{name}", status_code=204, name=f"delete_source_{name}")
-    def delete_property(services: ServicesDep, source_id: str) -> Response:
-        services.store.set_source_property(require_uuid(source_id, "source"), name, None)
+    def delete_property(request: Request, services: ServicesDep, source_id: str) -> Response:
+        services.store.set_source_property(require_uuid(source_id, "source"), name, None, principal_name(request))
         return no_content()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import timerange as tr
 from ..errors import BadRequest, NotFound
-from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis
+from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis, uses_init_segments
 
 
 def encode_key(values: Sequence[Any]) -> str:
@@ -91,6 +91,18 @@ def tag_values(value: TagValue) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def sign(metadata: dict[str, Any], author: str | None, previous: dict[str, Any] | None) -> None:
+    """Record in a flow's metadata who wrote it: `created_by` stays whoever created the flow (as in `previous`,
+    the metadata stored before, if any), `updated_by` becomes `author`. Nobody known (authentication off) is
+    recorded as no value."""
+    creator = author if previous is None else previous.get("created_by")
+    for name, value in (("created_by", creator), ("updated_by", author)):
+        if value is None:
+            metadata.pop(name, None)
+        else:
+            metadata[name] = value
+
+
 def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """The flow properties stores index for listing filters."""
     essence = metadata.get("essence_parameters") or {}
@@ -102,7 +114,7 @@ def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
         "status": metadata.get("status"),
         "frame_width": essence.get("frame_width"),
         "frame_height": essence.get("frame_height"),
-        "init_segments": int(bool(essence.get("init_segments", False))),
+        "init_segments": int(uses_init_segments(metadata)),
         "read_only": int(bool(metadata.get("read_only", False))),
     }
     if not all(map(bindable, columns.values())):

@@ -73,6 +73,7 @@ from .shared import (
     profile_document,
     profile_from_row,
     reuse_problem,
+    sign,
     storage_ids_column,
     storage_ids_from_column,
     tag_values,
@@ -608,24 +609,25 @@ class SqliteMetadataStore:
             return None
         return encode_key(rows[limit - 1][: len(keyset.columns)])
 
-    def set_source_property(self, source_id: str, name: str, value: str | None) -> None:
+    def set_source_property(self, source_id: str, name: str, value: str | None, updated_by: str | None) -> None:
         assert name in ("label", "description")
         stamp = now()
         with self._write() as db:
             updated = db.execute(
-                f"UPDATE sources SET {name} = ?, updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
-                (value, stamp.text, stamp.ns, source_id),
+                f"UPDATE sources SET {name} = ?, updated_by = ?, updated = ?, updated_ns = ? "
+                f"WHERE id = ? AND {_SOURCE_VISIBLE}",
+                (value, updated_by, stamp.text, stamp.ns, source_id),
             )
             if updated.rowcount == 0:
                 raise NotFound(f"source {source_id} does not exist")
             self._emit_source(db, "sources/updated", source_id)
 
-    def set_source_tag(self, source_id: str, name: str, value: TagValue | None) -> None:
+    def set_source_tag(self, source_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
         stamp = now()
         with self._write() as db:
             updated = db.execute(
-                f"UPDATE sources SET updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
-                (stamp.text, stamp.ns, source_id),
+                f"UPDATE sources SET updated_by = ?, updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
+                (updated_by, stamp.text, stamp.ns, source_id),
             )
             if updated.rowcount == 0:
                 raise NotFound(f"source {source_id} does not exist")
@@ -740,9 +742,12 @@ class SqliteMetadataStore:
             [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
         )
 
-    def _touch_metadata(self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any]) -> None:
-        """Store changed metadata with a new metadata_version and metadata_updated."""
+    def _touch_metadata(
+        self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any], updated_by: str | None
+    ) -> None:
+        """Store changed metadata with a new metadata_version, metadata_updated and updated_by."""
         stamp = now()
+        sign(metadata, updated_by, metadata)
         metadata["metadata_version"] = str(uuid.uuid4())
         columns = flow_columns(metadata["format"], metadata)
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -772,9 +777,11 @@ class SqliteMetadataStore:
                 raise Forbidden(f"flow {flow.id} is read-only")
             self._check_collection(db, flow.id, flow.flow_collection)
             new_source = self._ensure_source(db, flow, stamp)
+            previous = json.loads(existing[2]) if existing else None
+            sign(metadata, flow.author, previous)
             # A client may set metadata_version (e.g. carried over from another store); otherwise a change
             # of metadata gets a new one.
-            previous_version = json.loads(existing[2]).get("metadata_version") if existing else None
+            previous_version = previous.get("metadata_version") if previous else None
             if metadata.get("metadata_version") in (None, previous_version):
                 metadata["metadata_version"] = str(uuid.uuid4())
             columns = flow_columns(flow.format, metadata)
@@ -827,8 +834,8 @@ class SqliteMetadataStore:
                     flow.format,
                     flow.metadata.get("label"),
                     flow.metadata.get("description"),
-                    flow.metadata.get("created_by"),
-                    flow.metadata.get("updated_by"),
+                    flow.author,
+                    flow.author,
                     stamp.text,
                     stamp.ns,
                     stamp.text,
@@ -989,7 +996,7 @@ class SqliteMetadataStore:
         self._source_left(db, source_id, announce=not hidden)
         return released
 
-    def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
+    def set_flow_property(self, flow_id: str, name: str, value: Any | None, updated_by: str | None) -> None:
         with self._write() as db:
             metadata = json.loads(self._writable_flow(db, flow_id)[2])
             if name == "avg_bit_rate" and metadata.get("profile_id"):
@@ -1001,32 +1008,32 @@ class SqliteMetadataStore:
                 metadata.pop(name, None)
             else:
                 metadata[name] = value
-            self._touch_metadata(db, flow_id, metadata)
+            self._touch_metadata(db, flow_id, metadata, updated_by)
 
-    def set_flow_read_only(self, flow_id: str, read_only: bool) -> None:
+    def set_flow_read_only(self, flow_id: str, read_only: bool, updated_by: str | None) -> None:
         with self._write() as db:
             row = db.execute(f"SELECT metadata FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
             if row is None:
                 raise NotFound(f"flow {flow_id} does not exist")
             metadata = json.loads(row[0])
             metadata["read_only"] = read_only
-            self._touch_metadata(db, flow_id, metadata)
+            self._touch_metadata(db, flow_id, metadata, updated_by)
 
-    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None) -> None:
+    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
         with self._write() as db:
             metadata = json.loads(self._writable_flow(db, flow_id)[2])
             if value is not None:
                 self._put_tag(db, "flow", flow_id, name, value)
             elif not self._delete_tag(db, "flow", flow_id, name):
                 raise NotFound(f"flow {flow_id} has no tag {name!r}")
-            self._touch_metadata(db, flow_id, metadata)
+            self._touch_metadata(db, flow_id, metadata, updated_by)
 
-    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]]) -> None:
+    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]], updated_by: str | None) -> None:
         with self._write() as db:
             metadata = json.loads(self._writable_flow(db, flow_id)[2])
             self._check_collection(db, flow_id, collection)
             self._write_collection(db, flow_id, collection)
-            self._touch_metadata(db, flow_id, metadata)
+            self._touch_metadata(db, flow_id, metadata, updated_by)
 
     # -- segments ----------------------------------------------------------------------------------
 

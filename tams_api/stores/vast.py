@@ -87,6 +87,7 @@ from .shared import (
     profile_document,
     profile_from_row,
     reuse_problem,
+    sign,
     storage_ids_column,
     storage_ids_from_column,
     tag_values,
@@ -795,18 +796,18 @@ class VastMetadataStore:
             items = self._sources_from_rows(t, [full[row["id"]] for row in page_rows])
         return Page(items, next_key, query.page.limit)
 
-    def set_source_property(self, source_id: str, name: str, value: str | None) -> None:
+    def set_source_property(self, source_id: str, name: str, value: str | None, updated_by: str | None) -> None:
         assert name in ("label", "description")
-        self._update_source(source_id, {name: value})
+        self._update_source(source_id, {name: value, "updated_by": updated_by})
 
-    def set_source_tag(self, source_id: str, name: str, value: TagValue | None) -> None:
+    def set_source_tag(self, source_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
         def change(t: _Tx) -> None:
             if value is not None:
                 self._put_tag(t, "source", source_id, name, value)
             elif not self._delete_tag(t, "source", source_id, name):
                 raise NotFound(f"source {source_id} has no tag {name!r}")
 
-        self._update_source(source_id, {}, change)
+        self._update_source(source_id, {"updated_by": updated_by}, change)
 
     @_retried_on_conflict
     def _update_source(
@@ -958,9 +959,10 @@ class VastMetadataStore:
         ]
         _insert(table, "flow_collections", rows)
 
-    def _touch_metadata(self, t: _Tx, row: dict[str, Any], metadata: dict[str, Any]) -> None:
-        """Store changed metadata with a new metadata_version and metadata_updated."""
+    def _touch_metadata(self, t: _Tx, row: dict[str, Any], metadata: dict[str, Any], updated_by: str | None) -> None:
+        """Store changed metadata with a new metadata_version, metadata_updated and updated_by."""
         stamp = now()
+        sign(metadata, updated_by, metadata)
         metadata["metadata_version"] = str(uuid.uuid4())
         columns = flow_columns(metadata["format"], metadata)
         row.update(columns, metadata=json.dumps(metadata), metadata_updated=stamp.text, metadata_updated_ns=stamp.ns)
@@ -985,9 +987,11 @@ class VastMetadataStore:
                 raise Forbidden(f"flow {flow.id} is read-only")
             self._check_collection(t, flow.id, flow.flow_collection)
             new_source = self._ensure_source(t, flow, stamp)
+            previous = json.loads(existing["metadata"]) if existing else None
+            sign(metadata, flow.author, previous)
             # A client may set metadata_version (e.g. carried over from another store); otherwise a change
             # of metadata gets a new one.
-            previous_version = json.loads(existing["metadata"]).get("metadata_version") if existing else None
+            previous_version = previous.get("metadata_version") if previous else None
             if metadata.get("metadata_version") in (None, previous_version):
                 metadata["metadata_version"] = str(uuid.uuid4())
             values = {
@@ -1025,8 +1029,8 @@ class VastMetadataStore:
                 "format": flow.format,
                 "label": flow.metadata.get("label"),
                 "description": flow.metadata.get("description"),
-                "created_by": flow.metadata.get("created_by"),
-                "updated_by": flow.metadata.get("updated_by"),
+                "created_by": flow.author,
+                "updated_by": flow.author,
                 "created": stamp.text,
                 "created_ns": stamp.ns,
                 "updated": stamp.text,
@@ -1219,7 +1223,7 @@ class VastMetadataStore:
         }
 
     @_retried_on_conflict
-    def set_flow_property(self, flow_id: str, name: str, value: Any | None) -> None:
+    def set_flow_property(self, flow_id: str, name: str, value: Any | None, updated_by: str | None) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
             metadata = json.loads(row["metadata"])
@@ -1232,35 +1236,35 @@ class VastMetadataStore:
                 metadata.pop(name, None)
             else:
                 metadata[name] = value
-            self._touch_metadata(t, row, metadata)
+            self._touch_metadata(t, row, metadata, updated_by)
 
     @_retried_on_conflict
-    def set_flow_read_only(self, flow_id: str, read_only: bool) -> None:
+    def set_flow_read_only(self, flow_id: str, read_only: bool, updated_by: str | None) -> None:
         with self._write() as t:
             row = self._flow_row(t, flow_id)
             if row is None:
                 raise NotFound(f"flow {flow_id} does not exist")
             metadata = json.loads(row["metadata"])
             metadata["read_only"] = read_only
-            self._touch_metadata(t, row, metadata)
+            self._touch_metadata(t, row, metadata, updated_by)
 
     @_retried_on_conflict
-    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None) -> None:
+    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
             if value is not None:
                 self._put_tag(t, "flow", flow_id, name, value)
             elif not self._delete_tag(t, "flow", flow_id, name):
                 raise NotFound(f"flow {flow_id} has no tag {name!r}")
-            self._touch_metadata(t, row, json.loads(row["metadata"]))
+            self._touch_metadata(t, row, json.loads(row["metadata"]), updated_by)
 
     @_retried_on_conflict
-    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]]) -> None:
+    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]], updated_by: str | None) -> None:
         with self._write() as t:
             row = self._writable_flow(t, flow_id)
             self._check_collection(t, flow_id, collection)
             self._write_collection(t, flow_id, collection)
-            self._touch_metadata(t, row, json.loads(row["metadata"]))
+            self._touch_metadata(t, row, json.loads(row["metadata"]), updated_by)
 
     # -- segments ---------------------------------------------------------------------------------------------
 
