@@ -1,0 +1,212 @@
+"""Versioned schemas: a store made by an earlier release is migrated in place at start (or by `tams-api migrate`)
+and keeps every record; a store newer than this release is refused in one line naming the setting.
+
+Old SQLite databases are built from the old schemas (tests/old_schemas/, recovered from git) holding the rows of
+the `content` this release writes, column by column. Old VAST stores are this release's content with the old
+tables' shape made through the SDK (the fake): there has been one VAST change of shape so far (objects.storage_id,
+before several storage backends) and none since, so a synthetic next version shows that a column is added by the
+same machinery.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from endpoints import READS, Content
+from helpers import make_settings
+from tams_api.app import create_app
+from tams_api.config import MediaBackendSpec, Settings
+from tams_api.errors import ConfigurationError
+from tams_api.stores.sqlite import SqliteMetadataStore
+from tams_api.stores.sqlite_schema import SCHEMA_VERSION
+
+OLD_SCHEMAS = Path(__file__).parent / "old_schemas"
+# Old schema files by the version their databases record: version 1 was never recorded (user_version 0).
+OLD_SQLITE = {0: "sqlite_v1.sql", 2: "sqlite_v2.sql"}
+OLD_COLUMNS = {("objects", "storage_id"): "storage_ids"}  # old name -> this release's
+
+
+def answers(client: TestClient, content: Content) -> dict[str, Any]:
+    """Every read of the spec's endpoints on the content, without the expiring signatures of media URLs."""
+    return {call.id: answer(call.send(client, content)) for call in READS}
+
+
+def answer(response: httpx.Response) -> tuple[int, Any, str | None]:
+    def unsigned(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: unsigned(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [unsigned(item) for item in value]
+        return value.split("?")[0] if isinstance(value, str) and value.startswith("http") else value
+
+    body = unsigned(response.json()) if response.content else None
+    return response.status_code, body, response.headers.get("link")
+
+
+def read_everything(settings: Settings, content: Content) -> dict[str, Any]:
+    with TestClient(create_app(settings)) as client:
+        return answers(client, content)
+
+
+# -- SQLite ----------------------------------------------------------------------------------------------------
+
+
+def old_database(current: Path, old: Path, version: int) -> None:
+    """A database of an old schema `version` holding the rows of `current` (a database of this release), each
+    column under its old name."""
+    db = sqlite3.connect(old)
+    db.execute("PRAGMA journal_mode=WAL")  # as every release made its databases
+    db.executescript((OLD_SCHEMAS / OLD_SQLITE[version]).read_text())
+    db.execute("ATTACH DATABASE ? AS current", (str(current),))
+    tables = db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    for (table,) in tables.fetchall():
+        columns = [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
+        sources = [OLD_COLUMNS.get((table, column), column) for column in columns]
+        db.execute(f"INSERT INTO main.{table} ({', '.join(columns)}) SELECT {', '.join(sources)} FROM current.{table}")
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+
+
+@pytest.fixture
+def template(content_template: tuple[Path, Content], tmp_path: Path) -> tuple[Path, Content]:
+    """A copy of the content's data directory (database, media, signing key), as this release wrote it."""
+    template_dir, content = content_template
+    return Path(shutil.copytree(template_dir, tmp_path / "current")), content
+
+
+def with_old_database(template_dir: Path, target: Path, version: int) -> Path:
+    """A copy of the data directory whose database is of schema `version`."""
+    shutil.copytree(template_dir, target)
+    for leftover in target.glob("tams.sqlite*"):
+        leftover.unlink()
+    old_database(template_dir / "tams.sqlite", target / "tams.sqlite", version)
+    return target
+
+
+def user_version(path: Path) -> int:
+    return sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+
+
+@pytest.mark.parametrize("version", list(OLD_SQLITE))
+def test_a_database_of_an_earlier_version_keeps_every_record(
+    template: tuple[Path, Content], tmp_path: Path, version: int
+) -> None:
+    current_dir, content = template
+    old_dir = with_old_database(current_dir, tmp_path / "old", version)
+    expected = read_everything(make_settings(current_dir), content)
+    assert read_everything(make_settings(old_dir), content) == expected
+    assert user_version(old_dir / "tams.sqlite") == SCHEMA_VERSION
+
+
+def test_what_the_migrations_changed_works(template: tuple[Path, Content], tmp_path: Path) -> None:
+    """On a database from before schema versions: objects on several backends (storage_ids, a released_objects row
+    per backend) and soft delete (deleted_flows)."""
+    current_dir, content = template
+    old_dir = with_old_database(current_dir, tmp_path / "old", 0)
+    archive = MediaBackendSpec(label="archive", backend="filesystem", media_dir=tmp_path / "archive")
+
+    def archive_files() -> list[Path]:
+        return [path for path in archive.media_dir.rglob("*") if path.is_file()]
+
+    settings = make_settings(old_dir, extra_storage_backends=[archive], soft_delete=True)
+    with TestClient(create_app(settings)) as client:
+        instances = f"/objects/{content.object_id}/instances"
+        assert client.post(instances, json={"storage_id": archive.storage_id}).status_code == 201
+        stored = client.get(f"/objects/{content.object_id}", params={"verbose_storage": "true"}).json()
+        assert sorted(url["storage_id"] for url in stored["get_urls"]) == sorted(
+            [archive.storage_id, settings.media_backends[0].storage_id]
+        )
+        assert archive_files() != []
+        # Queued in released_objects (a row per object and backend) and deleted from that backend after the commit.
+        assert client.delete(instances, params={"storage_id": archive.storage_id}).status_code == 204
+        assert archive_files() == []
+
+        assert client.delete(f"/flows/{content.member_flow_id}").status_code == 204
+        assert [flow["flow_id"] for flow in client.get("/x-tams/deleted-flows").json()] == [content.member_flow_id]
+        assert client.post(f"/x-tams/flows/{content.member_flow_id}/restore").status_code == 204
+        assert client.get(f"/flows/{content.member_flow_id}").status_code == 200
+
+
+def shape(path: Path) -> dict[str, Any]:
+    """A database's tables (columns, keys, WITHOUT ROWID) and indexes, whatever the text they were created with."""
+    db = sqlite3.connect(path)
+    tables = {row[1]: row[4] for row in db.execute("PRAGMA main.table_list") if not row[1].startswith("sqlite_")}
+    columns = {table: db.execute(f"PRAGMA table_xinfo({table})").fetchall() for table in tables}
+    indexes = db.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    return {
+        "tables": tables,
+        "columns": columns,
+        "indexes": {name: (table, " ".join(sql.split())) for name, table, sql in indexes},
+    }
+
+
+@pytest.mark.parametrize("version", list(OLD_SQLITE))
+def test_migrating_gives_the_schema_a_new_database_has(tmp_path: Path, version: int) -> None:
+    (tmp_path / "old").mkdir()
+    SqliteMetadataStore(tmp_path / "new.sqlite").close()
+    old_database(tmp_path / "new.sqlite", tmp_path / "old" / "tams.sqlite", version)
+    SqliteMetadataStore(tmp_path / "old" / "tams.sqlite").close()
+    assert shape(tmp_path / "old" / "tams.sqlite") == shape(tmp_path / "new.sqlite")
+
+
+def test_a_new_database_is_created_at_the_latest_version_and_opens_again(tmp_path: Path) -> None:
+    path = tmp_path / "tams.sqlite"
+    assert str(SqliteMetadataStore(path).schema_upgrade) == f"SQLite {path}: created at schema version {SCHEMA_VERSION}"
+    assert user_version(path) == SCHEMA_VERSION
+    assert str(SqliteMetadataStore(path).schema_upgrade).endswith(f"already at schema version {SCHEMA_VERSION}")
+
+
+def test_a_newer_database_is_refused_in_one_line_naming_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "tams.sqlite"
+    SqliteMetadataStore(path).close()
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(ConfigurationError) as error:
+        SqliteMetadataStore(path)
+    message = str(error.value)
+    assert message.startswith(f"TAMS_SQLITE_PATH: SQLite {path} has schema version {SCHEMA_VERSION + 1}, newer")
+    assert "\n" not in message
+    assert user_version(path) == SCHEMA_VERSION + 1, "left as it was"
+
+
+def test_a_failed_migration_is_rolled_back_and_named_in_one_line(tmp_path: Path) -> None:
+    """A database from the project's first hours lacks tables of version 1 (here: released_objects): migrating it
+    to version 2 fails whole, after version 1 was recorded in a transaction of its own."""
+    path = tmp_path / "tams.sqlite"
+    day_one = sqlite3.connect(path)
+    day_one.execute("CREATE TABLE objects (id TEXT PRIMARY KEY, storage_id TEXT) WITHOUT ROWID")
+    day_one.close()
+    with pytest.raises(ConfigurationError) as error:
+        SqliteMetadataStore(path)
+    message = str(error.value)
+    assert message.startswith(f"TAMS_SQLITE_PATH: SQLite {path}: migrating to schema version 2 (objects on several")
+    assert message.endswith("failed and was rolled back: no such table: released_objects") and "\n" not in message
+    columns = [row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(objects)")]
+    assert (columns, user_version(path)) == (["id", "storage_id"], 1)
+
+
+def concurrently(count: int, start: Callable[[], Any]) -> list[Any]:
+    with ThreadPoolExecutor(count) as pool:
+        return [started.result() for started in [pool.submit(start) for _ in range(count)]]
+
+
+def test_concurrent_starts_apply_each_migration_once(template: tuple[Path, Content], tmp_path: Path) -> None:
+    """Each migration is a transaction that reads the version first: starts at once share the steps (applying one
+    twice would fail: its column is renamed already) and all end at the latest version."""
+    old_dir = with_old_database(template[0], tmp_path / "old", 0)
+    stores = concurrently(4, lambda: SqliteMetadataStore(old_dir / "tams.sqlite"))
+    assert {store.schema_upgrade.after for store in stores} == {SCHEMA_VERSION}
+    assert min(store.schema_upgrade.before for store in stores) == 0
+    for store in stores:
+        store.close()
