@@ -18,16 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
+import vastdb
 from fastapi.testclient import TestClient
 
 from endpoints import READS, Content
-from helpers import make_settings
+from helpers import VAST_SETTINGS, make_settings
 from tams_api.app import create_app
 from tams_api.config import MediaBackendSpec, Settings
 from tams_api.errors import ConfigurationError
+from tams_api.model import ServiceInfo
+from tams_api.provision import provision_vast
+from tams_api.stores import vast_schema
+from tams_api.stores.migrations import Migration
 from tams_api.stores.sqlite import SqliteMetadataStore
 from tams_api.stores.sqlite_schema import SCHEMA_VERSION
+from tams_api.stores.vast import VastMetadataStore
+from tams_api.stores.vast_schema import TABLES
+from vast_fake import FakeVast
 
 OLD_SCHEMAS = Path(__file__).parent / "old_schemas"
 # Old schema files by the version their databases record: version 1 was never recorded (user_version 0).
@@ -210,3 +219,118 @@ def test_concurrent_starts_apply_each_migration_once(template: tuple[Path, Conte
     assert min(store.schema_upgrade.before for store in stores) == 0
     for store in stores:
         store.close()
+
+
+# -- VAST ------------------------------------------------------------------------------------------------------
+
+VAST = {"endpoint": "http://vast.test", "access_key": "vast-access", "secret_key": "vast-secret", "bucket": "tams"}
+
+
+def vast_store() -> VastMetadataStore:
+    return VastMetadataStore(**VAST)
+
+
+def changing(fake: FakeVast) -> Any:
+    """A transaction on the fake cluster and the store's schema in it."""
+    return fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction()
+
+
+def version_less(fake: FakeVast, before_storage_backends: bool) -> None:
+    """The store as a release from before schema versions left it: today's tables without `schema_version`, or, from
+    before several storage backends (git show d368a73:tams_api/stores/vast.py), objects.storage_id and neither
+    write guards nor soft delete."""
+    with changing(fake) as tx:
+        schema = tx.bucket("tams").schema("tams")
+        dropped = ["schema_version", *(["write_guards", "deleted_flows"] if before_storage_backends else [])]
+        for name in dropped:
+            schema.table(name).drop()
+        if before_storage_backends:
+            schema.table("objects").rename_column("storage_ids", "storage_id")
+
+
+def vast_version(fake: FakeVast) -> list[int]:
+    return fake.read_committed("tams", "tams", "schema_version")["version"].to_pylist()
+
+
+@pytest.fixture
+def vast_template(
+    vast_content_template: tuple[FakeVast, Content], monkeypatch: pytest.MonkeyPatch
+) -> tuple[FakeVast, Content]:
+    """A clone of the VAST content (this release's store), which `vastdb.connect` reaches."""
+    fake = vast_content_template[0].clone()
+    monkeypatch.setattr(vastdb, "connect", fake.connect)
+    return fake, vast_content_template[1]
+
+
+@pytest.mark.parametrize("before_storage_backends", [False, True], ids=["today", "before-storage-backends"])
+def test_a_vast_store_from_before_versions_is_adopted_with_every_record(
+    vast_template: tuple[FakeVast, Content], tmp_path: Path, before_storage_backends: bool
+) -> None:
+    fake, content = vast_template
+    settings = make_settings(tmp_path, **VAST_SETTINGS)
+    expected = read_everything(settings, content)
+    version_less(fake, before_storage_backends)
+    assert str(vast_store().schema_upgrade) == "VAST tams/tams: migrated from schema version 0 to 1"
+    assert read_everything(settings, content) == expected
+    assert vast_version(fake) == [1]
+    assert fake.read_committed("tams", "tams", "write_guards").num_rows == vast_schema.GUARD_STRIPES
+
+
+def with_next_version(monkeypatch: pytest.MonkeyPatch) -> pa.Field:
+    """A release after this one, whose version 2 adds a column to service_info: its migration and its tables."""
+    field = pa.field("updated_by", pa.string())
+
+    def add_updated_by(schema: vast_schema.StoreSchema) -> None:
+        schema.existing().table("service_info").add_column(pa.schema([field]))
+
+    migrations = [*vast_schema.MIGRATIONS, Migration(2, "service_info.updated_by", add_updated_by)]
+    monkeypatch.setattr(vast_schema, "MIGRATIONS", migrations)
+    monkeypatch.setitem(TABLES, "service_info", TABLES["service_info"].append(field))
+    return field
+
+
+def test_a_next_version_adds_a_column_and_keeps_the_data(
+    vast_template: tuple[FakeVast, Content], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, _ = vast_template
+    vast_store().update_service_info("kept", None)
+    with monkeypatch.context() as next_release:
+        field = with_next_version(next_release)
+        store = vast_store()
+        assert str(store.schema_upgrade) == "VAST tams/tams: migrated from schema version 1 to 2"
+        assert store.get_service_info(ServiceInfo("default", "")).name == "kept"
+        assert fake.read_committed("tams", "tams", "service_info").schema.field(field.name) == field
+        assert str(vast_store().schema_upgrade).endswith("already at schema version 2")
+        assert vast_version(fake) == [2]
+    with pytest.raises(ConfigurationError) as error:
+        vast_store()
+    message = str(error.value)
+    assert message.startswith("TAMS_VAST_SCHEMA: VAST tams/tams has schema version 2, newer than the 1 this release")
+    assert "\n" not in message
+
+
+def test_concurrent_starts_migrate_a_vast_store_once(
+    vast_template: tuple[FakeVast, Content], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas starting at once all read version 1; the first to commit the new column wins, the others conflict
+    and read version 2 on their next try."""
+    fake, _ = vast_template
+    with_next_version(monkeypatch)
+    fake.begin_together(3)
+    upgrades = [str(store.schema_upgrade) for store in concurrently(3, vast_store)]
+    assert sorted(upgrade.split(": ", 1)[1] for upgrade in upgrades) == [
+        "already at schema version 2",
+        "already at schema version 2",
+        "migrated from schema version 1 to 2",
+    ]
+    assert vast_version(fake) == [2]
+
+
+def test_provisioning_migrates_a_vast_store(vast_template: tuple[FakeVast, Content], tmp_path: Path) -> None:
+    fake, _ = vast_template
+    version_less(fake, before_storage_backends=True)
+    provisioned = provision_vast(make_settings(tmp_path, **VAST_SETTINGS))
+    assert provisioned == (
+        "VAST tams/tams at http://vast.test: migrated from schema version 0 to 1; "
+        f"created table write_guards, table deleted_flows, {vast_schema.GUARD_STRIPES} write guards"
+    )
