@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from endpoints import READS, Content
 from helpers import VAST_SETTINGS, make_settings
+from tams_api.__main__ import main
 from tams_api.app import create_app
 from tams_api.config import MediaBackendSpec, Settings
 from tams_api.errors import ConfigurationError
@@ -221,6 +222,24 @@ def test_concurrent_starts_apply_each_migration_once(template: tuple[Path, Conte
         store.close()
 
 
+def test_the_cli_migrates_and_says_from_which_version(
+    template: tuple[Path, Content], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    old_dir = with_old_database(template[0], tmp_path / "old", 2)
+    monkeypatch.setenv("TAMS_DATA_DIR", str(old_dir))
+    main(["migrate"])
+    main(["migrate"])
+    path = old_dir / "tams.sqlite"
+    assert capsys.readouterr().out.splitlines() == [
+        f"tams-api: SQLite {path}: migrated from schema version 2 to {SCHEMA_VERSION}",
+        f"tams-api: SQLite {path}: already at schema version {SCHEMA_VERSION}",
+    ]
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrate"])
+    assert str(exit_.value).startswith(f"tams-api: bad configuration: TAMS_SQLITE_PATH: SQLite {path} has schema")
+
+
 # -- VAST ------------------------------------------------------------------------------------------------------
 
 VAST = {"endpoint": "http://vast.test", "access_key": "vast-access", "secret_key": "vast-secret", "bucket": "tams"}
@@ -324,6 +343,16 @@ def test_concurrent_starts_migrate_a_vast_store_once(
         "migrated from schema version 1 to 2",
     ]
     assert vast_version(fake) == [2]
+
+
+def test_the_cli_migrates_a_vast_store(
+    vast_template: tuple[FakeVast, Content], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    version_less(vast_template[0], before_storage_backends=False)
+    for name, value in VAST_SETTINGS.items():
+        monkeypatch.setenv(f"TAMS_{name.upper()}", value)
+    main(["migrate"])
+    assert capsys.readouterr().out == "tams-api: VAST tams/tams: migrated from schema version 0 to 1\n"
 
 
 def test_provisioning_migrates_a_vast_store(vast_template: tuple[FakeVast, Content], tmp_path: Path) -> None:
