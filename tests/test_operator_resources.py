@@ -153,6 +153,7 @@ def test_the_metadata_store_is_migrated_before_the_server_starts(spec: dict[str,
     pod = api_deployment(store(spec))["spec"]["template"]["spec"]
     [migrate], [server] = pod["initContainers"], pod["containers"]
     assert migrate["name"] == "migrate" and migrate["args"] == ["migrate"]
+    assert migrate["terminationMessagePolicy"] == "FallbackToLogsOnError", "why it failed, on the pod"
     same = ["image", "imagePullPolicy", "envFrom", "env", "volumeMounts", "securityContext", "resources"]
     assert [migrate[key] for key in same] == [server[key] for key in same], "the server's store, settings, volumes"
     assert not {"ports", "readinessProbe", "livenessProbe", "lifecycle"} & set(migrate), "it runs to completion"
