@@ -24,7 +24,7 @@ import vastdb
 from fastapi.testclient import TestClient
 
 from endpoints import READS, Content
-from helpers import VAST_SETTINGS, make_settings
+from helpers import VAST_SETTINGS, make_settings, new_fake_vast
 from tams_api.__main__ import main
 from tams_api.app import create_app
 from tams_api.config import MediaBackendSpec, Settings
@@ -343,6 +343,15 @@ def test_concurrent_starts_migrate_a_vast_store_once(
         "migrated from schema version 1 to 2",
     ]
     assert vast_version(fake) == [2]
+
+
+def test_concurrent_starts_on_an_empty_vast_schema_create_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replicas started at once before provisioning: the first to commit creates the tables, the others retry."""
+    fake = new_fake_vast()
+    monkeypatch.setattr(vastdb, "connect", fake.connect)
+    fake.begin_together(3)
+    upgrades = sorted(str(store.schema_upgrade).split(": ", 1)[1] for store in concurrently(3, vast_store))
+    assert upgrades == ["already at schema version 1", "already at schema version 1", "created at schema version 1"]
 
 
 def test_the_cli_migrates_a_vast_store(
