@@ -40,8 +40,13 @@ from tams_api.stores.vast_schema import TABLES
 from vast_fake import FakeVast
 
 OLD_SCHEMAS = Path(__file__).parent / "old_schemas"
-# Old schema files by the version their databases record: version 1 was never recorded (user_version 0).
-OLD_SQLITE = {0: "sqlite_v1.sql", 2: "sqlite_v2.sql"}
+# Databases of old releases: their schema file and the version they record. Before versions were recorded
+# (user_version 0) main had the version-1 schema, and for two merges (7fa2873, 1b0dfde) already version 2's.
+OLD_SQLITE = {
+    "v1-unrecorded": ("sqlite_v1.sql", 0),
+    "v2-unrecorded": ("sqlite_v2.sql", 0),
+    "v2": ("sqlite_v2.sql", 2),
+}
 OLD_COLUMNS = {("objects", "storage_id"): "storage_ids"}  # old name -> this release's
 
 
@@ -70,12 +75,13 @@ def read_everything(settings: Settings, content: Content) -> dict[str, Any]:
 # -- SQLite ----------------------------------------------------------------------------------------------------
 
 
-def old_database(current: Path, old: Path, version: int) -> None:
-    """A database of an old schema `version` holding the rows of `current` (a database of this release), each
+def old_database(current: Path, old: Path, release: str) -> None:
+    """A database of an old `release` (OLD_SQLITE) holding the rows of `current` (a database of this release), each
     column under its old name."""
+    schema, version = OLD_SQLITE[release]
     db = sqlite3.connect(old)
     db.execute("PRAGMA journal_mode=WAL")  # as every release made its databases
-    db.executescript((OLD_SCHEMAS / OLD_SQLITE[version]).read_text())
+    db.executescript((OLD_SCHEMAS / schema).read_text())
     db.execute("ATTACH DATABASE ? AS current", (str(current),))
     tables = db.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     for (table,) in tables.fetchall():
@@ -94,12 +100,12 @@ def template(content_template: tuple[Path, Content], tmp_path: Path) -> tuple[Pa
     return Path(shutil.copytree(template_dir, tmp_path / "current")), content
 
 
-def with_old_database(template_dir: Path, target: Path, version: int) -> Path:
-    """A copy of the data directory whose database is of schema `version`."""
+def with_old_database(template_dir: Path, target: Path, release: str) -> Path:
+    """A copy of the data directory whose database is of an old `release` (OLD_SQLITE)."""
     shutil.copytree(template_dir, target)
     for leftover in target.glob("tams.sqlite*"):
         leftover.unlink()
-    old_database(template_dir / "tams.sqlite", target / "tams.sqlite", version)
+    old_database(template_dir / "tams.sqlite", target / "tams.sqlite", release)
     return target
 
 
@@ -107,12 +113,12 @@ def user_version(path: Path) -> int:
     return sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
 
 
-@pytest.mark.parametrize("version", list(OLD_SQLITE))
+@pytest.mark.parametrize("release", list(OLD_SQLITE))
 def test_a_database_of_an_earlier_version_keeps_every_record(
-    template: tuple[Path, Content], tmp_path: Path, version: int
+    template: tuple[Path, Content], tmp_path: Path, release: str
 ) -> None:
     current_dir, content = template
-    old_dir = with_old_database(current_dir, tmp_path / "old", version)
+    old_dir = with_old_database(current_dir, tmp_path / "old", release)
     expected = read_everything(make_settings(current_dir), content)
     assert read_everything(make_settings(old_dir), content) == expected
     assert user_version(old_dir / "tams.sqlite") == SCHEMA_VERSION
@@ -122,7 +128,7 @@ def test_what_the_migrations_changed_works(template: tuple[Path, Content], tmp_p
     """On a database from before schema versions: objects on several backends (storage_ids, a released_objects row
     per backend) and soft delete (deleted_flows)."""
     current_dir, content = template
-    old_dir = with_old_database(current_dir, tmp_path / "old", 0)
+    old_dir = with_old_database(current_dir, tmp_path / "old", "v1-unrecorded")
     archive = MediaBackendSpec(label="archive", backend="filesystem", media_dir=tmp_path / "archive")
 
     def archive_files() -> list[Path]:
@@ -160,11 +166,11 @@ def shape(path: Path) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("version", list(OLD_SQLITE))
-def test_migrating_gives_the_schema_a_new_database_has(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("release", list(OLD_SQLITE))
+def test_migrating_gives_the_schema_a_new_database_has(tmp_path: Path, release: str) -> None:
     (tmp_path / "old").mkdir()
     SqliteMetadataStore(tmp_path / "new.sqlite").close()
-    old_database(tmp_path / "new.sqlite", tmp_path / "old" / "tams.sqlite", version)
+    old_database(tmp_path / "new.sqlite", tmp_path / "old" / "tams.sqlite", release)
     SqliteMetadataStore(tmp_path / "old" / "tams.sqlite").close()
     assert shape(tmp_path / "old" / "tams.sqlite") == shape(tmp_path / "new.sqlite")
 
@@ -214,7 +220,7 @@ def concurrently(count: int, start: Callable[[], Any]) -> list[Any]:
 def test_concurrent_starts_apply_each_migration_once(template: tuple[Path, Content], tmp_path: Path) -> None:
     """Each migration is a transaction that reads the version first: starts at once share the steps (applying one
     twice would fail: its column is renamed already) and all end at the latest version."""
-    old_dir = with_old_database(template[0], tmp_path / "old", 0)
+    old_dir = with_old_database(template[0], tmp_path / "old", "v1-unrecorded")
     stores = concurrently(4, lambda: SqliteMetadataStore(old_dir / "tams.sqlite"))
     assert {store.schema_upgrade.after for store in stores} == {SCHEMA_VERSION}
     assert min(store.schema_upgrade.before for store in stores) == 0
@@ -225,7 +231,7 @@ def test_concurrent_starts_apply_each_migration_once(template: tuple[Path, Conte
 def test_the_cli_migrates_and_says_from_which_version(
     template: tuple[Path, Content], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    old_dir = with_old_database(template[0], tmp_path / "old", 2)
+    old_dir = with_old_database(template[0], tmp_path / "old", "v2")
     monkeypatch.setenv("TAMS_DATA_DIR", str(old_dir))
     main(["migrate"])
     main(["migrate"])

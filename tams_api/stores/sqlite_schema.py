@@ -118,17 +118,15 @@ def _run(script: str) -> Callable[[sqlite3.Connection], None]:
     return run
 
 
-# Version 1: databases from before versions were recorded (user_version 0), taken to hold the schema of the last
-# release without one (commits 0a6ab88 to 33ad99c). Databases from the first hours of the project lack some of its
-# tables (released_objects, webhooks, ...): migrating them to version 2 fails, naming the missing table.
-MIGRATIONS: list[Migration[sqlite3.Connection]] = [
-    Migration(1, "adopt a database from before schema versions were recorded", adopt),
-    Migration(
-        2,
-        "objects on several storage backends: objects.storage_ids, a released_objects row per backend",
+def _several_backends(db: sqlite3.Connection) -> None:
+    """Objects on several storage backends (commit 24d449b): only what is still old changes, because databases of
+    two releases without a recorded version (7fa2873, 1b0dfde) have this already."""
+    if "storage_id" in [column[1] for column in db.execute("PRAGMA table_info(objects)")]:
+        # A single storage id is a list of one in the comma-separated column.
+        db.execute("ALTER TABLE objects RENAME COLUMN storage_id TO storage_ids")
+    key = [column[1] for column in db.execute("PRAGMA table_info(released_objects)") if column[5]]
+    if key != ["id", "storage_id"]:  # a row per object, not per object and backend (or no table: fails, naming it)
         _run("""
-        -- A single storage id is a list of one in the comma-separated column.
-        ALTER TABLE objects RENAME COLUMN storage_id TO storage_ids;
         CREATE TABLE released_objects_by_backend (
             id TEXT NOT NULL, storage_id TEXT NOT NULL, PRIMARY KEY (id, storage_id)
         ) WITHOUT ROWID;
@@ -137,7 +135,19 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
             WHERE storage_id IS NOT NULL;
         DROP TABLE released_objects;
         ALTER TABLE released_objects_by_backend RENAME TO released_objects;
-        """),
+        """)(db)
+
+
+# Version 1: databases from before versions were recorded (user_version 0), which hold the schema of main before
+# several storage backends (0a6ab88 to 38ea025) or, for two merges, already version 2's. Databases from the first
+# hours of the project lack some of its tables (released_objects, webhooks, ...): migrating them to version 2 fails,
+# naming the missing table.
+MIGRATIONS: list[Migration[sqlite3.Connection]] = [
+    Migration(1, "adopt a database from before schema versions were recorded", adopt),
+    Migration(
+        2,
+        "objects on several storage backends: objects.storage_ids, a released_objects row per backend",
+        _several_backends,
     ),
     Migration(
         3,

@@ -1,5 +1,5 @@
--- The SQLite store's schema before versions were recorded (PRAGMA user_version 0), as of the last release
--- without one: `git show 5ab3957:tams_api/stores/sqlite.py`, its SCHEMA. Tests build databases of that version.
+-- The SQLite store's schema version 1: main's from 0a6ab88 to 38ea025, before versions were recorded (its
+-- databases have user_version 0). `git show 5ab3957:tams_api/stores/sqlite.py`, its SCHEMA.
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles (
     id TEXT PRIMARY KEY, format TEXT, codec TEXT, label TEXT, created TEXT NOT NULL, document TEXT NOT NULL

@@ -1,5 +1,5 @@
--- The SQLite store's schema version 2, the first recorded: `git show 926e82b:tams_api/stores/sqlite.py`, its
--- SCHEMA. Tests build databases of that version.
+-- The SQLite store's schema version 2: recorded from 926e82b on, and main's already at 7fa2873 and 1b0dfde, whose
+-- databases have user_version 0. `git show 926e82b:tams_api/stores/sqlite.py`, its SCHEMA.
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles (
     id TEXT PRIMARY KEY, format TEXT, codec TEXT, label TEXT, created TEXT NOT NULL, document TEXT NOT NULL
