@@ -32,7 +32,8 @@ class Migration(Generic[C]):
 
 
 def adopt(_: object) -> None:
-    """Version 1 of a backend whose store before versions were recorded already has that schema: nothing to do."""
+    """The migration to version 1 of a backend whose stores from before versions were recorded have its schema: it
+    only records the version."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,9 +168,9 @@ class StoreSchema:
 
 
 def _adopt(schema: StoreSchema) -> None:
-    """Stores made before versions were recorded hold today's tables, or, made before several storage backends
-    (commit 24d449b, refused at start since), objects.storage_id: the comma-separated storage_ids that replaced it
-    holds one backend's id the same way. Missing tables, projections and write guards are created after migrating."""
+    """Stores made before versions were recorded hold today's tables or, made before several storage backends
+    (24d449b; refused at start since), objects.storage_id, whose one backend id the comma-separated storage_ids that
+    replaced it holds the same way. The tables, projections and write guards they lack are created after migrating."""
     objects = schema.existing().table("objects", fail_if_missing=False)
     if objects is not None and "storage_id" in objects.arrow_schema.names:
         objects.rename_column("storage_id", "storage_ids")
