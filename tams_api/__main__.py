@@ -1,6 +1,7 @@
 """`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
 the background worker alone, for deployments where API replicas scale and one worker serves the store;
-`tams-api provision s3|vast` creates what the configured stores need."""
+`tams-api provision s3|vast` creates what the configured stores need; `tams-api migrate` brings the metadata store's
+schema to this release's version (as starting the API or the worker does) and exits."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uvicorn
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from .app import create_app, open_services
+from .app import create_app, open_metadata, open_services
 from .config import Settings
 from .errors import ConfigurationError
 from .provision import provision_s3, provision_vast
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         choices=["s3", "vast"],
         help="s3: the bucket of TAMS_S3_BUCKET; vast: schema and tables in TAMS_VAST_BUCKET",
     )
+    commands.add_parser("migrate", help="bring the metadata store's schema to this release's version (idempotent)")
     args = parser.parse_args(argv)
 
     try:
@@ -46,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "provision":
             provisioned = provision_s3(settings) if args.target == "s3" else provision_vast(settings)
             print(f"tams-api: {provisioned}")
+            return
+        if args.command == "migrate":
+            store = open_metadata(settings)  # opening a store creates or migrates its schema
+            store.close()
+            print(f"tams-api: {store.schema_upgrade}")
             return
         if args.command == "worker":
             run_worker(settings, args.log_level)

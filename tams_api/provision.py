@@ -127,15 +127,20 @@ def _ensure_bucket(client: Any, bucket: str, spec: MediaBackendSpec, create: boo
 
 def provision_vast(settings: Settings, connect: Any = None, buckets: BucketCreator | None = None) -> str:
     """Create what the VAST metadata store needs and is missing: the bucket (through VMS, when the
-    TAMS_VAST_MANAGEMENT_* settings are given or `buckets` is), then the schema, tables and projections."""
-    from .stores.vast import ensure_tables
+    TAMS_VAST_MANAGEMENT_* settings are given or `buckets` is), then the schema, tables and projections; a schema
+    of an earlier version is migrated first."""
+    from .stores.vast_schema import ensure_schema
 
     session = _vast_session(settings, connect)
     bucket = settings.vast_bucket or ""
     buckets = buckets or vms_bucket_creator(settings)
     created = [f"bucket {bucket} (VMS view)"] if buckets is not None and buckets.ensure_bucket(bucket) else []
-    created += ensure_tables(session, bucket, settings.vast_schema)
-    return f"{_vast_where(settings)}: {'created ' + ', '.join(created) if created else 'everything exists'}"
+    upgraded, tables = ensure_schema(session, bucket, settings.vast_schema)
+    created += tables
+    done = [f"created {', '.join(created)}"] if created else []
+    if upgraded.before not in (None, upgraded.after):
+        done.insert(0, f"migrated from schema version {upgraded.before} to {upgraded.after}")
+    return f"{_vast_where(settings)}: {'; '.join(done) or 'everything exists'}"
 
 
 def vms_bucket_creator(settings: Settings) -> VmsBucketCreator | None:
@@ -157,7 +162,7 @@ def vms_bucket_creator(settings: Settings) -> VmsBucketCreator | None:
 def deprovision_vast(settings: Settings, connect: Any = None) -> str:
     """Drop the store's tables and then its schema; missing ones are dropped already. The bucket stays (a VMS view:
     whoever created it removes it)."""
-    from .stores.vast import drop_tables
+    from .stores.vast_schema import drop_tables
 
     session = _vast_session(settings, connect)
     dropped, kept = drop_tables(session, settings.vast_bucket or "", settings.vast_schema)

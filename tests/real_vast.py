@@ -16,7 +16,7 @@ import vastdb
 
 from tams_api.config import Settings
 from tams_api.provision import deprovision_vast, provision_vast
-from tams_api.stores.vast import ROW_ID, TABLES
+from tams_api.stores.vast_schema import ROW_ID, TABLES
 
 REAL_VAST_VARIABLES = ("VASTDB_ENDPOINT", "VASTDB_ACCESS_KEY", "VASTDB_SECRET_KEY", "VASTDB_BUCKET")
 NO_REAL_VAST = f"no VAST cluster: set {', '.join(REAL_VAST_VARIABLES)} to run the API suite on one too"
@@ -47,15 +47,15 @@ def session_schema(settings: Settings) -> Iterator[dict[str, Any]]:
 
 
 def empty_store(settings: Settings) -> None:
-    """Delete every row of the store's tables but its write guards, in one transaction: the next test starts on an
-    empty store."""
+    """Delete every row of the store's tables but its write guards and schema version, in one transaction: the next
+    test starts on an empty store."""
     session = vastdb.connect(
         access=settings.vast_access_key, secret=settings.vast_secret_key, endpoint=settings.vast_endpoint
     )
     with session.transaction() as tx:
         schema = tx.bucket(settings.vast_bucket).schema(settings.vast_schema)
         for name, columns in TABLES.items():
-            if name == "write_guards":  # made at provisioning, not data
+            if name in ("write_guards", "schema_version"):  # made at provisioning, not data
                 continue
             table = schema.table(name)
             rows = table.select(columns=[columns.names[0]], internal_row_id=True).read_all()

@@ -259,6 +259,32 @@ def test_a_pod_that_cannot_pull_its_image_shows_on_the_store(admin: httpx.Client
     assert 'Back-off pulling image "tams:nope"' in condition(body, "Ready")["message"]
 
 
+def test_a_pod_whose_migration_fails_shows_on_the_store_saying_why(admin: httpx.Client, namespace: str) -> None:
+    """The migrate init container crash-loops (a store newer than the image): its one-line error, which the
+    kubelet keeps as its termination message, is the store's reason, not the back-off."""
+    store = embedded_store(admin, namespace)
+    pods = admin.get(f"/api/v1/namespaces/{namespace}/pods").json()["items"]
+    refused = "tams-api: bad configuration: TAMS_SQLITE_PATH: SQLite /data/tams.sqlite has schema version 9, newer"
+    migrate = {
+        "name": "migrate",
+        "image": pods[0]["spec"]["initContainers"][0]["image"],
+        "imageID": "",
+        "ready": False,
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": f"{refused}\n"}},
+    }
+    response = admin.patch(
+        f"/api/v1/namespaces/{namespace}/pods/{pods[0]['metadata']['name']}/status",
+        json={"status": {"initContainerStatuses": [migrate]}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert response.status_code == 200, response.text
+    body = wait_condition(admin, store, "Ready", "False")
+    assert condition(body, "Available")["reason"] == "CrashLoopBackOff"
+    assert condition(body, "Available")["message"].endswith(f"{pods[0]['metadata']['name']}: {refused}")
+
+
 def test_a_missing_secret_is_named_retried_without_spinning_and_healed(
     admin: httpx.Client, namespace: str, s3_server: S3Server
 ) -> None:

@@ -148,6 +148,19 @@ def test_readiness_is_the_stores_answering_and_liveness_the_process() -> None:
     assert [port["name"] for port in container["ports"]] == ["http"]
 
 
+@pytest.mark.parametrize("spec", [{}, SHARED], ids=["embedded", "shared"])
+def test_the_metadata_store_is_migrated_before_the_server_starts(spec: dict[str, Any]) -> None:
+    pod = api_deployment(store(spec))["spec"]["template"]["spec"]
+    [migrate], [server] = pod["initContainers"], pod["containers"]
+    assert migrate["name"] == "migrate" and migrate["args"] == ["migrate"]
+    assert migrate["terminationMessagePolicy"] == "FallbackToLogsOnError", "why it failed, on the pod"
+    same = ["image", "imagePullPolicy", "envFrom", "env", "volumeMounts", "securityContext", "resources"]
+    assert [migrate[key] for key in same] == [server[key] for key in same], "the server's store, settings, volumes"
+    assert not {"ports", "readinessProbe", "livenessProbe", "lifecycle"} & set(migrate), "it runs to completion"
+    worker = worker_deployment(store(SHARED))
+    assert worker is not None and "initContainers" not in worker["spec"]["template"]["spec"], "migrates as it opens"
+
+
 def test_pods_are_locked_down() -> None:
     pod = api_deployment(store())["spec"]["template"]["spec"]
     context = pod["containers"][0]["securityContext"]

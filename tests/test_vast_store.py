@@ -20,7 +20,8 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
 from tams_api.provision import deprovision_vast, provision_vast
-from tams_api.stores.vast import PROJECTIONS, TABLES, VastMetadataStore
+from tams_api.stores.vast import VastMetadataStore
+from tams_api.stores.vast_schema import PROJECTIONS, TABLES
 from tams_api.timerange import EVERYTHING, parse_bounds
 from vast_fake import FakeVast
 
@@ -226,7 +227,8 @@ def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
         store.put_flow(flow("f"))
         assert store.add_segments("f", held_elsewhere(["[0:0_1:0)"])) == []
         empty_store(settings)
-        assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == ["write_guards"]
+        kept = ["write_guards", "schema_version"]
+        assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == kept
         assert store.get_flow("f") is None
     with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
         assert tx.bucket("tams").schema(schema, fail_if_missing=False) is None, "dropped at the end"

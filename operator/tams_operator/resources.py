@@ -289,6 +289,8 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         path = MEDIA_PATH if name.endswith("-media") else DATA_PATH
         container["volumeMounts"].append({"name": name.rsplit("-", 1)[1], "mountPath": path})
         volumes.append({"name": name.rsplit("-", 1)[1], "persistentVolumeClaim": {"claimName": name}})
+    # As the server, without its ports and probes; its one-line error is the message of its terminated state.
+    migrate = {**container, "name": "migrate", "args": ["migrate"], "terminationMessagePolicy": "FallbackToLogsOnError"}
     if not api:  # the worker's own /metrics (webhook deliveries are counted where the worker runs)
         container["env"] = [*container["env"], {"name": "TAMS_WORKER_METRICS_PORT", "value": str(WORKER_METRICS_PORT)}]
         container["ports"] = [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}]
@@ -310,13 +312,22 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
             "periodSeconds": 10,
             "failureThreshold": 6,
         }
-    return {
+    pod: dict[str, Any] = {
         "serviceAccountName": store.child_name,
         "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "fsGroup": 10001},
         "containers": [container],
         "volumes": volumes,
     }
+    if api:
+        # Before the server starts, the metadata store's schema is brought to this image's version (`tams-api
+        # migrate`, idempotent) in a container of its own: a failed or refused migration is the pod's Init error,
+        # saying why in one line, and no server starts on a store it cannot use. Safe with several replicas: each
+        # migration reads the version in its own transaction and the loser of a race retries, and migrations keep
+        # the previous release working, whose pods serve until the rollout replaces them. The worker migrates as it
+        # opens the store.
+        pod["initContainers"] = [migrate]
+    return pod
 
 
 def _deployment(

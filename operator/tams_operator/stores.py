@@ -169,12 +169,20 @@ async def pods(api: KubeApi, store: Store) -> list[Manifest]:
 
 async def stuck_pod(api: KubeApi, store: Store) -> tuple[str, str] | None:
     for pod in await pods(api, store):
-        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        for container in _container_statuses(pod.get("status") or {}):
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK_REASONS:
-                name = pod["metadata"]["name"]
-                return waiting["reason"], f"pod {name}: {waiting.get('message') or waiting['reason']}"
+                # What a crashed container said last (the migrate container's one-line error) says more than the
+                # back-off; other containers leave no termination message.
+                said = ((container.get("lastState") or {}).get("terminated") or {}).get("message", "").strip()
+                why = said.splitlines()[-1] if said else waiting.get("message") or waiting["reason"]
+                return waiting["reason"], f"pod {pod['metadata']['name']}: {why}"
     return None
+
+
+def _container_statuses(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Init containers first: while one is stuck (the migrate container), the others only wait for it."""
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
 def ready(status: dict[str, Any], generation: int | None) -> Finding:
@@ -268,7 +276,7 @@ def news(seen: dict[tuple[str, str, str], tuple[Any, ...]], event_type: str, bod
         fields = ("observedGeneration", "replicas", "updatedReplicas", "availableReplicas")
         signature: tuple[Any, ...] = (body["metadata"].get("generation"), *(status.get(f) for f in fields))
     else:
-        containers = status.get("containerStatuses") or []
+        containers = _container_statuses(status)
         states = [(c.get("ready"), ((c.get("state") or {}).get("waiting") or {}).get("reason")) for c in containers]
         signature = (status.get("phase"), *states)
     if seen.get(key) == signature:

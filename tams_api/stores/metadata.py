@@ -43,9 +43,12 @@ from ..model import (
     WebhookQuery,
 )
 from ..timerange import Bounds
+from .migrations import Upgrade
 
 
 class MetadataStore(Protocol):
+    schema_upgrade: Upgrade  # what opening the store did to its schema (stores/migrations.py)
+
     def close(self) -> None: ...
     def probe(self) -> None:
         """Read from the store, raising whatever stops it (readiness); changes nothing."""

@@ -23,7 +23,7 @@ import orjson
 
 from .. import timerange as tr
 from ..clock import instant_text, now
-from ..errors import BadRequest, ConfigurationError, Forbidden, NotFound, TamsError, Unavailable, error_json
+from ..errors import BadRequest, Forbidden, NotFound, TamsError, Unavailable, error_json
 from ..model import (
     DeletedFlow,
     DeleteRequest,
@@ -79,94 +79,8 @@ from .shared import (
     tag_values,
     timerange_analysis,
 )
+from .sqlite_schema import upgrade_database
 
-# Raised whenever a table changes: a database of another version is refused at start, never half-used.
-SCHEMA_VERSION = 3
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS profiles (
-    id TEXT PRIMARY KEY, format TEXT, codec TEXT, label TEXT, created TEXT NOT NULL, document TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sources (
-    id TEXT PRIMARY KEY, format TEXT NOT NULL, label TEXT, description TEXT,
-    created_by TEXT, updated_by TEXT, created TEXT NOT NULL, created_ns INTEGER NOT NULL,
-    updated TEXT NOT NULL, updated_ns INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS flows (
-    pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source_id TEXT NOT NULL,
-    format TEXT NOT NULL, codec TEXT, label TEXT, profile_id TEXT, status TEXT,
-    frame_width INTEGER, frame_height INTEGER, init_segments INTEGER NOT NULL DEFAULT 0,
-    read_only INTEGER NOT NULL DEFAULT 0, metadata TEXT NOT NULL,
-    created TEXT NOT NULL, created_ns INTEGER NOT NULL,
-    metadata_updated TEXT NOT NULL, metadata_updated_ns INTEGER NOT NULL, segments_updated TEXT,
-    seg_start_ns INTEGER, seg_end_ns INTEGER
-);
-CREATE INDEX IF NOT EXISTS flows_source ON flows (source_id);
-CREATE INDEX IF NOT EXISTS flows_created ON flows (created_ns, id);
-CREATE TABLE IF NOT EXISTS tags (
-    kind TEXT NOT NULL, entity_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (kind, entity_id, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tag_values (
-    kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, entity_id TEXT NOT NULL,
-    PRIMARY KEY (kind, name, value, entity_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tag_values_entity ON tag_values (kind, entity_id);
-CREATE TABLE IF NOT EXISTS flow_collections (
-    collector_id TEXT NOT NULL, position INTEGER NOT NULL, member_id TEXT NOT NULL, item TEXT NOT NULL,
-    PRIMARY KEY (collector_id, position)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS flow_collections_member ON flow_collections (member_id);
-CREATE TABLE IF NOT EXISTS segments (
-    flow_pk INTEGER NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,
-    timerange TEXT NOT NULL, object_id TEXT NOT NULL, ts_offset TEXT, last_duration TEXT,
-    sample_offset INTEGER, sample_count INTEGER,
-    PRIMARY KEY (flow_pk, start_ns)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS segments_object ON segments (object_id, flow_pk);
-CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY, storage_ids TEXT, content_type TEXT, allocated_for TEXT, allocated_ns INTEGER,
-    registered INTEGER NOT NULL DEFAULT 0, first_flow_id TEXT, timerange TEXT, key_frame_count INTEGER,
-    init_object_id TEXT, uncontrolled_urls TEXT
-) WITHOUT ROWID;
--- Partial: most objects have no init object, and NULL entries would make every allocation and registration
--- write one more random index page. Lookups are all `init_object_id = ...`, which this index serves.
-CREATE INDEX IF NOT EXISTS objects_init ON objects (init_object_id) WHERE init_object_id IS NOT NULL;
--- Allocated objects not yet registered, by flow: what deleting a flow releases, without scanning every object.
-CREATE INDEX IF NOT EXISTS objects_unregistered ON objects (allocated_for) WHERE registered = 0;
-CREATE INDEX IF NOT EXISTS objects_allocated ON objects (allocated_ns) WHERE registered = 0;
--- Objects no metadata refers to any more, whose media the worker deletes: written in the transaction that
--- released them, so a crash between that commit and the media deletion forgets nothing.
--- One row per object and storage backend: an object can have controlled instances on several backends.
-CREATE TABLE IF NOT EXISTS released_objects (
-    id TEXT NOT NULL, storage_id TEXT NOT NULL, PRIMARY KEY (id, storage_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS webhooks (
-    id TEXT PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL, owner TEXT, document TEXT NOT NULL,
-    error TEXT, cursor INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhooks_url ON webhooks (url, id);
--- The outbox: one row per change while any webhook listens, written in the change's own transaction.
--- AUTOINCREMENT: sequence numbers are never reused after pruning, so webhook cursors stay meaningful.
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, timestamp TEXT NOT NULL, flow_id TEXT,
-    source_id TEXT, flow_collected_by TEXT NOT NULL, source_collected_by TEXT NOT NULL, payload TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delete_requests (
-    id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, to_delete TEXT NOT NULL, remaining TEXT NOT NULL,
-    delete_flow INTEGER NOT NULL, status TEXT NOT NULL, created TEXT NOT NULL, created_ns INTEGER NOT NULL,
-    created_by TEXT, updated TEXT NOT NULL, expiry TEXT, expiry_ns INTEGER, error TEXT
-);
-CREATE INDEX IF NOT EXISTS delete_requests_created ON delete_requests (created_ns, id);
-CREATE INDEX IF NOT EXISTS delete_requests_status ON delete_requests (status, created_ns);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ns INTEGER NOT NULL);
--- Soft-deleted flows (extension, TAMS_SOFT_DELETE): their rows stay where they are, hidden from every read of the
--- spec's endpoints, until restored or purged by the worker after TAMS_SOFT_DELETE_RETENTION.
-CREATE TABLE IF NOT EXISTS deleted_flows (
-    flow_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL, deleted_ns INTEGER NOT NULL, deleted_by TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deleted_flows_deleted ON deleted_flows (deleted_ns, flow_id);
-"""
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
 
@@ -285,20 +199,9 @@ class SqliteMetadataStore:
         self._connections_lock = threading.Lock()
         self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._writer = self._connect()
+        # With SQLite's busy timeout still on: a concurrent start's migration holds the write lock until it is done.
+        self.schema_upgrade = upgrade_database(self._writer, self.path)
         self._writer.execute("PRAGMA busy_timeout=0")  # _begin_immediate waits for the write lock itself
-        self._create_or_check_schema()
-
-    def _create_or_check_schema(self) -> None:
-        db = self._writer
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0:
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif version != SCHEMA_VERSION:
-            raise ConfigurationError(
-                f"TAMS_SQLITE_PATH: {self.path} holds a database of schema version {version}, this service needs "
-                f"version {SCHEMA_VERSION}: start on another TAMS_DATA_DIR (there is no migration yet)"
-            )
 
     # -- connections and transactions -------------------------------------------------------------
 
