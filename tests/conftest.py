@@ -19,6 +19,7 @@ from endpoints import Content, webhook
 from helpers import (
     STORE_BACKENDS,
     VAST_SETTINGS,
+    StoppedClock,
     Tams,
     backend_settings,
     is_real_vast,
@@ -29,6 +30,7 @@ from helpers import (
 )
 from real_vast import NO_REAL_VAST, real_vast_settings, session_schema
 from s3_server import S3Server
+from tams_api import clock as service_clock
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
 from vast_fake import FakeVast
@@ -38,6 +40,14 @@ from vast_fake import FakeVast
 def s3_bucket(s3_server: S3Server) -> str:
     """One bucket for the API tests; each test keeps its objects under a prefix of its own."""
     return s3_server.new_bucket()
+
+
+@pytest.fixture
+def clock() -> Iterator[StoppedClock]:
+    """The service's wall clock, stopped at the real time until the test moves it."""
+    stopped = StoppedClock()
+    with service_clock.use(stopped):
+        yield stopped
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,20 @@ def backend_settings(
     if metadata == "vast-real":
         empty_store(settings)
     return settings
+
+
+@dataclass
+class StoppedClock:
+    """A wall clock for the service (`tams_api.clock.use`): it stands still until the test moves it, so that what
+    expires does so when the test says, not after a wait."""
+
+    ns: int = field(default_factory=time.time_ns)
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
 
 
 def is_real_vast(settings: Settings) -> bool:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import running_worker, wait_for
-from helpers import STORAGE_ID, STORE_BACKENDS, Tams, backend_settings
+from helpers import STORAGE_ID, STORE_BACKENDS, StoppedClock, Tams, backend_settings
 from spec import check_response
 from tams_api.config import Settings
 from tams_api.worker import Worker
@@ -154,15 +153,18 @@ def test_media_released_before_a_crash_is_deleted_by_the_worker(app: FastAPI, ta
     assert services.store.released_objects(10) == []
 
 
-def test_objects_allocated_but_never_registered_are_released_after_the_object_timeout(app: FastAPI, tams: Tams) -> None:
+def test_objects_allocated_but_never_registered_are_released_after_the_object_timeout(
+    app: FastAPI, tams: Tams, clock: StoppedClock
+) -> None:
     services = app.state.services
+    timeout = services.settings.object_timeout
     flow_id = tams.put_flow()
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"abandoned")
-    url = services.media.default.get_url(media_object["object_id"])
-    cutoff = time.time_ns()  # the worker passes "now - TAMS_OBJECT_TIMEOUT"
-    time.sleep(0.001)
+    clock.advance(timeout + 1)
+    url = services.media.default.get_url(media_object["object_id"])  # handed out after the move: still valid
     fresh = tams.allocate(flow_id)[0]
+    cutoff = clock.ns - timeout * 1_000_000_000  # the worker passes "now - TAMS_OBJECT_TIMEOUT"
     assert services.store.release_expired_allocations(cutoff) == 1
     Worker(services.store, services.media, services.settings).collect_garbage()
     assert tams.client.get(url).status_code == 404, "its media is deleted"
