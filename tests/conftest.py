@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import vastdb
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -22,17 +20,21 @@ from helpers import (
     StoppedClock,
     Tams,
     backend_settings,
+    fake_vast_store,
     is_real_vast,
     make_settings,
     new_fake_vast,
     new_id,
+    open_test_services,
     profile,
+    serving,
 )
 from real_vast import NO_REAL_VAST, real_vast_settings, session_schema
 from s3_server import S3Server
 from tams_api import clock as service_clock
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
+from tams_api.routers.common import Services
 from vast_fake import FakeVast
 
 
@@ -71,49 +73,27 @@ def shared_apps() -> dict[str, FastAPI]:
 
 
 @pytest.fixture
-def app(
-    request: pytest.FixtureRequest,
-    shared_apps: dict[str, FastAPI],
-    settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[FastAPI]:
-    """The app `create_app` makes for `settings`, serving this test's own data directory.
-
-    FastAPI prepares an app's routes on its first request (about 0.3 s of CPU, more than most tests take),
-    so tests with equal settings but for the data location share an app, and each test swaps in its own
-    services (stores opened on its own data directory).
-    """
-    shared = shared_app(shared_apps, settings, tmp_path_factory)
-    # A test that asks for `content` has it in its stores before they are opened.
+def services(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Services]:
+    """This test's stores, opened on its own data (holding the content if the test asks for `content`)."""
     if "content" in request.fixturenames:
-        request.getfixturevalue("content")
-    with serving(shared, settings):
-        yield shared
+        request.getfixturevalue("content")  # in the stores before they are opened
+    opened = open_test_services(request, settings)
+    yield opened
+    opened.store.close()
 
 
-def shared_app(shared_apps: dict[str, FastAPI], settings: Settings, factory: pytest.TempPathFactory) -> FastAPI:
-    key = settings.model_dump_json(exclude=LOCATION_SETTINGS)
+@pytest.fixture
+def app(shared_apps: dict[str, FastAPI], services: Services) -> Iterator[FastAPI]:
+    """An app `create_app` made, serving this test's services: one per settings but for the data location,
+    shared by the tests with those settings (see `serving`)."""
+    key = services.settings.model_dump_json(exclude=LOCATION_SETTINGS)
     if key not in shared_apps:
-        spare_dir = factory.mktemp("shared-app")
-        shared_apps[key] = create_app(
-            settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
-        )
+        shared_apps[key] = create_app(services=services)
     shared = shared_apps[key]
     # `auth` depends only on settings in `key`; `services` hold the data and are swapped per test.
     assert set(shared.state._state) == {"services", "auth"}, "create_app keeps new state: give each test its own"
-    return shared
-
-
-@contextmanager
-def serving(shared: FastAPI, settings: Settings) -> Iterator[None]:
-    """The shared app serving services opened on `settings` (its stores, its data)."""
-    services = open_services(settings)
-    original, shared.state.services = shared.state.services, services
-    try:
-        yield
-    finally:
-        shared.state.services = original
-        services.store.close()
+    with serving(shared, services):
+        yield shared
 
 
 @pytest.fixture
@@ -198,23 +178,17 @@ def vast_content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Fak
     """`build_content` through the API once, on the VAST store over a fake cluster; tests get a clone of it."""
     fake = new_fake_vast()
     settings = make_settings(tmp_path_factory.mktemp("vast-content"), **VAST_SETTINGS, delete_sync_limit=0)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vastdb, "connect", fake.connect)
-        with TestClient(create_app(settings)) as client:
-            content = build_content(Tams(client))
+    with TestClient(create_app(services=open_services(settings, fake_vast_store(fake)))) as client:
+        content = build_content(Tams(client))
     return fake, content
 
 
 @pytest.fixture
-def vast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeVast:
-    """This test's fake VAST cluster, reached through `vastdb.connect`: holding a copy of the content if the test
-    asks for `content`, else empty."""
+def vast(request: pytest.FixtureRequest) -> FakeVast:
+    """This test's fake VAST cluster: holding a copy of the content if the test asks for `content`, else empty."""
     if "content" in request.fixturenames:
-        fake = request.getfixturevalue("vast_content_template")[0].clone()
-    else:
-        fake = new_fake_vast()
-    monkeypatch.setattr(vastdb, "connect", fake.connect)
-    return fake
+        return request.getfixturevalue("vast_content_template")[0].clone()
+    return new_fake_vast()
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
+from helpers import serving
 from spec import OPENAPI_PATH
 from tams_api import schemas
 from tams_api.app import create_app, open_services
@@ -309,13 +310,11 @@ def fuzz_target(fuzz_app: FastAPI, seeded_template: Path, tmp_path: Path) -> Ite
     that closes only the services the app was created with)."""
     shutil.copytree(seeded_template, tmp_path / "data")
     services = open_services(fuzz_settings(tmp_path / "data"))
-    original, fuzz_app.state.services = fuzz_app.state.services, services
     try:
         # The client's lifespan, like Schemathesis', ends by closing the services the app was created with.
-        with TestClient(fuzz_app) as client:
+        with serving(fuzz_app, services), TestClient(fuzz_app) as client:
             yield FuzzTarget(fuzz_app, client)
     finally:
-        fuzz_app.state.services = original
         services.store.close()
 
 

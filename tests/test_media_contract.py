@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from helpers import StoppedClock, make_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
-from tams_api.app import create_app, open_media
+from tams_api.app import create_app, open_media, open_services
 from tams_api.stores.filesystem import FilesystemMediaStore
 from tams_api.stores.media import MediaStore
 from tams_api.stores.s3 import S3MediaStore
@@ -55,10 +55,9 @@ def s3_settings(tmp_path: Path, server: S3Server, **changes: Any) -> Any:
 @pytest.fixture(params=BACKENDS)
 def media(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MediaUnderTest]:
     if request.param == "filesystem":
-        settings = make_settings(tmp_path)
-        app = create_app(settings)
-        with TestClient(app) as client:  # the filesystem store's URLs are served by the API itself
-            yield MediaUnderTest(app.state.services.media.default, client, settings.presigned_url_timeout)
+        services = open_services(make_settings(tmp_path))
+        with TestClient(create_app(services=services)) as client:  # the API serves the filesystem store's URLs
+            yield MediaUnderTest(services.media.default, client, services.settings.presigned_url_timeout)
     else:
         settings = s3_settings(tmp_path, request.getfixturevalue("s3_server"))
         with httpx.Client(timeout=60) as client:
