@@ -5,9 +5,9 @@ controlled and an uncontrolled media object and two segments:
 
 1. Schemathesis over the service's own OpenAPI document (`/openapi.json`), positive and negative data, and
    over the spec's (TimeAddressableMediaStore.yaml), positive data answered only as the spec documents: every
-   operation, a fixed seed and a bounded number of examples per operation. Path and query parameters that
-   name a flow, source, object or tag sometimes take the seeded ones, so existing resources are exercised as
-   well as missing ones.
+   operation, a fixed seed and a bounded number of examples per operation, each sent to the SQLite store and
+   to the VAST store (over the SDK fake). Path and query parameters that name a flow, source, object or tag
+   sometimes take the seeded ones, so existing resources are exercised as well as missing ones.
 2. Targeted requests for what the issue lists: malformed JSON, wrong types in bodies, bad UUIDs, bad
    timeranges, odd limits, garbage page keys, unknown query parameters and bad tag filters; fixed cases
    plus small Hypothesis properties.
@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,11 +46,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
-from helpers import serving
+from helpers import VAST_SETTINGS, fake_vast_store, new_fake_vast, serving
 from spec import OPENAPI_PATH
 from tams_api import schemas
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
+from tams_api.routers.common import Services
+from vast_fake import FakeVast
 
 PUBLIC_URL = "http://testserver"
 STORAGE_ID = "9d4a3e96-7a5c-4d9f-b16e-0c1f2a3b4c5d"
@@ -131,13 +134,17 @@ SEEDED_READS = (
 )
 
 
-def fuzz_settings(data_dir: Path) -> Settings:
+def open_fuzz_services(data_dir: Path, cluster: FakeVast | None = None) -> Services:
+    """Services with media in `data_dir`, metadata in SQLite there too or in the VAST store on `cluster`."""
     # A fixed storage id keeps the seeded object on "this" backend in a copied data directory.
-    return Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID, run_worker=False)
+    settings = Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID, run_worker=False)
+    if cluster is None:
+        return open_services(settings)
+    return open_services(settings.model_copy(update=VAST_SETTINGS), fake_vast_store(cluster))
 
 
-def new_app(data_dir: Path) -> FastAPI:
-    return create_app(fuzz_settings(data_dir))
+def new_app(data_dir: Path, cluster: FakeVast | None = None) -> FastAPI:
+    return create_app(services=open_fuzz_services(data_dir, cluster))
 
 
 # -- what every answer must look like -----------------------------------------------------------------
@@ -284,38 +291,65 @@ def _sometimes_replaced(
 
 @dataclass
 class FuzzTarget:
+    store: str  # the metadata store: "sqlite" or "vast"
     app: FastAPI
     client: TestClient
 
 
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory holding the seeded store, for tests to copy."""
-    data_dir = tmp_path_factory.mktemp("fuzz-template")
-    with TestClient(new_app(data_dir)) as client:
+@dataclass(frozen=True)
+class SeededStore:
+    """A seeded store for tests to copy: its data directory and, on VAST, its fake cluster."""
+
+    data_dir: Path
+    cluster: FakeVast | None
+
+    def open_copy(self, data_dir: Path) -> Services:
+        """Services on a copy: the data directory copied to `data_dir`, the cluster cloned."""
+        shutil.copytree(self.data_dir, data_dir)
+        return open_fuzz_services(data_dir, None if self.cluster is None else self.cluster.clone())
+
+
+def seeded_store(data_dir: Path, cluster: FakeVast | None = None) -> SeededStore:
+    with TestClient(new_app(data_dir, cluster)) as client:
         seed(client)
         assert_seeded(client)
-    return data_dir  # the lifespan has ended: the store is closed, its files complete
+    return SeededStore(data_dir, cluster)  # the lifespan has ended: the store is closed, its files complete
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    # One app for every operation: FastAPI prepares an app's routes on its first request, ~0.3 s of CPU.
-    return new_app(tmp_path_factory.mktemp("fuzz-app"))
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededStore:
+    return seeded_store(tmp_path_factory.mktemp("fuzz-template"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_templates(seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SeededStore]:
+    """The seeded store on each metadata store: SQLite, and VAST over the fake cluster (media on the filesystem
+    for both: the media store is not what is fuzzed)."""
+    vast = seeded_store(tmp_path_factory.mktemp("fuzz-template-vast"), new_fake_vast())
+    return {"sqlite": seeded_template, "vast": vast}
+
+
+@pytest.fixture(scope="module")
+def fuzz_apps(fuzz_templates: dict[str, SeededStore], tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
+    # An app per store (each test has both served at once), for every operation: FastAPI prepares an app's routes
+    # on its first request, ~0.3 s of CPU.
+    return {store: new_app(tmp_path_factory.mktemp("fuzz-app")) for store in fuzz_templates}
 
 
 @pytest.fixture
-def fuzz_target(fuzz_app: FastAPI, seeded_template: Path, tmp_path: Path) -> Iterator[FuzzTarget]:
-    """The app serving a fresh copy of the seeded store (Schemathesis ends the app's lifespan after each test, and
-    that closes only the services the app was created with)."""
-    shutil.copytree(seeded_template, tmp_path / "data")
-    services = open_services(fuzz_settings(tmp_path / "data"))
-    try:
-        # The client's lifespan, like Schemathesis', ends by closing the services the app was created with.
-        with serving(fuzz_app, services), TestClient(fuzz_app) as client:
-            yield FuzzTarget(fuzz_app, client)
-    finally:
-        services.store.close()
+def fuzz_targets(
+    fuzz_apps: dict[str, FastAPI], fuzz_templates: dict[str, SeededStore], tmp_path: Path
+) -> Iterator[list[FuzzTarget]]:
+    """Each store's app serving a fresh copy of its seeded store (Schemathesis ends an app's lifespan after each
+    test, and that closes only the services the app was created with)."""
+    with ExitStack() as stack:
+        targets = []
+        for store, template in fuzz_templates.items():
+            app, services = fuzz_apps[store], template.open_copy(tmp_path / store)
+            stack.callback(services.store.close)
+            stack.enter_context(serving(app, services))
+            targets.append(FuzzTarget(store, app, stack.enter_context(TestClient(app))))
+        yield targets
 
 
 SCHEMATHESIS_CHECKS = [
@@ -340,28 +374,35 @@ GENERATED_SETTINGS = settings(
 )
 
 
-def call_and_check(case: schemathesis.Case, target: FuzzTarget) -> None:
-    response = case.call(app=target.app)
-    case.validate_response(response, checks=SCHEMATHESIS_CHECKS)
-    assert_answer(case.method, response.status_code, response.content, None, f"{case.method} {case.formatted_path}")
-    # A refused request changes nothing; an accepted one may have changed or deleted what was seeded.
-    changed = case.method.upper() in CHANGES_STATE and response.status_code < 400
-    if changed and any(seeded in case.formatted_path for seeded in SEEDED_IDS):
-        seed(target.client)
+def call_and_check(case: schemathesis.Case, targets: list[FuzzTarget]) -> None:
+    """The case on every store, each generated request sent to each (generating costs more than serving)."""
+    for target in targets:
+        try:
+            response = case.call(app=target.app)
+            case.validate_response(response, checks=SCHEMATHESIS_CHECKS)
+            where = f"{case.method} {case.formatted_path}"
+            assert_answer(case.method, response.status_code, response.content, None, where)
+            # A refused request changes nothing; an accepted one may have changed or deleted what was seeded.
+            changed = case.method.upper() in CHANGES_STATE and response.status_code < 400
+            if changed and any(seeded in case.formatted_path for seeded in SEEDED_IDS):
+                seed(target.client)
+        except Exception as error:
+            error.add_note(f"on the {target.store} metadata store")
+            raise
 
 
 @SCHEMA.parametrize()
 @GENERATED_SETTINGS
-def test_every_operation_survives_generated_requests(case: schemathesis.Case, fuzz_target: FuzzTarget) -> None:
-    call_and_check(case, fuzz_target)
+def test_every_operation_survives_generated_requests(case: schemathesis.Case, fuzz_targets: list[FuzzTarget]) -> None:
+    call_and_check(case, fuzz_targets)
 
 
 @SPEC_SCHEMA.parametrize()
 @GENERATED_SETTINGS
 def test_every_operation_answers_requests_the_spec_describes_as_it_documents(
-    case: schemathesis.Case, fuzz_target: FuzzTarget
+    case: schemathesis.Case, fuzz_targets: list[FuzzTarget]
 ) -> None:
-    call_and_check(case, fuzz_target)
+    call_and_check(case, fuzz_targets)
 
 
 # == 2. targeted bad input ============================================================================
@@ -370,10 +411,9 @@ PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, d
 
 
 @pytest.fixture(scope="module")
-def seeded_client(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("fuzz-targeted") / "data"
-    shutil.copytree(seeded_template, data_dir)
-    with TestClient(new_app(data_dir)) as client:
+def seeded_client(seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    services = seeded_template.open_copy(tmp_path_factory.mktemp("fuzz-targeted") / "data")
+    with TestClient(create_app(services=services)) as client:
         yield client
 
 
