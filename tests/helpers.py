@@ -78,13 +78,14 @@ def new_fake_vast() -> FakeVast:
     )
 
 
-def fake_vast_store(fake: FakeVast) -> VastMetadataStore:
+def fake_vast_store(fake: FakeVast, schema: str = "tams") -> VastMetadataStore:
     """The VAST store of `VAST_SETTINGS` on `fake`, handed the cluster (no `vastdb.connect` to patch)."""
     return VastMetadataStore(
         VAST_SETTINGS["vast_endpoint"],
         VAST_SETTINGS["vast_access_key"],
         VAST_SETTINGS["vast_secret_key"],
         VAST_SETTINGS["vast_bucket"],
+        schema=schema,
         connect=fake.connect,
     )
 
