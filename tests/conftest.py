@@ -83,12 +83,20 @@ def services(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Ser
 
 
 @pytest.fixture
-def app(shared_apps: dict[str, FastAPI], services: Services) -> Iterator[FastAPI]:
+def app(
+    request: pytest.FixtureRequest,
+    shared_apps: dict[str, FastAPI],
+    services: Services,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[FastAPI]:
     """An app `create_app` made, serving this test's services: one per settings but for the data location,
     shared by the tests with those settings (see `serving`)."""
     key = services.settings.model_dump_json(exclude=LOCATION_SETTINGS)
     if key not in shared_apps:
-        shared_apps[key] = create_app(services=services)
+        # Created on stores no test uses: every lifespan of the app closes those it was created with.
+        spare_dir = tmp_path_factory.mktemp("shared-app")
+        spare = services.settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
+        shared_apps[key] = create_app(services=open_test_services(request, spare, new_fake_vast()))
     shared = shared_apps[key]
     # `auth` depends only on settings in `key`; `services` hold the data and are swapped per test.
     assert set(shared.state._state) == {"services", "auth"}, "create_app keeps new state: give each test its own"

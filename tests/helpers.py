@@ -135,10 +135,12 @@ def is_real_vast(settings: Settings) -> bool:
     return settings.metadata_backend == "vast" and settings.vast_endpoint != VAST_SETTINGS["vast_endpoint"]
 
 
-def open_test_services(request: pytest.FixtureRequest, settings: Settings) -> Services:
-    """The services `settings` configure, where they name the fake VAST cluster on the test's own (`vast`)."""
-    on_fake_vast = settings.metadata_backend == "vast" and not is_real_vast(settings)
-    return open_services(settings, fake_vast_store(request.getfixturevalue("vast")) if on_fake_vast else None)
+def open_test_services(request: pytest.FixtureRequest, settings: Settings, cluster: FakeVast | None = None) -> Services:
+    """The services `settings` configure; where they name the fake VAST cluster, on `cluster` (by default the
+    test's own, `vast`)."""
+    if settings.metadata_backend != "vast" or is_real_vast(settings):
+        return open_services(settings)
+    return open_services(settings, fake_vast_store(cluster or request.getfixturevalue("vast")))
 
 
 @contextmanager
