@@ -5,8 +5,8 @@ controlled and an uncontrolled media object and two segments:
 
 1. Schemathesis over the service's own OpenAPI document (`/openapi.json`), positive and negative data, and
    over the spec's (TimeAddressableMediaStore.yaml), positive data answered only as the spec documents: every
-   operation, a fixed seed and a bounded number of examples per operation, each sent to the SQLite store and
-   to the VAST store (over the SDK fake). Path and query parameters that name a flow, source, object or tag
+   operation, a fixed seed and a bounded number of examples per operation, on the SQLite store and on the
+   VAST store (over the SDK fake). Path and query parameters that name a flow, source, object or tag
    sometimes take the seeded ones, so existing resources are exercised as well as missing ones.
 2. Targeted requests for what the issue lists: malformed JSON, wrong types in bodies, bad UUIDs, bad
    timeranges, odd limits, garbage page keys, unknown query parameters and bad tag filters; fixed cases
@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -291,7 +290,6 @@ def _sometimes_replaced(
 
 @dataclass
 class FuzzTarget:
-    store: str  # the metadata store: "sqlite" or "vast"
     app: FastAPI
     client: TestClient
 
@@ -318,38 +316,37 @@ def seeded_store(data_dir: Path, cluster: FakeVast | None = None) -> SeededStore
 
 @pytest.fixture(scope="module")
 def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededStore:
+    """The seeded store on SQLite, which the targeted tests use too."""
     return seeded_store(tmp_path_factory.mktemp("fuzz-template"))
 
 
-@pytest.fixture(scope="module")
-def fuzz_templates(seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, SeededStore]:
+@pytest.fixture(scope="module", params=["sqlite", "vast"])
+def fuzz_template(
+    request: pytest.FixtureRequest, seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory
+) -> SeededStore:
     """The seeded store on each metadata store: SQLite, and VAST over the fake cluster (media on the filesystem
     for both: the media store is not what is fuzzed)."""
-    vast = seeded_store(tmp_path_factory.mktemp("fuzz-template-vast"), new_fake_vast())
-    return {"sqlite": seeded_template, "vast": vast}
+    if request.param == "sqlite":
+        return seeded_template
+    return seeded_store(tmp_path_factory.mktemp("fuzz-template-vast"), new_fake_vast())
 
 
 @pytest.fixture(scope="module")
-def fuzz_apps(fuzz_templates: dict[str, SeededStore], tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
-    # An app per store (each test has both served at once), for every operation: FastAPI prepares an app's routes
-    # on its first request, ~0.3 s of CPU.
-    return {store: new_app(tmp_path_factory.mktemp("fuzz-app")) for store in fuzz_templates}
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    # One app for every operation and store: FastAPI prepares an app's routes on its first request, ~0.3 s of CPU.
+    return new_app(tmp_path_factory.mktemp("fuzz-app"))
 
 
 @pytest.fixture
-def fuzz_targets(
-    fuzz_apps: dict[str, FastAPI], fuzz_templates: dict[str, SeededStore], tmp_path: Path
-) -> Iterator[list[FuzzTarget]]:
-    """Each store's app serving a fresh copy of its seeded store (Schemathesis ends an app's lifespan after each
-    test, and that closes only the services the app was created with)."""
-    with ExitStack() as stack:
-        targets = []
-        for store, template in fuzz_templates.items():
-            app, services = fuzz_apps[store], template.open_copy(tmp_path / store)
-            stack.callback(services.store.close)
-            stack.enter_context(serving(app, services))
-            targets.append(FuzzTarget(store, app, stack.enter_context(TestClient(app))))
-        yield targets
+def fuzz_target(fuzz_app: FastAPI, fuzz_template: SeededStore, tmp_path: Path) -> Iterator[FuzzTarget]:
+    """The app serving a fresh copy of the seeded store (Schemathesis ends the app's lifespan after each test, and
+    that closes only the services the app was created with)."""
+    services = fuzz_template.open_copy(tmp_path / "data")
+    try:
+        with serving(fuzz_app, services), TestClient(fuzz_app) as client:
+            yield FuzzTarget(fuzz_app, client)
+    finally:
+        services.store.close()
 
 
 SCHEMATHESIS_CHECKS = [
@@ -374,35 +371,28 @@ GENERATED_SETTINGS = settings(
 )
 
 
-def call_and_check(case: schemathesis.Case, targets: list[FuzzTarget]) -> None:
-    """The case on every store, each generated request sent to each (generating costs more than serving)."""
-    for target in targets:
-        try:
-            response = case.call(app=target.app)
-            case.validate_response(response, checks=SCHEMATHESIS_CHECKS)
-            where = f"{case.method} {case.formatted_path}"
-            assert_answer(case.method, response.status_code, response.content, None, where)
-            # A refused request changes nothing; an accepted one may have changed or deleted what was seeded.
-            changed = case.method.upper() in CHANGES_STATE and response.status_code < 400
-            if changed and any(seeded in case.formatted_path for seeded in SEEDED_IDS):
-                seed(target.client)
-        except Exception as error:
-            error.add_note(f"on the {target.store} metadata store")
-            raise
+def call_and_check(case: schemathesis.Case, target: FuzzTarget) -> None:
+    response = case.call(app=target.app)
+    case.validate_response(response, checks=SCHEMATHESIS_CHECKS)
+    assert_answer(case.method, response.status_code, response.content, None, f"{case.method} {case.formatted_path}")
+    # A refused request changes nothing; an accepted one may have changed or deleted what was seeded.
+    changed = case.method.upper() in CHANGES_STATE and response.status_code < 400
+    if changed and any(seeded in case.formatted_path for seeded in SEEDED_IDS):
+        seed(target.client)
 
 
 @SCHEMA.parametrize()
 @GENERATED_SETTINGS
-def test_every_operation_survives_generated_requests(case: schemathesis.Case, fuzz_targets: list[FuzzTarget]) -> None:
-    call_and_check(case, fuzz_targets)
+def test_every_operation_survives_generated_requests(case: schemathesis.Case, fuzz_target: FuzzTarget) -> None:
+    call_and_check(case, fuzz_target)
 
 
 @SPEC_SCHEMA.parametrize()
 @GENERATED_SETTINGS
 def test_every_operation_answers_requests_the_spec_describes_as_it_documents(
-    case: schemathesis.Case, fuzz_targets: list[FuzzTarget]
+    case: schemathesis.Case, fuzz_target: FuzzTarget
 ) -> None:
-    call_and_check(case, fuzz_targets)
+    call_and_check(case, fuzz_target)
 
 
 # == 2. targeted bad input ============================================================================
