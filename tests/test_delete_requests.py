@@ -157,14 +157,15 @@ def test_objects_allocated_but_never_registered_are_released_after_the_object_ti
     app: FastAPI, tams: Tams, clock: StoppedClock
 ) -> None:
     services = app.state.services
-    timeout = services.settings.object_timeout
     flow_id = tams.put_flow()
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"abandoned")
-    clock.advance(timeout + 1)
-    url = services.media.default.get_url(media_object["object_id"])  # handed out after the move: still valid
+    url = services.media.default.get_url(media_object["object_id"])
+    # The worker passes "now - TAMS_OBJECT_TIMEOUT": a cutoff after the first allocation, before the next.
+    clock.advance(1)
+    cutoff = clock.ns
+    clock.advance(1)
     fresh = tams.allocate(flow_id)[0]
-    cutoff = clock.ns - timeout * 1_000_000_000  # the worker passes "now - TAMS_OBJECT_TIMEOUT"
     assert services.store.release_expired_allocations(cutoff) == 1
     Worker(services.store, services.media, services.settings).collect_garbage()
     assert tams.client.get(url).status_code == 404, "its media is deleted"
