@@ -24,12 +24,11 @@ from typing import Any
 from unittest import mock
 from urllib.parse import quote
 
-import vastdb
 from fastapi.testclient import TestClient
 
 from bench.segments import machine_info, progress, save_results, summarise_latency, timed_step
 from tams_api import timerange as tr
-from tams_api.app import create_app
+from tams_api.app import create_app, open_services
 from tams_api.model import PageRequest, SegmentQuery
 from tams_api.stores.shared import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
@@ -37,7 +36,7 @@ from tams_api.stores.vast import VastMetadataStore
 
 # The tests' fake cluster and settings, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import VAST_SETTINGS, fill_flow, make_settings, new_fake_vast, segment_held_elsewhere
+from helpers import VAST_SETTINGS, fake_vast_store, fill_flow, make_settings, new_fake_vast, segment_held_elsewhere
 from vast_fake import counting_selects
 
 FLOW_ID = "5fbec3b1-1b0f-417d-9059-8b94a47197ed"
@@ -148,12 +147,11 @@ def api_p50_ms(client: TestClient, scenario: Scenario, page: int, repeats: int) 
 
 
 def run(segments: int, page: int, repeats: int) -> dict[str, Any]:
-    fake = new_fake_vast()
-    with mock.patch.object(vastdb, "connect", fake.connect), tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory:
         vast_settings = make_settings(Path(directory) / "vast", **VAST_SETTINGS)
         sqlite_settings = make_settings(Path(directory) / "sqlite")
         sqlite_settings.data_dir.mkdir()
-        vast_store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+        vast_store = fake_vast_store(new_fake_vast())
         timed_step(
             f"loading {segments} segments into the VAST store (fake)",
             lambda: fill_flow(vast_store, FLOW_ID, SOURCE_ID, segments),
@@ -172,7 +170,8 @@ def run(segments: int, page: int, repeats: int) -> dict[str, Any]:
             progress(f"store cost: {scenario.name}")
 
         latencies = []
-        with TestClient(create_app(sqlite_settings)) as sqlite_api, TestClient(create_app(vast_settings)) as vast_api:
+        vast_app = create_app(services=open_services(vast_settings, vast_store))
+        with TestClient(create_app(sqlite_settings)) as sqlite_api, TestClient(vast_app) as vast_api:
             for scenario in scenarios(segments):
                 sqlite_p50 = api_p50_ms(sqlite_api, scenario, page, repeats)
                 vast_p50 = api_p50_ms(vast_api, scenario, page, repeats)

@@ -97,13 +97,17 @@ def open_metadata(settings: Settings) -> MetadataStore:
     return SqliteMetadataStore(settings.resolved_sqlite_path)
 
 
-def open_services(settings: Settings) -> Services:
+def open_services(settings: Settings, store: MetadataStore | None = None) -> Services:
+    """The stores `settings` configure; the metadata store `store` instead when given (tests hand in theirs)."""
     media = open_media(settings)  # first: a media backend that cannot be reached fails before the metadata opens
-    return Services(store=open_metadata(settings), media=media, settings=settings)
+    return Services(store=open_metadata(settings) if store is None else store, media=media, settings=settings)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    services = open_services(settings or Settings())
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The API serving `services`, which carry their own settings (tests hand in theirs), or else the stores
+    `settings` configure."""
+    if services is None:
+        services = open_services(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

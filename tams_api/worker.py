@@ -20,6 +20,7 @@ from contextlib import suppress
 
 import httpx
 
+from . import clock
 from .config import Settings
 from .delivery import Courier
 from .errors import NotFound
@@ -138,7 +139,7 @@ class Worker:
     def purge_soft_deleted_flows(self) -> None:
         """Delete for good the soft-deleted flows whose retention has passed, as DELETE /flows/{id} would have:
         at once, or through a flow delete request (worked on next) when the flow is large."""
-        cutoff = time.time_ns() - self.settings.soft_delete_retention * 1_000_000_000
+        cutoff = clock.time_ns() - self.settings.soft_delete_retention * 1_000_000_000
         for flow_id in self.store.deleted_flows_due(cutoff, PURGES_PER_STEP):
             with suppress(NotFound):  # restored meanwhile
                 deletion = self.store.purge_flow(flow_id, self.settings.delete_sync_limit)
@@ -154,7 +155,7 @@ class Worker:
                 self.store.forget_released(elsewhere)
 
     def housekeeping(self) -> None:
-        now_ns = time.time_ns()
+        now_ns = clock.time_ns()
         self.store.prune_events()
         self.store.release_expired_allocations(now_ns - self.settings.object_timeout * 1_000_000_000)
         self.store.forget_expired_delete_requests(now_ns)

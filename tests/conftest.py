@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import vastdb
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -19,18 +17,24 @@ from endpoints import Content, webhook
 from helpers import (
     STORE_BACKENDS,
     VAST_SETTINGS,
+    StoppedClock,
     Tams,
     backend_settings,
+    fake_vast_store,
     is_real_vast,
     make_settings,
     new_fake_vast,
     new_id,
+    open_test_services,
     profile,
+    serving,
 )
 from real_vast import NO_REAL_VAST, real_vast_settings, session_schema
 from s3_server import S3Server
+from tams_api import clock as service_clock
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
+from tams_api.routers.common import Services
 from vast_fake import FakeVast
 
 
@@ -38,6 +42,14 @@ from vast_fake import FakeVast
 def s3_bucket(s3_server: S3Server) -> str:
     """One bucket for the API tests; each test keeps its objects under a prefix of its own."""
     return s3_server.new_bucket()
+
+
+@pytest.fixture
+def clock() -> Iterator[StoppedClock]:
+    """The service's wall clock, stopped at the real time until the test moves it."""
+    stopped = StoppedClock()
+    with service_clock.use(stopped):
+        yield stopped
 
 
 @pytest.fixture
@@ -61,49 +73,35 @@ def shared_apps() -> dict[str, FastAPI]:
 
 
 @pytest.fixture
+def services(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Services]:
+    """This test's stores, opened on its own data (holding the content if the test asks for `content`)."""
+    if "content" in request.fixturenames:
+        request.getfixturevalue("content")  # in the stores before they are opened
+    opened = open_test_services(request, settings)
+    yield opened
+    opened.store.close()
+
+
+@pytest.fixture
 def app(
     request: pytest.FixtureRequest,
     shared_apps: dict[str, FastAPI],
-    settings: Settings,
+    services: Services,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FastAPI]:
-    """The app `create_app` makes for `settings`, serving this test's own data directory.
-
-    FastAPI prepares an app's routes on its first request (about 0.3 s of CPU, more than most tests take),
-    so tests with equal settings but for the data location share an app, and each test swaps in its own
-    services (stores opened on its own data directory).
-    """
-    shared = shared_app(shared_apps, settings, tmp_path_factory)
-    # A test that asks for `content` has it in its stores before they are opened.
-    if "content" in request.fixturenames:
-        request.getfixturevalue("content")
-    with serving(shared, settings):
-        yield shared
-
-
-def shared_app(shared_apps: dict[str, FastAPI], settings: Settings, factory: pytest.TempPathFactory) -> FastAPI:
-    key = settings.model_dump_json(exclude=LOCATION_SETTINGS)
+    """An app `create_app` made, serving this test's services: one per settings but for the data location,
+    shared by the tests with those settings (see `serving`)."""
+    key = services.settings.model_dump_json(exclude=LOCATION_SETTINGS)
     if key not in shared_apps:
-        spare_dir = factory.mktemp("shared-app")
-        shared_apps[key] = create_app(
-            settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
-        )
+        # Created on stores no test uses: every lifespan of the app closes those it was created with.
+        spare_dir = tmp_path_factory.mktemp("shared-app")
+        spare = services.settings.model_copy(update={"data_dir": spare_dir, "sqlite_path": None, "media_dir": None})
+        shared_apps[key] = create_app(services=open_test_services(request, spare, new_fake_vast()))
     shared = shared_apps[key]
     # `auth` depends only on settings in `key`; `services` hold the data and are swapped per test.
     assert set(shared.state._state) == {"services", "auth"}, "create_app keeps new state: give each test its own"
-    return shared
-
-
-@contextmanager
-def serving(shared: FastAPI, settings: Settings) -> Iterator[None]:
-    """The shared app serving services opened on `settings` (its stores, its data)."""
-    services = open_services(settings)
-    original, shared.state.services = shared.state.services, services
-    try:
-        yield
-    finally:
-        shared.state.services = original
-        services.store.close()
+    with serving(shared, services):
+        yield shared
 
 
 @pytest.fixture
@@ -188,23 +186,17 @@ def vast_content_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Fak
     """`build_content` through the API once, on the VAST store over a fake cluster; tests get a clone of it."""
     fake = new_fake_vast()
     settings = make_settings(tmp_path_factory.mktemp("vast-content"), **VAST_SETTINGS, delete_sync_limit=0)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vastdb, "connect", fake.connect)
-        with TestClient(create_app(settings)) as client:
-            content = build_content(Tams(client))
+    with TestClient(create_app(services=open_services(settings, fake_vast_store(fake)))) as client:
+        content = build_content(Tams(client))
     return fake, content
 
 
 @pytest.fixture
-def vast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeVast:
-    """This test's fake VAST cluster, reached through `vastdb.connect`: holding a copy of the content if the test
-    asks for `content`, else empty."""
+def vast(request: pytest.FixtureRequest) -> FakeVast:
+    """This test's fake VAST cluster: holding a copy of the content if the test asks for `content`, else empty."""
     if "content" in request.fixturenames:
-        fake = request.getfixturevalue("vast_content_template")[0].clone()
-    else:
-        fake = new_fake_vast()
-    monkeypatch.setattr(vastdb, "connect", fake.connect)
-    return fake
+        return request.getfixturevalue("vast_content_template")[0].clone()
+    return new_fake_vast()
 
 
 @pytest.fixture(scope="session")

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from real_vast import empty_store, real_vast_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
 from tams_api import timerange as tr
+from tams_api.app import open_services
 from tams_api.config import Settings
 from tams_api.model import FlowWrite, NewSegment
+from tams_api.routers.common import Services
 from tams_api.stores.metadata import MetadataStore
+from tams_api.stores.vast import VastMetadataStore
 from vast_fake import FakeVast
 
 VIDEO = "urn:x-nmos:format:video"
@@ -71,6 +78,18 @@ def new_fake_vast() -> FakeVast:
     )
 
 
+def fake_vast_store(fake: FakeVast, schema: str = "tams") -> VastMetadataStore:
+    """The VAST store of `VAST_SETTINGS` on `fake`, handed the cluster (no `vastdb.connect` to patch)."""
+    return VastMetadataStore(
+        VAST_SETTINGS["vast_endpoint"],
+        VAST_SETTINGS["vast_access_key"],
+        VAST_SETTINGS["vast_secret_key"],
+        VAST_SETTINGS["vast_bucket"],
+        schema=schema,
+        connect=fake.connect,
+    )
+
+
 def backend_settings(
     request: pytest.FixtureRequest, tmp_path: Path, stores: str | None = None, **changes: Any
 ) -> Settings:
@@ -78,8 +97,7 @@ def backend_settings(
     `STORE_BACKENDS`)."""
     metadata, media = (stores or getattr(request, "param", "sqlite+filesystem")).split("+")
     if metadata == "vast":
-        request.getfixturevalue("vast")  # the test's own fake cluster, which `vastdb.connect` reaches
-        changes = {**VAST_SETTINGS, **changes}
+        changes = {**VAST_SETTINGS, **changes}  # the fake cluster's (see `open_test_services`)
     if metadata == "vast-real":
         changes = {**(real_vast_settings(os.environ) or {}), **request.getfixturevalue("real_vast_schema"), **changes}
     if media == "s3":
@@ -99,8 +117,41 @@ def backend_settings(
     return settings
 
 
+@dataclass
+class StoppedClock:
+    """A wall clock for the service (`tams_api.clock.use`): it stands still until the test moves it, so that what
+    expires does so when the test says, not after a wait."""
+
+    ns: int = field(default_factory=time.time_ns)
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
 def is_real_vast(settings: Settings) -> bool:
     return settings.metadata_backend == "vast" and settings.vast_endpoint != VAST_SETTINGS["vast_endpoint"]
+
+
+def open_test_services(request: pytest.FixtureRequest, settings: Settings, cluster: FakeVast | None = None) -> Services:
+    """The services `settings` configure; where they name the fake VAST cluster, on `cluster` (by default the
+    test's own, `vast`)."""
+    if settings.metadata_backend != "vast" or is_real_vast(settings):
+        return open_services(settings)
+    return open_services(settings, fake_vast_store(cluster or request.getfixturevalue("vast")))
+
+
+@contextmanager
+def serving(app: FastAPI, services: Services) -> Iterator[FastAPI]:
+    """`app` serving `services` instead of those it was created with, until the block ends. FastAPI prepares an
+    app's routes on its first request (about 0.3 s of CPU, more than most tests take): tests share apps this way."""
+    original, app.state.services = app.state.services, services
+    try:
+        yield app
+    finally:
+        app.state.services = original
 
 
 def new_id() -> str:

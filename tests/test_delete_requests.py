@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import running_worker, wait_for
-from helpers import STORAGE_ID, STORE_BACKENDS, Tams, backend_settings
+from helpers import STORAGE_ID, STORE_BACKENDS, StoppedClock, Tams, backend_settings
 from spec import check_response
 from tams_api.config import Settings
 from tams_api.worker import Worker
@@ -154,14 +153,18 @@ def test_media_released_before_a_crash_is_deleted_by_the_worker(app: FastAPI, ta
     assert services.store.released_objects(10) == []
 
 
-def test_objects_allocated_but_never_registered_are_released_after_the_object_timeout(app: FastAPI, tams: Tams) -> None:
+def test_objects_allocated_but_never_registered_are_released_after_the_object_timeout(
+    app: FastAPI, tams: Tams, clock: StoppedClock
+) -> None:
     services = app.state.services
     flow_id = tams.put_flow()
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"abandoned")
     url = services.media.default.get_url(media_object["object_id"])
-    cutoff = time.time_ns()  # the worker passes "now - TAMS_OBJECT_TIMEOUT"
-    time.sleep(0.001)
+    # The worker passes "now - TAMS_OBJECT_TIMEOUT": a cutoff after the first allocation, before the next.
+    clock.advance(1)
+    cutoff = clock.ns
+    clock.advance(1)
     fresh = tams.allocate(flow_id)[0]
     assert services.store.release_expired_allocations(cutoff) == 1
     Worker(services.store, services.media, services.settings).collect_garbage()

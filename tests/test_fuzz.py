@@ -5,9 +5,9 @@ controlled and an uncontrolled media object and two segments:
 
 1. Schemathesis over the service's own OpenAPI document (`/openapi.json`), positive and negative data, and
    over the spec's (TimeAddressableMediaStore.yaml), positive data answered only as the spec documents: every
-   operation, a fixed seed and a bounded number of examples per operation. Path and query parameters that
-   name a flow, source, object or tag sometimes take the seeded ones, so existing resources are exercised as
-   well as missing ones.
+   operation, a fixed seed and a bounded number of examples per operation, on the SQLite store and on the
+   VAST store (over the SDK fake). Path and query parameters that name a flow, source, object or tag
+   sometimes take the seeded ones, so existing resources are exercised as well as missing ones.
 2. Targeted requests for what the issue lists: malformed JSON, wrong types in bodies, bad UUIDs, bad
    timeranges, odd limits, garbage page keys, unknown query parameters and bad tag filters; fixed cases
    plus small Hypothesis properties.
@@ -45,10 +45,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.testclient import TestClient
 
+from helpers import VAST_SETTINGS, fake_vast_store, new_fake_vast, serving
 from spec import OPENAPI_PATH
 from tams_api import schemas
 from tams_api.app import create_app, open_services
 from tams_api.config import Settings
+from tams_api.routers.common import Services
+from vast_fake import FakeVast
 
 PUBLIC_URL = "http://testserver"
 STORAGE_ID = "9d4a3e96-7a5c-4d9f-b16e-0c1f2a3b4c5d"
@@ -130,13 +133,17 @@ SEEDED_READS = (
 )
 
 
-def fuzz_settings(data_dir: Path) -> Settings:
+def open_fuzz_services(data_dir: Path, cluster: FakeVast | None = None) -> Services:
+    """Services with media in `data_dir`, metadata in SQLite there too or in the VAST store on `cluster`."""
     # A fixed storage id keeps the seeded object on "this" backend in a copied data directory.
-    return Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID, run_worker=False)
+    settings = Settings(data_dir=data_dir, public_url=PUBLIC_URL, storage_id=STORAGE_ID, run_worker=False)
+    if cluster is None:
+        return open_services(settings)
+    return open_services(settings.model_copy(update=VAST_SETTINGS), fake_vast_store(cluster))
 
 
-def new_app(data_dir: Path) -> FastAPI:
-    return create_app(fuzz_settings(data_dir))
+def new_app(data_dir: Path, cluster: FakeVast | None = None) -> FastAPI:
+    return create_app(services=open_fuzz_services(data_dir, cluster))
 
 
 # -- what every answer must look like -----------------------------------------------------------------
@@ -287,35 +294,58 @@ class FuzzTarget:
     client: TestClient
 
 
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory holding the seeded store, for tests to copy."""
-    data_dir = tmp_path_factory.mktemp("fuzz-template")
-    with TestClient(new_app(data_dir)) as client:
+@dataclass(frozen=True)
+class SeededStore:
+    """A seeded store for tests to copy: its data directory and, on VAST, its fake cluster."""
+
+    data_dir: Path
+    cluster: FakeVast | None
+
+    def open_copy(self, data_dir: Path) -> Services:
+        """Services on a copy: the data directory copied to `data_dir`, the cluster cloned."""
+        shutil.copytree(self.data_dir, data_dir)
+        return open_fuzz_services(data_dir, None if self.cluster is None else self.cluster.clone())
+
+
+def seeded_store(data_dir: Path, cluster: FakeVast | None = None) -> SeededStore:
+    with TestClient(new_app(data_dir, cluster)) as client:
         seed(client)
         assert_seeded(client)
-    return data_dir  # the lifespan has ended: the store is closed, its files complete
+    return SeededStore(data_dir, cluster)  # the lifespan has ended: the store is closed, its files complete
+
+
+@pytest.fixture(scope="module")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> SeededStore:
+    """The seeded store on SQLite, which the targeted tests use too."""
+    return seeded_store(tmp_path_factory.mktemp("fuzz-template"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "vast"])
+def fuzz_template(
+    request: pytest.FixtureRequest, seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory
+) -> SeededStore:
+    """The seeded store on each metadata store: SQLite, and VAST over the fake cluster (media on the filesystem
+    for both: the media store is not what is fuzzed)."""
+    if request.param == "sqlite":
+        return seeded_template
+    return seeded_store(tmp_path_factory.mktemp("fuzz-template-vast"), new_fake_vast())
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    # One app for every operation: FastAPI prepares an app's routes on its first request, ~0.3 s of CPU.
+    # One app for every operation and store: FastAPI prepares an app's routes on its first request, ~0.3 s of CPU.
     return new_app(tmp_path_factory.mktemp("fuzz-app"))
 
 
 @pytest.fixture
-def fuzz_target(fuzz_app: FastAPI, seeded_template: Path, tmp_path: Path) -> Iterator[FuzzTarget]:
+def fuzz_target(fuzz_app: FastAPI, fuzz_template: SeededStore, tmp_path: Path) -> Iterator[FuzzTarget]:
     """The app serving a fresh copy of the seeded store (Schemathesis ends the app's lifespan after each test, and
     that closes only the services the app was created with)."""
-    shutil.copytree(seeded_template, tmp_path / "data")
-    services = open_services(fuzz_settings(tmp_path / "data"))
-    original, fuzz_app.state.services = fuzz_app.state.services, services
+    services = fuzz_template.open_copy(tmp_path / "data")
     try:
-        # The client's lifespan, like Schemathesis', ends by closing the services the app was created with.
-        with TestClient(fuzz_app) as client:
+        with serving(fuzz_app, services), TestClient(fuzz_app) as client:
             yield FuzzTarget(fuzz_app, client)
     finally:
-        fuzz_app.state.services = original
         services.store.close()
 
 
@@ -371,10 +401,9 @@ PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, d
 
 
 @pytest.fixture(scope="module")
-def seeded_client(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("fuzz-targeted") / "data"
-    shutil.copytree(seeded_template, data_dir)
-    with TestClient(new_app(data_dir)) as client:
+def seeded_client(seeded_template: SeededStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    services = seeded_template.open_copy(tmp_path_factory.mktemp("fuzz-targeted") / "data")
+    with TestClient(create_app(services=services)) as client:
         yield client
 
 

@@ -16,15 +16,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-import vastdb
 
-from helpers import fill_flow, new_fake_vast, segment_held_elsewhere
+from helpers import fake_vast_store, fill_flow, new_fake_vast, segment_held_elsewhere
 from tams_api import timerange as tr
 from tams_api.model import PageRequest, SegmentPage, SegmentQuery
 from tams_api.stores.metadata import MetadataStore
 from tams_api.stores.shared import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
-from tams_api.stores.vast import VastMetadataStore
 from vast_fake import counting_selects
 
 FLOW_ID = "b4a4e3c8-5d87-4d6c-9f55-3f0e2b1c7a10"
@@ -84,18 +82,16 @@ def sqlite_flow(directory: Path, segments: int) -> Iterator[CountedFlow]:
             store.close()
 
 
-@contextmanager
-def vast_flow(segments: int) -> Iterator[CountedFlow]:
-    with mock.patch.object(vastdb, "connect", new_fake_vast().connect):
-        store: MetadataStore = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
-        fill_flow(store, FLOW_ID, SOURCE_ID, segments)
+def vast_flow(segments: int) -> CountedFlow:
+    store: MetadataStore = fake_vast_store(new_fake_vast())
+    fill_flow(store, FLOW_ID, SOURCE_ID, segments)
 
-        def list_counted(query: SegmentQuery) -> tuple[Costs, SegmentPage]:
-            with counting_selects() as count:
-                page = store.list_segments(FLOW_ID, query)
-            return {"VAST selects": count.calls, "VAST rows fetched": count.rows}, page
+    def list_counted(query: SegmentQuery) -> tuple[Costs, SegmentPage]:
+        with counting_selects() as count:
+            page = store.list_segments(FLOW_ID, query)
+        return {"VAST selects": count.calls, "VAST rows fetched": count.rows}, page
 
-        yield CountedFlow(segments, list_counted)
+    return CountedFlow(segments, list_counted)
 
 
 @pytest.fixture(scope="module", params=sorted(SEGMENTS))
@@ -105,8 +101,7 @@ def flow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         with sqlite_flow(tmp_path_factory.mktemp("listing-cost"), segments) as counted:
             yield counted
     else:
-        with vast_flow(segments) as counted:
-            yield counted
+        yield vast_flow(segments)
 
 
 def query(

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from background import running_worker, wait_for
-from helpers import STORE_BACKENDS, Tams, backend_settings, new_id
+from helpers import STORE_BACKENDS, Tams, backend_settings, new_id, open_test_services
 from spec import check_response
 from tams_api.app import create_app
 from tams_api.config import Settings
@@ -144,10 +144,12 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("settings", ["sqlite+filesystem", "vast+s3"], indirect=True)
-def test_deleted_by_is_the_authenticated_identity_and_restore_needs_the_delete_scope(settings: Settings) -> None:
+def test_deleted_by_is_the_authenticated_identity_and_restore_needs_the_delete_scope(
+    request: pytest.FixtureRequest, settings: Settings
+) -> None:
     authenticated = settings.model_copy(update={"auth_modes": "basic", "auth_users": USERS, "auth_strict_scopes": True})
     ops, ingest = basic("ops", "opspw"), basic("ingest", "ingestpw")
-    with TestClient(create_app(authenticated), headers=ops) as client:
+    with TestClient(create_app(services=open_test_services(request, authenticated)), headers=ops) as client:
         flow_id = Tams(client).put_flow()
         assert client.delete(f"/flows/{flow_id}", headers=ingest).status_code == 403
         assert client.delete(f"/flows/{flow_id}").status_code == 204

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
-import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +18,7 @@ from helpers import (
     HARD_AND_SOFT_DELETE,
     STORAGE_ID,
     STORAGE_LABEL,
+    StoppedClock,
     Tams,
     audio_flow,
     new_id,
@@ -27,7 +26,6 @@ from helpers import (
 )
 from spec import assert_valid, check_response, next_link
 from tams_api.config import Settings
-from tams_api.stores import filesystem
 from tams_api.stores.shared import encode_key
 
 SEGMENTS = "/flows/{flowId}/segments"
@@ -962,7 +960,7 @@ def _tampered_urls(url: str, other_object_url: str) -> dict[str, str]:
     }
 
 
-# The filesystem store's URLs, tampered and expired by the clock of this process; tests/test_media_contract.py
+# The filesystem store's URLs, tampered and expired by the service's clock; tests/test_media_contract.py
 # proves the same of every media store against its real server.
 FILESYSTEM_ONLY = pytest.mark.parametrize("settings", ["sqlite+filesystem"], indirect=True)
 
@@ -1010,17 +1008,16 @@ def test_urls_are_bound_to_their_method(tams: Tams, flow_id: str) -> None:
 
 
 @FILESYSTEM_ONLY
-def test_expired_urls_are_403(tams: Tams, flow_id: str, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expired_urls_are_403(tams: Tams, flow_id: str, settings: Settings, clock: StoppedClock) -> None:
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"payload")
     tams.register(flow_id, media_object["object_id"], "[0:0]")
     get_url = tams.segments(flow_id)[0]["get_urls"][0]["url"]
-    later = time.time() + settings.presigned_url_timeout + 1
-    monkeypatch.setattr(filesystem, "time", SimpleNamespace(time=lambda: later))
+    clock.advance(settings.presigned_url_timeout + 1)
     put_url = media_object["put_url"]
     upload = tams.client.put(put_url["url"], content=b"late", headers={"Content-Type": put_url["content-type"]})
     assert (upload.status_code, tams.client.get(get_url).status_code) == (403, 403)
-    monkeypatch.undo()
+    clock.advance(-settings.presigned_url_timeout - 1)  # back to when the URLs were handed out
     assert tams.client.get(get_url).content == b"payload"
 
 

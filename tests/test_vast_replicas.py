@@ -17,9 +17,9 @@ import pytest
 import vastdb
 from fastapi.testclient import TestClient
 
-from helpers import VAST_SETTINGS, make_settings, new_fake_vast, video_flow
+from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, video_flow
 from real_vast import NO_REAL_VAST, real_vast_settings
-from tams_api.app import create_app
+from tams_api.app import create_app, open_services
 from tams_api.errors import BadRequest, Unavailable
 from tams_api.model import Profile
 from tams_api.stores import vast
@@ -29,14 +29,8 @@ from vast_fake import FakeVast
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeVast:
-    cluster = new_fake_vast()
-    monkeypatch.setattr(vastdb, "connect", cluster.connect)
-    return cluster
-
-
-def replica() -> VastMetadataStore:
-    return VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+def fake() -> FakeVast:
+    return new_fake_vast()
 
 
 def committed(fake: FakeVast, table: str) -> list[dict[str, Any]]:
@@ -44,7 +38,7 @@ def committed(fake: FakeVast, table: str) -> list[dict[str, Any]]:
 
 
 def test_a_write_that_lost_to_a_concurrent_writer_is_retried_and_succeeds(fake: FakeVast) -> None:
-    store = replica()
+    store = fake_vast_store(fake)
     fake.conflict_next_commits(1)
     _, created = store.put_flow(flow("f"))
     assert created and fake._commits_to_fail == 0, "the first commit failed, the retry made it"
@@ -55,14 +49,15 @@ def test_a_write_that_keeps_losing_answers_503_and_changes_nothing(
     fake: FakeVast, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(vast, "CONFLICT_BACKOFF_S", 0.0)
-    store = replica()
+    store = fake_vast_store(fake)
     fake.conflict_next_commits(vast.CONFLICT_ATTEMPTS)
     with pytest.raises(Unavailable, match="concurrent writers changed the same data 6 times"):
         store.put_flow(flow("f"))
     assert committed(fake, "flows") == []
 
     fake.conflict_next_commits(vast.CONFLICT_ATTEMPTS)
-    with TestClient(create_app(make_settings(tmp_path, **VAST_SETTINGS))) as client:
+    settings = make_settings(tmp_path, **VAST_SETTINGS)
+    with TestClient(create_app(services=open_services(settings, fake_vast_store(fake)))) as client:
         flow_id, source_id = str(uuid.uuid4()), str(uuid.uuid4())
         response = client.put(f"/flows/{flow_id}", json=video_flow(flow_id, source_id))
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
@@ -93,7 +88,7 @@ def together(fake: FakeVast, *calls: Callable[[], Any]) -> list[Any]:
 def replicas(fake: FakeVast, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[VastMetadataStore, VastMetadataStore]]:
     # Enough tries for the loser to outlast the winner's transaction however threads are scheduled.
     monkeypatch.setattr(vast, "CONFLICT_ATTEMPTS", 50)
-    yield replica(), replica()
+    yield fake_vast_store(fake), fake_vast_store(fake)
 
 
 def test_two_replicas_creating_one_flow_create_it_once(

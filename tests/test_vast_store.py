@@ -12,7 +12,7 @@ import pytest
 import vastdb
 from vastdb import _internal
 
-from helpers import VAST_SETTINGS, make_settings, new_fake_vast
+from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast
 from real_vast import empty_store, real_vast_settings, session_schema
 from tams_api.__main__ import main
 from tams_api.app import open_services
@@ -20,7 +20,6 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
 from tams_api.provision import deprovision_vast, provision_vast
-from tams_api.stores.vast import VastMetadataStore
 from tams_api.stores.vast_schema import PROJECTIONS, TABLES
 from tams_api.timerange import EVERYTHING, parse_bounds
 from vast_fake import FakeVast
@@ -28,6 +27,7 @@ from vast_fake import FakeVast
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeVast:
+    """A fake cluster, which provisioning, the CLI and start-up find as in production: through `vastdb.connect`."""
     cluster = new_fake_vast()
     monkeypatch.setattr(vastdb, "connect", cluster.connect)
     return cluster
@@ -60,9 +60,9 @@ def test_a_schema_made_before_soft_delete_gains_its_table_and_keeps_its_data(
     with monkeypatch.context() as before_soft_delete:
         before_soft_delete.delitem(TABLES, "deleted_flows")
         provision_vast(vast_settings(tmp_path))
-        VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams").update_service_info("kept", None)
+        fake_vast_store(fake).update_service_info("kept", None)
     assert provision_vast(vast_settings(tmp_path)).endswith(": created table deleted_flows")
-    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store = fake_vast_store(fake)
     assert store.get_service_info(ServiceInfo("default", "")).name == "kept"
     store.put_flow(flow("f"))
     store.soft_delete_flow("f", "ops")
@@ -72,7 +72,7 @@ def test_a_schema_made_before_soft_delete_gains_its_table_and_keeps_its_data(
 
 def test_deprovisioning_drops_tables_then_schema_once(fake: FakeVast, tmp_path: Path) -> None:
     settings = vast_settings(tmp_path)
-    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store = fake_vast_store(fake)
     store.put_flow(flow("f"))
     dropped = deprovision_vast(settings)
     assert all(f"table {name}" in dropped for name in TABLES) and dropped.endswith("schema tams")
@@ -80,7 +80,7 @@ def test_deprovisioning_drops_tables_then_schema_once(fake: FakeVast, tmp_path: 
     with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
         assert tx.bucket("tams").schemas() == []
     assert "created schema tams" in provision_vast(settings)
-    assert VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams").get_flow("f") is None
+    assert fake_vast_store(fake).get_flow("f") is None
 
 
 def test_deprovisioning_keeps_what_the_store_did_not_create(fake: FakeVast, tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_vast_backend_needs_its_settings(tmp_path: Path, missing: str) -> None:
 
 def test_the_fake_rejects_an_or_across_columns_as_vast_does(fake: FakeVast) -> None:
     """Why the store deletes a flow's collection rows in two selects (as collector, as member), not one."""
-    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store = fake_vast_store(fake)
     with store._read() as t:
         table = t["flow_collections"]
         predicate = (table["collector_id"] == "f") | (table["member_id"] == "f")
@@ -184,7 +184,7 @@ def held_elsewhere(timeranges: list[str]) -> list[NewSegment]:
 
 def test_segment_pages_do_not_depend_on_the_order_vast_returns_rows(fake: FakeVast) -> None:
     """Rows come back shuffled (differently per session); sorting and keyset paging are the store's."""
-    store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams")
+    store = fake_vast_store(fake)
     store.put_flow(flow("f"))
     segments = held_elsewhere([f"[{n}:0_{n + 1}:0)" for n in range(40)])
     assert store.add_segments("f", segments) == []
@@ -223,7 +223,7 @@ def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
         schema = changes["vast_schema"]
         assert schema.startswith("tams_test_")
         settings = make_settings(tmp_path, **cluster, **changes)
-        store = VastMetadataStore("http://vast.test", "vast-access", "vast-secret", "tams", schema=schema)
+        store = fake_vast_store(fake, schema)
         store.put_flow(flow("f"))
         assert store.add_segments("f", held_elsewhere(["[0:0_1:0)"])) == []
         empty_store(settings)

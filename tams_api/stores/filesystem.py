@@ -12,13 +12,13 @@ import hmac
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from .. import clock
 from ..errors import Forbidden, NotFound
 from .media import PutRequest, StorageBackend, StoredMedia
 
@@ -61,7 +61,7 @@ class FilesystemMediaStore:
         return mac.hexdigest()
 
     def _url(self, method: str, object_id: str, content_type: str = "") -> str:
-        expires = int(time.time()) + self.url_timeout
+        expires = int(clock.seconds()) + self.url_timeout
         signature = self._signature(method, object_id, expires, content_type)
         where = f"{self.public_url}/media/{self.backend.id}/{quote(object_id, safe='')}"
         return f"{where}?expires={expires}&signature={signature}"
@@ -81,7 +81,7 @@ class FilesystemMediaStore:
         expected = self._signature(method, object_id, expiry, content_type)
         if not hmac.compare_digest(expected, signature):
             raise Forbidden("media URL signature does not match this request")
-        if expiry < time.time():
+        if expiry < clock.seconds():
             raise Forbidden("media URL has expired")
 
     # -- bytes ---------------------------------------------------------------------------------------

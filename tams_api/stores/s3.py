@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from .. import clock
 from ..errors import ConfigurationError, NotFound
 from .media import PutRequest, StorageBackend, StoredMedia
 from .sigv4 import Credentials, Presigner
@@ -114,13 +115,18 @@ class S3MediaStore:
 
     def put_request(self, object_id: str, content_type: str) -> PutRequest:
         url = self.presigner.url(
-            "PUT", self.key(object_id), self._signing_credentials(), self.url_timeout, content_type=content_type
+            "PUT",
+            self.key(object_id),
+            self._signing_credentials(),
+            self.url_timeout,
+            content_type=content_type,
+            now=clock.seconds(),
         )
         return PutRequest(url, content_type)
 
     def get_url(self, object_id: str) -> str:
         """A presigned GET URL, reused while more than half its lifetime remains."""
-        now = time.time()
+        now = clock.seconds()
         cached = self._url_cache.get(object_id)
         if cached is not None and cached[1] > now:
             self._url_cache.move_to_end(object_id)
