@@ -34,7 +34,7 @@ from tams_api.provision import provision_vast
 from tams_api.stores import vast_schema
 from tams_api.stores.migrations import Migration
 from tams_api.stores.sqlite import SqliteMetadataStore
-from tams_api.stores.sqlite_schema import SCHEMA_VERSION
+from tams_api.stores.sqlite.schema import SCHEMA_VERSION
 from tams_api.stores.vast import VastMetadataStore
 from tams_api.stores.vast_schema import TABLES
 from vast_fake import FakeVast

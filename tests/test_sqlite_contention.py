@@ -16,13 +16,14 @@ from fastapi.testclient import TestClient
 from helpers import Tams, make_settings, new_id, video_flow
 from spec import assert_valid
 from tams_api.app import create_app
-from tams_api.stores import sqlite as sqlite_store
-from tams_api.stores.sqlite import BULK_CHUNK, READERS, SqliteMetadataStore
+from tams_api.stores.sqlite import SqliteMetadataStore, connection
+from tams_api.stores.sqlite.connection import READERS
+from tams_api.stores.sqlite.segments import BULK_CHUNK
 
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT", 0.2)  # how long a writer waits before 503, for a quick test
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT", 0.2)  # how long a writer waits before 503, for a quick test
     with TestClient(create_app(make_settings(tmp_path))) as test_client:
         yield test_client
 

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .migrations import Migration, Upgrade, adopt, upgrade
+from ..migrations import Migration, Upgrade, adopt, upgrade
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -1,0 +1,153 @@
+"""The SQLite store's connections: WAL mode, one writer, short transactions, a small pool of readers, and the
+busy handling that turns a writer held too long into a 503 to retry."""
+
+from __future__ import annotations
+
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ...errors import Unavailable
+from .schema import upgrade_database
+
+# How long a request waits for the writer (behind this process's other writes, or another process's on the same
+# file) or for a reader connection before it is told to retry (503).
+BUSY_TIMEOUT = 10.0
+READERS = 8  # reader connections; reads are short, and a 2-core server gains nothing from more
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+@contextmanager
+def _busy_is_unavailable() -> Iterator[None]:
+    """SQLite's busy and locked errors mean another writer held the file past BUSY_TIMEOUT: for retrying."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if not _is_busy(error):
+            raise
+        raise Unavailable(f"the metadata store is busy ({error}); retry") from None
+
+
+def _begin_immediate(db: sqlite3.Connection, deadline: float) -> None:
+    """Take the file's write lock, trying every millisecond or so until the deadline. SQLite's own busy handler
+    sleeps up to 100 ms between tries: a writer of another process would mostly miss the pauses between the
+    chunks of a bulk and wait for the whole of it."""
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.0015))
+
+
+class SqliteConnections:
+    """The connections to the database file: the one writer, a pool of readers, and the transactions of
+    both. Every mixin of the store builds on these; the mixins also call one another's methods through
+    `self`, the store being all of them together."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._writer = self._connect()
+        # With SQLite's busy timeout still on: a concurrent start's migration holds the write lock until it is done.
+        self.schema_upgrade = upgrade_database(self._writer, self.path)
+        self._writer.execute("PRAGMA busy_timeout=0")  # _begin_immediate waits for the write lock itself
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000:.0f}")
+        db.execute("PRAGMA cache_size=-16000")  # 16 MB page cache per connection
+        # Checkpoint every ~80 MB of WAL, not the default ~4 MB: allocation and registration touch the same
+        # randomly placed object pages in successive transactions, and a wider window copies each back once.
+        db.execute("PRAGMA wal_autocheckpoint=20000")
+        with self._connections_lock:
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One writer at a time; the transaction commits on success and rolls back on any error. A writer that
+        cannot begin within BUSY_TIMEOUT (behind other writes of this process, or of another on the same file)
+        is told to retry: 503, never a 500."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT):
+            raise Unavailable(f"the metadata store was busy with other writes for {BUSY_TIMEOUT:g} s; retry")
+        try:
+            db = self._writer
+            with _busy_is_unavailable():
+                _begin_immediate(db, deadline)
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection for a statement or a few (WAL readers never block, nor wait for the writer). At
+        most READERS of them, shared by whichever threads read: per-thread connections piled up as the server's
+        worker threads came and went, up to 16 MB of page cache each."""
+        try:
+            db = self._idle_readers.get_nowait()
+        except queue.Empty:
+            with self._connections_lock:
+                room = len(self._connections) <= READERS  # the writer is one of them
+            try:
+                db = self._connect() if room else self._idle_readers.get(timeout=BUSY_TIMEOUT)
+            except queue.Empty:
+                raise Unavailable(f"every metadata store reader was busy for {BUSY_TIMEOUT:g} s; retry") from None
+        try:
+            with _busy_is_unavailable():
+                yield db
+        finally:
+            self._idle_readers.put(db)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot across several statements."""
+        with self._reader() as db:
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        """The rows of one statement (its own snapshot)."""
+        with self._reader() as db:
+            return db.execute(sql, params).fetchall()
+
+    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        with self._reader() as db:
+            return db.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+
+    def probe(self) -> None:
+        self._query("SELECT name FROM leases LIMIT 1")

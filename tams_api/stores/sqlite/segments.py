@@ -1,0 +1,364 @@
+"""Segments in the SQLite store: registration, listing and deletion.
+
+Segments live in a WITHOUT ROWID table clustered on (flow_pk, start_ns). Because segments of a flow
+never overlap, the segment with the greatest start at or before a point also has the greatest end, so
+overlap checks and window queries are index seeks whatever the flow's size.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from ... import timerange as tr
+from ...clock import now
+from ...errors import BadRequest, NotFound, TamsError
+from ...model import (
+    Deletion,
+    NewSegment,
+    Page,
+    PageRequest,
+    ReleasedMedia,
+    Segment,
+    SegmentFailure,
+    SegmentPage,
+    SegmentQuery,
+    StoredObject,
+    segment_record,
+)
+from ..shared import decode_segment_key, encode_key, reuse_problem
+from .connection import SqliteConnections
+from .rows import _live, _stored_object
+
+BULK_CHUNK = 1000  # segments registered per transaction: about 30 ms of holding the writer
+CHUNK_PAUSE = 0.002  # seconds between two chunks of a bulk, for writers waiting here or in another process
+
+_SEGMENT_COLUMNS = (
+    "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
+    "o.id, o.storage_ids, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
+)
+
+
+# The flow's key and the lowest start a segment overlapping the window can have, within the listing's statement
+# (its own snapshot): the start of the segment straddling the window start, if any (only the segment just before
+# the start can reach into the window), else the window start.
+_FLOW_PK = f"(SELECT pk FROM flows WHERE id = :flow_id AND {_live('id')})"
+_WINDOW_LOWEST_START = (
+    f"COALESCE((SELECT CASE WHEN p.end_ns >= :start THEN p.start_ns ELSE :start END FROM segments p "
+    f"WHERE p.flow_pk = {_FLOW_PK} AND p.start_ns < :start ORDER BY p.start_ns DESC LIMIT 1), :start)"
+)
+
+
+class SegmentsMixin(SqliteConnections):
+    """Segments of flows: registered in chunks, listed by window, deleted by range."""
+
+    @staticmethod
+    def _preceding(db: sqlite3.Connection, flow_pk: int, at_or_before: int) -> tuple | None:
+        """(start_ns, end_ns, timerange) of the segment with the greatest start <= the given point."""
+        return db.execute(
+            "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = ? AND start_ns <= ? "
+            "ORDER BY start_ns DESC LIMIT 1",
+            (flow_pk, at_or_before),
+        ).fetchone()
+
+    def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
+        with self._read() as db:
+            row = db.execute(f"SELECT pk FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"flow {flow_id} does not exist")
+            first, last = self._overlapping_ends(db, row[0], within)
+        return tr.span(first, last) if first else "()"
+
+    def _overlapping_ends(
+        self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds
+    ) -> tuple[str, str] | tuple[None, None]:
+        """Timeranges of the first and last segments that overlap `within`."""
+        if within.is_empty:
+            return None, None
+        last = self._preceding(db, flow_pk, within.end)
+        if last is None or last[1] < within.start:
+            return None, None
+        first = self._preceding(db, flow_pk, within.start - 1) if within.start > tr.INT64_MIN else None
+        if first is None or first[1] < within.start:
+            first = db.execute(
+                "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = ? AND start_ns >= ? "
+                "ORDER BY start_ns LIMIT 1",
+                (flow_pk, within.start),
+            ).fetchone()
+        return first[2], last[2]
+
+    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+        """Register segments in transactions of BULK_CHUNK, so that a large bulk never holds the writer (and other
+        writers of the file waiting) for long. Each segment is stored whole or reported in the failures."""
+        failures: list[SegmentFailure] = []
+        for start in range(0, max(len(segments), 1), BULK_CHUNK):
+            if start:
+                time.sleep(CHUNK_PAUSE)
+            try:
+                failures += self._add_segment_chunk(flow_id, segments[start : start + BULK_CHUNK])
+            except TamsError as refused:
+                if start == 0:
+                    raise  # nothing stored: the request as a whole is refused
+                # The flow changed between two chunks (deleted, made read-only) or the store stayed busy.
+                failures += [
+                    SegmentFailure(left.object_id, left.timerange, refused.summary) for left in segments[start:]
+                ]
+                break
+        return failures
+
+    def _add_segment_chunk(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+        failures: list[SegmentFailure] = []
+        stamp = now()
+        with self._write() as db:
+            flow_pk, _, metadata = self._writable_flow(db, flow_id)
+            if not json.loads(metadata).get("container"):
+                raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
+            added: list[NewSegment] = []
+            for segment in segments:
+                problem = self._register_segment(db, flow_id, flow_pk, segment)
+                if problem is None:
+                    added.append(segment)
+                else:
+                    failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
+            if added:
+                lowest = min(segment.bounds.start for segment in added)
+                highest = max(segment.bounds.end for segment in added)
+                db.execute(
+                    "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
+                    "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
+                    (lowest, highest, flow_pk, stamp.text),
+                )
+                if self._listening(db):
+                    self._emit_segments_added(db, flow_id, added)
+        return failures
+
+    def _emit_segments_added(self, db: sqlite3.Connection, flow_id: str, added: list[NewSegment]) -> None:
+        objects = self._stored_objects(db, sorted({segment.object_id for segment in added}))
+        records = [
+            segment_record(
+                Segment(
+                    timerange=segment.timerange,
+                    object=objects[segment.object_id],
+                    ts_offset=segment.ts_offset,
+                    last_duration=segment.last_duration,
+                    sample_offset=segment.sample_offset,
+                    sample_count=segment.sample_count,
+                )
+            )
+            for segment in added
+        ]
+        self._emit(db, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
+
+    @staticmethod
+    def _stored_objects(db: sqlite3.Connection, object_ids: list[str]) -> dict[str, StoredObject]:
+        found = {}
+        for start in range(0, len(object_ids), 500):
+            chunk = object_ids[start : start + 500]
+            rows = db.execute(
+                "SELECT id, storage_ids, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = _stored_object(*row)
+        return found
+
+    def _register_segment(self, db: sqlite3.Connection, flow_id: str, flow_pk: int, segment: NewSegment) -> str | None:
+        """Check one segment against what is stored and write it; the reason it was refused otherwise."""
+        bounds = segment.bounds
+        before = self._preceding(db, flow_pk, bounds.end)
+        if before is not None and before[1] >= bounds.start:
+            return f"segment {segment.timerange} overlaps the existing segment {before[2]}"
+        problem = self._role_problem(db, flow_id, segment)
+        if problem is not None:
+            return problem
+        row = db.execute(
+            "SELECT registered, allocated_for, timerange, key_frame_count, init_object_id FROM objects WHERE id = ?",
+            (segment.object_id,),
+        ).fetchone()
+        if row is None:
+            if not segment.get_urls:
+                return (
+                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{flow_id}/storage, "
+                    "or give get_urls for an object held elsewhere"
+                )
+            db.execute(
+                "INSERT INTO objects (id, registered, first_flow_id, timerange, key_frame_count, init_object_id, "
+                "uncontrolled_urls) VALUES (?, 1, ?, ?, ?, ?, ?)",
+                (
+                    segment.object_id,
+                    flow_id,
+                    segment.object_timerange,
+                    segment.key_frame_count,
+                    segment.init_object_id,
+                    json.dumps(segment.get_urls),
+                ),
+            )
+        elif not row[0]:
+            if row[1] != flow_id:
+                return f"object {segment.object_id} was allocated for flow {row[1]}, not for this flow"
+            db.execute(
+                "UPDATE objects SET registered = 1, first_flow_id = ?, timerange = ?, key_frame_count = ?, "
+                "init_object_id = ?, uncontrolled_urls = ? WHERE id = ?",
+                (
+                    flow_id,
+                    segment.object_timerange,
+                    segment.key_frame_count,
+                    segment.init_object_id,
+                    json.dumps(segment.get_urls) if segment.get_urls else None,
+                    segment.object_id,
+                ),
+            )
+        else:
+            problem = reuse_problem(segment, stored_timerange=row[2], key_frame_count=row[3], init_object_id=row[4])
+            if problem is not None:
+                return problem
+        db.execute(
+            "INSERT INTO segments (flow_pk, start_ns, end_ns, timerange, object_id, ts_offset, last_duration, "
+            "sample_offset, sample_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                flow_pk,
+                bounds.start,
+                bounds.end,
+                segment.timerange,
+                segment.object_id,
+                segment.ts_offset,
+                segment.last_duration,
+                segment.sample_offset,
+                segment.sample_count,
+            ),
+        )
+        return None
+
+    @staticmethod
+    def _role_problem(db: sqlite3.Connection, flow_id: str, segment: NewSegment) -> str | None:
+        """Media objects and init objects keep their roles, and an init object must be known here."""
+        if db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (segment.object_id,)).fetchone():
+            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
+        if segment.init_object_id is None:
+            return None
+        init = db.execute("SELECT registered FROM objects WHERE id = ?", (segment.init_object_id,)).fetchone()
+        if init is None:
+            return f"init object {segment.init_object_id} is unknown: allocate it with POST /flows/{flow_id}/storage"
+        if init[0]:
+            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
+        return None
+
+    def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
+        window = query.window
+        if window.is_empty:
+            return SegmentPage(Page([], None, query.page.limit), None)
+        lowest, highest, params = self._segment_starts(query.page)
+        params.update(flow_id=flow_id, start=window.start, end=window.end, limit=query.page.limit + 1)
+        conditions = [f"s.flow_pk = {_FLOW_PK}", f"s.start_ns >= {lowest}", f"s.start_ns <= {highest}"]
+        # An object's segments in a flow are a range of its index (object_id, flow_pk, then the key's start_ns);
+        # left to itself, SQLite walks the flow's range instead, looking for the object in every segment.
+        segments_table = "segments s"
+        if query.object_id is not None:
+            segments_table = "segments s INDEXED BY segments_object"
+            conditions.append("s.object_id = :object_id")
+            params["object_id"] = query.object_id
+        direction = "DESC" if query.page.reverse else "ASC"
+        rows = self._query(
+            f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM {segments_table} JOIN objects o ON o.id = s.object_id "
+            f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
+            params,
+        )
+        page_rows = rows[: query.page.limit]
+        segments = [
+            Segment(
+                timerange=timerange,
+                ts_offset=ts_offset,
+                last_duration=last_duration,
+                sample_offset=sample_offset,
+                sample_count=sample_count,
+                object=_stored_object(*object_columns),
+            )
+            for _start, timerange, ts_offset, last_duration, sample_offset, sample_count, *object_columns in page_rows
+        ]
+        next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
+        span = None
+        if segments:
+            earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
+            span = tr.span(earliest.timerange, latest.timerange)
+        return SegmentPage(Page(segments, next_key, query.page.limit), span)
+
+    @staticmethod
+    def _segment_starts(page: PageRequest) -> tuple[str, str, dict[str, Any]]:
+        """SQL for the lowest and highest start of a page's segments, with their parameters. The page key is folded
+        into one of them: given two bounds on one side, SQLite seeks on one and filters by the other, and seeking
+        on the window's made a page deep into a flow read every segment before it."""
+        if page.key is None:
+            return _WINDOW_LOWEST_START, ":end", {}
+        after = {"after": decode_segment_key(page.key)}
+        # In SQL, not Python: `:after + 1` past int64 becomes a float that no start reaches, not an overflow.
+        if page.reverse:
+            return _WINDOW_LOWEST_START, "MIN(:end, :after - 1)", after
+        return f"MAX({_WINDOW_LOWEST_START}, :after + 1)", ":end", after
+
+    def delete_segments(
+        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
+    ) -> Deletion:
+        """Delete the segments `timerange` covers now when they are at most `sync_limit`, else leave them to a
+        delete request (which cannot carry an object_id filter, so such deletes always happen now)."""
+        within = tr.parse_bounds(timerange)
+        with self._write() as db:
+            flow_pk = self._writable_flow(db, flow_id)[0]
+            if within.is_empty:
+                return Deletion()
+            if object_id is None and self._more_covered_than(db, flow_pk, within, sync_limit):
+                return Deletion(deferred=self._create_delete_request(db, flow_id, timerange, False, created_by))
+            return Deletion(released=self._delete_covered(db, flow_id, flow_pk, within, object_id, None)[0])
+
+    @staticmethod
+    def _covered(within: tr.Bounds, object_id: str | None) -> tuple[str, list[Any]]:
+        """Segments of a flow completely covered by a range (and of one object)."""
+        where = "flow_pk = ? AND start_ns >= ? AND start_ns <= ? AND end_ns <= ?"
+        params: list[Any] = [within.start, within.end, within.end]
+        if object_id is not None:
+            where += " AND object_id = ?"
+            params.append(object_id)
+        return where, params
+
+    def _more_covered_than(self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds, limit: int) -> bool:
+        where, params = self._covered(within, None)
+        found = db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?)", (flow_pk, *params, limit + 1)
+        ).fetchone()[0]
+        return found > limit
+
+    def _delete_covered(
+        self,
+        db: sqlite3.Connection,
+        flow_id: str,
+        flow_pk: int,
+        within: tr.Bounds,
+        object_id: str | None,
+        limit: int | None,
+    ) -> tuple[list[ReleasedMedia], int | None]:
+        """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
+        segment deleted (None when there was none)."""
+        where, params = self._covered(within, object_id)
+        rows = db.execute(
+            f"SELECT start_ns, timerange, object_id FROM segments WHERE {where} ORDER BY start_ns LIMIT ?",
+            (flow_pk, *params, -1 if limit is None else limit),
+        ).fetchall()
+        if not rows:
+            return [], None
+        last_start = rows[-1][0]
+        db.execute(f"DELETE FROM segments WHERE {where} AND start_ns <= ?", (flow_pk, *params, last_start))
+        first = db.execute(
+            "SELECT start_ns FROM segments WHERE flow_pk = ? ORDER BY start_ns LIMIT 1", (flow_pk,)
+        ).fetchone()
+        last = self._preceding(db, flow_pk, tr.INT64_MAX)
+        db.execute(
+            "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
+            (now().text, first[0] if first else None, last[1] if last else None, flow_pk),
+        )
+        if self._listening(db):
+            deleted = {"flow_id": flow_id, "timerange": tr.span(rows[0][1], rows[-1][1])}
+            self._emit(db, "flows/segments_deleted", deleted, flow_id=flow_id)
+        released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
+        return released, last_start

@@ -1,0 +1,64 @@
+"""The SQLite store's service information and flow profiles."""
+
+from __future__ import annotations
+
+from ...errors import BadRequest
+from ...model import Page, Profile, ProfileQuery, ServiceInfo
+from ..shared import decode_key, encode_key, profile_document, profile_from_row
+from .connection import SqliteConnections
+
+
+class ServiceMixin(SqliteConnections):
+    """The service's name and description; flow profiles."""
+
+    def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
+        with self._read() as db:
+            stored = dict(db.execute("SELECT key, value FROM service_info").fetchall())
+        return ServiceInfo(
+            name=stored.get("name", defaults.name), description=stored.get("description", defaults.description)
+        )
+
+    def update_service_info(self, name: str | None, description: str | None) -> None:
+        with self._write() as db:
+            for key, value in (("name", name), ("description", description)):
+                if value is not None:
+                    db.execute("INSERT OR REPLACE INTO service_info (key, value) VALUES (?, ?)", (key, value))
+
+    def get_profile(self, profile_id: str) -> Profile | None:
+        row = self._query_one("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,))
+        return profile_from_row(row) if row else None
+
+    def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
+        conditions, params = [], []
+        for column in ("format", "codec", "label"):
+            value = getattr(query, column)
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if query.page.key is not None:
+            conditions.append("id > ?")
+            params.append(decode_key(query.page.key, 1)[0])
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._query(
+            f"SELECT id, created, document FROM profiles {where} ORDER BY id LIMIT ?",
+            (*params, query.page.limit + 1),
+        )
+        next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
+        return Page([profile_from_row(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
+
+    def create_profile(self, profile: Profile) -> None:
+        metadata = profile.flow_metadata
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM profiles WHERE id = ?", (profile.id,)).fetchone():
+                raise BadRequest(f"profile {profile.id} exists already; profiles cannot be changed, create a new one")
+            db.execute(
+                "INSERT INTO profiles (id, format, codec, label, created, document) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    profile.id,
+                    metadata.get("format"),
+                    metadata.get("codec"),
+                    profile.details.get("label"),
+                    profile.created,
+                    profile_document(profile),
+                ),
+            )

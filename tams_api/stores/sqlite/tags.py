@@ -1,0 +1,72 @@
+"""Tags of sources, flows and webhooks in the SQLite store: stored whole, and by value for tag filters."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ...model import TagFilter, Tags, TagValue
+from ..shared import tag_values
+from .connection import SqliteConnections
+
+
+class TagsMixin(SqliteConnections):
+    """Tags of any kind of record, in the caller's transaction, and the SQL of tag filters."""
+
+    def _load_tags(self, db: sqlite3.Connection, kind: str, ids: Sequence[str]) -> dict[str, Tags]:
+        result: dict[str, Tags] = {entity_id: {} for entity_id in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            placeholders = ",".join("?" * len(chunk))
+            rows = db.execute(
+                f"SELECT entity_id, name, value FROM tags WHERE kind = ? AND entity_id IN ({placeholders})",
+                (kind, *chunk),
+            )
+            for entity_id, name, value in rows:
+                result[entity_id][name] = json.loads(value)
+        return result
+
+    def _put_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str, value: TagValue) -> None:
+        self._delete_tag(db, kind, entity_id, name)
+        db.execute(
+            "INSERT INTO tags (kind, entity_id, name, value) VALUES (?, ?, ?, ?)",
+            (kind, entity_id, name, json.dumps(value)),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO tag_values (kind, name, value, entity_id) VALUES (?, ?, ?, ?)",
+            [(kind, name, item, entity_id) for item in tag_values(value)],
+        )
+
+    def _delete_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str) -> bool:
+        db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
+        deleted = db.execute("DELETE FROM tags WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
+        return deleted.rowcount > 0
+
+    def _replace_tags(self, db: sqlite3.Connection, kind: str, entity_id: str, tags: Tags) -> None:
+        self._delete_all_tags(db, kind, entity_id)
+        for name, value in tags.items():
+            self._put_tag(db, kind, entity_id, name, value)
+
+    def _delete_all_tags(self, db: sqlite3.Connection, kind: str, entity_id: str) -> None:
+        db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ?", (kind, entity_id))
+        db.execute("DELETE FROM tags WHERE kind = ? AND entity_id = ?", (kind, entity_id))
+
+    @staticmethod
+    def _tag_conditions(kind: str, id_column: str, tags: TagFilter) -> tuple[list[str], list[Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for name, values in tags.values.items():
+            conditions.append(
+                "EXISTS (SELECT 1 FROM tag_values tv WHERE tv.kind = ? AND tv.name = ? "
+                f"AND tv.value IN ({','.join('?' * len(values))}) AND tv.entity_id = {id_column})"
+            )
+            params += [kind, name, *values]
+        for name, exists in tags.exists.items():
+            negation = "" if exists else "NOT "
+            conditions.append(
+                f"{negation}EXISTS (SELECT 1 FROM tags t WHERE t.kind = ? AND t.entity_id = {id_column} AND t.name = ?)"
+            )
+            params += [kind, name]
+        return conditions, params

@@ -1,0 +1,213 @@
+"""Webhooks and the event outbox of the SQLite store: events written in the transaction of the change they
+report, webhooks with their cursors into the outbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ...clock import now
+from ...errors import NotFound
+from ...model import Event, Page, Webhook, WebhookQuery
+from .connection import SqliteConnections
+from .rows import _Keyset, _next_key, _page_rows
+
+
+class WebhooksMixin(SqliteConnections):
+    """Webhooks and the outbox."""
+
+    @staticmethod
+    def _listening(db: sqlite3.Connection) -> bool:
+        """Whether any webhook wants events: without one, changes write no outbox rows at all."""
+        return (
+            db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
+        )
+
+    def _emit(
+        self,
+        db: sqlite3.Connection,
+        event_type: str,
+        payload: dict[str, Any],
+        flow_id: str | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """Write an event to the outbox, in the transaction of the change it reports, with what webhook
+        filters look at: the flow's source and the collections of the flow and of its source."""
+        flow_collected_by: list[str] = []
+        if flow_id is not None:
+            if db.execute("SELECT 1 FROM deleted_flows WHERE flow_id = ?", (flow_id,)).fetchone():
+                return  # clients were told the flow was deleted: its purge is no news to them
+            source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
+            flow_collected_by = [
+                collector
+                for (collector,) in db.execute(
+                    "SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? ORDER BY collector_id",
+                    (flow_id,),
+                )
+            ]
+        db.execute(
+            "INSERT INTO events (type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
+            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event_type,
+                now().text,
+                flow_id,
+                source_id,
+                orjson.dumps(flow_collected_by).decode(),
+                orjson.dumps(self._source_collected_by(db, source_id) if source_id else []).decode(),
+                orjson.dumps(payload).decode(),
+            ),
+        )
+
+    def _emit_source(self, db: sqlite3.Connection, event_type: str, source_id: str) -> None:
+        if not self._listening(db):
+            return
+        if event_type == "sources/deleted":
+            payload: dict[str, Any] = {"source_id": source_id}
+        else:
+            rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
+            payload = {"source": self._sources_from_rows(db, rows)[0].to_json()}
+        self._emit(db, event_type, payload, source_id=source_id)
+
+    @staticmethod
+    def _last_event(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return row[0] if row else 0
+
+    _WEBHOOK_COLUMNS = "id, url, status, owner, document, error, cursor"
+
+    def _webhooks_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Webhook]:
+        tags = self._load_tags(db, "webhook", [row[0] for row in rows])
+        webhooks = []
+        for webhook_id, url, status, owner, document, error, cursor in rows:
+            details = json.loads(document)
+            webhooks.append(
+                Webhook(
+                    id=webhook_id,
+                    url=url,
+                    events=details["events"],
+                    status=status,
+                    api_key_name=details.get("api_key_name"),
+                    api_key_value=details.get("api_key_value"),
+                    options=details["options"],
+                    tags=tags[webhook_id],
+                    error=json.loads(error) if error else None,
+                    owner=owner,
+                    cursor=cursor,
+                )
+            )
+        return webhooks
+
+    def _webhook(self, db: sqlite3.Connection, webhook_id: str) -> Webhook | None:
+        rows = db.execute(f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)).fetchall()
+        found = self._webhooks_from_rows(db, rows)
+        return found[0] if found else None
+
+    def get_webhook(self, webhook_id: str) -> Webhook | None:
+        with self._read() as db:
+            return self._webhook(db, webhook_id)
+
+    def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
+        conditions, params = self._tag_conditions("webhook", "webhooks.id", query.tags)
+        keyset = _Keyset(("webhooks.url", "webhooks.id"), descending=query.page.reverse)
+        with self._read() as db:
+            rows = _page_rows(db, "webhooks", self._WEBHOOK_COLUMNS, conditions, params, keyset, query.page)
+            items = self._webhooks_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
+        return Page(items, _next_key(rows, keyset, query.page.limit), query.page.limit)
+
+    def active_webhooks(self) -> list[Webhook]:
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE status IN ('created', 'started')"
+            ).fetchall()
+            return self._webhooks_from_rows(db, rows)
+
+    def _write_webhook(self, db: sqlite3.Connection, webhook: Webhook) -> None:
+        document = {
+            "events": webhook.events,
+            "api_key_name": webhook.api_key_name,
+            "api_key_value": webhook.api_key_value,
+            "options": webhook.options,
+        }
+        db.execute(
+            "INSERT OR REPLACE INTO webhooks (id, url, status, owner, document, error, cursor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                webhook.id,
+                webhook.url,
+                webhook.status,
+                webhook.owner,
+                json.dumps(document),
+                json.dumps(webhook.error) if webhook.error else None,
+                webhook.cursor,
+            ),
+        )
+        self._replace_tags(db, "webhook", webhook.id, webhook.tags)
+
+    def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
+        """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
+        transaction. A webhook that starts listening receives the events from now on."""
+        with self._write() as db:
+            stored = self._webhook(db, webhook.id)
+            updated = change(stored)
+            if updated.active and (stored is None or not stored.active):
+                updated.cursor = self._last_event(db)
+            self._write_webhook(db, updated)
+            return updated
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount == 0:
+                raise NotFound(f"webhook {webhook_id} does not exist")
+            self._delete_all_tags(db, "webhook", webhook_id)
+
+    def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
+        """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE webhooks SET status = ?, error = ? WHERE id = ? AND status IN ('created', 'started')",
+                (status, json.dumps(error) if error else None, webhook_id),
+            )
+
+    def advance_webhook(self, webhook_id: str, cursor: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE webhooks SET cursor = MAX(cursor, ?) WHERE id = ?", (cursor, webhook_id))
+
+    def events_after(self, seq: int, limit: int) -> list[Event]:
+        rows = self._query(
+            "SELECT seq, type, timestamp, payload, flow_id, source_id, flow_collected_by, source_collected_by "
+            "FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [
+            Event(
+                seq=row[0],
+                type=row[1],
+                timestamp=row[2],
+                payload=json.loads(row[3]),
+                flow_id=row[4],
+                source_id=row[5],
+                flow_collected_by=json.loads(row[6]),
+                source_collected_by=json.loads(row[7]),
+            )
+            for row in rows
+        ]
+
+    def prune_events(self) -> int:
+        """Drop events every listening webhook has had; all of them when none listens."""
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM events WHERE seq <= COALESCE("
+                "(SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')), "
+                "(SELECT MAX(seq) FROM events))"
+            ).rowcount
+
+    def undelivered_events(self) -> int:
+        with self._read() as db:
+            (behind,) = db.execute("SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')").fetchone()
+            # Events are numbered without gaps: one writer, and a rolled-back transaction takes its numbers back.
+            return 0 if behind is None else max(0, self._last_event(db) - behind)
