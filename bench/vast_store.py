@@ -32,7 +32,7 @@ from tams_api.app import create_app, open_services
 from tams_api.model import PageRequest, SegmentQuery
 from tams_api.stores.shared import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
-from tams_api.stores.vast import VastMetadataStore
+from tams_api.stores.vast.store import VastMetadataStore
 
 # The tests' fake cluster and settings, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -84,7 +84,7 @@ def open_media(settings: Settings) -> MediaStores:
 def open_metadata(settings: Settings) -> MetadataStore:
     """The configured metadata store; a VAST cluster that cannot be reached fails here, naming the setting."""
     if settings.metadata_backend == "vast":
-        from .stores.vast import VastMetadataStore  # the SDK costs ~115 MB resident: only where it is used
+        from .stores.vast.store import VastMetadataStore  # the SDK costs ~115 MB resident: only where it is used
 
         return VastMetadataStore(
             endpoint=settings.vast_endpoint or "",

@@ -129,7 +129,7 @@ def provision_vast(settings: Settings, connect: Any = None, buckets: BucketCreat
     """Create what the VAST metadata store needs and is missing: the bucket (through VMS, when the
     TAMS_VAST_MANAGEMENT_* settings are given or `buckets` is), then the schema, tables and projections; a schema
     of an earlier version is migrated first."""
-    from .stores.vast_schema import ensure_schema
+    from .stores.vast.schema import ensure_schema
 
     session = _vast_session(settings, connect)
     bucket = settings.vast_bucket or ""
@@ -162,7 +162,7 @@ def vms_bucket_creator(settings: Settings) -> VmsBucketCreator | None:
 def deprovision_vast(settings: Settings, connect: Any = None) -> str:
     """Drop the store's tables and then its schema; missing ones are dropped already. The bucket stays (a VMS view:
     whoever created it removes it)."""
-    from .stores.vast_schema import drop_tables
+    from .stores.vast.schema import drop_tables
 
     session = _vast_session(settings, connect)
     dropped, kept = drop_tables(session, settings.vast_bucket or "", settings.vast_schema)
@@ -172,7 +172,7 @@ def deprovision_vast(settings: Settings, connect: Any = None) -> str:
 
 def _vast_session(settings: Settings, connect: Any) -> Any:
     # The VAST SDK (pyarrow, ibis: ~115 MB resident) is imported only where a store uses it, here and in app.py.
-    from .stores.vast import open_session
+    from .stores.vast.session import open_session
 
     for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
         if not getattr(settings, name):

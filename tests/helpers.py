@@ -25,7 +25,7 @@ from tams_api.config import Settings
 from tams_api.model import FlowWrite, NewSegment
 from tams_api.routers.common import Services
 from tams_api.stores.metadata import MetadataStore
-from tams_api.stores.vast import VastMetadataStore
+from tams_api.stores.vast.store import VastMetadataStore
 from vast_fake import FakeVast
 
 VIDEO = "urn:x-nmos:format:video"

@@ -16,7 +16,7 @@ import vastdb
 
 from tams_api.config import Settings
 from tams_api.provision import deprovision_vast, provision_vast
-from tams_api.stores.vast_schema import ROW_ID, TABLES
+from tams_api.stores.vast.schema import ROW_ID, TABLES
 
 REAL_VAST_VARIABLES = ("VASTDB_ENDPOINT", "VASTDB_ACCESS_KEY", "VASTDB_SECRET_KEY", "VASTDB_BUCKET")
 NO_REAL_VAST = f"no VAST cluster: set {', '.join(REAL_VAST_VARIABLES)} to run the API suite on one too"

@@ -31,12 +31,12 @@ from tams_api.config import MediaBackendSpec, Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import ServiceInfo
 from tams_api.provision import provision_vast
-from tams_api.stores import vast_schema
 from tams_api.stores.migrations import Migration
 from tams_api.stores.sqlite import SqliteMetadataStore
 from tams_api.stores.sqlite.schema import SCHEMA_VERSION
-from tams_api.stores.vast import VastMetadataStore
-from tams_api.stores.vast_schema import TABLES
+from tams_api.stores.vast import schema as vast_schema
+from tams_api.stores.vast.schema import TABLES
+from tams_api.stores.vast.store import VastMetadataStore
 from vast_fake import FakeVast
 
 OLD_SCHEMAS = Path(__file__).parent / "old_schemas"

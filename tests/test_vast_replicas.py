@@ -22,8 +22,9 @@ from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
 from tams_api.errors import BadRequest, Unavailable
 from tams_api.model import Profile
-from tams_api.stores import vast
-from tams_api.stores.vast import VastMetadataStore
+from tams_api.stores.vast import session as vast_session
+from tams_api.stores.vast.schema import ROW_ID
+from tams_api.stores.vast.store import VastMetadataStore
 from test_vast_store import flow, held_elsewhere
 from vast_fake import FakeVast
 
@@ -48,14 +49,14 @@ def test_a_write_that_lost_to_a_concurrent_writer_is_retried_and_succeeds(fake: 
 def test_a_write_that_keeps_losing_answers_503_and_changes_nothing(
     fake: FakeVast, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vast, "CONFLICT_BACKOFF_S", 0.0)
+    monkeypatch.setattr(vast_session, "CONFLICT_BACKOFF_S", 0.0)
     store = fake_vast_store(fake)
-    fake.conflict_next_commits(vast.CONFLICT_ATTEMPTS)
+    fake.conflict_next_commits(vast_session.CONFLICT_ATTEMPTS)
     with pytest.raises(Unavailable, match="concurrent writers changed the same data 6 times"):
         store.put_flow(flow("f"))
     assert committed(fake, "flows") == []
 
-    fake.conflict_next_commits(vast.CONFLICT_ATTEMPTS)
+    fake.conflict_next_commits(vast_session.CONFLICT_ATTEMPTS)
     settings = make_settings(tmp_path, **VAST_SETTINGS)
     with TestClient(create_app(services=open_services(settings, fake_vast_store(fake)))) as client:
         flow_id, source_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -87,7 +88,7 @@ def together(fake: FakeVast, *calls: Callable[[], Any]) -> list[Any]:
 @pytest.fixture
 def replicas(fake: FakeVast, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[VastMetadataStore, VastMetadataStore]]:
     # Enough tries for the loser to outlast the winner's transaction however threads are scheduled.
-    monkeypatch.setattr(vast, "CONFLICT_ATTEMPTS", 50)
+    monkeypatch.setattr(vast_session, "CONFLICT_ATTEMPTS", 50)
     yield fake_vast_store(fake), fake_vast_store(fake)
 
 
@@ -167,7 +168,7 @@ def test_a_real_cluster_lets_only_one_of_two_transactions_write_a_row() -> None:
     def increment(tx: Any) -> None:
         table = tx.bucket(cluster["vast_bucket"]).schema(name).table("t")
         rows = table.select(internal_row_id=True).read_all()
-        table.update(pa.table({vast.ROW_ID: rows[vast.ROW_ID], "n": pa.array([1], pa.int64())}), columns=["n"])
+        table.update(pa.table({ROW_ID: rows[ROW_ID], "n": pa.array([1], pa.int64())}), columns=["n"])
 
     try:
         with pytest.raises(vastdb.errors.Conflict):  # noqa: SIM117 - the second must begin before the first commits

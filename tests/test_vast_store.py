@@ -20,7 +20,7 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
 from tams_api.provision import deprovision_vast, provision_vast
-from tams_api.stores.vast_schema import PROJECTIONS, TABLES
+from tams_api.stores.vast.schema import PROJECTIONS, TABLES
 from tams_api.timerange import EVERYTHING, parse_bounds
 from vast_fake import FakeVast
 

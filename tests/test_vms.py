@@ -13,7 +13,7 @@ from helpers import VAST_SETTINGS, make_settings, new_fake_vast
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 from tams_api.provision import provision_vast
-from tams_api.stores.vast import TABLES
+from tams_api.stores.vast.schema import TABLES
 from tams_api.stores.vms import VmsBucketCreator
 from vast_fake import FakeVast
 from vms_server import BUCKET_OWNER, PASSWORD, USERNAME, VIEW_POLICY, FakeVms, fake_vms

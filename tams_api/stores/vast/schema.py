@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 from vastdb import errors
 
-from ..errors import ConfigurationError
-from .migrations import Migration, Upgrade, upgrade
+from ...errors import ConfigurationError
+from ..migrations import Migration, Upgrade, upgrade
 
 ROW_ID = "$row_id"  # the SDK's column of row ids, which `update` and `delete` need
 _S, _I, _B = pa.string(), pa.int64(), pa.bool_()

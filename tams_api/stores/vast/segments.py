@@ -1,0 +1,398 @@
+"""Segments: the windowed scan of a flow's segments, registering a batch of them (`_SegmentBatch`), listing
+them, their flow's timerange, and deleting them (now, or by a delete request)."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ... import timerange as tr
+from ...clock import Instant, now
+from ...errors import BadRequest, NotFound
+from ...model import (
+    Deletion,
+    NewSegment,
+    Page,
+    ReleasedMedia,
+    Segment,
+    SegmentFailure,
+    SegmentPage,
+    SegmentQuery,
+    segment_record,
+)
+from ..shared import decode_segment_key, encode_key, reuse_problem
+from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
+from .session import Transactions, _guard, _retried_on_conflict, _Tx
+
+if TYPE_CHECKING:
+    from .store import VastMetadataStore
+
+
+class SegmentsMixin(Transactions):
+    """Segments of flows, selected by start in windows that the flow's longest segment bounds."""
+
+    @staticmethod
+    def _scan(
+        t: _Tx,
+        flow: dict[str, Any],
+        lo: int,
+        hi: int,
+        want: int | None,
+        reverse: bool = False,
+        keep: Callable[[dict[str, Any]], bool] = lambda row: True,
+        object_id: str | None = None,
+        columns: Sequence[str] | None = None,
+        row_ids: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Up to `want` (None: all) segments of a flow with lo <= start_ns <= hi that `keep` accepts, by start
+        (latest first when `reverse`). Fetched in slices from the near end, each twice as wide as the last, so
+        a page near one end of a long flow reads about a page of rows."""
+        if flow["seg_start_ns"] is None:
+            return []
+        lo, hi = max(lo, flow["seg_start_ns"]), min(hi, flow["seg_end_ns"])
+        segments = t["segments"]
+
+        def fetched(start: int, end: int, limit: int = 0) -> list[dict[str, Any]]:
+            where = _all(
+                segments["flow_id"] == flow["id"],
+                segments["start_ns"].between(start, end),
+                None if object_id is None else segments["object_id"] == object_id,
+            )
+            return _select(segments, where, columns, row_ids, limit)
+
+        def kept(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return sorted(filter(keep, rows), key=operator.itemgetter("start_ns"), reverse=reverse)
+
+        if object_id is not None and want is not None and lo <= hi:
+            # An object has few segments in a flow: one select (its projection, segments_by_object) finds them all,
+            # where slices would take a select per doubling until one reaches them. Only fewer than `limit_rows`
+            # rows are surely all of them (with as many, they are an arbitrary subset): else slice as below.
+            rows = fetched(lo, hi, want)
+            if len(rows) < want:
+                return kept(rows)
+        width = max(flow["max_segment_ns"] or 0, 1) * ((want or 0) + 1)
+        found: list[dict[str, Any]] = []
+        while lo <= hi and (want is None or len(found) < want):
+            if want is None:
+                start, end = lo, hi
+            elif reverse:
+                start, end = max(lo, hi - width + 1), hi
+            else:
+                start, end = lo, min(hi, lo + width - 1)
+            found += kept(fetched(start, end))
+            if reverse:
+                hi = start - 1
+            else:
+                lo = end + 1
+            width *= 2
+        return found if want is None else found[:want]
+
+    def _window(self, t: _Tx, flow: dict[str, Any], within: tr.Bounds) -> tuple[int, int]:
+        """Start bounds of the segments that can overlap `within`."""
+        return max(tr.INT64_MIN, within.start - (flow["max_segment_ns"] or 0)), within.end
+
+    def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
+        with self._read() as t:
+            flow = self._flow_row(t, flow_id)
+            if flow is None:
+                raise NotFound(f"flow {flow_id} does not exist")
+            if within.is_empty:
+                return "()"
+            lo, hi = self._window(t, flow, within)
+            columns = ["start_ns", "end_ns", "timerange"]
+
+            def overlapping(row: dict[str, Any]) -> bool:
+                return row["end_ns"] >= within.start
+
+            first = self._scan(t, flow, lo, hi, 1, False, overlapping, columns=columns)
+            last = self._scan(t, flow, lo, hi, 1, True, overlapping, columns=columns)
+        return tr.span(first[0]["timerange"], last[0]["timerange"]) if first else "()"
+
+    @_retried_on_conflict
+    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+        failures: list[SegmentFailure] = []
+        stamp = now()
+        with self._write() as t:
+            flow = self._writable_flow(t, flow_id)
+            if not json.loads(flow["metadata"]).get("container"):
+                raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
+            batch = _SegmentBatch(self, t, flow, segments)
+            for segment in segments:
+                problem = batch.register(segment)
+                if problem is not None:
+                    failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
+            if batch.added:
+                batch.write(stamp)
+                if self._listening(t):
+                    self._emit_segments_added(t, flow_id, batch)
+        return failures
+
+    def _emit_segments_added(self, t: _Tx, flow_id: str, batch: _SegmentBatch) -> None:
+        records = [
+            segment_record(
+                Segment(
+                    timerange=segment.timerange,
+                    object=_stored_object(batch.objects[segment.object_id]),
+                    ts_offset=segment.ts_offset,
+                    last_duration=segment.last_duration,
+                    sample_offset=segment.sample_offset,
+                    sample_count=segment.sample_count,
+                )
+            )
+            for segment in batch.added
+        ]
+        self._emit(t, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
+
+    def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
+        window = query.window
+        if window.is_empty:
+            return SegmentPage(Page([], None, query.page.limit), None)
+        with self._read() as t:
+            flow = self._flow_row(t, flow_id)
+            if flow is None:
+                return SegmentPage(Page([], None, query.page.limit), None)
+            lo, hi = self._window(t, flow, window)
+            if query.page.key is not None:
+                after = decode_segment_key(query.page.key)
+                if query.page.reverse:
+                    hi = min(hi, after - 1)
+                else:
+                    lo = max(lo, after + 1)
+            rows = self._scan(
+                t,
+                flow,
+                lo,
+                hi,
+                query.page.limit + 1,
+                query.page.reverse,
+                lambda row: row["end_ns"] >= window.start,
+                query.object_id,
+            )
+            page_rows = rows[: query.page.limit]
+            objects = {
+                row["id"]: row for row in _select_in(t["objects"], "id", [row["object_id"] for row in page_rows])
+            }
+        segments = [
+            Segment(
+                timerange=row["timerange"],
+                ts_offset=row["ts_offset"],
+                last_duration=row["last_duration"],
+                sample_offset=row["sample_offset"],
+                sample_count=row["sample_count"],
+                object=_stored_object(objects[row["object_id"]]),
+            )
+            for row in page_rows
+        ]
+        next_key = encode_key([rows[query.page.limit - 1]["start_ns"]]) if len(rows) > query.page.limit else None
+        span = None
+        if segments:
+            earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
+            span = tr.span(earliest.timerange, latest.timerange)
+        return SegmentPage(Page(segments, next_key, query.page.limit), span)
+
+    @_retried_on_conflict
+    def delete_segments(
+        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
+    ) -> Deletion:
+        """Delete the segments `timerange` covers now when they are at most `sync_limit`, else leave them to a
+        delete request (which cannot carry an object_id filter, so such deletes always happen now)."""
+        within = tr.parse_bounds(timerange)
+        with self._write() as t:
+            flow = self._writable_flow(t, flow_id)
+            if within.is_empty:
+                return Deletion()
+            if object_id is None and self._more_covered_than(t, flow_id, within, sync_limit):
+                return Deletion(deferred=self._create_delete_request(t, flow_id, timerange, False, created_by))
+            return Deletion(released=self._delete_covered(t, flow, within, object_id, None)[0])
+
+    @staticmethod
+    def _more_covered_than(t: _Tx, flow_id: str, within: tr.Bounds, limit: int) -> bool:
+        segments = t["segments"]
+        where = _all(
+            segments["flow_id"] == flow_id,
+            segments["start_ns"].between(within.start, within.end),
+            segments["end_ns"] <= within.end,
+        )
+        # `limit_rows` is an arbitrary subset: enough to tell "more than `limit`".
+        return len(_select(segments, where, ["start_ns"], limit=limit + 1)) > limit
+
+    def _delete_covered(
+        self, t: _Tx, flow: dict[str, Any], within: tr.Bounds, object_id: str | None, limit: int | None
+    ) -> tuple[list[ReleasedMedia], int | None]:
+        """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
+        segment deleted (None when there was none)."""
+        rows = self._scan(
+            t,
+            flow,
+            within.start,
+            within.end,
+            limit,
+            keep=lambda row: row["end_ns"] <= within.end,
+            object_id=object_id,
+            columns=["start_ns", "end_ns", "timerange", "object_id"],
+            row_ids=True,
+        )
+        if not rows:
+            return [], None
+        _delete(t["segments"], rows)
+        first = self._scan(t, flow, tr.INT64_MIN, tr.INT64_MAX, 1, columns=["start_ns", "end_ns"])
+        last = self._scan(t, flow, tr.INT64_MIN, tr.INT64_MAX, 1, reverse=True, columns=["start_ns", "end_ns"])
+        flow.update(
+            segments_updated=now().text,
+            seg_start_ns=first[0]["start_ns"] if first else None,
+            seg_end_ns=last[0]["end_ns"] if last else None,
+        )
+        _update(t["flows"], "flows", [flow], ["segments_updated", "seg_start_ns", "seg_end_ns"])
+        if self._listening(t):
+            deleted = {"flow_id": flow["id"], "timerange": tr.span(rows[0]["timerange"], rows[-1]["timerange"])}
+            self._emit(t, "flows/segments_deleted", deleted, flow_id=flow["id"])
+        released = self._release_unreferenced(t, sorted({row["object_id"] for row in rows}))
+        return released, rows[-1]["start_ns"]
+
+
+class _SegmentBatch:
+    """The segments of one POST, checked against what is stored and against each other, written together.
+
+    Objects the batch names are read once; each segment's overlap check reads the flow's segments that can
+    reach its range (start within the longest segment duration before it) plus the batch's own."""
+
+    def __init__(self, store: VastMetadataStore, t: _Tx, flow: dict[str, Any], segments: list[NewSegment]) -> None:
+        self.store = store
+        self.t = t
+        self.flow = flow
+        self.added: list[NewSegment] = []
+        ids = {s.object_id for s in segments} | {s.init_object_id for s in segments if s.init_object_id}
+        self.objects: dict[str, dict[str, Any]] = {
+            row["id"]: row for row in _select_in(t["objects"], "id", ids, None, row_ids=True)
+        }
+        self.init_in_use = store._init_objects_in_use(t, {s.object_id for s in segments})
+        self.new_objects: list[str] = []
+        self.registered: list[str] = []
+
+    def register(self, segment: NewSegment) -> str | None:
+        """Check one segment and keep it for writing; the reason it was refused otherwise."""
+        bounds = segment.bounds
+        overlap = self._overlapping(bounds)
+        if overlap is not None:
+            return f"segment {segment.timerange} overlaps the existing segment {overlap}"
+        problem = self._role_problem(segment)
+        if problem is not None:
+            return problem
+        flow_id = self.flow["id"]
+        row = self.objects.get(segment.object_id)
+        if row is None:
+            if not segment.get_urls:
+                return (
+                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{flow_id}/storage, "
+                    "or give get_urls for an object held elsewhere"
+                )
+            self.objects[segment.object_id] = {
+                **TABLE_DEFAULTS["objects"],
+                "id": segment.object_id,
+                "registered": True,
+                **self._registration(segment, json.dumps(segment.get_urls)),
+            }
+            self.new_objects.append(segment.object_id)
+        elif not row["registered"]:
+            if row["allocated_for"] != flow_id:
+                return f"object {segment.object_id} was allocated for flow {row['allocated_for']}, not for this flow"
+            urls = json.dumps(segment.get_urls) if segment.get_urls else None
+            row.update(registered=True, **self._registration(segment, urls))
+            self.registered.append(segment.object_id)
+        else:
+            problem = reuse_problem(
+                segment,
+                stored_timerange=row["timerange"],
+                key_frame_count=row["key_frame_count"],
+                init_object_id=row["init_object_id"],
+            )
+            if problem is not None:
+                return problem
+        if segment.init_object_id is not None:
+            self.init_in_use.add(segment.init_object_id)
+        self.added.append(segment)
+        self.flow["max_segment_ns"] = min(
+            tr.INT64_MAX, max(self.flow["max_segment_ns"] or 0, bounds.end - bounds.start)
+        )
+        return None
+
+    def _registration(self, segment: NewSegment, urls: str | None) -> dict[str, Any]:
+        return {
+            "first_flow_id": self.flow["id"],
+            "timerange": segment.object_timerange,
+            "key_frame_count": segment.key_frame_count,
+            "init_object_id": segment.init_object_id,
+            "uncontrolled_urls": urls,
+        }
+
+    def _overlapping(self, bounds: tr.Bounds) -> str | None:
+        """The timerange of a stored or batch segment that overlaps `bounds`, if any."""
+        for segment in self.added:
+            if segment.bounds.overlaps(bounds):
+                return segment.timerange
+        stored = self.flow
+        if stored["seg_start_ns"] is None or bounds.end < stored["seg_start_ns"] or bounds.start > stored["seg_end_ns"]:
+            return None
+        lo = max(tr.INT64_MIN, bounds.start - (stored["max_segment_ns"] or 0))
+        found = self.store._scan(
+            self.t,
+            stored,
+            lo,
+            bounds.end,
+            1,
+            True,
+            lambda row: row["end_ns"] >= bounds.start,
+            columns=["start_ns", "end_ns", "timerange"],
+        )
+        return found[0]["timerange"] if found else None
+
+    def _role_problem(self, segment: NewSegment) -> str | None:
+        """Media objects and init objects keep their roles, and an init object must be known here."""
+        if segment.object_id in self.init_in_use:
+            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
+        if segment.init_object_id is None:
+            return None
+        init = self.objects.get(segment.init_object_id)
+        if init is None:
+            return (
+                f"init object {segment.init_object_id} is unknown: allocate it with POST "
+                f"/flows/{self.flow['id']}/storage"
+            )
+        if init["registered"]:
+            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
+        return None
+
+    def write(self, stamp: Instant) -> None:
+        """Objects, segments and the flow's segment bounds. Updating the flow row makes two batches for one flow
+        conflict, so that the overlap checks of one see the other's segments (after a retry)."""
+        t, flow = self.t, self.flow
+        if self.new_objects:
+            _guard(t, *(f"object {object_id}" for object_id in self.new_objects))
+        _insert(t["objects"], "objects", [self.objects[object_id] for object_id in self.new_objects])
+        registered = [self.objects[object_id] for object_id in self.registered]
+        _update(t["objects"], "objects", registered, ["registered", *self._registration(self.added[0], None)])
+        rows = [
+            {
+                "flow_id": flow["id"],
+                "start_ns": segment.bounds.start,
+                "end_ns": segment.bounds.end,
+                "timerange": segment.timerange,
+                "object_id": segment.object_id,
+                "ts_offset": segment.ts_offset,
+                "last_duration": segment.last_duration,
+                "sample_offset": segment.sample_offset,
+                "sample_count": segment.sample_count,
+            }
+            for segment in self.added
+        ]
+        _insert(t["segments"], "segments", rows)
+        lowest = min(segment.bounds.start for segment in self.added)
+        highest = max(segment.bounds.end for segment in self.added)
+        flow.update(
+            segments_updated=stamp.text,
+            seg_start_ns=lowest if flow["seg_start_ns"] is None else min(flow["seg_start_ns"], lowest),
+            seg_end_ns=highest if flow["seg_end_ns"] is None else max(flow["seg_end_ns"], highest),
+        )
+        _update(t["flows"], "flows", [flow], ["segments_updated", "seg_start_ns", "seg_end_ns", "max_segment_ns"])

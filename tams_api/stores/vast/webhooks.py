@@ -1,0 +1,231 @@
+"""Webhooks and the outbox: events written in the transaction of the change they report, webhooks and their
+cursors, reading and pruning events."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from ...clock import now
+from ...errors import NotFound
+from ...model import Event, Page, Webhook, WebhookQuery
+from .rows import _ACTIVE, _delete, _insert, _json, _page, _select, _update
+from .session import Transactions, _guard, _retried_on_conflict, _Tx
+
+
+class WebhooksMixin(Transactions):
+    """Webhooks and events."""
+
+    @staticmethod
+    def _listening(t: _Tx) -> bool:
+        """Whether any webhook wants events: without one, changes write no outbox rows at all."""
+        if t.listening is None:
+            webhooks = t["webhooks"]
+            t.listening = bool(_select(webhooks, webhooks["status"].isin(_ACTIVE), ["id"], limit=1))
+        return t.listening
+
+    @staticmethod
+    def _counter(t: _Tx) -> list[dict[str, Any]]:
+        counters = t["counters"]
+        return _select(counters, counters["name"] == "events", row_ids=True)
+
+    def _last_event(self, t: _Tx) -> int:
+        return max((row["value"] for row in self._counter(t)), default=0)
+
+    def _next_seq(self, t: _Tx) -> int:
+        """The next event sequence number; updating the counter row makes concurrent event writers conflict."""
+        rows = self._counter(t)
+        seq = max((row["value"] for row in rows), default=0) + 1
+        if rows:
+            for row in rows:
+                row["value"] = seq
+            _update(t["counters"], "counters", rows, ["value"])
+        else:
+            _guard(t, "counter events")
+            _insert(t["counters"], "counters", [{"name": "events", "value": seq}])
+        return seq
+
+    def _emit(
+        self,
+        t: _Tx,
+        event_type: str,
+        payload: dict[str, Any],
+        flow_id: str | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """Write an event to the outbox, in the transaction of the change it reports, with what webhook
+        filters look at: the flow's source and the collections of the flow and of its source."""
+        flow_collected_by: list[str] = []
+        if flow_id is not None:
+            if self._hidden(t, [flow_id]):
+                return  # clients were told the flow was deleted: its purge is no news to them
+            source_id = self._flow_sources(t, [flow_id])[flow_id]
+            collections = t["flow_collections"]
+            found = _select(collections, collections["member_id"] == flow_id, ["collector_id"])
+            flow_collected_by = sorted({row["collector_id"] for row in found})
+        source_collected_by = self._source_links(t, [source_id])[source_id][1] if source_id else []
+        row = {
+            "seq": self._next_seq(t),
+            "type": event_type,
+            "timestamp": now().text,
+            "flow_id": flow_id,
+            "source_id": source_id,
+            "flow_collected_by": _json(flow_collected_by),
+            "source_collected_by": _json(source_collected_by),
+            "payload": _json(payload),
+        }
+        _insert(t["events"], "events", [row])
+
+    def _emit_source(self, t: _Tx, event_type: str, source_id: str) -> None:
+        if not self._listening(t):
+            return
+        if event_type == "sources/deleted":
+            payload: dict[str, Any] = {"source_id": source_id}
+        else:
+            payload = {"source": self._sources_from_rows(t, self._source_rows(t, source_id))[0].to_json()}
+        self._emit(t, event_type, payload, source_id=source_id)
+
+    def _webhooks_from_rows(self, t: _Tx, rows: list[dict[str, Any]]) -> list[Webhook]:
+        tags = self._load_tags(t, "webhook", [row["id"] for row in rows])
+        webhooks = []
+        for row in rows:
+            details = json.loads(row["document"])
+            webhooks.append(
+                Webhook(
+                    id=row["id"],
+                    url=row["url"],
+                    events=details["events"],
+                    status=row["status"],
+                    api_key_name=details.get("api_key_name"),
+                    api_key_value=details.get("api_key_value"),
+                    options=details["options"],
+                    tags=tags[row["id"]],
+                    error=json.loads(row["error"]) if row["error"] else None,
+                    owner=row["owner"],
+                    cursor=row["cursor"],
+                )
+            )
+        return webhooks
+
+    @staticmethod
+    def _webhook_rows(t: _Tx, webhook_id: str) -> list[dict[str, Any]]:
+        webhooks = t["webhooks"]
+        return _select(webhooks, webhooks["id"] == webhook_id, row_ids=True)
+
+    def get_webhook(self, webhook_id: str) -> Webhook | None:
+        with self._read() as t:
+            found = self._webhooks_from_rows(t, self._webhook_rows(t, webhook_id))
+        return found[0] if found else None
+
+    def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
+        with self._read() as t:
+            match = self._tag_match(t, "webhook", query.tags)
+            rows = [row for row in _select(t["webhooks"]) if match(row["id"])]
+            page_rows, next_key = _page(rows, lambda row: (row["url"], row["id"]), query.page.reverse, query.page)
+            items = self._webhooks_from_rows(t, page_rows)
+        return Page(items, next_key, query.page.limit)
+
+    def active_webhooks(self) -> list[Webhook]:
+        with self._read() as t:
+            webhooks = t["webhooks"]
+            return self._webhooks_from_rows(t, _select(webhooks, webhooks["status"].isin(_ACTIVE)))
+
+    @_retried_on_conflict
+    def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
+        """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
+        transaction. A webhook that starts listening receives the events from now on."""
+        with self._write() as t:
+            _guard(t, f"webhook {webhook.id}")
+            rows = self._webhook_rows(t, webhook.id)
+            found = self._webhooks_from_rows(t, rows)
+            stored = found[0] if found else None
+            updated = change(stored)
+            if updated.active and (stored is None or not stored.active):
+                updated.cursor = self._last_event(t)
+            document = {
+                "events": updated.events,
+                "api_key_name": updated.api_key_name,
+                "api_key_value": updated.api_key_value,
+                "options": updated.options,
+            }
+            row = {
+                "id": updated.id,
+                "url": updated.url,
+                "status": updated.status,
+                "owner": updated.owner,
+                "document": json.dumps(document),
+                "error": json.dumps(updated.error) if updated.error else None,
+                "cursor": updated.cursor,
+            }
+            _delete(t["webhooks"], rows)
+            _insert(t["webhooks"], "webhooks", [row])
+            self._replace_tags(t, "webhook", updated.id, updated.tags)
+            return updated
+
+    @_retried_on_conflict
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self._write() as t:
+            if not _delete(t["webhooks"], self._webhook_rows(t, webhook_id)):
+                raise NotFound(f"webhook {webhook_id} does not exist")
+            self._delete_all_tags(t, "webhook", webhook_id)
+
+    @_retried_on_conflict
+    def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
+        """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
+        with self._write() as t:
+            rows = [row for row in self._webhook_rows(t, webhook_id) if row["status"] in _ACTIVE]
+            for row in rows:
+                row.update(status=status, error=json.dumps(error) if error else None)
+            _update(t["webhooks"], "webhooks", rows, ["status", "error"])
+
+    @_retried_on_conflict
+    def advance_webhook(self, webhook_id: str, cursor: int) -> None:
+        with self._write() as t:
+            rows = [row for row in self._webhook_rows(t, webhook_id) if row["cursor"] < cursor]
+            for row in rows:
+                row["cursor"] = cursor
+            _update(t["webhooks"], "webhooks", rows, ["cursor"])
+
+    def events_after(self, seq: int, limit: int) -> list[Event]:
+        with self._read() as t:
+            events = t["events"]
+            # Sequence numbers have no gaps after a webhook's cursor: the next `limit` lie in (seq, seq + limit].
+            rows = _select(events, events["seq"].between(seq + 1, seq + limit))
+            if len(rows) < limit:  # a gap (pruned below a cursor): look further, unbounded but rare
+                rows = _select(events, events["seq"] > seq)
+        rows = sorted(rows, key=operator.itemgetter("seq"))[:limit]
+        return [
+            Event(
+                seq=row["seq"],
+                type=row["type"],
+                timestamp=row["timestamp"],
+                payload=json.loads(row["payload"]),
+                flow_id=row["flow_id"],
+                source_id=row["source_id"],
+                flow_collected_by=json.loads(row["flow_collected_by"]),
+                source_collected_by=json.loads(row["source_collected_by"]),
+            )
+            for row in rows
+        ]
+
+    @_retried_on_conflict
+    def prune_events(self) -> int:
+        """Drop events every listening webhook has had; all of them when none listens."""
+        with self._write() as t:
+            cursors = self._listening_cursors(t)
+            events = t["events"]
+            where = None if not cursors else events["seq"] <= min(cursors)
+            return _delete(events, _select(events, where, ["seq"], row_ids=True))
+
+    def undelivered_events(self) -> int:
+        with self._read() as t:
+            cursors = self._listening_cursors(t)
+            # Sequence numbers have no gaps (see `_next_seq`): the backlog is a difference.
+            return max(0, self._last_event(t) - min(cursors)) if cursors else 0
+
+    @staticmethod
+    def _listening_cursors(t: _Tx) -> list[int]:
+        webhooks = t["webhooks"]
+        return [row["cursor"] for row in _select(webhooks, webhooks["status"].isin(_ACTIVE), ["cursor"])]
