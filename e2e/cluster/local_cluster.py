@@ -53,7 +53,10 @@ DEBIAN_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptable
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "provisioner")
 PROCESSES += ("kubelet", "kube-proxy", "coredns")
-IPTABLES_PREFIXES = ("KUBE-", "CNI-")
+# Our own chain: Service addresses kube-proxy has not (yet) translated are refused here, as in a real cluster, instead
+# of leaving the machine by its default route (this sandbox answers any address on port 80 with an empty 404).
+SERVICE_GUARD = "TAMS-E2E-SERVICES"
+IPTABLES_PREFIXES = ("KUBE-", "CNI-", SERVICE_GUARD)
 READY_TIMEOUT_S = 120
 
 
@@ -282,6 +285,14 @@ def set_up_network() -> None:
     (STATE / "sysctl.json").write_text(json.dumps(saved))
     for name, value in sysctls.items():
         (Path("/proc/sys") / name).write_text(value)
+    # After kube-proxy's DNAT (nat OUTPUT/PREROUTING) a packet is addressed to its pod; one still addressed to the
+    # Service subnet belongs to a Service kube-proxy has not programmed yet (or not at all).
+    guard = ["iptables", "-A", SERVICE_GUARD, "-d", SERVICE_SUBNET]
+    run(["iptables", "-N", SERVICE_GUARD])
+    run([*guard, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"])  # refused at once, as kube-proxy does
+    run([*guard, "-j", "REJECT"])
+    for chain in ("OUTPUT", "FORWARD"):
+        run(["iptables", "-A", chain, "-j", SERVICE_GUARD])
 
 
 def tear_down_network() -> None:
