@@ -115,12 +115,7 @@ class S3MediaStore:
 
     def put_request(self, object_id: str, content_type: str) -> PutRequest:
         url = self.presigner.url(
-            "PUT",
-            self.key(object_id),
-            self._signing_credentials(),
-            self.url_timeout,
-            content_type=content_type,
-            now=clock.seconds(),
+            "PUT", self.key(object_id), self._signing_credentials(), self.url_timeout, content_type=content_type
         )
         return PutRequest(url, content_type)
 

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from .. import clock
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 _UNRESERVED_PATH = re.compile(r"[A-Za-z0-9\-_.~/]*\Z")  # keys that need no percent-encoding (UUIDs, mostly)
 
@@ -68,8 +70,9 @@ class Presigner:
         now: float | None = None,
     ) -> str:
         """A URL allowing `method` on the object `key` for `expires_in` seconds; with `content_type`, the
-        request must carry exactly that Content-Type (it is a signed header)."""
-        second = int(time.time() if now is None else now)
+        request must carry exactly that Content-Type (it is a signed header). Signed at `now`, by default the
+        service's clock (what tests move to see URLs expire)."""
+        second = int(clock.seconds() if now is None else now)
         prepared = self._prepared.get((second, credentials, expires_in, content_type is not None))
         if prepared is None:
             prepared = self._prepare(second, credentials, expires_in, content_type is not None)
