@@ -64,6 +64,7 @@ class SqliteConnections:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._readers_opened = 0  # counted when a thread takes the slot, before it connects: never over READERS
         self._writer = self._connect()
         # With SQLite's busy timeout still on: a concurrent start's migration holds the write lock until it is done.
         self.schema_upgrade = upgrade_database(self._writer, self.path)
@@ -113,7 +114,8 @@ class SqliteConnections:
             db = self._idle_readers.get_nowait()
         except queue.Empty:
             with self._connections_lock:
-                room = len(self._connections) <= READERS  # the writer is one of them
+                room = self._readers_opened < READERS
+                self._readers_opened += room
             try:
                 db = self._connect() if room else self._idle_readers.get(timeout=BUSY_TIMEOUT)
             except queue.Empty:
