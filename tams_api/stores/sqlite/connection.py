@@ -3,6 +3,7 @@ busy handling that turns a writer held too long into a 503 to retry."""
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import sqlite3
@@ -15,6 +16,7 @@ from typing import Any
 
 from ...errors import Unavailable
 from .schema import upgrade_database
+from .transaction import write_transaction
 
 # How long a request waits for the writer (behind this process's other writes, or another process's on the same
 # file) or for a reader connection before it is told to retry (503).
@@ -92,16 +94,9 @@ class SqliteConnections:
         if not self._write_lock.acquire(timeout=BUSY_TIMEOUT):
             raise Unavailable(f"the metadata store was busy with other writes for {BUSY_TIMEOUT:g} s; retry")
         try:
-            db = self._writer
-            with _busy_is_unavailable():
-                _begin_immediate(db, deadline)
-                try:
-                    yield db
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+            begin = functools.partial(_begin_immediate, deadline=deadline)
+            with _busy_is_unavailable(), write_transaction(self._writer, begin) as db:
+                yield db
         finally:
             self._write_lock.release()
 

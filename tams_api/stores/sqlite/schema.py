@@ -7,10 +7,11 @@ a transaction of its own (SQLite changes tables transactionally, the version inc
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from ..migrations import Migration, Upgrade, adopt, upgrade
+from .transaction import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,16 +174,9 @@ class _Database:
         self.db = db
         self.place = f"SQLite {path}"
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: a concurrent start waits, then reads our version
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        # The write lock first: a concurrent start waits (SQLite's busy timeout), then reads our version.
+        return write_transaction(self.db, lambda db: db.execute("BEGIN IMMEDIATE"))
 
     def version(self, db: sqlite3.Connection) -> int | None:
         if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone() is None:
