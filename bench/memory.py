@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.segments import VIDEO_FLOW, progress, read_status_kb, running_server
+from bench.segments import create_flow, progress, read_status_kb, running_server
 from tams_api.config import Settings
 
 USERS = "bench benchpw"
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         httpx.Client(base_url=server.base_url, headers=AUTH, timeout=120) as client,
     ):
         flow_id = str(uuid.uuid4())
-        client.put(f"/flows/{flow_id}", json={**VIDEO_FLOW, "id": flow_id, "source_id": str(uuid.uuid4())})
+        create_flow(client, flow_id)
         idle_kb = read_status_kb(server.pid, "VmRSS")
         print(f"idle server: resident {mb(idle_kb):.0f} MB")
         peaks = {}

@@ -22,16 +22,10 @@ from tempfile import TemporaryDirectory
 import httpx
 import orjson
 
-from bench.segments import VIDEO_FLOW, percentile, progress, running_server
+from bench.segments import create_flow, percentile, progress, running_server
 from tams_api.config import Settings
 
 BULK = Settings().max_bulk_segments
-
-
-def create_flow(client: httpx.Client) -> str:
-    flow_id = str(uuid.uuid4())
-    client.put(f"/flows/{flow_id}", json={**VIDEO_FLOW, "id": flow_id, "source_id": str(uuid.uuid4())})
-    return flow_id
 
 
 def segment(second: int) -> dict[str, object]:
@@ -47,7 +41,8 @@ class SmallWriter:
 
     def __init__(self, base_url: str, first_second: int) -> None:
         self.client = httpx.Client(base_url=base_url, timeout=60)
-        self.flow_id = create_flow(self.client)
+        self.flow_id = str(uuid.uuid4())
+        create_flow(self.client, self.flow_id)
         self.second = first_second
         self.latencies: list[float] = []
         self.statuses: Counter[int] = Counter()
@@ -89,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             writer = threading.Thread(target=small.write, args=(None, stop))
             bulk_statuses: Counter[int] = Counter()
             with httpx.Client(base_url=bulk_server.base_url, timeout=120) as client:
-                flow_id = create_flow(client)
+                flow_id = str(uuid.uuid4())
+                create_flow(client, flow_id)
                 bodies = [orjson.dumps([segment(n * BULK + i) for i in range(BULK)]) for n in range(options.bulks)]
                 writer.start()
                 start = time.perf_counter()
