@@ -22,6 +22,7 @@ from spec import next_link
 from tams_api import timerange as tr
 from tams_api.app import open_services
 from tams_api.config import Settings
+from tams_api.domain import segments as segments_domain
 from tams_api.model import FlowWrite, NewSegment
 from tams_api.routers.common import Services
 from tams_api.stores.metadata import MetadataStore
@@ -191,7 +192,7 @@ def fill_flow(store: MetadataStore, flow_id: str, source_id: str, segments: int,
     store.put_flow(FlowWrite(flow_id, source_id, document["format"], metadata, {}, [], None))
     for start in range(0, segments, batch):
         added = [segment_held_elsewhere(n) for n in range(start, min(segments, start + batch))]
-        failures = store.add_segments(flow_id, added)
+        failures = segments_domain.register(store, flow_id, added)
         assert not failures, failures[0]
 
 

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from helpers import Tams, make_settings, new_id, video_flow
 from spec import assert_valid
 from tams_api.app import create_app
+from tams_api.domain.segments import BULK_CHUNK
 from tams_api.stores.sqlite import SqliteMetadataStore, connection
 from tams_api.stores.sqlite.connection import READERS
-from tams_api.stores.sqlite.segments import BULK_CHUNK
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, video_flow
 from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
+from tams_api.domain.segments import register
 from tams_api.errors import BadRequest, Unavailable
 from tams_api.model import Profile
 from tams_api.stores.vast import session as vast_session
@@ -120,7 +121,7 @@ def test_two_replicas_adding_overlapping_segments_store_one(
     a, b = replicas
     a.put_flow(flow("f"))
     first, second = held_elsewhere(["[0:0_2:0)", "[1:0_3:0)"])
-    outcomes = together(fake, lambda: a.add_segments("f", [first]), lambda: b.add_segments("f", [second]))
+    outcomes = together(fake, lambda: register(a, "f", [first]), lambda: register(b, "f", [second]))
     assert sorted(len(failures) for failures in outcomes) == [0, 1]
     (failure,) = [failure for failures in outcomes for failure in failures]
     assert "overlaps the existing segment" in failure.summary

@@ -17,6 +17,7 @@ from real_vast import empty_store, real_vast_settings, session_schema
 from tams_api.__main__ import main
 from tams_api.app import open_services
 from tams_api.config import Settings
+from tams_api.domain.segments import register
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
 from tams_api.provision import deprovision_vast, provision_vast
@@ -187,7 +188,7 @@ def test_segment_pages_do_not_depend_on_the_order_vast_returns_rows(fake: FakeVa
     store = fake_vast_store(fake)
     store.put_flow(flow("f"))
     segments = held_elsewhere([f"[{n}:0_{n + 1}:0)" for n in range(40)])
-    assert store.add_segments("f", segments) == []
+    assert register(store, "f", segments) == []
 
     def pages(reverse: bool) -> list[str]:
         seen, key = [], None
@@ -225,7 +226,7 @@ def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
         settings = make_settings(tmp_path, **cluster, **changes)
         store = fake_vast_store(fake, schema)
         store.put_flow(flow("f"))
-        assert store.add_segments("f", held_elsewhere(["[0:0_1:0)"])) == []
+        assert register(store, "f", held_elsewhere(["[0:0_1:0)"])) == []
         empty_store(settings)
         kept = ["write_guards", "schema_version"]
         assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == kept

@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from .. import schemas
 from ..auth import ANONYMOUS
+from ..domain.flows import flow_write
 from ..errors import BadRequest, NotFound
-from ..flows import flow_write
 from ..http import json_response, listing_headers, no_content
 from ..model import Flow, FlowQuery
 from ..timerange import EVERYTHING

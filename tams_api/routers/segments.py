@@ -11,7 +11,7 @@ from fastapi import Body, Request
 from starlette.responses import Response
 
 from .. import schemas
-from .. import segments as rules
+from ..domain import segments as rules
 from ..errors import BadRequest, Forbidden, NotFound, error_json
 from ..http import json_response, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
@@ -110,11 +110,7 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
             if not bulk:
                 raise
             failures.append(SegmentFailure(post.object_id, post.timerange, problem.summary))
-    flow = services.store.get_flow(flow_id)
-    if flow is not None:  # else add_segments answers 404
-        interpreted, missing_init = rules.with_init_objects(flow, interpreted, services.store.find_objects)
-        failures += missing_init
-    refused = services.store.add_segments(flow_id, interpreted)
+    refused = rules.register(services.store, flow_id, interpreted)
     SEGMENTS_REGISTERED.inc(len(interpreted) - len(refused))
     failures += refused
     if not failures:

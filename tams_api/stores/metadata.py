@@ -1,15 +1,19 @@
-"""The metadata store interface: domain operations on plain dataclasses.
+"""The metadata store interface: plain dataclasses in and out, never HTTP.
 
-Implementations enforce the TAMS rules that need a consistent view of stored data (segment overlap,
-read-only flows, implicit sources, object reuse) inside one transaction each, and raise the domain
-errors of `tams_api.errors`; they never speak HTTP.
+Two layers, while the rules move to `tams_api.domain` one use case at a time:
+- the repository (`read`, `write` and the record methods below them): units of work over records, with no
+  policy; the domain's use cases run inside them and decide what the spec allows;
+- the store's remaining operations, each a transaction of its own that still enforces its rules.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
+from ..clock import Instant
 from ..model import (
     DeletedFlow,
     DeleteRequest,
@@ -28,7 +32,6 @@ from ..model import (
     Profile,
     ProfileQuery,
     ReleasedMedia,
-    SegmentFailure,
     SegmentPage,
     SegmentQuery,
     ServiceInfo,
@@ -45,6 +48,53 @@ from ..model import (
 from ..timerange import Bounds
 from .migrations import Upgrade
 
+R = TypeVar("R")
+
+# What `read` and `write` hand their work: the backend's own transaction (SQLite: a connection inside BEGIN; VAST:
+# its tables within one transaction). The domain only passes it back to the record methods.
+Transaction = Any
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """A flow as stored (not soft-deleted), for a use case to check and change."""
+
+    id: str
+    source_id: str
+    metadata: dict[str, Any]
+    read_only: bool
+    key: Any  # the backend's handle on the row (SQLite: its pk; VAST: the row)
+
+
+@dataclass(slots=True)
+class ObjectRecord:
+    """A media object as stored: `registered` once a segment uses it (until then it is only allocated, for the
+    flow `allocated_for`), or made by registering a segment with get_urls (`key` None until written)."""
+
+    id: str
+    registered: bool
+    allocated_for: str | None = None
+    timerange: str | None = None
+    key_frame_count: int | None = None
+    init_object_id: str | None = None
+    uncontrolled_urls: list[dict[str, str]] | None = None
+    storage_ids: list[str] = field(default_factory=list)
+    first_flow_id: str | None = None
+    key: Any = None  # the backend's handle on the row (VAST: the row), None for a new object
+
+    def stored(self) -> StoredObject:
+        return StoredObject(
+            self.id,
+            list(self.storage_ids),
+            self.timerange,
+            self.key_frame_count,
+            self.init_object_id,
+            list(self.uncontrolled_urls or []),
+        )
+
+    def urls_column(self) -> str | None:
+        return json.dumps(self.uncontrolled_urls) if self.uncontrolled_urls else None
+
 
 class MetadataStore(Protocol):
     schema_upgrade: Upgrade  # what opening the store did to its schema (stores/migrations.py)
@@ -53,6 +103,65 @@ class MetadataStore(Protocol):
     def probe(self) -> None:
         """Read from the store, raising whatever stops it (readiness); changes nothing."""
         ...
+
+    # -- The repository: units of work and the records they read and write ------------------------------------------
+
+    def read(self, work: Callable[[Transaction], R]) -> R:
+        """`work(tx)` on one consistent snapshot; its answer."""
+        ...
+
+    def write(self, work: Callable[[Transaction], R]) -> R:
+        """`work(tx)` in one write transaction: all it wrote is committed when it returns, nothing when it raises.
+        A backend may run `work` again on a fresh snapshot when a concurrent writer won (so work only reads and
+        writes through `tx`)."""
+        ...
+
+    def flow_record(self, tx: Transaction, flow_id: str) -> FlowRecord | None:
+        """The flow, unless it does not exist or is soft-deleted."""
+        ...
+
+    def object_records(self, tx: Transaction, object_ids: set[str]) -> dict[str, ObjectRecord]:
+        """Those of the objects that exist, by id."""
+        ...
+
+    def init_objects_in_use(self, tx: Transaction, object_ids: set[str]) -> set[str]:
+        """Those of `object_ids` that some object names as its init object."""
+        ...
+
+    def overlapping_segment(self, tx: Transaction, flow: FlowRecord, bounds: Bounds) -> str | None:
+        """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
+        ...
+
+    def insert_segments(
+        self,
+        tx: Transaction,
+        flow: FlowRecord,
+        segments: list[NewSegment],
+        created: list[ObjectRecord],
+        registered: list[ObjectRecord],
+        stamp: Instant,
+    ) -> None:
+        """Store segments of the flow (none overlapping any other) with the objects they made (`created`) and the
+        allocated objects they registered (`registered`), and move the flow's segments_updated to `stamp`."""
+        ...
+
+    def listening(self, tx: Transaction) -> bool:
+        """Whether some webhook receives events: when none does, an event need not even be built."""
+        ...
+
+    def emit(
+        self,
+        tx: Transaction,
+        event_type: str,
+        payload: dict[str, Any],
+        flow_id: str | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """Put an event in the outbox, delivered once `tx` commits, with the flow or source it concerns (what
+        webhook filters look at)."""
+        ...
+
+    # -- Operations still enforcing their own rules -------------------------------------------------------------------
 
     # Service
     def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo: ...
@@ -89,7 +198,6 @@ class MetadataStore(Protocol):
     def purge_flow(self, flow_id: str, sync_limit: int) -> Deletion: ...
 
     # Segments and objects
-    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]: ...
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage: ...
     def delete_segments(
         self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None

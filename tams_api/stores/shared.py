@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import timerange as tr
 from ..errors import BadRequest, NotFound
-from ..model import DeleteRequest, FormatCount, NewSegment, Profile, TagValue, TimerangeAnalysis, uses_init_segments
+from ..model import DeleteRequest, FormatCount, Profile, TagValue, TimerangeAnalysis, uses_init_segments
 
 
 def encode_key(values: Sequence[Any]) -> str:
@@ -120,28 +120,6 @@ def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
     if not all(map(bindable, columns.values())):
         raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
     return columns
-
-
-def reuse_problem(
-    segment: NewSegment, stored_timerange: str | None, key_frame_count: int | None, init_object_id: str | None
-) -> str | None:
-    """A re-used object keeps its properties, and the segment must lie within it."""
-    if (
-        segment.explicit_object_timerange
-        and stored_timerange is not None
-        and tr.parse_bounds(segment.object_timerange) != tr.parse_bounds(stored_timerange)
-    ):
-        return f"object_timerange {segment.object_timerange} conflicts with the object's {stored_timerange}"
-    if segment.key_frame_count is not None and segment.key_frame_count != key_frame_count:
-        return "key_frame_count conflicts with the re-used object's"
-    if segment.init_object_id is not None and segment.init_object_id != init_object_id:
-        return "init_object_id conflicts with the re-used object's"
-    if stored_timerange is not None and not tr.parse_bounds(stored_timerange).covers(segment.on_object_timeline):
-        return (
-            f"segment {segment.timerange} (offset by ts_offset) is not within the re-used object's "
-            f"timerange {stored_timerange}"
-        )
-    return None
 
 
 def profile_from_row(row: Sequence[Any]) -> Profile:

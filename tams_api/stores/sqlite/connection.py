@@ -9,10 +9,10 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...errors import Unavailable
 from .schema import upgrade_database
@@ -21,6 +21,8 @@ from .transaction import write_transaction
 # How long a request waits for the writer (behind this process's other writes, or another process's on the same
 # file) or for a reader connection before it is told to retry (503).
 BUSY_TIMEOUT = 10.0
+R = TypeVar("R")
+
 READERS = 8  # reader connections; reads are short, and a 2-core server gains nothing from more
 
 
@@ -130,6 +132,14 @@ class SqliteConnections:
                 yield db
             finally:
                 db.execute("COMMIT")
+
+    def read(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        with self._read() as db:
+            return work(db)
+
+    def write(self, work: Callable[[sqlite3.Connection], R]) -> R:
+        with self._write() as db:
+            return work(db)
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
         """The rows of one statement (its own snapshot)."""

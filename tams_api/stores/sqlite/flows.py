@@ -11,6 +11,7 @@ from ... import timerange as tr
 from ...clock import now
 from ...errors import BadRequest, Forbidden, NotFound
 from ...model import Deletion, Flow, FlowQuery, FlowWrite, Page, ReleasedMedia, TagValue
+from ..metadata import FlowRecord
 from ..shared import bindable, flow_columns, sign
 from .connection import SqliteConnections
 from .rows import _live, _next_key, _page_rows, _sort_keyset
@@ -54,6 +55,12 @@ class FlowsMixin(SqliteConnections):
         return db.execute(
             f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
         ).fetchone()
+
+    def flow_record(self, db: sqlite3.Connection, flow_id: str) -> FlowRecord | None:
+        row = db.execute(
+            f"SELECT pk, source_id, metadata, read_only FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
+        ).fetchone()
+        return None if row is None else FlowRecord(flow_id, row[1], json.loads(row[2]), bool(row[3]), key=row[0])
 
     def get_flow(self, flow_id: str) -> Flow | None:
         with self._read() as db:
@@ -135,9 +142,9 @@ class FlowsMixin(SqliteConnections):
             f"UPDATE flows SET {assignments}, metadata = ?, metadata_updated = ?, metadata_updated_ns = ? WHERE id = ?",
             (*columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow_id),
         )
-        if self._listening(db):
+        if self.listening(db):
             flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-            self._emit(db, "flows/updated", {"flow": flow.to_json()}, flow_id=flow_id)
+            self.emit(db, "flows/updated", {"flow": flow.to_json()}, flow_id=flow_id)
 
     def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
         stamp = now()
@@ -194,11 +201,11 @@ class FlowsMixin(SqliteConnections):
             self._replace_tags(db, "flow", flow.id, flow.tags)
             self._write_collection(db, flow.id, flow.flow_collection)
             stored = self._flows_from_rows(db, [self._flow_row(db, flow.id)])[0]
-            if self._listening(db):
+            if self.listening(db):
                 if new_source:
                     self._emit_source(db, "sources/created", flow.source_id)
                 event_type = "flows/created" if existing is None else "flows/updated"
-                self._emit(db, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
+                self.emit(db, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
         return stored, existing is None
 
     def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
@@ -218,8 +225,8 @@ class FlowsMixin(SqliteConnections):
         return Deletion(released=self._drop_flow(db, flow_id, pk))
 
     def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[ReleasedMedia]:
-        if self._listening(db):
-            self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+        if self.listening(db):
+            self.emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
         # A soft-deleted flow was announced deleted already, and so was its source if the flow held it.
         hidden = db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow_id,)).rowcount > 0
         source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]

@@ -9,9 +9,10 @@ import sqlite3
 from ...clock import now
 from ...errors import BadRequest, NotFound
 from ...model import ObjectUsage, Page, PageRequest, ReleasedMedia, StoredObject, TagFilter
+from ..metadata import ObjectRecord
 from ..shared import decode_key, encode_key, instances_left, storage_ids_column, storage_ids_from_column
 from .connection import SqliteConnections
-from .rows import _live, _stored_object
+from .rows import _live, _rows_in, _stored_object
 
 
 class ObjectsMixin(SqliteConnections):
@@ -89,6 +90,41 @@ class ObjectsMixin(SqliteConnections):
     def find_objects(self, object_ids: list[str]) -> dict[str, StoredObject]:
         with self._read() as db:
             return self._stored_objects(db, object_ids)
+
+    @staticmethod
+    def _stored_objects(db: sqlite3.Connection, object_ids: list[str]) -> dict[str, StoredObject]:
+        rows = _rows_in(
+            db,
+            "SELECT id, storage_ids, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
+            "WHERE id IN ({values})",
+            object_ids,
+        )
+        return {row[0]: _stored_object(*row) for row in rows}
+
+    @staticmethod
+    def object_records(db: sqlite3.Connection, object_ids: set[str]) -> dict[str, ObjectRecord]:
+        rows = _rows_in(
+            db,
+            "SELECT id, registered, allocated_for, timerange, key_frame_count, init_object_id, uncontrolled_urls, "
+            "storage_ids, first_flow_id FROM objects WHERE id IN ({values})",
+            object_ids,
+        )
+        return {
+            row[0]: ObjectRecord(
+                row[0],
+                bool(row[1]),
+                *row[2:6],
+                json.loads(row[6]) if row[6] else None,
+                storage_ids_from_column(row[7]),
+                row[8],
+            )
+            for row in rows
+        }
+
+    @staticmethod
+    def init_objects_in_use(db: sqlite3.Connection, object_ids: set[str]) -> set[str]:
+        sql = "SELECT DISTINCT init_object_id FROM objects WHERE init_object_id IN ({values})"
+        return {object_id for (object_id,) in _rows_in(db, sql, object_ids)}
 
     def _object_instances(self, db: sqlite3.Connection, object_id: str) -> tuple[list[str], list[dict[str, str]]]:
         row = db.execute(

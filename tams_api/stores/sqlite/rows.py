@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from ...model import PageRequest, StoredObject
@@ -19,6 +19,15 @@ def _live(flow_id: str) -> str:
 
 # A source exists for clients while a flow that is not soft-deleted names it.
 _SOURCE_VISIBLE = f"EXISTS (SELECT 1 FROM flows sf WHERE sf.source_id = sources.id AND {_live('sf.id')})"
+
+
+def _rows_in(db: sqlite3.Connection, sql: str, values: Collection[Any]) -> Iterator[tuple]:
+    """The rows of `sql` for each of `values`, bound to its `{values}` list 500 at a time (below SQLite's limit on
+    bound variables)."""
+    ordered = list(values)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        yield from db.execute(sql.format(values=",".join("?" * len(chunk))), chunk)
 
 
 def _stored_object(

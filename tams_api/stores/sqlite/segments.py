@@ -1,4 +1,4 @@
-"""Segments in the SQLite store: registration, listing and deletion.
+"""Segments in the SQLite store: stored, listed by window, deleted by range.
 
 Segments live in a WITHOUT ROWID table clustered on (flow_pk, start_ns). Because segments of a flow
 never overlap, the segment with the greatest start at or before a point also has the greatest end, so
@@ -7,33 +7,17 @@ overlap checks and window queries are index seeks whatever the flow's size.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import time
 from typing import Any
 
 from ... import timerange as tr
-from ...clock import now
-from ...errors import BadRequest, NotFound, TamsError
-from ...model import (
-    Deletion,
-    NewSegment,
-    Page,
-    PageRequest,
-    ReleasedMedia,
-    Segment,
-    SegmentFailure,
-    SegmentPage,
-    SegmentQuery,
-    StoredObject,
-    segment_record,
-)
-from ..shared import decode_segment_key, encode_key, reuse_problem
+from ...clock import Instant, now
+from ...errors import NotFound
+from ...model import Deletion, NewSegment, Page, PageRequest, ReleasedMedia, Segment, SegmentPage, SegmentQuery
+from ..metadata import FlowRecord, ObjectRecord
+from ..shared import decode_segment_key, encode_key
 from .connection import SqliteConnections
 from .rows import _live, _stored_object
-
-BULK_CHUNK = 1000  # segments registered per transaction: about 30 ms of holding the writer
-CHUNK_PAUSE = 0.002  # seconds between two chunks of a bulk, for writers waiting here or in another process
 
 _SEGMENT_COLUMNS = (
     "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
@@ -51,8 +35,20 @@ _WINDOW_LOWEST_START = (
 )
 
 
+def _registration(record: ObjectRecord) -> tuple[Any, ...]:
+    """What registering a segment wrote of its object, in the order of `insert_segments`' statements."""
+    return (
+        record.first_flow_id,
+        record.timerange,
+        record.key_frame_count,
+        record.init_object_id,
+        record.urls_column(),
+        record.id,
+    )
+
+
 class SegmentsMixin(SqliteConnections):
-    """Segments of flows: registered in chunks, listed by window, deleted by range."""
+    """Segments of flows: stored, listed by window, deleted by range."""
 
     @staticmethod
     def _preceding(db: sqlite3.Connection, flow_pk: int, at_or_before: int) -> tuple | None:
@@ -89,162 +85,57 @@ class SegmentsMixin(SqliteConnections):
             ).fetchone()
         return first[2], last[2]
 
-    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
-        """Register segments in transactions of BULK_CHUNK, so that a large bulk never holds the writer (and other
-        writers of the file waiting) for long. Each segment is stored whole or reported in the failures."""
-        failures: list[SegmentFailure] = []
-        for start in range(0, max(len(segments), 1), BULK_CHUNK):
-            if start:
-                time.sleep(CHUNK_PAUSE)
-            try:
-                failures += self._add_segment_chunk(flow_id, segments[start : start + BULK_CHUNK])
-            except TamsError as refused:
-                if start == 0:
-                    raise  # nothing stored: the request as a whole is refused
-                # The flow changed between two chunks (deleted, made read-only) or the store stayed busy.
-                failures += [
-                    SegmentFailure(left.object_id, left.timerange, refused.summary) for left in segments[start:]
-                ]
-                break
-        return failures
+    def overlapping_segment(self, db: sqlite3.Connection, flow: FlowRecord, bounds: tr.Bounds) -> str | None:
+        before = self._preceding(db, flow.key, bounds.end)
+        return before[2] if before is not None and before[1] >= bounds.start else None
 
-    def _add_segment_chunk(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
-        failures: list[SegmentFailure] = []
-        stamp = now()
-        with self._write() as db:
-            flow_pk, _, metadata = self._writable_flow(db, flow_id)
-            if not json.loads(metadata).get("container"):
-                raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
-            added: list[NewSegment] = []
-            for segment in segments:
-                problem = self._register_segment(db, flow_id, flow_pk, segment)
-                if problem is None:
-                    added.append(segment)
-                else:
-                    failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
-            if added:
-                lowest = min(segment.bounds.start for segment in added)
-                highest = max(segment.bounds.end for segment in added)
-                db.execute(
-                    "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
-                    "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
-                    (lowest, highest, flow_pk, stamp.text),
-                )
-                if self._listening(db):
-                    self._emit_segments_added(db, flow_id, added)
-        return failures
-
-    def _emit_segments_added(self, db: sqlite3.Connection, flow_id: str, added: list[NewSegment]) -> None:
-        objects = self._stored_objects(db, sorted({segment.object_id for segment in added}))
-        records = [
-            segment_record(
-                Segment(
-                    timerange=segment.timerange,
-                    object=objects[segment.object_id],
-                    ts_offset=segment.ts_offset,
-                    last_duration=segment.last_duration,
-                    sample_offset=segment.sample_offset,
-                    sample_count=segment.sample_count,
-                )
-            )
-            for segment in added
-        ]
-        self._emit(db, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
-
-    @staticmethod
-    def _stored_objects(db: sqlite3.Connection, object_ids: list[str]) -> dict[str, StoredObject]:
-        found = {}
-        for start in range(0, len(object_ids), 500):
-            chunk = object_ids[start : start + 500]
-            rows = db.execute(
-                "SELECT id, storage_ids, timerange, key_frame_count, init_object_id, uncontrolled_urls FROM objects "
-                f"WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for row in rows:
-                found[row[0]] = _stored_object(*row)
-        return found
-
-    def _register_segment(self, db: sqlite3.Connection, flow_id: str, flow_pk: int, segment: NewSegment) -> str | None:
-        """Check one segment against what is stored and write it; the reason it was refused otherwise."""
-        bounds = segment.bounds
-        before = self._preceding(db, flow_pk, bounds.end)
-        if before is not None and before[1] >= bounds.start:
-            return f"segment {segment.timerange} overlaps the existing segment {before[2]}"
-        problem = self._role_problem(db, flow_id, segment)
-        if problem is not None:
-            return problem
-        row = db.execute(
-            "SELECT registered, allocated_for, timerange, key_frame_count, init_object_id FROM objects WHERE id = ?",
-            (segment.object_id,),
-        ).fetchone()
-        if row is None:
-            if not segment.get_urls:
-                return (
-                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{flow_id}/storage, "
-                    "or give get_urls for an object held elsewhere"
-                )
-            db.execute(
-                "INSERT INTO objects (id, registered, first_flow_id, timerange, key_frame_count, init_object_id, "
-                "uncontrolled_urls) VALUES (?, 1, ?, ?, ?, ?, ?)",
-                (
-                    segment.object_id,
-                    flow_id,
-                    segment.object_timerange,
-                    segment.key_frame_count,
-                    segment.init_object_id,
-                    json.dumps(segment.get_urls),
-                ),
-            )
-        elif not row[0]:
-            if row[1] != flow_id:
-                return f"object {segment.object_id} was allocated for flow {row[1]}, not for this flow"
-            db.execute(
-                "UPDATE objects SET registered = 1, first_flow_id = ?, timerange = ?, key_frame_count = ?, "
-                "init_object_id = ?, uncontrolled_urls = ? WHERE id = ?",
-                (
-                    flow_id,
-                    segment.object_timerange,
-                    segment.key_frame_count,
-                    segment.init_object_id,
-                    json.dumps(segment.get_urls) if segment.get_urls else None,
-                    segment.object_id,
-                ),
-            )
-        else:
-            problem = reuse_problem(segment, stored_timerange=row[2], key_frame_count=row[3], init_object_id=row[4])
-            if problem is not None:
-                return problem
-        db.execute(
+    def insert_segments(
+        self,
+        db: sqlite3.Connection,
+        flow: FlowRecord,
+        segments: list[NewSegment],
+        created: list[ObjectRecord],
+        registered: list[ObjectRecord],
+        stamp: Instant,
+    ) -> None:
+        db.executemany(
+            "INSERT INTO objects (registered, first_flow_id, timerange, key_frame_count, init_object_id, "
+            "uncontrolled_urls, id) VALUES (1, ?, ?, ?, ?, ?, ?)",
+            map(_registration, created),
+        )
+        db.executemany(
+            "UPDATE objects SET registered = 1, first_flow_id = ?, timerange = ?, key_frame_count = ?, "
+            "init_object_id = ?, uncontrolled_urls = ? WHERE id = ?",
+            map(_registration, registered),
+        )
+        db.executemany(
             "INSERT INTO segments (flow_pk, start_ns, end_ns, timerange, object_id, ts_offset, last_duration, "
             "sample_offset, sample_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    flow.key,
+                    segment.bounds.start,
+                    segment.bounds.end,
+                    segment.timerange,
+                    segment.object_id,
+                    segment.ts_offset,
+                    segment.last_duration,
+                    segment.sample_offset,
+                    segment.sample_count,
+                )
+                for segment in segments
+            ],
+        )
+        db.execute(
+            "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
+            "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
             (
-                flow_pk,
-                bounds.start,
-                bounds.end,
-                segment.timerange,
-                segment.object_id,
-                segment.ts_offset,
-                segment.last_duration,
-                segment.sample_offset,
-                segment.sample_count,
+                min(segment.bounds.start for segment in segments),
+                max(segment.bounds.end for segment in segments),
+                flow.key,
+                stamp.text,
             ),
         )
-        return None
-
-    @staticmethod
-    def _role_problem(db: sqlite3.Connection, flow_id: str, segment: NewSegment) -> str | None:
-        """Media objects and init objects keep their roles, and an init object must be known here."""
-        if db.execute("SELECT 1 FROM objects WHERE init_object_id = ? LIMIT 1", (segment.object_id,)).fetchone():
-            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
-        if segment.init_object_id is None:
-            return None
-        init = db.execute("SELECT registered FROM objects WHERE id = ?", (segment.init_object_id,)).fetchone()
-        if init is None:
-            return f"init object {segment.init_object_id} is unknown: allocate it with POST /flows/{flow_id}/storage"
-        if init[0]:
-            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
-        return None
 
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
         window = query.window
@@ -357,8 +248,8 @@ class SegmentsMixin(SqliteConnections):
             "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
             (now().text, first[0] if first else None, last[1] if last else None, flow_pk),
         )
-        if self._listening(db):
+        if self.listening(db):
             deleted = {"flow_id": flow_id, "timerange": tr.span(rows[0][1], rows[-1][1])}
-            self._emit(db, "flows/segments_deleted", deleted, flow_id=flow_id)
+            self.emit(db, "flows/segments_deleted", deleted, flow_id=flow_id)
         released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
         return released, last_start

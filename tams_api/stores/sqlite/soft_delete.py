@@ -21,8 +21,8 @@ class SoftDeleteMixin(SqliteConnections):
             pending = self._pending_flow_delete(db, flow_id)
             if pending is not None:
                 return Deletion(deferred=pending)
-            if self._listening(db):
-                self._emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+            if self.listening(db):
+                self.emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
             db.execute(
                 "INSERT INTO deleted_flows (flow_id, deleted_at, deleted_ns, deleted_by) VALUES (?, ?, ?, ?)",
                 (flow_id, stamp.text, stamp.ns, deleted_by),
@@ -40,11 +40,11 @@ class SoftDeleteMixin(SqliteConnections):
             source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
             source_reappears = not self._source_has_live_flow(db, source_id)
             db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow_id,))
-            if self._listening(db):
+            if self.listening(db):
                 if source_reappears:
                     self._emit_source(db, "sources/created", source_id)
                 flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-                self._emit(db, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
+                self.emit(db, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
 
     _DELETED_FLOW_COLUMNS = "d.flow_id, f.source_id, f.label, d.deleted_at, d.deleted_ns, d.deleted_by"
 

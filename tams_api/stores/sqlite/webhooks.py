@@ -21,13 +21,13 @@ class WebhooksMixin(SqliteConnections):
     """Webhooks and the outbox."""
 
     @staticmethod
-    def _listening(db: sqlite3.Connection) -> bool:
+    def listening(db: sqlite3.Connection) -> bool:
         """Whether any webhook wants events: without one, changes write no outbox rows at all."""
         return (
             db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
         )
 
-    def _emit(
+    def emit(
         self,
         db: sqlite3.Connection,
         event_type: str,
@@ -64,14 +64,14 @@ class WebhooksMixin(SqliteConnections):
         )
 
     def _emit_source(self, db: sqlite3.Connection, event_type: str, source_id: str) -> None:
-        if not self._listening(db):
+        if not self.listening(db):
             return
         if event_type == "sources/deleted":
             payload: dict[str, Any] = {"source_id": source_id}
         else:
             rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
             payload = {"source": self._sources_from_rows(db, rows)[0].to_json()}
-        self._emit(db, event_type, payload, source_id=source_id)
+        self.emit(db, event_type, payload, source_id=source_id)
 
     @staticmethod
     def _last_event(db: sqlite3.Connection) -> int:

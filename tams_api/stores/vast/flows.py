@@ -12,6 +12,7 @@ from ... import timerange as tr
 from ...clock import Instant, now
 from ...errors import BadRequest, Forbidden, NotFound
 from ...model import DeleteRequest, Deletion, Flow, FlowQuery, FlowWrite, Page, ReleasedMedia, TagValue
+from ..metadata import FlowRecord
 from ..shared import REQUEST_COLUMNS, bindable, delete_request_from_row, flow_columns, sign
 from .rows import _ACTIVE, TABLE_DEFAULTS, _all, _delete, _eq, _insert, _page, _select, _select_in, _sort, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
@@ -61,6 +62,12 @@ class FlowsMixin(Transactions):
         if not rows or (not hidden_too and self._hidden(t, [flow_id])):
             return None
         return rows[0]
+
+    def flow_record(self, t: _Tx, flow_id: str) -> FlowRecord | None:
+        row = self._flow_row(t, flow_id)
+        if row is None:
+            return None
+        return FlowRecord(flow_id, row["source_id"], json.loads(row["metadata"]), bool(row["read_only"]), key=row)
 
     def get_flow(self, flow_id: str) -> Flow | None:
         with self._read() as t:
@@ -160,9 +167,9 @@ class FlowsMixin(Transactions):
         columns = flow_columns(metadata["format"], metadata)
         row.update(columns, metadata=json.dumps(metadata), metadata_updated=stamp.text, metadata_updated_ns=stamp.ns)
         _update(t["flows"], "flows", [row], [*columns, "metadata", "metadata_updated", "metadata_updated_ns"])
-        if self._listening(t):
+        if self.listening(t):
             flow = self._flows_from_rows(t, [row])[0]
-            self._emit(t, "flows/updated", {"flow": flow.to_json()}, flow_id=row["id"])
+            self.emit(t, "flows/updated", {"flow": flow.to_json()}, flow_id=row["id"])
 
     @_retried_on_conflict
     def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
@@ -205,11 +212,11 @@ class FlowsMixin(Transactions):
             self._replace_tags(t, "flow", flow.id, flow.tags)
             self._write_collection(t, flow.id, flow.flow_collection)
             stored = self._flows_from_rows(t, [{**TABLE_DEFAULTS["flows"], **row}])[0]
-            if self._listening(t):
+            if self.listening(t):
                 if new_source:
                     self._emit_source(t, "sources/created", flow.source_id)
                 event_type = "flows/created" if existing is None else "flows/updated"
-                self._emit(t, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
+                self.emit(t, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
         return stored, existing is None
 
     def _ensure_source(self, t: _Tx, flow: FlowWrite, stamp: Instant) -> bool:
@@ -283,8 +290,8 @@ class FlowsMixin(Transactions):
 
     def _drop_flow(self, t: _Tx, flow: dict[str, Any]) -> list[ReleasedMedia]:
         flow_id = flow["id"]
-        if self._listening(t):
-            self._emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+        if self.listening(t):
+            self.emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
         # A soft-deleted flow was announced deleted already, and so was its source if the flow held it.
         deleted_flows = t["deleted_flows"]
         hidden = _delete(
@@ -303,7 +310,7 @@ class FlowsMixin(Transactions):
                 objects, _all(objects["allocated_for"] == flow_id, _eq(objects, "registered", False)), ["id"]
             )
         }
-        unused -= self._init_objects_in_use(t, unused)
+        unused -= self.init_objects_in_use(t, unused)
         released += self._release(t, sorted(unused))
         _delete(t["flows"], [flow])
         collections = t["flow_collections"]

@@ -10,6 +10,7 @@ from typing import Any
 from ...clock import now
 from ...errors import BadRequest, NotFound
 from ...model import ObjectUsage, Page, PageRequest, ReleasedMedia, StoredObject, TagFilter
+from ..metadata import ObjectRecord
 from ..shared import instances_left, storage_ids_column, storage_ids_from_column
 from .rows import _insert, _page, _select, _select_in, _stored_object, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
@@ -126,7 +127,25 @@ class ObjectsMixin(Transactions):
             return self._queue_release(t, [ReleasedMedia(object_id, storage_id)])
 
     @staticmethod
-    def _init_objects_in_use(t: _Tx, object_ids: Iterable[str]) -> set[str]:
+    def object_records(t: _Tx, object_ids: set[str]) -> dict[str, ObjectRecord]:
+        return {
+            row["id"]: ObjectRecord(
+                row["id"],
+                row["registered"],
+                row["allocated_for"],
+                row["timerange"],
+                row["key_frame_count"],
+                row["init_object_id"],
+                json.loads(row["uncontrolled_urls"]) if row["uncontrolled_urls"] else None,
+                storage_ids_from_column(row["storage_ids"]),
+                row["first_flow_id"],
+                key=row,
+            )
+            for row in _select_in(t["objects"], "id", object_ids, None, row_ids=True)
+        }
+
+    @staticmethod
+    def init_objects_in_use(t: _Tx, object_ids: Iterable[str]) -> set[str]:
         """Those of `object_ids` that some object uses as its init object."""
         return {
             row["init_object_id"]

@@ -25,7 +25,7 @@ class ReleaseMixin(Transactions):
             if row["init_object_id"] is not None
         }
         released = self._release(t, unreferenced)
-        still_used = self._init_objects_in_use(t, init_object_ids)
+        still_used = self.init_objects_in_use(t, init_object_ids)
         unregistered = {
             row["id"] for row in _select_in(objects, "id", init_object_ids, _eq(objects, "registered", False), ["id"])
         }
@@ -78,5 +78,5 @@ class ReleaseMixin(Transactions):
             objects = t["objects"]
             where = _all(_eq(objects, "registered", False), objects["allocated_ns"] < allocated_before_ns)
             expired = {row["id"] for row in _select(objects, where, ["id"], limit=10000)}
-            expired -= self._init_objects_in_use(t, expired)
+            expired -= self.init_objects_in_use(t, expired)
             return len(self._release(t, sorted(expired)))

@@ -1,33 +1,32 @@
-"""Segments: the windowed scan of a flow's segments, registering a batch of them (`_SegmentBatch`), listing
-them, their flow's timerange, and deleting them (now, or by a delete request)."""
+"""Segments: the windowed scan of a flow's segments, storing them, listing them, their flow's timerange, and
+deleting them (now, or by a delete request)."""
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...errors import BadRequest, NotFound
-from ...model import (
-    Deletion,
-    NewSegment,
-    Page,
-    ReleasedMedia,
-    Segment,
-    SegmentFailure,
-    SegmentPage,
-    SegmentQuery,
-    segment_record,
-)
-from ..shared import decode_segment_key, encode_key, reuse_problem
+from ...errors import NotFound
+from ...model import Deletion, NewSegment, Page, ReleasedMedia, Segment, SegmentPage, SegmentQuery
+from ..metadata import FlowRecord, ObjectRecord
+from ..shared import decode_segment_key, encode_key
 from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
-if TYPE_CHECKING:
-    from .store import VastMetadataStore
+
+def _registration(record: ObjectRecord) -> dict[str, Any]:
+    """The columns of an object that registering a segment writes."""
+    return {
+        "registered": True,
+        "first_flow_id": record.first_flow_id,
+        "timerange": record.timerange,
+        "key_frame_count": record.key_frame_count,
+        "init_object_id": record.init_object_id,
+        "uncontrolled_urls": record.urls_column(),
+    }
 
 
 class SegmentsMixin(Transactions):
@@ -110,40 +109,66 @@ class SegmentsMixin(Transactions):
             last = self._scan(t, flow, lo, hi, 1, True, overlapping, columns=columns)
         return tr.span(first[0]["timerange"], last[0]["timerange"]) if first else "()"
 
-    @_retried_on_conflict
-    def add_segments(self, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
-        failures: list[SegmentFailure] = []
-        stamp = now()
-        with self._write() as t:
-            flow = self._writable_flow(t, flow_id)
-            if not json.loads(flow["metadata"]).get("container"):
-                raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
-            batch = _SegmentBatch(self, t, flow, segments)
-            for segment in segments:
-                problem = batch.register(segment)
-                if problem is not None:
-                    failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
-            if batch.added:
-                batch.write(stamp)
-                if self._listening(t):
-                    self._emit_segments_added(t, flow_id, batch)
-        return failures
+    def overlapping_segment(self, t: _Tx, flow: FlowRecord, bounds: tr.Bounds) -> str | None:
+        stored = flow.key
+        if stored["seg_start_ns"] is None or bounds.end < stored["seg_start_ns"] or bounds.start > stored["seg_end_ns"]:
+            return None
+        lo, hi = self._window(t, stored, bounds)
+        found = self._scan(
+            t,
+            stored,
+            lo,
+            hi,
+            1,
+            True,
+            lambda row: row["end_ns"] >= bounds.start,
+            columns=["start_ns", "end_ns", "timerange"],
+        )
+        return found[0]["timerange"] if found else None
 
-    def _emit_segments_added(self, t: _Tx, flow_id: str, batch: _SegmentBatch) -> None:
-        records = [
-            segment_record(
-                Segment(
-                    timerange=segment.timerange,
-                    object=_stored_object(batch.objects[segment.object_id]),
-                    ts_offset=segment.ts_offset,
-                    last_duration=segment.last_duration,
-                    sample_offset=segment.sample_offset,
-                    sample_count=segment.sample_count,
-                )
-            )
-            for segment in batch.added
+    def insert_segments(
+        self,
+        t: _Tx,
+        flow: FlowRecord,
+        segments: list[NewSegment],
+        created: list[ObjectRecord],
+        registered: list[ObjectRecord],
+        stamp: Instant,
+    ) -> None:
+        """Updating the flow row makes two writes of segments to one flow conflict, so that the overlap checks of
+        one see the other's segments (after a retry)."""
+        if created:
+            _guard(t, *(f"object {record.id}" for record in created))
+        new_rows = [{**TABLE_DEFAULTS["objects"], "id": record.id, **_registration(record)} for record in created]
+        _insert(t["objects"], "objects", new_rows)
+        registered_rows = [{**record.key, **_registration(record)} for record in registered]
+        _update(t["objects"], "objects", registered_rows, list(_registration(ObjectRecord("", True))))
+        rows = [
+            {
+                "flow_id": flow.id,
+                "start_ns": segment.bounds.start,
+                "end_ns": segment.bounds.end,
+                "timerange": segment.timerange,
+                "object_id": segment.object_id,
+                "ts_offset": segment.ts_offset,
+                "last_duration": segment.last_duration,
+                "sample_offset": segment.sample_offset,
+                "sample_count": segment.sample_count,
+            }
+            for segment in segments
         ]
-        self._emit(t, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
+        _insert(t["segments"], "segments", rows)
+        row = flow.key
+        lowest = min(segment.bounds.start for segment in segments)
+        highest = max(segment.bounds.end for segment in segments)
+        longest = max(segment.bounds.end - segment.bounds.start for segment in segments)
+        row.update(
+            segments_updated=stamp.text,
+            seg_start_ns=lowest if row["seg_start_ns"] is None else min(row["seg_start_ns"], lowest),
+            seg_end_ns=highest if row["seg_end_ns"] is None else max(row["seg_end_ns"], highest),
+            max_segment_ns=min(tr.INT64_MAX, max(row["max_segment_ns"] or 0, longest)),
+        )
+        _update(t["flows"], "flows", [row], ["segments_updated", "seg_start_ns", "seg_end_ns", "max_segment_ns"])
 
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
         window = query.window
@@ -245,154 +270,8 @@ class SegmentsMixin(Transactions):
             seg_end_ns=last[0]["end_ns"] if last else None,
         )
         _update(t["flows"], "flows", [flow], ["segments_updated", "seg_start_ns", "seg_end_ns"])
-        if self._listening(t):
+        if self.listening(t):
             deleted = {"flow_id": flow["id"], "timerange": tr.span(rows[0]["timerange"], rows[-1]["timerange"])}
-            self._emit(t, "flows/segments_deleted", deleted, flow_id=flow["id"])
+            self.emit(t, "flows/segments_deleted", deleted, flow_id=flow["id"])
         released = self._release_unreferenced(t, sorted({row["object_id"] for row in rows}))
         return released, rows[-1]["start_ns"]
-
-
-class _SegmentBatch:
-    """The segments of one POST, checked against what is stored and against each other, written together.
-
-    Objects the batch names are read once; each segment's overlap check reads the flow's segments that can
-    reach its range (start within the longest segment duration before it) plus the batch's own."""
-
-    def __init__(self, store: VastMetadataStore, t: _Tx, flow: dict[str, Any], segments: list[NewSegment]) -> None:
-        self.store = store
-        self.t = t
-        self.flow = flow
-        self.added: list[NewSegment] = []
-        ids = {s.object_id for s in segments} | {s.init_object_id for s in segments if s.init_object_id}
-        self.objects: dict[str, dict[str, Any]] = {
-            row["id"]: row for row in _select_in(t["objects"], "id", ids, None, row_ids=True)
-        }
-        self.init_in_use = store._init_objects_in_use(t, {s.object_id for s in segments})
-        self.new_objects: list[str] = []
-        self.registered: list[str] = []
-
-    def register(self, segment: NewSegment) -> str | None:
-        """Check one segment and keep it for writing; the reason it was refused otherwise."""
-        bounds = segment.bounds
-        overlap = self._overlapping(bounds)
-        if overlap is not None:
-            return f"segment {segment.timerange} overlaps the existing segment {overlap}"
-        problem = self._role_problem(segment)
-        if problem is not None:
-            return problem
-        flow_id = self.flow["id"]
-        row = self.objects.get(segment.object_id)
-        if row is None:
-            if not segment.get_urls:
-                return (
-                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{flow_id}/storage, "
-                    "or give get_urls for an object held elsewhere"
-                )
-            self.objects[segment.object_id] = {
-                **TABLE_DEFAULTS["objects"],
-                "id": segment.object_id,
-                "registered": True,
-                **self._registration(segment, json.dumps(segment.get_urls)),
-            }
-            self.new_objects.append(segment.object_id)
-        elif not row["registered"]:
-            if row["allocated_for"] != flow_id:
-                return f"object {segment.object_id} was allocated for flow {row['allocated_for']}, not for this flow"
-            urls = json.dumps(segment.get_urls) if segment.get_urls else None
-            row.update(registered=True, **self._registration(segment, urls))
-            self.registered.append(segment.object_id)
-        else:
-            problem = reuse_problem(
-                segment,
-                stored_timerange=row["timerange"],
-                key_frame_count=row["key_frame_count"],
-                init_object_id=row["init_object_id"],
-            )
-            if problem is not None:
-                return problem
-        if segment.init_object_id is not None:
-            self.init_in_use.add(segment.init_object_id)
-        self.added.append(segment)
-        self.flow["max_segment_ns"] = min(
-            tr.INT64_MAX, max(self.flow["max_segment_ns"] or 0, bounds.end - bounds.start)
-        )
-        return None
-
-    def _registration(self, segment: NewSegment, urls: str | None) -> dict[str, Any]:
-        return {
-            "first_flow_id": self.flow["id"],
-            "timerange": segment.object_timerange,
-            "key_frame_count": segment.key_frame_count,
-            "init_object_id": segment.init_object_id,
-            "uncontrolled_urls": urls,
-        }
-
-    def _overlapping(self, bounds: tr.Bounds) -> str | None:
-        """The timerange of a stored or batch segment that overlaps `bounds`, if any."""
-        for segment in self.added:
-            if segment.bounds.overlaps(bounds):
-                return segment.timerange
-        stored = self.flow
-        if stored["seg_start_ns"] is None or bounds.end < stored["seg_start_ns"] or bounds.start > stored["seg_end_ns"]:
-            return None
-        lo = max(tr.INT64_MIN, bounds.start - (stored["max_segment_ns"] or 0))
-        found = self.store._scan(
-            self.t,
-            stored,
-            lo,
-            bounds.end,
-            1,
-            True,
-            lambda row: row["end_ns"] >= bounds.start,
-            columns=["start_ns", "end_ns", "timerange"],
-        )
-        return found[0]["timerange"] if found else None
-
-    def _role_problem(self, segment: NewSegment) -> str | None:
-        """Media objects and init objects keep their roles, and an init object must be known here."""
-        if segment.object_id in self.init_in_use:
-            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
-        if segment.init_object_id is None:
-            return None
-        init = self.objects.get(segment.init_object_id)
-        if init is None:
-            return (
-                f"init object {segment.init_object_id} is unknown: allocate it with POST "
-                f"/flows/{self.flow['id']}/storage"
-            )
-        if init["registered"]:
-            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
-        return None
-
-    def write(self, stamp: Instant) -> None:
-        """Objects, segments and the flow's segment bounds. Updating the flow row makes two batches for one flow
-        conflict, so that the overlap checks of one see the other's segments (after a retry)."""
-        t, flow = self.t, self.flow
-        if self.new_objects:
-            _guard(t, *(f"object {object_id}" for object_id in self.new_objects))
-        _insert(t["objects"], "objects", [self.objects[object_id] for object_id in self.new_objects])
-        registered = [self.objects[object_id] for object_id in self.registered]
-        _update(t["objects"], "objects", registered, ["registered", *self._registration(self.added[0], None)])
-        rows = [
-            {
-                "flow_id": flow["id"],
-                "start_ns": segment.bounds.start,
-                "end_ns": segment.bounds.end,
-                "timerange": segment.timerange,
-                "object_id": segment.object_id,
-                "ts_offset": segment.ts_offset,
-                "last_duration": segment.last_duration,
-                "sample_offset": segment.sample_offset,
-                "sample_count": segment.sample_count,
-            }
-            for segment in self.added
-        ]
-        _insert(t["segments"], "segments", rows)
-        lowest = min(segment.bounds.start for segment in self.added)
-        highest = max(segment.bounds.end for segment in self.added)
-        flow.update(
-            segments_updated=stamp.text,
-            seg_start_ns=lowest if flow["seg_start_ns"] is None else min(flow["seg_start_ns"], lowest),
-            seg_end_ns=highest if flow["seg_end_ns"] is None else max(flow["seg_end_ns"], highest),
-        )
-        _update(t["flows"], "flows", [flow], ["segments_updated", "seg_start_ns", "seg_end_ns", "max_segment_ns"])

@@ -141,6 +141,15 @@ class Transactions:
         with self._write_lock, self._transaction() as t:
             yield t
 
+    def read(self, work: Callable[[_Tx], R]) -> R:
+        with self._read() as t:
+            return work(t)
+
+    @_retried_on_conflict
+    def write(self, work: Callable[[_Tx], R]) -> R:
+        with self._write() as t:
+            return work(t)
+
     @contextmanager
     def _transaction(self) -> Iterator[_Tx]:
         try:

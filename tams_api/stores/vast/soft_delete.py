@@ -22,8 +22,8 @@ class SoftDeleteMixin(Transactions):
             pending = self._pending_flow_delete(t, flow_id)
             if pending is not None:
                 return Deletion(deferred=pending)
-            if self._listening(t):
-                self._emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+            if self.listening(t):
+                self.emit(t, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
             # Writing the flow's row makes a concurrent write of the flow conflict (first writer wins).
             _update(t["flows"], "flows", [row], ["metadata"])
             deleted = {"flow_id": flow_id, "deleted_at": stamp.text, "deleted_ns": stamp.ns, "deleted_by": deleted_by}
@@ -44,11 +44,11 @@ class SoftDeleteMixin(Transactions):
             source_reappears = not self._visible_sources(t, [row["source_id"]])
             _update(t["flows"], "flows", [row], ["metadata"])  # conflicts with a concurrent purge or restore
             _delete(table, deleted)
-            if self._listening(t):
+            if self.listening(t):
                 if source_reappears:
                     self._emit_source(t, "sources/created", row["source_id"])
                 flow = self._flows_from_rows(t, [row])[0]
-                self._emit(t, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
+                self.emit(t, "flows/created", {"flow": flow.to_json()}, flow_id=flow_id)
 
     def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]:
         """Oldest deletion first: the order the worker purges them in."""

@@ -19,7 +19,7 @@ class WebhooksMixin(Transactions):
     """Webhooks and events."""
 
     @staticmethod
-    def _listening(t: _Tx) -> bool:
+    def listening(t: _Tx) -> bool:
         """Whether any webhook wants events: without one, changes write no outbox rows at all."""
         if t.listening is None:
             webhooks = t["webhooks"]
@@ -47,7 +47,7 @@ class WebhooksMixin(Transactions):
             _insert(t["counters"], "counters", [{"name": "events", "value": seq}])
         return seq
 
-    def _emit(
+    def emit(
         self,
         t: _Tx,
         event_type: str,
@@ -79,13 +79,13 @@ class WebhooksMixin(Transactions):
         _insert(t["events"], "events", [row])
 
     def _emit_source(self, t: _Tx, event_type: str, source_id: str) -> None:
-        if not self._listening(t):
+        if not self.listening(t):
             return
         if event_type == "sources/deleted":
             payload: dict[str, Any] = {"source_id": source_id}
         else:
             payload = {"source": self._sources_from_rows(t, self._source_rows(t, source_id))[0].to_json()}
-        self._emit(t, event_type, payload, source_id=source_id)
+        self.emit(t, event_type, payload, source_id=source_id)
 
     def _webhooks_from_rows(self, t: _Tx, rows: list[dict[str, Any]]) -> list[Webhook]:
         tags = self._load_tags(t, "webhook", [row["id"] for row in rows])

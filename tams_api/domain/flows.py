@@ -1,12 +1,13 @@
-"""Rules for writing flows: the spec's schema, then what the service keeps for itself."""
+"""Rules for writing flows: the spec's schema, then what the service keeps for itself; which flows may change."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import schemas
-from .errors import BadRequest
-from .model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite, Profile
+from .. import schemas
+from ..errors import BadRequest, Forbidden, NotFound
+from ..model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite, Profile
+from ..stores.metadata import FlowRecord
 
 # Kept apart from the free-form metadata: tags and collections have their own tables.
 _KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
@@ -73,3 +74,12 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | N
         flow_collection=body.get("flow_collection", []),
         author=author,
     )
+
+
+def writable(flow: FlowRecord | None, flow_id: str) -> FlowRecord:
+    """The flow, if it exists and may be changed: a read-only flow refuses every change but to read_only itself."""
+    if flow is None:
+        raise NotFound(f"flow {flow_id} does not exist")
+    if flow.read_only:
+        raise Forbidden(f"flow {flow_id} is read-only")
+    return flow

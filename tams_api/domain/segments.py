@@ -1,0 +1,300 @@
+"""Registering flow segments: the body's shape, what each segment means on the timeline, the init objects a flow
+with init segments asks of its media objects, and the checks of each segment against the flow's other segments and
+the objects it names (overlap, object roles, allocation, re-use)."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import functools
+import time
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from .. import timerange as tr
+from ..clock import now
+from ..errors import BadRequest, TamsError
+from ..model import NewSegment, Segment, SegmentFailure, segment_record, uses_init_segments
+from ..stores.metadata import FlowRecord, MetadataStore, ObjectRecord, Transaction
+from .flows import writable
+
+BULK_CHUNK = 1000  # segments registered per write transaction: a large bulk never holds the store's writer long
+CHUNK_PAUSE = 0.002  # seconds between two chunks of a bulk, for writers waiting in this process or in another
+
+# Same shape as the spec's schemas/flow-segment-post.json; pydantic validates a 1,000-segment body
+# about 20x faster than jsonschema, and a test checks both agree.
+TimeRangeText = Annotated[StrictStr, Field(pattern=tr.TIMERANGE_PATTERN.pattern)]
+TimestampText = Annotated[StrictStr, Field(pattern=tr.TIMESTAMP_PATTERN.pattern)]
+
+
+class GetUrl(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: StrictStr
+    label: StrictStr
+
+
+class SegmentPost(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    object_id: StrictStr
+    timerange: TimeRangeText
+    init_object_id: StrictStr | None = None
+    ts_offset: TimestampText | None = None
+    object_timerange: TimeRangeText | None = None
+    last_duration: TimestampText | None = None
+    sample_offset: StrictInt | None = None
+    sample_count: StrictInt | None = None
+    key_frame_count: StrictInt | None = None
+    get_urls: list[GetUrl] | None = None
+
+
+SEGMENTS_BODY = TypeAdapter(SegmentPost | list[SegmentPost])
+
+
+def parse_body(body: object, max_segments: int) -> tuple[list[SegmentPost], bool]:
+    """The segments of a POST body, and whether it was a list (bulk) rather than one segment. A bulk has at most
+    `max_segments`, so that its answer (each failure echoed) and the time it holds the store's writer are bounded."""
+    if isinstance(body, list) and len(body) > max_segments:
+        raise BadRequest(
+            f"{len(body)} segments in one request; at most {max_segments} may be registered at once "
+            "(TAMS_MAX_BULK_SEGMENTS): split the list"
+        )
+    try:
+        parsed = SEGMENTS_BODY.validate_python(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "/".join(str(part) for part in first["loc"][1:])
+        raise BadRequest(f"invalid segment{f' at {where}' if where else ''}: {first['msg']}") from None
+    return (parsed, True) if isinstance(parsed, list) else ([parsed], False)
+
+
+def new_segment(post: SegmentPost) -> NewSegment:
+    """Interpret one segment, or raise BadRequest saying why it cannot be registered."""
+    bounds = tr.parse_bounds(post.timerange)
+    if bounds.is_empty:
+        raise BadRequest(f"segment timerange {post.timerange} is empty")
+    if bounds.start == tr.INT64_MIN or bounds.end == tr.INT64_MAX:
+        raise BadRequest(f"segment timerange {post.timerange} must have a start and an end")
+    if post.last_duration is not None and post.last_duration.startswith("-"):
+        raise BadRequest("last_duration cannot be negative")
+    for name in ("sample_offset", "sample_count", "key_frame_count"):
+        value = getattr(post, name)
+        if value is not None and not tr.INT64_MIN <= value <= tr.INT64_MAX:
+            raise BadRequest(f"{name} is outside the 64-bit integer range the service stores")
+    # The samples on the object's own timeline: timerange - ts_offset.
+    object_timerange = post.timerange
+    on_object_timeline = bounds
+    if post.ts_offset is not None:
+        offset = tr.timestamp_nanoseconds(post.ts_offset)
+        on_object_timeline = tr.Bounds(bounds.start - offset, bounds.end - offset)
+        object_timerange = str(tr.shift(tr.parse_timerange(post.timerange), tr.parse_timestamp(post.ts_offset)))
+    if post.object_timerange is not None:
+        if not tr.parse_bounds(post.object_timerange).covers(on_object_timeline):
+            raise BadRequest(
+                f"segment {post.timerange} offset by ts_offset is not within object_timerange {post.object_timerange}"
+            )
+        object_timerange = post.object_timerange
+    urls = [url.model_dump() for url in post.get_urls] if post.get_urls is not None else None
+    if urls is not None and len({url["label"] for url in urls}) != len(urls):
+        raise BadRequest("get_urls labels must be unique")
+    return NewSegment(
+        object_id=post.object_id,
+        timerange=post.timerange,
+        bounds=bounds,
+        object_timerange=object_timerange,
+        on_object_timeline=on_object_timeline,
+        explicit_object_timerange=post.object_timerange is not None,
+        ts_offset=post.ts_offset,
+        last_duration=post.last_duration,
+        sample_offset=post.sample_offset,
+        sample_count=post.sample_count,
+        key_frame_count=post.key_frame_count,
+        init_object_id=post.init_object_id,
+        get_urls=urls,
+    )
+
+
+def with_init_objects(
+    flow: FlowRecord, segments: list[NewSegment], objects: dict[str, ObjectRecord]
+) -> tuple[list[NewSegment], list[SegmentFailure]]:
+    """The segments to register, and those refused: on a flow with `init_segments` every media object MUST have
+    an init object. A segment re-using an object SHOULD omit init_object_id, so one without it gets the object's
+    (stored in `objects`, or given by another segment of the request): no object is registered without one."""
+    if not uses_init_segments(flow.metadata) or all(segment.init_object_id is not None for segment in segments):
+        return segments, []
+    inits: dict[str, str] = {}
+    for segment in segments:
+        if segment.init_object_id is not None:
+            inits.setdefault(segment.object_id, segment.init_object_id)
+    for object_id, stored in objects.items():
+        if stored.init_object_id is not None:
+            inits.setdefault(object_id, stored.init_object_id)
+    kept: list[NewSegment] = []
+    refused: list[SegmentFailure] = []
+    for segment in segments:
+        if segment.init_object_id is not None:
+            kept.append(segment)
+        elif segment.object_id in inits:
+            kept.append(dataclasses.replace(segment, init_object_id=inits[segment.object_id]))
+        else:
+            summary = (
+                f"flow {flow.id} has init_segments: object {segment.object_id} needs an init_object_id "
+                "(only a re-used object that has one may omit it)"
+            )
+            refused.append(SegmentFailure(segment.object_id, segment.timerange, summary))
+    return kept, refused
+
+
+def register(store: MetadataStore, flow_id: str, segments: list[NewSegment]) -> list[SegmentFailure]:
+    """Register segments on a flow, BULK_CHUNK per write transaction; each is stored whole or is among the failures.
+    A refusal of the flow itself (unknown, read-only, no container) refuses the request while nothing is stored;
+    after a stored chunk (the flow changed between two), it fails the segments left."""
+    failures: list[SegmentFailure] = []
+    for start in range(0, max(len(segments), 1), BULK_CHUNK):
+        if start:
+            time.sleep(CHUNK_PAUSE)
+        chunk = segments[start : start + BULK_CHUNK]
+        try:
+            failures += store.write(functools.partial(_register_chunk, store, flow_id, chunk))
+        except TamsError as refused:
+            if start == 0:
+                raise
+            failures += [SegmentFailure(left.object_id, left.timerange, refused.summary) for left in segments[start:]]
+            break
+    return failures
+
+
+def _register_chunk(
+    store: MetadataStore, flow_id: str, segments: list[NewSegment], tx: Transaction
+) -> list[SegmentFailure]:
+    flow = writable(store.flow_record(tx, flow_id), flow_id)
+    if not flow.metadata.get("container"):
+        raise BadRequest(f"flow {flow_id} has no 'container': set it before registering segments")
+    objects = store.object_records(tx, {segment.object_id for segment in segments})
+    segments, failures = with_init_objects(flow, segments, objects)
+    inits = {segment.init_object_id for segment in segments if segment.init_object_id is not None}
+    objects |= store.object_records(tx, inits - objects.keys())
+    batch = _Batch(store, tx, flow, objects)
+    for segment in segments:
+        problem = batch.add(segment)
+        if problem is not None:
+            failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
+    if batch.added:
+        store.insert_segments(tx, flow, batch.added, batch.created, batch.registered, now())
+        if store.listening(tx):
+            records = [
+                segment_record(
+                    Segment(
+                        timerange=segment.timerange,
+                        object=objects[segment.object_id].stored(),
+                        ts_offset=segment.ts_offset,
+                        last_duration=segment.last_duration,
+                        sample_offset=segment.sample_offset,
+                        sample_count=segment.sample_count,
+                    )
+                )
+                for segment in batch.added
+            ]
+            store.emit(tx, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
+    return failures
+
+
+class _Batch:
+    """The segments of one write, each checked against what is stored and against those added before it."""
+
+    def __init__(
+        self, store: MetadataStore, tx: Transaction, flow: FlowRecord, objects: dict[str, ObjectRecord]
+    ) -> None:
+        self.store = store
+        self.tx = tx
+        self.flow = flow
+        self.objects = objects  # those the segments name, as the batch changes them
+        self.init_in_use = store.init_objects_in_use(tx, set(objects))
+        self.added: list[NewSegment] = []
+        self.created: list[ObjectRecord] = []
+        self.registered: list[ObjectRecord] = []
+        # (start, end, timerange) of `added` by start. They never overlap one another, so the one with the greatest
+        # start at or before a point also has the greatest end: the only one that can reach that point.
+        self._spans: list[tuple[int, int, str]] = []
+
+    def add(self, segment: NewSegment) -> str | None:
+        """Keep the segment for writing; the reason it is refused otherwise."""
+        overlap = self._overlapping(segment.bounds)
+        if overlap is not None:
+            return f"segment {segment.timerange} overlaps the existing segment {overlap}"
+        problem = self._role_problem(segment) or self._object_problem(segment)
+        if problem is not None:
+            return problem
+        if segment.init_object_id is not None:
+            self.init_in_use.add(segment.init_object_id)
+        self.added.append(segment)
+        bisect.insort(self._spans, (segment.bounds.start, segment.bounds.end, segment.timerange))
+        return None
+
+    def _overlapping(self, bounds: tr.Bounds) -> str | None:
+        """The timerange of a stored or batch segment that overlaps `bounds`, if any."""
+        before = bisect.bisect_right(self._spans, (bounds.end, tr.INT64_MAX, ""))
+        if before and self._spans[before - 1][1] >= bounds.start:
+            return self._spans[before - 1][2]
+        return self.store.overlapping_segment(self.tx, self.flow, bounds)
+
+    def _role_problem(self, segment: NewSegment) -> str | None:
+        """Media objects and init objects keep their roles, and an init object must be known here."""
+        if segment.object_id in self.init_in_use:
+            return f"object {segment.object_id} is an init object; it cannot be the media object of a segment"
+        if segment.init_object_id is None:
+            return None
+        init = self.objects.get(segment.init_object_id)
+        if init is None:
+            return (
+                f"init object {segment.init_object_id} is unknown: allocate it with POST /flows/{self.flow.id}/storage"
+            )
+        if init.registered:
+            return f"object {segment.init_object_id} is the media object of a segment; it cannot be an init object"
+        return None
+
+    def _object_problem(self, segment: NewSegment) -> str | None:
+        """A new object needs get_urls, an allocated one must be this flow's, a re-used one keeps its properties;
+        the first segment of an object describes it."""
+        stored = self.objects.get(segment.object_id)
+        if stored is None:
+            if not segment.get_urls:
+                return (
+                    f"object {segment.object_id} is unknown: allocate it with POST /flows/{self.flow.id}/storage, "
+                    "or give get_urls for an object held elsewhere"
+                )
+            stored = self.objects[segment.object_id] = ObjectRecord(segment.object_id, registered=False)
+            self.created.append(stored)
+        elif stored.registered:
+            return reuse_problem(segment, stored)
+        elif stored.allocated_for != self.flow.id:
+            return f"object {segment.object_id} was allocated for flow {stored.allocated_for}, not for this flow"
+        else:
+            self.registered.append(stored)
+        stored.registered = True
+        stored.first_flow_id = self.flow.id
+        stored.timerange = segment.object_timerange
+        stored.key_frame_count = segment.key_frame_count
+        stored.init_object_id = segment.init_object_id
+        stored.uncontrolled_urls = segment.get_urls or None
+        return None
+
+
+def reuse_problem(segment: NewSegment, stored: ObjectRecord) -> str | None:
+    """A re-used object keeps its properties, and the segment must lie within it."""
+    if (
+        segment.explicit_object_timerange
+        and stored.timerange is not None
+        and tr.parse_bounds(segment.object_timerange) != tr.parse_bounds(stored.timerange)
+    ):
+        return f"object_timerange {segment.object_timerange} conflicts with the object's {stored.timerange}"
+    if segment.key_frame_count is not None and segment.key_frame_count != stored.key_frame_count:
+        return "key_frame_count conflicts with the re-used object's"
+    if segment.init_object_id is not None and segment.init_object_id != stored.init_object_id:
+        return "init_object_id conflicts with the re-used object's"
+    if stored.timerange is not None and not tr.parse_bounds(stored.timerange).covers(segment.on_object_timeline):
+        return (
+            f"segment {segment.timerange} (offset by ts_offset) is not within the re-used object's "
+            f"timerange {stored.timerange}"
+        )
+    return None
