@@ -23,6 +23,7 @@ import httpx
 from . import clock
 from .config import Settings
 from .delivery import Courier
+from .domain import deletes
 from .errors import NotFound
 from .model import ReleasedMedia, Webhook
 from .stores.media import MediaStores
@@ -127,8 +128,8 @@ class Worker:
         deadline = time.monotonic() + DELETE_SECONDS_PER_STEP
         for request_id in self.store.pending_delete_requests():
             while time.monotonic() < deadline:
-                request, released = self.store.continue_delete_request(
-                    request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
+                request, released = deletes.continue_request(
+                    self.store, request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
                 )
                 delete_released(self.store, self.media, released)
                 if request.status not in ("created", "started"):
@@ -142,7 +143,7 @@ class Worker:
         cutoff = clock.time_ns() - self.settings.soft_delete_retention * 1_000_000_000
         for flow_id in self.store.deleted_flows_due(cutoff, PURGES_PER_STEP):
             with suppress(NotFound):  # restored meanwhile
-                deletion = self.store.purge_flow(flow_id, self.settings.delete_sync_limit)
+                deletion = deletes.purge(self.store, flow_id, self.settings.delete_sync_limit)
                 delete_released(self.store, self.media, deletion.released)
 
     def collect_garbage(self) -> None:

@@ -22,8 +22,9 @@ from spec import next_link
 from tams_api import timerange as tr
 from tams_api.app import open_services
 from tams_api.config import Settings
+from tams_api.domain import flows
 from tams_api.domain import segments as segments_domain
-from tams_api.model import FlowWrite, NewSegment
+from tams_api.model import Flow, FlowWrite, NewSegment
 from tams_api.routers.common import Services
 from tams_api.stores.metadata import MetadataStore
 from tams_api.stores.vast.store import VastMetadataStore
@@ -189,7 +190,7 @@ def fill_flow(store: MetadataStore, flow_id: str, source_id: str, segments: int,
     writes: far quicker than through the API."""
     document = video_flow(flow_id, source_id)
     metadata = {key: value for key, value in document.items() if key not in ("id", "source_id", "format")}
-    store.put_flow(FlowWrite(flow_id, source_id, document["format"], metadata, {}, [], None))
+    flows.put(store, FlowWrite(flow_id, source_id, document["format"], metadata, {}, [], None))
     for start in range(0, segments, batch):
         added = [segment_held_elsewhere(n) for n in range(start, min(segments, start + batch))]
         failures = segments_domain.register(store, flow_id, added)
@@ -281,3 +282,8 @@ class Tams:
             responses.append(self.client.get(link))
         assert all(response.status_code == 200 for response in responses)
         return responses
+
+
+def stored_flow(store: MetadataStore, flow_id: str) -> Flow | None:
+    """The flow as the store holds it for clients, None when there is none."""
+    return store.read(lambda tx: store.get_flow(tx, flow_id))

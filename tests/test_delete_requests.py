@@ -17,6 +17,7 @@ from background import running_worker, wait_for
 from helpers import STORAGE_ID, STORE_BACKENDS, StoppedClock, Tams, backend_settings
 from spec import check_response
 from tams_api.config import Settings
+from tams_api.domain import deletes
 from tams_api.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,7 @@ def test_media_released_before_a_crash_is_deleted_by_the_worker(app: FastAPI, ta
     tams.add_segment(flow_id, "[0:0_1:0)")
     url = tams.segments(flow_id)[0]["get_urls"][0]["url"]
     # The store releases the object; the process "dies" before deleting its media.
-    services.store.delete_segments(flow_id, "_", None, 1000, None)
+    deletes.delete_segments(services.store, flow_id, "_", None, 1000, None)
     assert tams.client.get(url).status_code == 200
     Worker(services.store, services.media, services.settings).collect_garbage()
     assert tams.client.get(url).status_code == 404

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import Tams, make_settings, new_id, video_flow
+from helpers import Tams, make_settings, new_id, stored_flow, video_flow
 from spec import assert_valid
 from tams_api.app import create_app
 from tams_api.domain.segments import BULK_CHUNK
@@ -117,11 +117,11 @@ def test_connections_stay_few_as_threads_come_and_go(tmp_path: Path) -> None:
     store = SqliteMetadataStore(tmp_path / "tams.sqlite")
     try:
         for _ in range(3 * READERS):  # a server's worker threads retire when idle and new ones start
-            reader = threading.Thread(target=store.get_flow, args=(new_id(),))
+            reader = threading.Thread(target=stored_flow, args=(store, new_id()))
             reader.start()
             reader.join()
         assert open_database_files(tmp_path / "tams.sqlite") <= READERS + 1
-        together = [threading.Thread(target=store.get_flow, args=(new_id(),)) for _ in range(4 * READERS)]
+        together = [threading.Thread(target=stored_flow, args=(store, new_id())) for _ in range(4 * READERS)]
         for reader in together:
             reader.start()
         for reader in together:

@@ -23,6 +23,7 @@ from spec import check_response
 from tams_api.__main__ import main
 from tams_api.app import create_app, open_media
 from tams_api.config import MediaBackendSpec, Settings
+from tams_api.domain import deletes
 from tams_api.errors import ConfigurationError
 from tams_api.model import ReleasedMedia
 from tams_api.provision import provision_s3
@@ -225,7 +226,7 @@ def test_the_worker_deletes_released_media_from_each_backend(
     object_id = tams.add_segment(flow_id, "[0:0_1:0)", data=b"both")
     assert copy_to(tams.client, object_id, archive) == 201
     # The store releases the object, both instances queued; the process "dies" before deleting the media.
-    services.store.delete_segments(flow_id, "_", None, 1000, None)
+    deletes.delete_segments(services.store, flow_id, "_", None, 1000, None)
     queued = {ReleasedMedia(object_id, STORAGE_ID), ReleasedMedia(object_id, archive)}
     assert set(services.store.released_objects(10)) == queued
     assert look(STORAGE_ID, object_id) == look(archive, object_id) == b"both"

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, video_flow
 from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
+from tams_api.domain import flows
 from tams_api.domain.segments import register
 from tams_api.errors import BadRequest, Unavailable
 from tams_api.model import Profile
@@ -42,7 +43,7 @@ def committed(fake: FakeVast, table: str) -> list[dict[str, Any]]:
 def test_a_write_that_lost_to_a_concurrent_writer_is_retried_and_succeeds(fake: FakeVast) -> None:
     store = fake_vast_store(fake)
     fake.conflict_next_commits(1)
-    _, created = store.put_flow(flow("f"))
+    _, created = flows.put(store, flow("f"))
     assert created and fake._commits_to_fail == 0, "the first commit failed, the retry made it"
     assert [row["id"] for row in committed(fake, "flows")] == ["f"]
 
@@ -54,7 +55,7 @@ def test_a_write_that_keeps_losing_answers_503_and_changes_nothing(
     store = fake_vast_store(fake)
     fake.conflict_next_commits(vast_session.CONFLICT_ATTEMPTS)
     with pytest.raises(Unavailable, match="concurrent writers changed the same data 6 times"):
-        store.put_flow(flow("f"))
+        flows.put(store, flow("f"))
     assert committed(fake, "flows") == []
 
     fake.conflict_next_commits(vast_session.CONFLICT_ATTEMPTS)
@@ -97,7 +98,7 @@ def test_two_replicas_creating_one_flow_create_it_once(
     fake: FakeVast, replicas: tuple[VastMetadataStore, VastMetadataStore]
 ) -> None:
     a, b = replicas
-    outcomes = together(fake, lambda: a.put_flow(flow("f")), lambda: b.put_flow(flow("f")))
+    outcomes = together(fake, lambda: flows.put(a, flow("f")), lambda: flows.put(b, flow("f")))
     assert sorted(created for _, created in outcomes) == [False, True], "one created it, the other updated it"
     assert [row["id"] for row in committed(fake, "flows")] == ["f"]
     assert [row["id"] for row in committed(fake, "sources")] == ["source"]
@@ -119,7 +120,7 @@ def test_two_replicas_adding_overlapping_segments_store_one(
     fake: FakeVast, replicas: tuple[VastMetadataStore, VastMetadataStore]
 ) -> None:
     a, b = replicas
-    a.put_flow(flow("f"))
+    flows.put(a, flow("f"))
     first, second = held_elsewhere(["[0:0_2:0)", "[1:0_3:0)"])
     outcomes = together(fake, lambda: register(a, "f", [first]), lambda: register(b, "f", [second]))
     assert sorted(len(failures) for failures in outcomes) == [0, 1]
@@ -132,7 +133,7 @@ def test_two_replicas_allocating_one_object_id_have_one_winner(
     fake: FakeVast, replicas: tuple[VastMetadataStore, VastMetadataStore]
 ) -> None:
     a, b = replicas
-    a.put_flow(flow("f"))
+    flows.put(a, flow("f"))
     outcomes = together(
         fake,
         lambda: a.allocate_objects("f", "storage", "video/mp2t", ["o"]),

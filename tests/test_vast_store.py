@@ -12,11 +12,12 @@ import pytest
 import vastdb
 from vastdb import _internal
 
-from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast
+from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, stored_flow
 from real_vast import empty_store, real_vast_settings, session_schema
 from tams_api.__main__ import main
 from tams_api.app import open_services
 from tams_api.config import Settings
+from tams_api.domain import deletes, flows
 from tams_api.domain.segments import register
 from tams_api.errors import ConfigurationError
 from tams_api.model import FlowWrite, NewSegment, PageRequest, SegmentQuery, ServiceInfo
@@ -65,23 +66,23 @@ def test_a_schema_made_before_soft_delete_gains_its_table_and_keeps_its_data(
     assert provision_vast(vast_settings(tmp_path)).endswith(": created table deleted_flows")
     store = fake_vast_store(fake)
     assert store.get_service_info(ServiceInfo("default", "")).name == "kept"
-    store.put_flow(flow("f"))
-    store.soft_delete_flow("f", "ops")
-    assert store.get_flow("f") is None
+    flows.put(store, flow("f"))
+    deletes.soft_delete(store, "f", "ops")
+    assert stored_flow(store, "f") is None
     assert [flow.flow_id for flow in store.list_deleted_flows(PageRequest(limit=10)).items] == ["f"]
 
 
 def test_deprovisioning_drops_tables_then_schema_once(fake: FakeVast, tmp_path: Path) -> None:
     settings = vast_settings(tmp_path)
     store = fake_vast_store(fake)
-    store.put_flow(flow("f"))
+    flows.put(store, flow("f"))
     dropped = deprovision_vast(settings)
     assert all(f"table {name}" in dropped for name in TABLES) and dropped.endswith("schema tams")
     assert deprovision_vast(settings).endswith("nothing to drop")
     with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
         assert tx.bucket("tams").schemas() == []
     assert "created schema tams" in provision_vast(settings)
-    assert fake_vast_store(fake).get_flow("f") is None
+    assert stored_flow(fake_vast_store(fake), "f") is None
 
 
 def test_deprovisioning_keeps_what_the_store_did_not_create(fake: FakeVast, tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ def held_elsewhere(timeranges: list[str]) -> list[NewSegment]:
 def test_segment_pages_do_not_depend_on_the_order_vast_returns_rows(fake: FakeVast) -> None:
     """Rows come back shuffled (differently per session); sorting and keyset paging are the store's."""
     store = fake_vast_store(fake)
-    store.put_flow(flow("f"))
+    flows.put(store, flow("f"))
     segments = held_elsewhere([f"[{n}:0_{n + 1}:0)" for n in range(40)])
     assert register(store, "f", segments) == []
 
@@ -225,11 +226,11 @@ def test_the_real_cluster_run_is_set_up_from_vastdb_variables(
         assert schema.startswith("tams_test_")
         settings = make_settings(tmp_path, **cluster, **changes)
         store = fake_vast_store(fake, schema)
-        store.put_flow(flow("f"))
+        flows.put(store, flow("f"))
         assert register(store, "f", held_elsewhere(["[0:0_1:0)"])) == []
         empty_store(settings)
         kept = ["write_guards", "schema_version"]
         assert [name for name in TABLES if fake.read_committed("tams", schema, name).num_rows] == kept
-        assert store.get_flow("f") is None
+        assert stored_flow(store, "f") is None
     with fake.connect(access="vast-access", secret="vast-secret", endpoint="http://vast.test").transaction() as tx:
         assert tx.bucket("tams").schema(schema, fail_if_missing=False) is None, "dropped at the end"

@@ -1,13 +1,24 @@
-"""Rules for writing flows: the spec's schema, then what the service keeps for itself; which flows may change."""
+"""Flows: the spec's schema of a flow, then what the service keeps for itself; writing a flow whole or one property,
+tag or collection at a time; which flows may change; a flow going with what only it held."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .. import schemas
+from ..clock import now
 from ..errors import BadRequest, Forbidden, NotFound
-from ..model import SERVER_MANAGED_FLOW_FIELDS, FlowWrite, Profile
-from ..stores.metadata import FlowRecord
+from ..model import SERVER_MANAGED_FLOW_FIELDS, Flow, FlowWrite, Profile, ReleasedMedia, TagValue
+from ..stores.metadata import FlowRecord, MetadataStore, Transaction
+from ..stores.shared import bindable
+from ..timerange import Bounds
+from . import sources
+from .tags import with_tag
+
+T = TypeVar("T")
 
 # Kept apart from the free-form metadata: tags and collections have their own tables.
 _KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
@@ -65,6 +76,9 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | N
         if given:
             raise BadRequest(f"a flow created from profile {profile_id} cannot also set {', '.join(given)}")
         metadata.update(profile.flow_metadata)
+    essence = metadata.get("essence_parameters") or {}
+    if not all(bindable(essence.get(name)) for name in ("frame_width", "frame_height")):
+        raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
     return FlowWrite(
         id=flow_id,
         source_id=body["source_id"],
@@ -76,10 +90,163 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | N
     )
 
 
-def writable(flow: FlowRecord | None, flow_id: str) -> FlowRecord:
-    """The flow, if it exists and may be changed: a read-only flow refuses every change but to read_only itself."""
+def found(flow: T | None, flow_id: str) -> T:
+    """The flow, if it exists (and is not soft-deleted, which to clients is deleted)."""
     if flow is None:
         raise NotFound(f"flow {flow_id} does not exist")
-    if flow.read_only:
+    return flow
+
+
+def writable(flow: FlowRecord | None, flow_id: str) -> FlowRecord:
+    """The flow, if it exists and may be changed: a read-only flow refuses every change but to read_only itself."""
+    if found(flow, flow_id).read_only:
         raise Forbidden(f"flow {flow_id} is read-only")
     return flow
+
+
+def get(store: MetadataStore, flow_id: str, timerange_within: Bounds | None = None) -> Flow:
+    """The flow; with the span of its segments that overlap `timerange_within` when given (same snapshot)."""
+
+    def read(tx: Transaction) -> Flow:
+        flow = found(store.get_flow(tx, flow_id), flow_id)
+        if timerange_within is not None:
+            flow.timerange = store.flow_timerange(tx, found(store.flow_record(tx, flow_id), flow_id), timerange_within)
+        return flow
+
+    return store.read(read)
+
+
+def sign(metadata: dict[str, Any], author: str | None, previous: dict[str, Any] | None) -> None:
+    """Record in a flow's metadata who wrote it: `created_by` stays whoever created the flow (as in `previous`,
+    the metadata stored before, if any), `updated_by` becomes `author`. Nobody known (authentication off) is
+    recorded as no value."""
+    creator = author if previous is None else previous.get("created_by")
+    for name, value in (("created_by", creator), ("updated_by", author)):
+        if value is None:
+            metadata.pop(name, None)
+        else:
+            metadata[name] = value
+
+
+def put(store: MetadataStore, flow: FlowWrite) -> tuple[Flow, bool]:
+    """Create or replace the flow (tags and collection replaced too); the flow as stored, and whether it is new."""
+    return store.write(functools.partial(_put, store, flow))
+
+
+def _put(store: MetadataStore, flow: FlowWrite, tx: Transaction) -> tuple[Flow, bool]:
+    stamp = now()
+    previous = store.flow_record(tx, flow.id, soft_deleted_too=True)
+    if previous is not None and previous.soft_deleted:
+        # To clients a soft-deleted flow is deleted, so a PUT creates the flow anew: the old one is purged now.
+        drop(store, tx, previous)
+        previous = None
+    if previous is not None and previous.read_only:
+        raise Forbidden(f"flow {flow.id} is read-only")
+    _check_collection(store, tx, flow.id, flow.flow_collection)
+    source_appears = sources.join(store, tx, flow, previous, stamp)
+    metadata = {**flow.metadata, "format": flow.format}
+    sign(metadata, flow.author, previous.metadata if previous else None)
+    # A client may set metadata_version (e.g. carried over from another store); otherwise a change of metadata
+    # gets a new one.
+    previous_version = previous.metadata.get("metadata_version") if previous else None
+    if metadata.get("metadata_version") in (None, previous_version):
+        metadata["metadata_version"] = str(uuid.uuid4())
+    record = FlowRecord(flow.id, flow.source_id, metadata, False, previous.key if previous else None)
+    store.save_flow(tx, record, stamp, tags=flow.tags, collection=flow.flow_collection)
+    if previous is not None and previous.source_id != flow.source_id:
+        sources.left(store, tx, previous.source_id)
+    stored = found(store.get_flow(tx, flow.id), flow.id)
+    if source_appears:
+        sources.announce(store, tx, "sources/created", flow.source_id)
+    if store.listening(tx):
+        event_type = "flows/created" if previous is None else "flows/updated"
+        store.emit(tx, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
+    return stored, previous is None
+
+
+def _check_collection(store: MetadataStore, tx: Transaction, flow_id: str, collection: list[dict[str, Any]]) -> None:
+    for item in collection:
+        if item["id"] == flow_id:
+            raise BadRequest("a flow cannot collect itself")
+        if store.flow_record(tx, item["id"]) is None:
+            raise BadRequest(f"flow_collection names flow {item['id']}, which does not exist")
+
+
+def set_property(store: MetadataStore, flow_id: str, name: str, value: Any | None, author: str | None) -> None:
+    """Set (or, with None, remove) a simple property of the flow's metadata."""
+
+    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+        if name == "avg_bit_rate" and flow.metadata.get("profile_id"):
+            raise BadRequest(
+                f"avg_bit_rate comes from profile {flow.metadata['profile_id']}: "
+                "unlink the flow first by setting profile_id to '' in a PUT of the flow"
+            )
+        if value is None:
+            flow.metadata.pop(name, None)
+        else:
+            flow.metadata[name] = value
+        return {}
+
+    _change(store, flow_id, author, change)
+
+
+def set_read_only(store: MetadataStore, flow_id: str, read_only: bool, author: str | None) -> None:
+    """The one change a read-only flow accepts."""
+
+    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+        flow.metadata["read_only"] = read_only
+        return {}
+
+    _change(store, flow_id, author, change, read_only_too=True)
+
+
+def set_tag(store: MetadataStore, flow_id: str, name: str, value: TagValue | None, author: str | None) -> None:
+    """Set (or, with None, remove) a tag of the flow."""
+
+    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+        tags = found(store.get_flow(tx, flow_id), flow_id).tags
+        return {"tags": with_tag(tags, "flow", flow_id, name, value)}
+
+    _change(store, flow_id, author, change)
+
+
+def set_collection(store: MetadataStore, flow_id: str, collection: list[dict[str, Any]], author: str | None) -> None:
+    """Replace the flow's collection (empty: it collects no flow)."""
+
+    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+        _check_collection(store, tx, flow_id, collection)
+        return {"collection": collection}
+
+    _change(store, flow_id, author, change)
+
+
+# A change of a flow's metadata in a transaction, and what else `save_flow` is to replace (tags, collection).
+_Change = Callable[[FlowRecord, Transaction], dict[str, Any]]
+
+
+def _change(
+    store: MetadataStore, flow_id: str, author: str | None, change: _Change, read_only_too: bool = False
+) -> None:
+    def work(tx: Transaction) -> None:
+        record = store.flow_record(tx, flow_id)
+        flow = found(record, flow_id) if read_only_too else writable(record, flow_id)
+        replaced = change(flow, tx)
+        stamp = now()
+        sign(flow.metadata, author, flow.metadata)
+        flow.metadata["metadata_version"] = str(uuid.uuid4())
+        store.save_flow(tx, flow, stamp, **replaced)
+        if store.listening(tx):
+            stored = found(store.get_flow(tx, flow_id), flow_id)
+            store.emit(tx, "flows/updated", {"flow": stored.to_json()}, flow_id=flow_id)
+
+    store.write(work)
+
+
+def drop(store: MetadataStore, tx: Transaction, flow: FlowRecord) -> list[ReleasedMedia]:
+    """The flow goes, with its segments and what only it held; the media released."""
+    if store.listening(tx):
+        store.emit(tx, "flows/deleted", {"flow_id": flow.id}, flow_id=flow.id)
+    released = store.drop_flow(tx, flow)
+    if not flow.soft_deleted:  # a soft-deleted flow was announced deleted already, and so was its source if it held it
+        sources.left(store, tx, flow.source_id)
+    return released

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -16,11 +16,13 @@ from starlette.types import Message, Receive
 from ..auth import ANONYMOUS, Authenticator, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from ..model import PageRequest, TagFilter
+from ..http import json_response, no_content
+from ..model import Deletion, PageRequest, TagFilter, TagValue
 from ..readiness import Readiness
 from ..stores.media import MediaStore, MediaStores
 from ..stores.metadata import MetadataStore
 from ..timerange import Bounds, parse_bounds
+from ..worker import delete_released
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 UUID_LIST_PATTERN = UUID_PATTERN[1:-1]
@@ -244,3 +246,35 @@ def uuid_list(value: str | None, what: str) -> list[str] | None:
 
 def timerange_bounds(value: str | None) -> Bounds | None:
     return None if value is None else parse_bounds(value)
+
+
+# -- values and answers several resources share ----------------------------------------------------
+
+Format = Literal[
+    "urn:x-nmos:format:video",
+    "urn:x-tam:format:image",
+    "urn:x-nmos:format:audio",
+    "urn:x-nmos:format:data",
+    "urn:x-nmos:format:multi",
+]
+
+
+def tag_value(body: Any) -> TagValue:
+    if isinstance(body, str) or (isinstance(body, list) and all(isinstance(item, str) for item in body)):
+        return body
+    raise BadRequest("a tag value must be a string or an array of strings")
+
+
+def string_value(body: Any, what: str) -> str:
+    if not isinstance(body, str):
+        raise BadRequest(f"{what} must be a JSON string")
+    return body
+
+
+def deletion_response(services: ServicesDep, deletion: Deletion) -> Response:
+    """204 when the deletion is done (its media deleted now), 202 and where to follow a deferred one."""
+    if deletion.deferred is not None:
+        location = f"/flow-delete-requests/{deletion.deferred.id}"
+        return json_response(deletion.deferred.to_json(), status=202, headers={"Location": location})
+    delete_released(services.store, services.media, deletion.released)
+    return no_content()

@@ -7,10 +7,9 @@ from typing import Literal
 from fastapi import Request
 from starlette.responses import Response
 
-from ..errors import NotFound
-from ..http import json_response, listing_headers, no_content
-from ..model import DeleteRequestQuery, Deletion
-from ..worker import delete_released
+from ..domain import deletes
+from ..http import json_response, listing_headers
+from ..model import DeleteRequestQuery
 from .common import ServicesDep, get_and_head, page_request, tams_router
 
 router = tams_router(tags=["FlowDeleteRequests"])
@@ -34,16 +33,4 @@ def list_delete_requests(
 
 @get_and_head(router, "/flow-delete-requests/{request_id}")
 def get_delete_request(services: ServicesDep, request_id: str) -> Response:
-    found = services.store.get_delete_request(request_id)
-    if found is None:
-        raise NotFound(f"flow delete request {request_id} does not exist")
-    return json_response(found.to_json())
-
-
-def deletion_response(services: ServicesDep, deletion: Deletion) -> Response:
-    """204 when the deletion is done (its media deleted now), 202 and where to follow a deferred one."""
-    if deletion.deferred is not None:
-        location = f"/flow-delete-requests/{deletion.deferred.id}"
-        return json_response(deletion.deferred.to_json(), status=202, headers={"Location": location})
-    delete_released(services.store, services.media, deletion.released)
-    return no_content()
+    return json_response(deletes.get_request(services.store, request_id).to_json())

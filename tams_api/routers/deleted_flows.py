@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
 from ..clock import instant_text
+from ..domain import deletes
 from ..http import json_response, no_content, paging_headers
 from .common import ServicesDep, get_and_head, page_request, require_uuid, tams_router
 
@@ -50,5 +51,5 @@ def list_deleted_flows(
 @router.post("/flows/{flow_id}/restore", status_code=204, responses={204: {"description": "The flow is back."}})
 def restore_flow(services: ServicesDep, flow_id: str) -> Response:
     """Undo a soft delete: the flow, its segments and (if it had gone with the flow) its source are back."""
-    services.store.restore_flow(require_uuid(flow_id, "flow"))
+    deletes.restore(services.store, require_uuid(flow_id, "flow"))
     return no_content()

@@ -9,7 +9,9 @@ from starlette.responses import Response
 
 from .. import schemas
 from ..auth import ANONYMOUS
+from ..domain import deletes, flows
 from ..domain.flows import flow_write
+from ..domain.tags import tag
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, no_content
 from ..model import Flow, FlowQuery
@@ -18,18 +20,20 @@ from .common import (
     MIME_PATTERN,
     UUID_LIST_EMPTY_PATTERN,
     UUID_PATTERN,
+    Format,
     ServicesDep,
+    deletion_response,
     get_and_head,
     page_request,
     principal_name,
     require_uuid,
+    string_value,
     tag_filter,
+    tag_value,
     tams_router,
     timerange_bounds,
     uuid_list,
 )
-from .delete_requests import deletion_response
-from .sources import Format, string_value, tag_value
 
 router = tams_router(tags=["Flows"])
 Status = Literal["awaiting_content", "ingesting", "replication_in_progress", "closed_complete"]
@@ -79,18 +83,13 @@ def list_flows(
 
 
 def _flow(services: ServicesDep, flow_id: str) -> Flow:
-    flow = services.store.get_flow(require_uuid(flow_id, "flow"))
-    if flow is None:
-        raise NotFound(f"flow {flow_id} does not exist")
-    return flow
+    return flows.get(services.store, require_uuid(flow_id, "flow"))
 
 
 @get_and_head(router, "/flows/{flow_id}")
 def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = False, timerange: str = "_") -> Response:
-    within = timerange_bounds(timerange) or EVERYTHING
-    flow = _flow(services, flow_id)
-    if include_timerange:
-        flow.timerange = services.store.flow_timerange(flow_id, within)
+    within = timerange_bounds(timerange) or EVERYTHING  # checked even when not used
+    flow = flows.get(services.store, require_uuid(flow_id, "flow"), within if include_timerange else None)
     return json_response(flow.to_json())
 
 
@@ -99,7 +98,7 @@ def put_flow(request: Request, services: ServicesDep, flow_id: str, body: Any = 
     profile_id = body.get("profile_id") if isinstance(body, dict) else None
     profile = services.store.get_profile(profile_id) if isinstance(profile_id, str) and profile_id else None
     write = flow_write(require_uuid(flow_id, "flow"), body, profile, principal_name(request))
-    flow, created = services.store.put_flow(write)
+    flow, created = flows.put(services.store, write)
     return json_response(flow.to_json(), status=201) if created else no_content()
 
 
@@ -108,9 +107,9 @@ def delete_flow(request: Request, services: ServicesDep, flow_id: str) -> Respon
     flow_id = require_uuid(flow_id, "flow")
     who = principal_name(request)
     if services.settings.soft_delete:  # the operator's choice: to clients the flow is deleted either way
-        deletion = services.store.soft_delete_flow(flow_id, who or ANONYMOUS.name)
+        deletion = deletes.soft_delete(services.store, flow_id, who or ANONYMOUS.name)
     else:
-        deletion = services.store.delete_flow(flow_id, services.settings.delete_sync_limit, who)
+        deletion = deletes.delete_flow(services.store, flow_id, services.settings.delete_sync_limit, who)
     return deletion_response(services, deletion)
 
 
@@ -124,21 +123,18 @@ def get_flow_tags(services: ServicesDep, flow_id: str) -> Response:
 
 @get_and_head(router, "/flows/{flow_id}/tags/{name:path}")
 def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
-    tags = _flow(services, flow_id).tags
-    if name not in tags:
-        raise NotFound(f"flow {flow_id} has no tag {name!r}")
-    return json_response(tags[name])
+    return json_response(tag(_flow(services, flow_id).tags, "flow", flow_id, name))
 
 
 @router.put("/flows/{flow_id}/tags/{name:path}", status_code=204)
 def put_flow_tag(request: Request, services: ServicesDep, flow_id: str, name: str, body: Any = Body(...)) -> Response:
-    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, tag_value(body), principal_name(request))
+    flows.set_tag(services.store, require_uuid(flow_id, "flow"), name, tag_value(body), principal_name(request))
     return no_content()
 
 
 @router.delete("/flows/{flow_id}/tags/{name:path}", status_code=204)
 def delete_flow_tag(request: Request, services: ServicesDep, flow_id: str, name: str) -> Response:
-    services.store.set_flow_tag(require_uuid(flow_id, "flow"), name, None, principal_name(request))
+    flows.set_tag(services.store, require_uuid(flow_id, "flow"), name, None, principal_name(request))
     return no_content()
 
 
@@ -173,12 +169,12 @@ def _property_routes(name: str) -> None:
     @router.put(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"put_flow_{name}")
     def put_property(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
         value = parse(body, name)
-        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, value, principal_name(request))
+        flows.set_property(services.store, require_uuid(flow_id, "flow"), name, value, principal_name(request))
         return no_content()
 
     @router.delete(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"delete_flow_{name}")
     def delete_property(request: Request, services: ServicesDep, flow_id: str) -> Response:
-        services.store.set_flow_property(require_uuid(flow_id, "flow"), name, None, principal_name(request))
+        flows.set_property(services.store, require_uuid(flow_id, "flow"), name, None, principal_name(request))
         return no_content()
 
 
@@ -198,7 +194,7 @@ def get_read_only(services: ServicesDep, flow_id: str) -> Response:
 def put_read_only(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     if not isinstance(body, bool):
         raise BadRequest("read_only must be true or false")
-    services.store.set_flow_read_only(require_uuid(flow_id, "flow"), body, principal_name(request))
+    flows.set_read_only(services.store, require_uuid(flow_id, "flow"), body, principal_name(request))
     return no_content()
 
 
@@ -210,11 +206,11 @@ def get_flow_collection(services: ServicesDep, flow_id: str) -> Response:
 @router.put("/flows/{flow_id}/flow_collection", status_code=204)
 def put_flow_collection(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     schemas.check("flow-collection.json", body, "flow_collection")
-    services.store.set_flow_collection(require_uuid(flow_id, "flow"), body, principal_name(request))
+    flows.set_collection(services.store, require_uuid(flow_id, "flow"), body, principal_name(request))
     return no_content()
 
 
 @router.delete("/flows/{flow_id}/flow_collection", status_code=204)
 def delete_flow_collection(request: Request, services: ServicesDep, flow_id: str) -> Response:
-    services.store.set_flow_collection(require_uuid(flow_id, "flow"), [], principal_name(request))
+    flows.set_collection(services.store, require_uuid(flow_id, "flow"), [], principal_name(request))
     return no_content()

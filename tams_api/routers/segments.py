@@ -11,8 +11,9 @@ from fastapi import Body, Request
 from starlette.responses import Response
 
 from .. import schemas
+from ..domain import deletes, flows
 from ..domain import segments as rules
-from ..errors import BadRequest, Forbidden, NotFound, error_json
+from ..errors import BadRequest, Forbidden, error_json
 from ..http import json_response, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
@@ -21,6 +22,7 @@ from ..urls import UrlBuilder, segment_json
 from .common import (
     QueryParam,
     ServicesDep,
+    deletion_response,
     get_and_head,
     page_request,
     parse_query,
@@ -30,7 +32,6 @@ from .common import (
     tams_router,
     timerange_bounds,
 )
-from .delete_requests import deletion_response
 from .urls import url_options
 
 router = tams_router(tags=["Flows"])
@@ -125,7 +126,8 @@ def delete_segments(
     request: Request, services: ServicesDep, flow_id: str, timerange: str = "_", object_id: str | None = None
 ) -> Response:
     timerange_bounds(timerange)  # validates
-    deletion = services.store.delete_segments(
+    deletion = deletes.delete_segments(
+        services.store,
         require_uuid(flow_id, "flow"),
         timerange,
         object_id,
@@ -137,9 +139,7 @@ def delete_segments(
 
 @router.post("/flows/{flow_id}/storage", status_code=201)
 def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, Body()] = None) -> Response:
-    flow = services.store.get_flow(require_uuid(flow_id, "flow"))
-    if flow is None:
-        raise NotFound(f"flow {flow_id} does not exist")
+    flow = flows.get(services.store, require_uuid(flow_id, "flow"))
     if flow.read_only:
         raise Forbidden(f"flow {flow_id} is read-only")
     request = {} if body is None else body

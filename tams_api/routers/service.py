@@ -15,6 +15,7 @@ from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
 from .common import (
     MIME_PATTERN,
+    Format,
     ServicesDep,
     get_and_head,
     page_request,
@@ -23,7 +24,6 @@ from .common import (
     tag_filter,
     tams_router,
 )
-from .sources import Format
 
 router = tams_router(tags=["Service"])
 

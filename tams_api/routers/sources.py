@@ -7,29 +7,27 @@ from typing import Annotated, Any, Literal
 from fastapi import Body, Query, Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, NotFound
+from ..domain import sources
+from ..domain.tags import tag
+from ..errors import NotFound
 from ..http import json_response, listing_headers, no_content
-from ..model import Source, SourceQuery, TagValue
+from ..model import Source, SourceQuery
 from .common import (
     UUID_LIST_EMPTY_PATTERN,
+    Format,
     ServicesDep,
     get_and_head,
     page_request,
     principal_name,
     require_uuid,
+    string_value,
     tag_filter,
+    tag_value,
     tams_router,
     uuid_list,
 )
 
 router = tams_router(tags=["Sources"])
-Format = Literal[
-    "urn:x-nmos:format:video",
-    "urn:x-tam:format:image",
-    "urn:x-nmos:format:audio",
-    "urn:x-nmos:format:data",
-    "urn:x-nmos:format:multi",
-]
 
 
 @get_and_head(router, "/sources")
@@ -59,10 +57,7 @@ def list_sources(
 
 
 def _source(services: ServicesDep, source_id: str) -> Source:
-    source = services.store.get_source(require_uuid(source_id, "source"))
-    if source is None:
-        raise NotFound(f"source {source_id} does not exist")
-    return source
+    return sources.get(services.store, require_uuid(source_id, "source"))
 
 
 @get_and_head(router, "/sources/{source_id}")
@@ -77,35 +72,20 @@ def get_source_tags(services: ServicesDep, source_id: str) -> Response:
 
 @get_and_head(router, "/sources/{source_id}/tags/{name:path}")
 def get_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
-    tags = _source(services, source_id).tags
-    if name not in tags:
-        raise NotFound(f"source {source_id} has no tag {name!r}")
-    return json_response(tags[name])
-
-
-def tag_value(body: Any) -> TagValue:
-    if isinstance(body, str) or (isinstance(body, list) and all(isinstance(item, str) for item in body)):
-        return body
-    raise BadRequest("a tag value must be a string or an array of strings")
-
-
-def string_value(body: Any, what: str) -> str:
-    if not isinstance(body, str):
-        raise BadRequest(f"{what} must be a JSON string")
-    return body
+    return json_response(tag(_source(services, source_id).tags, "source", source_id, name))
 
 
 @router.put("/sources/{source_id}/tags/{name:path}", status_code=204)
 def put_source_tag(
     request: Request, services: ServicesDep, source_id: str, name: str, body: Any = Body(...)
 ) -> Response:
-    services.store.set_source_tag(require_uuid(source_id, "source"), name, tag_value(body), principal_name(request))
+    sources.set_tag(services.store, require_uuid(source_id, "source"), name, tag_value(body), principal_name(request))
     return no_content()
 
 
 @router.delete("/sources/{source_id}/tags/{name:path}", status_code=204)
 def delete_source_tag(request: Request, services: ServicesDep, source_id: str, name: str) -> Response:
-    services.store.set_source_tag(require_uuid(source_id, "source"), name, None, principal_name(request))
+    sources.set_tag(services.store, require_uuid(source_id, "source"), name, None, principal_name(request))
     return no_content()
 
 
@@ -122,12 +102,12 @@ def _property_routes(name: str) -> None:
     @router.put(f"/sources/{{source_id}}/{name}", status_code=204, name=f"put_source_{name}")
     def put_property(request: Request, services: ServicesDep, source_id: str, body: Any = Body(...)) -> Response:
         value = string_value(body, name)
-        services.store.set_source_property(require_uuid(source_id, "source"), name, value, principal_name(request))
+        sources.set_property(services.store, require_uuid(source_id, "source"), name, value, principal_name(request))
         return no_content()
 
     @router.delete(f"/sources/{{source_id}}/{name}", status_code=204, name=f"delete_source_{name}")
     def delete_property(request: Request, services: ServicesDep, source_id: str) -> Response:
-        services.store.set_source_property(require_uuid(source_id, "source"), name, None, principal_name(request))
+        sources.set_property(services.store, require_uuid(source_id, "source"), name, None, principal_name(request))
         return no_content()
 
 

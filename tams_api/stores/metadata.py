@@ -18,12 +18,10 @@ from ..model import (
     DeletedFlow,
     DeleteRequest,
     DeleteRequestQuery,
-    Deletion,
     Event,
     Flow,
     FlowQuery,
     FlowUsage,
-    FlowWrite,
     FormatDistribution,
     NewSegment,
     ObjectUsage,
@@ -40,7 +38,7 @@ from ..model import (
     StorageUsage,
     StoredObject,
     TagFilter,
-    TagValue,
+    Tags,
     TimerangeAnalysis,
     Webhook,
     WebhookQuery,
@@ -63,7 +61,24 @@ class FlowRecord:
     source_id: str
     metadata: dict[str, Any]
     read_only: bool
-    key: Any  # the backend's handle on the row (SQLite: its pk; VAST: the row)
+    key: Any = None  # the backend's handle on the row (SQLite: its pk; VAST: the row), None for a new flow
+    soft_deleted: bool = False  # only when asked for (`flow_record(..., soft_deleted_too=True)`)
+    deleted_by: str | None = None  # who soft-deleted it
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """A source as stored, shown to clients (`visible`) while a flow that is not soft-deleted names it."""
+
+    id: str
+    format: str
+    label: str | None = None
+    description: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+    flow_count: int = 0  # flows naming it, soft-deleted ones included
+    visible: bool = False
+    key: Any = None  # the backend's handle on the row, None for a new source
 
 
 @dataclass(slots=True)
@@ -96,6 +111,16 @@ class ObjectRecord:
         return json.dumps(self.uncontrolled_urls) if self.uncontrolled_urls else None
 
 
+@dataclass(slots=True)
+class DeletedSegments:
+    """What a delete of covered segments did: the media it released, the span of the segments it deleted and the
+    start of the last (None when it deleted none)."""
+
+    released: list[ReleasedMedia] = field(default_factory=list)
+    span: str | None = None
+    last_start: int | None = None
+
+
 class MetadataStore(Protocol):
     schema_upgrade: Upgrade  # what opening the store did to its schema (stores/migrations.py)
 
@@ -116,8 +141,78 @@ class MetadataStore(Protocol):
         writes through `tx`)."""
         ...
 
-    def flow_record(self, tx: Transaction, flow_id: str) -> FlowRecord | None:
-        """The flow, unless it does not exist or is soft-deleted."""
+    def get_flow(self, tx: Transaction, flow_id: str) -> Flow | None:
+        """The flow as clients see it (with tags and collections), unless it does not exist or is soft-deleted."""
+        ...
+
+    def flow_record(self, tx: Transaction, flow_id: str, soft_deleted_too: bool = False) -> FlowRecord | None:
+        """The flow, unless it does not exist or is soft-deleted (unless `soft_deleted_too`)."""
+        ...
+
+    def save_flow(
+        self,
+        tx: Transaction,
+        flow: FlowRecord,
+        stamp: Instant,
+        tags: Tags | None = None,
+        collection: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Insert the flow (`key` None) or update it: source, metadata (with the columns listings filter on) and
+        metadata_updated = `stamp`; replace its tags and its collection when given. A source that no flow names
+        any more is forgotten."""
+        ...
+
+    def flow_timerange(self, tx: Transaction, flow: FlowRecord, within: Bounds) -> str:
+        """The span of the flow's segments that overlap `within` ("()" when none does)."""
+        ...
+
+    def drop_flow(self, tx: Transaction, flow: FlowRecord) -> list[ReleasedMedia]:
+        """Delete the flow with its segments, collections, tags and soft-delete mark; release the objects no other
+        segment uses and those allocated for it never registered (but init objects other objects name); forget
+        its source when no flow names it any more. The media released."""
+        ...
+
+    def set_soft_deleted(self, tx: Transaction, flow: FlowRecord, stamp: Instant | None, by: str | None = None) -> None:
+        """Mark the flow soft-deleted at `stamp` by `by`, or (`stamp` None) unmark it."""
+        ...
+
+    def more_covered_than(self, tx: Transaction, flow: FlowRecord, within: Bounds, limit: int) -> bool:
+        """Whether more than `limit` segments of the flow lie wholly within `within`."""
+        ...
+
+    def delete_covered(
+        self, tx: Transaction, flow: FlowRecord, within: Bounds, object_id: str | None, limit: int | None
+    ) -> DeletedSegments:
+        """Delete the first `limit` (all when None) segments of the flow that lie wholly within `within` (of
+        `object_id` only, when given), earliest first; move the flow's segments_updated; release the objects no
+        segment uses any more."""
+        ...
+
+    def get_delete_request(self, tx: Transaction, request_id: str) -> DeleteRequest | None:
+        """The flow delete request, if it exists."""
+        ...
+
+    def pending_flow_delete(self, tx: Transaction, flow_id: str) -> DeleteRequest | None:
+        """The flow's delete request under way that deletes the flow itself, if any."""
+        ...
+
+    def save_delete_request(
+        self, tx: Transaction, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
+    ) -> None:
+        """Insert the request (created at `stamp`) or update it (updated at `stamp`; with `expiry` once finished)."""
+        ...
+
+    def get_source(self, tx: Transaction, source_id: str) -> Source | None:
+        """The source as clients see it, unless no flow that is not soft-deleted names it."""
+        ...
+
+    def source_record(self, tx: Transaction, source_id: str) -> SourceRecord | None:
+        """The source, visible or not, unless no flow names it."""
+        ...
+
+    def save_source(self, tx: Transaction, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
+        """Insert the source (`key` None; created = `stamp`) or update it; updated = `stamp`; replace its tags
+        when given."""
         ...
 
     def object_records(self, tx: Transaction, object_ids: set[str]) -> dict[str, ObjectRecord]:
@@ -172,36 +267,16 @@ class MetadataStore(Protocol):
     def list_profiles(self, query: ProfileQuery) -> Page[Profile]: ...
     def create_profile(self, profile: Profile) -> None: ...
 
-    # Sources (created and removed with their flows)
-    def get_source(self, source_id: str) -> Source | None: ...
+    # Sources and flows
     def list_sources(self, query: SourceQuery) -> Page[Source]: ...
-    # `updated_by`, `FlowWrite.author`: the principal making the change, None when authentication is off.
-    def set_source_property(self, source_id: str, name: str, value: str | None, updated_by: str | None) -> None: ...
-    def set_source_tag(self, source_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None: ...
-
-    # Flows
-    def get_flow(self, flow_id: str) -> Flow | None: ...
-    def flow_timerange(self, flow_id: str, within: Bounds) -> str: ...
     def list_flows(self, query: FlowQuery) -> Page[Flow]: ...
-    def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]: ...
-    def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion: ...
-    def set_flow_property(self, flow_id: str, name: str, value: Any | None, updated_by: str | None) -> None: ...
-    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None: ...
-    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]], updated_by: str | None) -> None: ...
-    def set_flow_read_only(self, flow_id: str, read_only: bool, updated_by: str | None) -> None: ...
 
     # Soft delete (extension): a soft-deleted flow is deleted for every spec endpoint, until restored or purged
-    def soft_delete_flow(self, flow_id: str, deleted_by: str) -> Deletion: ...
-    def restore_flow(self, flow_id: str) -> None: ...
     def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]: ...
     def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]: ...
-    def purge_flow(self, flow_id: str, sync_limit: int) -> Deletion: ...
 
     # Segments and objects
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage: ...
-    def delete_segments(
-        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
-    ) -> Deletion: ...
     def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None: ...
     def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None: ...
     def find_objects(self, object_ids: list[str]) -> dict[str, StoredObject]: ...
@@ -224,12 +299,8 @@ class MetadataStore(Protocol):
         ...
 
     # Flow delete requests (created by delete_flow / delete_segments)
-    def get_delete_request(self, request_id: str) -> DeleteRequest | None: ...
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]: ...
     def pending_delete_requests(self) -> list[str]: ...
-    def continue_delete_request(
-        self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[ReleasedMedia]]: ...
     def forget_expired_delete_requests(self, before_ns: int) -> int: ...
 
     # Released objects whose media the worker deletes

@@ -1,18 +1,16 @@
-"""Flows in the SQLite store, with their collections: read, listed, created or replaced, changed, deleted."""
+"""Flows in the SQLite store, with their collections: read, listed, saved, dropped with what only they hold."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from typing import Any
 
-from ... import timerange as tr
-from ...clock import now
-from ...errors import BadRequest, Forbidden, NotFound
-from ...model import Deletion, Flow, FlowQuery, FlowWrite, Page, ReleasedMedia, TagValue
+from ...clock import Instant
+from ...errors import BadRequest
+from ...model import Flow, FlowQuery, Page, ReleasedMedia, Tags
 from ..metadata import FlowRecord
-from ..shared import bindable, flow_columns, sign
+from ..shared import bindable, flow_columns
 from .connection import SqliteConnections
 from .rows import _live, _next_key, _page_rows, _sort_keyset
 
@@ -56,16 +54,20 @@ class FlowsMixin(SqliteConnections):
             f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
         ).fetchone()
 
-    def flow_record(self, db: sqlite3.Connection, flow_id: str) -> FlowRecord | None:
+    def flow_record(self, db: sqlite3.Connection, flow_id: str, soft_deleted_too: bool = False) -> FlowRecord | None:
         row = db.execute(
-            f"SELECT pk, source_id, metadata, read_only FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
+            "SELECT f.pk, f.source_id, f.metadata, f.read_only, d.flow_id IS NOT NULL, d.deleted_by "
+            "FROM flows f LEFT JOIN deleted_flows d ON d.flow_id = f.id WHERE f.id = ?",
+            (flow_id,),
         ).fetchone()
-        return None if row is None else FlowRecord(flow_id, row[1], json.loads(row[2]), bool(row[3]), key=row[0])
+        if row is None or (row[4] and not soft_deleted_too):
+            return None
+        pk, source_id, metadata, read_only, soft_deleted, deleted_by = row
+        return FlowRecord(flow_id, source_id, json.loads(metadata), bool(read_only), pk, bool(soft_deleted), deleted_by)
 
-    def get_flow(self, flow_id: str) -> Flow | None:
-        with self._read() as db:
-            row = self._flow_row(db, flow_id)
-            return self._flows_from_rows(db, [row])[0] if row else None
+    def get_flow(self, db: sqlite3.Connection, flow_id: str) -> Flow | None:
+        row = self._flow_row(db, flow_id)
+        return self._flows_from_rows(db, [row])[0] if row else None
 
     def list_flows(self, query: FlowQuery) -> Page[Flow]:
         conditions, params = self._tag_conditions("flow", "flows.id", query.tags)
@@ -105,23 +107,6 @@ class FlowsMixin(SqliteConnections):
             items = self._flows_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
         return Page(items, _next_key(rows, keyset, query.page.limit), query.page.limit)
 
-    def _writable_flow(self, db: sqlite3.Connection, flow_id: str) -> tuple:
-        row = db.execute(
-            f"SELECT pk, read_only, metadata FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"flow {flow_id} does not exist")
-        if row[1]:
-            raise Forbidden(f"flow {flow_id} is read-only")
-        return row
-
-    def _check_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
-        for item in collection:
-            if item["id"] == flow_id:
-                raise BadRequest("a flow cannot collect itself")
-            if db.execute(f"SELECT 1 FROM flows WHERE id = ? AND {_live('id')}", (item["id"],)).fetchone() is None:
-                raise BadRequest(f"flow_collection names flow {item['id']}, which does not exist")
-
     def _write_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
         db.execute("DELETE FROM flow_collections WHERE collector_id = ?", (flow_id,))
         db.executemany(
@@ -129,159 +114,52 @@ class FlowsMixin(SqliteConnections):
             [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
         )
 
-    def _touch_metadata(
-        self, db: sqlite3.Connection, flow_id: str, metadata: dict[str, Any], updated_by: str | None
+    def save_flow(
+        self,
+        db: sqlite3.Connection,
+        flow: FlowRecord,
+        stamp: Instant,
+        tags: Tags | None = None,
+        collection: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Store changed metadata with a new metadata_version, metadata_updated and updated_by."""
-        stamp = now()
-        sign(metadata, updated_by, metadata)
-        metadata["metadata_version"] = str(uuid.uuid4())
-        columns = flow_columns(metadata["format"], metadata)
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        db.execute(
-            f"UPDATE flows SET {assignments}, metadata = ?, metadata_updated = ?, metadata_updated_ns = ? WHERE id = ?",
-            (*columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow_id),
-        )
-        if self.listening(db):
-            flow = self._flows_from_rows(db, [self._flow_row(db, flow_id)])[0]
-            self.emit(db, "flows/updated", {"flow": flow.to_json()}, flow_id=flow_id)
+        columns = {"source_id": flow.source_id, **flow_columns(flow.metadata["format"], flow.metadata)}
+        columns |= {
+            "metadata": json.dumps(flow.metadata),
+            "metadata_updated": stamp.text,
+            "metadata_updated_ns": stamp.ns,
+        }
+        if flow.key is None:
+            columns |= {"id": flow.id, "created": stamp.text, "created_ns": stamp.ns}
+            db.execute(
+                f"INSERT INTO flows ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(columns.values()),
+            )
+        else:
+            (previous_source,) = db.execute("SELECT source_id FROM flows WHERE pk = ?", (flow.key,)).fetchone()
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            db.execute(f"UPDATE flows SET {assignments} WHERE pk = ?", (*columns.values(), flow.key))
+            if previous_source != flow.source_id:
+                self._forget_unnamed_source(db, previous_source)
+        if tags is not None:
+            self._replace_tags(db, "flow", flow.id, tags)
+        if collection is not None:
+            self._write_collection(db, flow.id, collection)
 
-    def put_flow(self, flow: FlowWrite) -> tuple[Flow, bool]:
-        stamp = now()
-        metadata = dict(flow.metadata)
-        metadata["format"] = flow.format
-        with self._write() as db:
-            # A soft-deleted flow of that id is purged now: to clients it is deleted, and a PUT creates the flow anew.
-            hidden = db.execute(
-                "SELECT pk FROM flows WHERE id = ? AND id IN (SELECT flow_id FROM deleted_flows)", (flow.id,)
-            ).fetchone()
-            if hidden is not None:
-                self._drop_flow(db, flow.id, hidden[0])
-            existing = db.execute(
-                "SELECT source_id, read_only, metadata FROM flows WHERE id = ?", (flow.id,)
-            ).fetchone()
-            if existing is not None and existing[1]:
-                raise Forbidden(f"flow {flow.id} is read-only")
-            self._check_collection(db, flow.id, flow.flow_collection)
-            new_source = self._ensure_source(db, flow, stamp)
-            previous = json.loads(existing[2]) if existing else None
-            sign(metadata, flow.author, previous)
-            # A client may set metadata_version (e.g. carried over from another store); otherwise a change
-            # of metadata gets a new one.
-            previous_version = previous.get("metadata_version") if previous else None
-            if metadata.get("metadata_version") in (None, previous_version):
-                metadata["metadata_version"] = str(uuid.uuid4())
-            columns = flow_columns(flow.format, metadata)
-            if existing is None:
-                names = ", ".join(columns)
-                db.execute(
-                    f"INSERT INTO flows (id, source_id, {names}, metadata, created, created_ns, "
-                    "metadata_updated, metadata_updated_ns) "
-                    f"VALUES (?, ?, {', '.join('?' * len(columns))}, ?, ?, ?, ?, ?)",
-                    (
-                        flow.id,
-                        flow.source_id,
-                        *columns.values(),
-                        json.dumps(metadata),
-                        stamp.text,
-                        stamp.ns,
-                        stamp.text,
-                        stamp.ns,
-                    ),
-                )
-            else:
-                assignments = ", ".join(f"{name} = ?" for name in columns)
-                db.execute(
-                    f"UPDATE flows SET source_id = ?, {assignments}, metadata = ?, metadata_updated = ?, "
-                    "metadata_updated_ns = ? WHERE id = ?",
-                    (flow.source_id, *columns.values(), json.dumps(metadata), stamp.text, stamp.ns, flow.id),
-                )
-                if existing[0] != flow.source_id:
-                    self._source_left(db, existing[0])
-            self._replace_tags(db, "flow", flow.id, flow.tags)
-            self._write_collection(db, flow.id, flow.flow_collection)
-            stored = self._flows_from_rows(db, [self._flow_row(db, flow.id)])[0]
-            if self.listening(db):
-                if new_source:
-                    self._emit_source(db, "sources/created", flow.source_id)
-                event_type = "flows/created" if existing is None else "flows/updated"
-                self.emit(db, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
-        return stored, existing is None
-
-    def delete_flow(self, flow_id: str, sync_limit: int, created_by: str | None) -> Deletion:
-        """Delete the flow now when it has at most `sync_limit` segments, else leave it to a delete request."""
-        with self._write() as db:
-            pk = self._writable_flow(db, flow_id)[0]
-            return self._delete_flow(db, flow_id, pk, sync_limit, created_by)
-
-    def _delete_flow(
-        self, db: sqlite3.Connection, flow_id: str, pk: int, sync_limit: int, created_by: str | None
-    ) -> Deletion:
-        pending = self._pending_flow_delete(db, flow_id)
-        if pending is not None:
-            return Deletion(deferred=pending)
-        if self._more_covered_than(db, pk, tr.EVERYTHING, sync_limit):
-            return Deletion(deferred=self._create_delete_request(db, flow_id, "_", True, created_by))
-        return Deletion(released=self._drop_flow(db, flow_id, pk))
-
-    def _drop_flow(self, db: sqlite3.Connection, flow_id: str, pk: int) -> list[ReleasedMedia]:
-        if self.listening(db):
-            self.emit(db, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
-        # A soft-deleted flow was announced deleted already, and so was its source if the flow held it.
-        hidden = db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow_id,)).rowcount > 0
-        source_id = db.execute("SELECT source_id FROM flows WHERE pk = ?", (pk,)).fetchone()[0]
-        object_ids = [row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (pk,))]
-        db.execute("DELETE FROM segments WHERE flow_pk = ?", (pk,))
+    def drop_flow(self, db: sqlite3.Connection, flow: FlowRecord) -> list[ReleasedMedia]:
+        db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow.id,))
+        object_ids = [
+            row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (flow.key,))
+        ]
+        db.execute("DELETE FROM segments WHERE flow_pk = ?", (flow.key,))
         released = self._release_unreferenced(db, object_ids)
-        # Objects allocated for this flow but never registered can no longer be used, unless they are init
-        # objects that objects of other flows still use.
         unused = db.execute(
             "SELECT id FROM objects WHERE allocated_for = ? AND registered = 0 "
             "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id)",
-            (flow_id,),
+            (flow.id,),
         ).fetchall()
         released += self._release(db, [object_id for (object_id,) in unused])
-        db.execute("DELETE FROM flows WHERE pk = ?", (pk,))
-        db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow_id, flow_id))
-        self._delete_all_tags(db, "flow", flow_id)
-        self._source_left(db, source_id, announce=not hidden)
+        db.execute("DELETE FROM flows WHERE pk = ?", (flow.key,))
+        db.execute("DELETE FROM flow_collections WHERE collector_id = ? OR member_id = ?", (flow.id, flow.id))
+        self._delete_all_tags(db, "flow", flow.id)
+        self._forget_unnamed_source(db, flow.source_id)
         return released
-
-    def set_flow_property(self, flow_id: str, name: str, value: Any | None, updated_by: str | None) -> None:
-        with self._write() as db:
-            metadata = json.loads(self._writable_flow(db, flow_id)[2])
-            if name == "avg_bit_rate" and metadata.get("profile_id"):
-                raise BadRequest(
-                    f"avg_bit_rate comes from profile {metadata['profile_id']}: "
-                    "unlink the flow first by setting profile_id to '' in a PUT of the flow"
-                )
-            if value is None:
-                metadata.pop(name, None)
-            else:
-                metadata[name] = value
-            self._touch_metadata(db, flow_id, metadata, updated_by)
-
-    def set_flow_read_only(self, flow_id: str, read_only: bool, updated_by: str | None) -> None:
-        with self._write() as db:
-            row = db.execute(f"SELECT metadata FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"flow {flow_id} does not exist")
-            metadata = json.loads(row[0])
-            metadata["read_only"] = read_only
-            self._touch_metadata(db, flow_id, metadata, updated_by)
-
-    def set_flow_tag(self, flow_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
-        with self._write() as db:
-            metadata = json.loads(self._writable_flow(db, flow_id)[2])
-            if value is not None:
-                self._put_tag(db, "flow", flow_id, name, value)
-            elif not self._delete_tag(db, "flow", flow_id, name):
-                raise NotFound(f"flow {flow_id} has no tag {name!r}")
-            self._touch_metadata(db, flow_id, metadata, updated_by)
-
-    def set_flow_collection(self, flow_id: str, collection: list[dict[str, Any]], updated_by: str | None) -> None:
-        with self._write() as db:
-            metadata = json.loads(self._writable_flow(db, flow_id)[2])
-            self._check_collection(db, flow_id, collection)
-            self._write_collection(db, flow_id, collection)
-            self._touch_metadata(db, flow_id, metadata, updated_by)

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 from ...clock import now
+from ...domain.flows import writable
 from ...errors import BadRequest, NotFound
 from ...model import ObjectUsage, Page, PageRequest, ReleasedMedia, StoredObject, TagFilter
 from ..metadata import ObjectRecord
@@ -21,7 +22,7 @@ class ObjectsMixin(SqliteConnections):
     def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None:
         stamp = now()
         with self._write() as db:
-            metadata = json.loads(self._writable_flow(db, flow_id)[2])
+            metadata = writable(self.flow_record(db, flow_id), flow_id).metadata
             if not metadata.get("container"):
                 raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
             for start in range(0, len(object_ids), 500):

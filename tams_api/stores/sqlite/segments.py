@@ -12,9 +12,8 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...errors import NotFound
-from ...model import Deletion, NewSegment, Page, PageRequest, ReleasedMedia, Segment, SegmentPage, SegmentQuery
-from ..metadata import FlowRecord, ObjectRecord
+from ...model import NewSegment, Page, PageRequest, Segment, SegmentPage, SegmentQuery
+from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
 from ..shared import decode_segment_key, encode_key
 from .connection import SqliteConnections
 from .rows import _live, _stored_object
@@ -59,12 +58,8 @@ class SegmentsMixin(SqliteConnections):
             (flow_pk, at_or_before),
         ).fetchone()
 
-    def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
-        with self._read() as db:
-            row = db.execute(f"SELECT pk FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"flow {flow_id} does not exist")
-            first, last = self._overlapping_ends(db, row[0], within)
+    def flow_timerange(self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds) -> str:
+        first, last = self._overlapping_ends(db, flow.key, within)
         return tr.span(first, last) if first else "()"
 
     def _overlapping_ends(
@@ -189,20 +184,6 @@ class SegmentsMixin(SqliteConnections):
             return _WINDOW_LOWEST_START, "MIN(:end, :after - 1)", after
         return f"MAX({_WINDOW_LOWEST_START}, :after + 1)", ":end", after
 
-    def delete_segments(
-        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
-    ) -> Deletion:
-        """Delete the segments `timerange` covers now when they are at most `sync_limit`, else leave them to a
-        delete request (which cannot carry an object_id filter, so such deletes always happen now)."""
-        within = tr.parse_bounds(timerange)
-        with self._write() as db:
-            flow_pk = self._writable_flow(db, flow_id)[0]
-            if within.is_empty:
-                return Deletion()
-            if object_id is None and self._more_covered_than(db, flow_pk, within, sync_limit):
-                return Deletion(deferred=self._create_delete_request(db, flow_id, timerange, False, created_by))
-            return Deletion(released=self._delete_covered(db, flow_id, flow_pk, within, object_id, None)[0])
-
     @staticmethod
     def _covered(within: tr.Bounds, object_id: str | None) -> tuple[str, list[Any]]:
         """Segments of a flow completely covered by a range (and of one object)."""
@@ -213,31 +194,24 @@ class SegmentsMixin(SqliteConnections):
             params.append(object_id)
         return where, params
 
-    def _more_covered_than(self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds, limit: int) -> bool:
+    def more_covered_than(self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds, limit: int) -> bool:
         where, params = self._covered(within, None)
         found = db.execute(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?)", (flow_pk, *params, limit + 1)
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?)", (flow.key, *params, limit + 1)
         ).fetchone()[0]
         return found > limit
 
-    def _delete_covered(
-        self,
-        db: sqlite3.Connection,
-        flow_id: str,
-        flow_pk: int,
-        within: tr.Bounds,
-        object_id: str | None,
-        limit: int | None,
-    ) -> tuple[list[ReleasedMedia], int | None]:
-        """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
-        segment deleted (None when there was none)."""
+    def delete_covered(
+        self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
+    ) -> DeletedSegments:
         where, params = self._covered(within, object_id)
+        flow_pk = flow.key
         rows = db.execute(
             f"SELECT start_ns, timerange, object_id FROM segments WHERE {where} ORDER BY start_ns LIMIT ?",
             (flow_pk, *params, -1 if limit is None else limit),
         ).fetchall()
         if not rows:
-            return [], None
+            return DeletedSegments()
         last_start = rows[-1][0]
         db.execute(f"DELETE FROM segments WHERE {where} AND start_ns <= ?", (flow_pk, *params, last_start))
         first = db.execute(
@@ -248,8 +222,5 @@ class SegmentsMixin(SqliteConnections):
             "UPDATE flows SET segments_updated = ?, seg_start_ns = ?, seg_end_ns = ? WHERE pk = ?",
             (now().text, first[0] if first else None, last[1] if last else None, flow_pk),
         )
-        if self.listening(db):
-            deleted = {"flow_id": flow_id, "timerange": tr.span(rows[0][1], rows[-1][1])}
-            self.emit(db, "flows/segments_deleted", deleted, flow_id=flow_id)
         released = self._release_unreferenced(db, sorted({row[2] for row in rows}))
-        return released, last_start
+        return DeletedSegments(released, tr.span(rows[0][1], rows[-1][1]), last_start)

@@ -1,13 +1,12 @@
-"""Sources in the SQLite store: read, listed, changed, and their coming and going with their flows."""
+"""Sources in the SQLite store: read, listed, saved, and forgotten when no flow names them."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from ...clock import now
-from ...errors import BadRequest, NotFound
-from ...model import FlowWrite, Page, Source, SourceQuery, TagValue
+from ...clock import Instant
+from ...model import Page, Source, SourceQuery, Tags
+from ..metadata import SourceRecord
 from .connection import SqliteConnections
 from .rows import _SOURCE_VISIBLE, _live, _next_key, _page_rows, _sort_keyset
 
@@ -60,12 +59,11 @@ class SourcesMixin(SqliteConnections):
         ).fetchall()
         return [collector for (collector,) in rows]
 
-    def get_source(self, source_id: str) -> Source | None:
-        with self._read() as db:
-            rows = db.execute(
-                f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ? AND {_SOURCE_VISIBLE}", (source_id,)
-            ).fetchall()
-            found = self._sources_from_rows(db, rows)
+    def get_source(self, db: sqlite3.Connection, source_id: str) -> Source | None:
+        rows = db.execute(
+            f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ? AND {_SOURCE_VISIBLE}", (source_id,)
+        ).fetchall()
+        found = self._sources_from_rows(db, rows)
         return found[0] if found else None
 
     def list_sources(self, query: SourceQuery) -> Page[Source]:
@@ -95,83 +93,40 @@ class SourcesMixin(SqliteConnections):
             items = self._sources_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
         return Page(items, _next_key(rows, keyset, query.page.limit), query.page.limit)
 
-    def set_source_property(self, source_id: str, name: str, value: str | None, updated_by: str | None) -> None:
-        assert name in ("label", "description")
-        stamp = now()
-        with self._write() as db:
-            updated = db.execute(
-                f"UPDATE sources SET {name} = ?, updated_by = ?, updated = ?, updated_ns = ? "
-                f"WHERE id = ? AND {_SOURCE_VISIBLE}",
-                (value, updated_by, stamp.text, stamp.ns, source_id),
-            )
-            if updated.rowcount == 0:
-                raise NotFound(f"source {source_id} does not exist")
-            self._emit_source(db, "sources/updated", source_id)
+    def source_record(self, db: sqlite3.Connection, source_id: str) -> SourceRecord | None:
+        row = db.execute(
+            "SELECT format, label, description, created_by, updated_by, "
+            f"(SELECT COUNT(*) FROM flows WHERE source_id = sources.id), {_SOURCE_VISIBLE} FROM sources WHERE id = ?",
+            (source_id,),
+        ).fetchone()
+        return None if row is None else SourceRecord(source_id, *row[:6], visible=bool(row[6]), key=source_id)
 
-    def set_source_tag(self, source_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
-        stamp = now()
-        with self._write() as db:
-            updated = db.execute(
-                f"UPDATE sources SET updated_by = ?, updated = ?, updated_ns = ? WHERE id = ? AND {_SOURCE_VISIBLE}",
-                (updated_by, stamp.text, stamp.ns, source_id),
-            )
-            if updated.rowcount == 0:
-                raise NotFound(f"source {source_id} does not exist")
-            if value is not None:
-                self._put_tag(db, "source", source_id, name, value)
-            elif not self._delete_tag(db, "source", source_id, name):
-                raise NotFound(f"source {source_id} has no tag {name!r}")
-            self._emit_source(db, "sources/updated", source_id)
-
-    def _ensure_source(self, db: sqlite3.Connection, flow: FlowWrite, stamp: Any) -> bool:
-        """Sources come into being with their first flow (True when this one did); a flow must match its
-        source's format."""
-        source = db.execute("SELECT format FROM sources WHERE id = ?", (flow.source_id,)).fetchone()
-        if source is None:
+    def save_source(
+        self, db: sqlite3.Connection, source: SourceRecord, stamp: Instant, tags: Tags | None = None
+    ) -> None:
+        columns = {
+            "format": source.format,
+            "label": source.label,
+            "description": source.description,
+            "created_by": source.created_by,
+            "updated_by": source.updated_by,
+            "updated": stamp.text,
+            "updated_ns": stamp.ns,
+        }
+        if source.key is None:
+            columns |= {"id": source.id, "created": stamp.text, "created_ns": stamp.ns}
             db.execute(
-                "INSERT INTO sources (id, format, label, description, created_by, updated_by, created, created_ns, "
-                "updated, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    flow.source_id,
-                    flow.format,
-                    flow.metadata.get("label"),
-                    flow.metadata.get("description"),
-                    flow.author,
-                    flow.author,
-                    stamp.text,
-                    stamp.ns,
-                    stamp.text,
-                    stamp.ns,
-                ),
+                f"INSERT INTO sources ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(columns.values()),
             )
-            return True
-        # A source whose flows are all soft-deleted is hidden: it comes back with this flow.
-        reappears = not self._source_has_live_flow(db, flow.source_id)
-        if source[0] != flow.format:
-            others = db.execute(
-                "SELECT COUNT(*) FROM flows WHERE source_id = ? AND id != ?", (flow.source_id, flow.id)
-            ).fetchone()[0]
-            if others:
-                raise BadRequest(
-                    f"flow format {flow.format} conflicts with format {source[0]} of source {flow.source_id}"
-                )
-            db.execute("UPDATE sources SET format = ? WHERE id = ?", (flow.format, flow.source_id))
-        return reappears
+        else:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            db.execute(f"UPDATE sources SET {assignments} WHERE id = ?", (*columns.values(), source.id))
+        if tags is not None:
+            self._replace_tags(db, "source", source.id, tags)
 
-    @staticmethod
-    def _source_has_live_flow(db: sqlite3.Connection, source_id: str) -> bool:
-        return (
-            db.execute(f"SELECT 1 FROM flows WHERE source_id = ? AND {_live('id')} LIMIT 1", (source_id,)).fetchone()
-            is not None
-        )
-
-    def _source_left(self, db: sqlite3.Connection, source_id: str, announce: bool = True) -> None:
-        """A flow left the source: without flows that are not soft-deleted it is gone for clients (announced
-        unless it was gone already), and without any flow it is forgotten."""
-        if self._source_has_live_flow(db, source_id):
-            return
-        if announce:
-            self._emit_source(db, "sources/deleted", source_id)
+    def _forget_unnamed_source(self, db: sqlite3.Connection, source_id: str) -> None:
+        """Sources exist while a flow names them."""
         if db.execute("SELECT 1 FROM flows WHERE source_id = ? LIMIT 1", (source_id,)).fetchone() is None:
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))
             self._delete_all_tags(db, "source", source_id)

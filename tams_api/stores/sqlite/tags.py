@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ...model import TagFilter, Tags, TagValue
+from ...model import TagFilter, Tags
 from ..shared import tag_values
 from .connection import SqliteConnections
 
@@ -28,26 +28,16 @@ class TagsMixin(SqliteConnections):
                 result[entity_id][name] = json.loads(value)
         return result
 
-    def _put_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str, value: TagValue) -> None:
-        self._delete_tag(db, kind, entity_id, name)
-        db.execute(
+    def _replace_tags(self, db: sqlite3.Connection, kind: str, entity_id: str, tags: Tags) -> None:
+        self._delete_all_tags(db, kind, entity_id)
+        db.executemany(
             "INSERT INTO tags (kind, entity_id, name, value) VALUES (?, ?, ?, ?)",
-            (kind, entity_id, name, json.dumps(value)),
+            [(kind, entity_id, name, json.dumps(value)) for name, value in tags.items()],
         )
         db.executemany(
             "INSERT OR IGNORE INTO tag_values (kind, name, value, entity_id) VALUES (?, ?, ?, ?)",
-            [(kind, name, item, entity_id) for item in tag_values(value)],
+            [(kind, name, item, entity_id) for name, value in tags.items() for item in tag_values(value)],
         )
-
-    def _delete_tag(self, db: sqlite3.Connection, kind: str, entity_id: str, name: str) -> bool:
-        db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
-        deleted = db.execute("DELETE FROM tags WHERE kind = ? AND entity_id = ? AND name = ?", (kind, entity_id, name))
-        return deleted.rowcount > 0
-
-    def _replace_tags(self, db: sqlite3.Connection, kind: str, entity_id: str, tags: Tags) -> None:
-        self._delete_all_tags(db, kind, entity_id)
-        for name, value in tags.items():
-            self._put_tag(db, kind, entity_id, name, value)
 
     def _delete_all_tags(self, db: sqlite3.Connection, kind: str, entity_id: str) -> None:
         db.execute("DELETE FROM tag_values WHERE kind = ? AND entity_id = ?", (kind, entity_id))

@@ -63,16 +63,6 @@ class WebhooksMixin(SqliteConnections):
             ),
         )
 
-    def _emit_source(self, db: sqlite3.Connection, event_type: str, source_id: str) -> None:
-        if not self.listening(db):
-            return
-        if event_type == "sources/deleted":
-            payload: dict[str, Any] = {"source_id": source_id}
-        else:
-            rows = db.execute(f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchall()
-            payload = {"source": self._sources_from_rows(db, rows)[0].to_json()}
-        self.emit(db, event_type, payload, source_id=source_id)
-
     @staticmethod
     def _last_event(db: sqlite3.Connection) -> int:
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
-from ... import timerange as tr
-from ...clock import instant_text, now
-from ...errors import NotFound, error_json
-from ...model import DeleteRequest, DeleteRequestQuery, Page, ReleasedMedia
+from ...clock import Instant
+from ...model import DeleteRequest, DeleteRequestQuery, Page
 from ..shared import REQUEST_COLUMNS, delete_request_from_row
-from .rows import _ACTIVE, TABLE_DEFAULTS, _all, _delete, _insert, _page, _select, _sort, _update
+from .rows import _ACTIVE, _all, _delete, _eq, _insert, _page, _select, _sort, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
 
@@ -27,30 +24,46 @@ class DeleteRequestsMixin(Transactions):
     def _request(row: dict[str, Any]) -> DeleteRequest:
         return delete_request_from_row([row[column] for column in REQUEST_COLUMNS])
 
-    def _create_delete_request(
-        self, t: _Tx, flow_id: str, timerange: str, delete_flow: bool, created_by: str | None
-    ) -> DeleteRequest:
-        _guard(t, f"flow {flow_id}")  # against a second request for the same deletion
-        stamp = now()
+    def pending_flow_delete(self, t: _Tx, flow_id: str) -> DeleteRequest | None:
+        requests = t["delete_requests"]
+        where = _all(
+            requests["flow_id"] == flow_id, _eq(requests, "delete_flow", True), requests["status"].isin(_ACTIVE)
+        )
+        pending = _select(requests, where)
+        return self._request(pending[0]) if pending else None
+
+    def get_delete_request(self, t: _Tx, request_id: str) -> DeleteRequest | None:
+        rows = self._request_rows(t, request_id)
+        return self._request(rows[0]) if rows else None
+
+    def save_delete_request(
+        self, t: _Tx, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
+    ) -> None:
+        values = {
+            "remaining": request.timerange_remaining,
+            "status": request.status,
+            "updated": stamp.text,
+            "expiry": expiry.text if expiry else None,
+            "expiry_ns": expiry.ns if expiry else None,
+            "error": json.dumps(request.error) if request.error else None,
+        }
+        rows = self._request_rows(t, request.id)
+        if rows:
+            rows[0].update(values)
+            _update(t["delete_requests"], "delete_requests", rows, list(values))
+            return
+        _guard(t, f"flow {request.flow_id}")  # against a second request for the same deletion
         row = {
-            "id": str(uuid.uuid4()),
-            "flow_id": flow_id,
-            "to_delete": timerange,
-            "remaining": tr.format_bounds(tr.parse_bounds(timerange)),
-            "delete_flow": delete_flow,
-            "status": "created",
+            "id": request.id,
+            "flow_id": request.flow_id,
+            "to_delete": request.timerange_to_delete,
+            "delete_flow": request.delete_flow,
             "created": stamp.text,
             "created_ns": stamp.ns,
-            "created_by": created_by,
-            "updated": stamp.text,
+            "created_by": request.created_by,
+            **values,
         }
         _insert(t["delete_requests"], "delete_requests", [row])
-        return self._request({**TABLE_DEFAULTS["delete_requests"], **row})
-
-    def get_delete_request(self, request_id: str) -> DeleteRequest | None:
-        with self._read() as t:
-            rows = self._request_rows(t, request_id)
-        return self._request(rows[0]) if rows else None
 
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
         with self._read() as t:
@@ -71,45 +84,6 @@ class DeleteRequestsMixin(Transactions):
             requests = t["delete_requests"]
             rows = _select(requests, requests["status"].isin(_ACTIVE), ["id", "created_ns"])
         return [row["id"] for row in sorted(rows, key=lambda row: (row["created_ns"], row["id"]))]
-
-    @_retried_on_conflict
-    def continue_delete_request(
-        self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
-        """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
-        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
-        with self._write() as t:
-            rows = self._request_rows(t, request_id)
-            if not rows:
-                raise NotFound(f"flow delete request {request_id} does not exist")
-            row = rows[0]
-            request = self._request(row)
-            if request.status not in _ACTIVE:
-                return request, []
-            stamp = now()
-            flow = self._flow_row(t, request.flow_id, hidden_too=True)  # a purge works on a soft-deleted flow
-            released: list[ReleasedMedia] = []
-            changes: dict[str, Any] = {"updated": stamp.text}
-            if flow is not None and flow["read_only"]:
-                error = error_json("Forbidden", f"flow {request.flow_id} is read-only", stamp.text)
-                changes.update(status="error", error=json.dumps(error))
-            else:
-                remaining = tr.parse_bounds(request.timerange_remaining)
-                last_start = None
-                if flow is not None and not remaining.is_empty:
-                    released, last_start = self._delete_covered(t, flow, remaining, None, chunk)
-                if last_start is not None:
-                    changes.update(
-                        status="started", remaining=tr.format_bounds(tr.Bounds(last_start + 1, remaining.end))
-                    )
-                else:
-                    if flow is not None and request.delete_flow:
-                        released += self._drop_flow(t, flow)
-                    expiry = stamp.ns + retention_seconds * 1_000_000_000
-                    changes.update(status="done", remaining="()", expiry=instant_text(expiry), expiry_ns=expiry)
-            row.update(changes)
-            _update(t["delete_requests"], "delete_requests", [row], list(changes))
-            return self._request(row), released
 
     @_retried_on_conflict
     def forget_expired_delete_requests(self, before_ns: int) -> int:

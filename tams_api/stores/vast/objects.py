@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...clock import now
+from ...domain.flows import writable
 from ...errors import BadRequest, NotFound
 from ...model import ObjectUsage, Page, PageRequest, ReleasedMedia, StoredObject, TagFilter
 from ..metadata import ObjectRecord
@@ -23,8 +24,7 @@ class ObjectsMixin(Transactions):
     def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None:
         stamp = now()
         with self._write() as t:
-            flow = self._writable_flow(t, flow_id)
-            if not json.loads(flow["metadata"]).get("container"):
+            if not writable(self.flow_record(t, flow_id), flow_id).metadata.get("container"):
                 raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
             _guard(t, *(f"object {object_id}" for object_id in object_ids))
             taken = _select_in(t["objects"], "id", object_ids, None, ["id"])

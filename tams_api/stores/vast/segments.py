@@ -1,5 +1,5 @@
 """Segments: the windowed scan of a flow's segments, storing them, listing them, their flow's timerange, and
-deleting them (now, or by a delete request)."""
+deleting those a range covers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...errors import NotFound
-from ...model import Deletion, NewSegment, Page, ReleasedMedia, Segment, SegmentPage, SegmentQuery
-from ..metadata import FlowRecord, ObjectRecord
+from ...model import NewSegment, Page, Segment, SegmentPage, SegmentQuery
+from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
 from ..shared import decode_segment_key, encode_key
 from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
-from .session import Transactions, _guard, _retried_on_conflict, _Tx
+from .session import Transactions, _guard, _Tx
 
 
 def _registration(record: ObjectRecord) -> dict[str, Any]:
@@ -92,21 +91,17 @@ class SegmentsMixin(Transactions):
         """Start bounds of the segments that can overlap `within`."""
         return max(tr.INT64_MIN, within.start - (flow["max_segment_ns"] or 0)), within.end
 
-    def flow_timerange(self, flow_id: str, within: tr.Bounds) -> str:
-        with self._read() as t:
-            flow = self._flow_row(t, flow_id)
-            if flow is None:
-                raise NotFound(f"flow {flow_id} does not exist")
-            if within.is_empty:
-                return "()"
-            lo, hi = self._window(t, flow, within)
-            columns = ["start_ns", "end_ns", "timerange"]
+    def flow_timerange(self, t: _Tx, flow: FlowRecord, within: tr.Bounds) -> str:
+        if within.is_empty:
+            return "()"
+        lo, hi = self._window(t, flow.key, within)
+        columns = ["start_ns", "end_ns", "timerange"]
 
-            def overlapping(row: dict[str, Any]) -> bool:
-                return row["end_ns"] >= within.start
+        def overlapping(row: dict[str, Any]) -> bool:
+            return row["end_ns"] >= within.start
 
-            first = self._scan(t, flow, lo, hi, 1, False, overlapping, columns=columns)
-            last = self._scan(t, flow, lo, hi, 1, True, overlapping, columns=columns)
+        first = self._scan(t, flow.key, lo, hi, 1, False, overlapping, columns=columns)
+        last = self._scan(t, flow.key, lo, hi, 1, True, overlapping, columns=columns)
         return tr.span(first[0]["timerange"], last[0]["timerange"]) if first else "()"
 
     def overlapping_segment(self, t: _Tx, flow: FlowRecord, bounds: tr.Bounds) -> str | None:
@@ -217,61 +212,42 @@ class SegmentsMixin(Transactions):
             span = tr.span(earliest.timerange, latest.timerange)
         return SegmentPage(Page(segments, next_key, query.page.limit), span)
 
-    @_retried_on_conflict
-    def delete_segments(
-        self, flow_id: str, timerange: str, object_id: str | None, sync_limit: int, created_by: str | None
-    ) -> Deletion:
-        """Delete the segments `timerange` covers now when they are at most `sync_limit`, else leave them to a
-        delete request (which cannot carry an object_id filter, so such deletes always happen now)."""
-        within = tr.parse_bounds(timerange)
-        with self._write() as t:
-            flow = self._writable_flow(t, flow_id)
-            if within.is_empty:
-                return Deletion()
-            if object_id is None and self._more_covered_than(t, flow_id, within, sync_limit):
-                return Deletion(deferred=self._create_delete_request(t, flow_id, timerange, False, created_by))
-            return Deletion(released=self._delete_covered(t, flow, within, object_id, None)[0])
-
     @staticmethod
-    def _more_covered_than(t: _Tx, flow_id: str, within: tr.Bounds, limit: int) -> bool:
+    def more_covered_than(t: _Tx, flow: FlowRecord, within: tr.Bounds, limit: int) -> bool:
         segments = t["segments"]
         where = _all(
-            segments["flow_id"] == flow_id,
+            segments["flow_id"] == flow.id,
             segments["start_ns"].between(within.start, within.end),
             segments["end_ns"] <= within.end,
         )
         # `limit_rows` is an arbitrary subset: enough to tell "more than `limit`".
         return len(_select(segments, where, ["start_ns"], limit=limit + 1)) > limit
 
-    def _delete_covered(
-        self, t: _Tx, flow: dict[str, Any], within: tr.Bounds, object_id: str | None, limit: int | None
-    ) -> tuple[list[ReleasedMedia], int | None]:
-        """Delete the first `limit` (or all) covered segments; the released objects and the start of the last
-        segment deleted (None when there was none)."""
+    def delete_covered(
+        self, t: _Tx, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
+    ) -> DeletedSegments:
+        row = flow.key
         rows = self._scan(
             t,
-            flow,
+            row,
             within.start,
             within.end,
             limit,
-            keep=lambda row: row["end_ns"] <= within.end,
+            keep=lambda segment: segment["end_ns"] <= within.end,
             object_id=object_id,
             columns=["start_ns", "end_ns", "timerange", "object_id"],
             row_ids=True,
         )
         if not rows:
-            return [], None
+            return DeletedSegments()
         _delete(t["segments"], rows)
-        first = self._scan(t, flow, tr.INT64_MIN, tr.INT64_MAX, 1, columns=["start_ns", "end_ns"])
-        last = self._scan(t, flow, tr.INT64_MIN, tr.INT64_MAX, 1, reverse=True, columns=["start_ns", "end_ns"])
-        flow.update(
+        first = self._scan(t, row, tr.INT64_MIN, tr.INT64_MAX, 1, columns=["start_ns", "end_ns"])
+        last = self._scan(t, row, tr.INT64_MIN, tr.INT64_MAX, 1, reverse=True, columns=["start_ns", "end_ns"])
+        row.update(
             segments_updated=now().text,
             seg_start_ns=first[0]["start_ns"] if first else None,
             seg_end_ns=last[0]["end_ns"] if last else None,
         )
-        _update(t["flows"], "flows", [flow], ["segments_updated", "seg_start_ns", "seg_end_ns"])
-        if self.listening(t):
-            deleted = {"flow_id": flow["id"], "timerange": tr.span(rows[0]["timerange"], rows[-1]["timerange"])}
-            self.emit(t, "flows/segments_deleted", deleted, flow_id=flow["id"])
-        released = self._release_unreferenced(t, sorted({row["object_id"] for row in rows}))
-        return released, rows[-1]["start_ns"]
+        _update(t["flows"], "flows", [row], ["segments_updated", "seg_start_ns", "seg_end_ns"])
+        released = self._release_unreferenced(t, sorted({segment["object_id"] for segment in rows}))
+        return DeletedSegments(released, tr.span(rows[0]["timerange"], rows[-1]["timerange"]), rows[-1]["start_ns"])

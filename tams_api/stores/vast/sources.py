@@ -1,15 +1,16 @@
-"""Sources: reading and listing them (with their collections, through their flows) and changing them."""
+"""Sources: reading and listing them (with their collections, through their flows), saving them, and forgetting
+them when no flow names them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ...clock import now
-from ...errors import NotFound
-from ...model import Page, Source, SourceQuery, TagValue
-from .rows import _all, _page, _select, _select_in, _sort, _update
-from .session import Transactions, _retried_on_conflict, _Tx
+from ...clock import Instant
+from ...model import Page, Source, SourceQuery, Tags
+from ..metadata import SourceRecord
+from .rows import _all, _delete, _insert, _page, _select, _select_in, _sort, _update
+from .session import Transactions, _guard, _Tx
 
 
 class SourcesMixin(Transactions):
@@ -82,10 +83,9 @@ class SourcesMixin(Transactions):
         table = t["sources"]
         return _select(table, table["id"] == source_id, row_ids=True)
 
-    def get_source(self, source_id: str) -> Source | None:
-        with self._read() as t:
-            rows = self._source_rows(t, source_id) if self._visible_sources(t, [source_id]) else []
-            found = self._sources_from_rows(t, rows)
+    def get_source(self, t: _Tx, source_id: str) -> Source | None:
+        rows = self._source_rows(t, source_id) if self._visible_sources(t, [source_id]) else []
+        found = self._sources_from_rows(t, rows)
         return found[0] if found else None
 
     def list_sources(self, query: SourceQuery) -> Page[Source]:
@@ -109,31 +109,41 @@ class SourcesMixin(Transactions):
             items = self._sources_from_rows(t, [full[row["id"]] for row in page_rows])
         return Page(items, next_key, query.page.limit)
 
-    def set_source_property(self, source_id: str, name: str, value: str | None, updated_by: str | None) -> None:
-        assert name in ("label", "description")
-        self._update_source(source_id, {name: value, "updated_by": updated_by})
+    def source_record(self, t: _Tx, source_id: str) -> SourceRecord | None:
+        rows = self._source_rows(t, source_id)
+        if not rows:
+            return None
+        row = rows[0]
+        flows = _select(t["flows"], t["flows"]["source_id"] == source_id, ["id"])
+        visible = bool({row["id"] for row in flows} - self._hidden(t, [row["id"] for row in flows]))
+        names = ("format", "label", "description", "created_by", "updated_by")
+        return SourceRecord(source_id, *(row[name] for name in names), len(flows), visible, key=rows)
 
-    def set_source_tag(self, source_id: str, name: str, value: TagValue | None, updated_by: str | None) -> None:
-        def change(t: _Tx) -> None:
-            if value is not None:
-                self._put_tag(t, "source", source_id, name, value)
-            elif not self._delete_tag(t, "source", source_id, name):
-                raise NotFound(f"source {source_id} has no tag {name!r}")
+    def save_source(self, t: _Tx, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
+        values = {
+            "format": source.format,
+            "label": source.label,
+            "description": source.description,
+            "created_by": source.created_by,
+            "updated_by": source.updated_by,
+            "updated": stamp.text,
+            "updated_ns": stamp.ns,
+        }
+        if source.key is None:
+            _guard(t, f"source {source.id}")  # two writers that both found no such source would both insert it
+            _insert(
+                t["sources"], "sources", [{"id": source.id, **values, "created": stamp.text, "created_ns": stamp.ns}]
+            )
+        else:
+            for row in source.key:
+                row.update(values)
+            _update(t["sources"], "sources", source.key, list(values))
+        if tags is not None:
+            self._replace_tags(t, "source", source.id, tags)
 
-        self._update_source(source_id, {"updated_by": updated_by}, change)
-
-    @_retried_on_conflict
-    def _update_source(
-        self, source_id: str, values: dict[str, Any], change: Callable[[_Tx], None] | None = None
-    ) -> None:
-        stamp = now()
-        with self._write() as t:
-            rows = self._source_rows(t, source_id)
-            if not rows or not self._visible_sources(t, [source_id]):
-                raise NotFound(f"source {source_id} does not exist")
-            for row in rows:
-                row.update(values, updated=stamp.text, updated_ns=stamp.ns)
-            _update(t["sources"], "sources", rows, [*values, "updated", "updated_ns"])
-            if change is not None:
-                change(t)
-            self._emit_source(t, "sources/updated", source_id)
+    def _forget_unnamed_source(self, t: _Tx, source_id: str) -> None:
+        """Sources exist while a flow names them."""
+        flows = t["flows"]
+        if not _select(flows, flows["source_id"] == source_id, ["id"], limit=1):
+            _delete(t["sources"], self._source_rows(t, source_id))
+            self._delete_all_tags(t, "source", source_id)

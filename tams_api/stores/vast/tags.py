@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from ...model import TagFilter, Tags, TagValue
+from ...model import TagFilter, Tags
 from ..shared import tag_values
 from .rows import _all, _delete, _insert, _select, _select_in
 from .session import Transactions, _Tx
@@ -22,22 +22,6 @@ class TagsMixin(Transactions):
         for row in _select_in(table, "entity_id", ids, table["kind"] == kind, ["entity_id", "name", "value"]):
             result[row["entity_id"]][row["name"]] = json.loads(row["value"])
         return result
-
-    def _put_tag(self, t: _Tx, kind: str, entity_id: str, name: str, value: TagValue) -> None:
-        self._delete_tag(t, kind, entity_id, name)
-        _insert(t["tags"], "tags", [{"kind": kind, "entity_id": entity_id, "name": name, "value": json.dumps(value)}])
-        items = sorted(set(tag_values(value)))
-        rows = [{"kind": kind, "name": name, "value": item, "entity_id": entity_id} for item in items]
-        _insert(t["tag_values"], "tag_values", rows)
-
-    @staticmethod
-    def _delete_tag(t: _Tx, kind: str, entity_id: str, name: str) -> bool:
-        deleted = 0
-        for table_name in ("tag_values", "tags"):
-            table = t[table_name]
-            where = _all(table["kind"] == kind, table["entity_id"] == entity_id, table["name"] == name)
-            deleted = _delete(table, _select(table, where, ["name"], row_ids=True))
-        return deleted > 0
 
     def _replace_tags(self, t: _Tx, kind: str, entity_id: str, tags: Tags) -> None:
         self._delete_all_tags(t, kind, entity_id)

@@ -78,15 +78,6 @@ class WebhooksMixin(Transactions):
         }
         _insert(t["events"], "events", [row])
 
-    def _emit_source(self, t: _Tx, event_type: str, source_id: str) -> None:
-        if not self.listening(t):
-            return
-        if event_type == "sources/deleted":
-            payload: dict[str, Any] = {"source_id": source_id}
-        else:
-            payload = {"source": self._sources_from_rows(t, self._source_rows(t, source_id))[0].to_json()}
-        self.emit(t, event_type, payload, source_id=source_id)
-
     def _webhooks_from_rows(self, t: _Tx, rows: list[dict[str, Any]]) -> list[Webhook]:
         tags = self._load_tags(t, "webhook", [row["id"] for row in rows])
         webhooks = []
