@@ -9,6 +9,7 @@ may repeat the events of the batch under way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import httpx
 import orjson
 
 from .config import Settings
+from .domain import objects
 from .errors import error_json
 from .metrics import WEBHOOK_DELIVERIES, WEBHOOK_ERRORS
 from .model import Event, Webhook
@@ -91,7 +93,8 @@ class Courier:
         if webhook.api_key_name and webhook.api_key_value is not None:
             headers[webhook.api_key_name] = webhook.api_key_value
         # In a thread: segment URLs of init objects read the metadata store.
-        body = orjson.dumps(await asyncio.to_thread(event_body, webhook, event, self.media, self.store.find_objects))
+        find_objects = functools.partial(objects.stored, self.store)
+        body = orjson.dumps(await asyncio.to_thread(event_body, webhook, event, self.media, find_objects))
         problem = f"{webhook.url}: {url.host} resolves to no address"
         for address in addresses:
             try:

@@ -14,6 +14,7 @@ from helpers import STORE_BACKENDS, Tams, backend_settings, new_id, open_test_se
 from spec import check_response
 from tams_api.app import create_app
 from tams_api.config import Settings
+from tams_api.domain import objects
 from tams_api.routers.common import Services
 
 RETENTION = 3600
@@ -121,7 +122,7 @@ def test_the_worker_purges_after_the_retention(app: FastAPI, tams: Tams, sync_li
         wait_for(lambda: deleted_flows(client) == [], what="the purge")
         wait_for(lambda: client.get(media_url).status_code == 404, what="the media deletion")
     assert client.post(f"/x-tams/flows/{flow_id}/restore").status_code == 404
-    assert services.store.find_objects([object_id]) == {}
+    assert objects.stored(services.store, [object_id]) == {}
     requests = client.get("/flow-delete-requests").json()
     assert [(request["flow_id"], request["status"]) for request in requests] == (
         [] if sync_limit else [(flow_id, "done")]

@@ -21,6 +21,7 @@ from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast
 from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
 from tams_api.domain import flows
+from tams_api.domain.objects import allocate
 from tams_api.domain.segments import register
 from tams_api.errors import BadRequest, Unavailable
 from tams_api.model import Profile
@@ -134,11 +135,11 @@ def test_two_replicas_allocating_one_object_id_have_one_winner(
 ) -> None:
     a, b = replicas
     flows.put(a, flow("f"))
-    outcomes = together(
-        fake,
-        lambda: a.allocate_objects("f", "storage", "video/mp2t", ["o"]),
-        lambda: b.allocate_objects("f", "storage", "video/mp2t", ["o"]),
-    )
+
+    def allocate_o(store: VastMetadataStore) -> None:
+        allocate(store, "f", "storage", "video/mp2t", ["o"])
+
+    outcomes = together(fake, lambda: allocate_o(a), lambda: allocate_o(b))
     assert outcomes.count(None) == 1
     assert any(isinstance(outcome, BadRequest) and "already in use" in outcome.summary for outcome in outcomes)
     assert [row["id"] for row in committed(fake, "objects")] == ["o"]

@@ -10,7 +10,7 @@ from .. import timerange as tr
 from ..clock import Instant, instant_text, now
 from ..errors import BadRequest, Forbidden, NotFound, error_json
 from ..model import DeleteRequest, Deletion, ReleasedMedia
-from ..stores.metadata import FlowRecord, MetadataStore, Transaction
+from ..stores.metadata import DeletedSegments, FlowRecord, MetadataStore, Transaction
 from . import sources
 from .flows import drop, found, writable
 
@@ -55,7 +55,7 @@ def delete_segments(
 
 def _delete_covered(
     store: MetadataStore, tx: Transaction, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
-):
+) -> DeletedSegments:
     deleted = store.delete_covered(tx, flow, within, object_id, limit)
     if deleted.span is not None and store.listening(tx):
         store.emit(tx, "flows/segments_deleted", {"flow_id": flow.id, "timerange": deleted.span}, flow_id=flow.id)
@@ -102,7 +102,7 @@ def _continue(
     expiry: Instant | None = None
     try:
         if flow is not None:
-            writable(flow, flow.id)
+            writable(flow, flow.id)  # a flow made read-only since the request was made stays whole
     except Forbidden as refused:
         request.status, request.error = "error", error_json("Forbidden", refused.summary, stamp.text)
     else:

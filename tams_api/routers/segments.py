@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -11,9 +12,10 @@ from fastapi import Body, Request
 from starlette.responses import Response
 
 from .. import schemas
-from ..domain import deletes, flows
+from ..domain import deletes
+from ..domain import objects as object_rules
 from ..domain import segments as rules
-from ..errors import BadRequest, Forbidden, error_json
+from ..errors import BadRequest, error_json
 from ..http import json_response, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
@@ -83,7 +85,7 @@ def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Resp
     )
     # A flow that does not exist has no segments: 200 and an empty list, not 404.
     result = services.store.list_segments(require_uuid(flow_id, "flow"), query)
-    urls = UrlBuilder(services.media, options, services.store.find_objects)
+    urls = UrlBuilder(services.media, options, functools.partial(object_rules.stored, services.store))
     include_object_timerange = bool(params["include_object_timerange"])
     body = [segment_json(segment, urls, include_object_timerange) for segment in result.page.items]
     extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
@@ -139,27 +141,22 @@ def delete_segments(
 
 @router.post("/flows/{flow_id}/storage", status_code=201)
 def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, Body()] = None) -> Response:
-    flow = flows.get(services.store, require_uuid(flow_id, "flow"))
-    if flow.read_only:
-        raise Forbidden(f"flow {flow_id} is read-only")
+    require_uuid(flow_id, "flow")
     request = {} if body is None else body
     schemas.check("flow-storage-post.json", request, "storage request")
     media = services.media_store(request.get("storage_id", services.media.default.backend.id))
     if request.get("presigned") is False:
         raise BadRequest("this storage backend only issues presigned URLs; omit presigned or set it to true")
-    if not flow.container:
-        raise BadRequest(f"flow {flow_id} has no 'container': set it before allocating storage")
-    content_type = request.get("content_type", flow.container)
     if "object_ids" in request:
         object_ids = request["object_ids"]
-        if not object_ids:
-            raise BadRequest("object_ids must not be empty")
     else:
         limit = request.get("limit", 10)
         if limit < 1:
             raise BadRequest("limit must be a positive integer")
         object_ids = [new_object_id() for _ in range(min(limit, services.settings.max_page_limit))]
-    services.store.allocate_objects(flow_id, media.backend.id, content_type, object_ids)
+    content_type = object_rules.allocate(
+        services.store, flow_id, media.backend.id, request.get("content_type"), object_ids
+    )
     media_objects = []
     for object_id in object_ids:
         put = media.put_request(object_id, content_type)

@@ -24,7 +24,6 @@ from ..model import (
     FlowUsage,
     FormatDistribution,
     NewSegment,
-    ObjectUsage,
     Page,
     PageRequest,
     Profile,
@@ -223,6 +222,28 @@ class MetadataStore(Protocol):
         """Those of `object_ids` that some object names as its init object."""
         ...
 
+    def object_flows(
+        self, tx: Transaction, object_id: str, page: PageRequest, flow_tags: TagFilter
+    ) -> Page[str] | None:
+        """A page of the flows with `flow_tags` using the object (not soft-deleted); None if no such flow uses it."""
+        ...
+
+    def insert_allocated(
+        self,
+        tx: Transaction,
+        flow: FlowRecord,
+        storage_id: str,
+        content_type: str,
+        object_ids: list[str],
+        stamp: Instant,
+    ) -> None:
+        """Store new objects (none stored yet) allocated at `stamp` for the flow, each an instance on `storage_id`."""
+        ...
+
+    def save_instances(self, tx: Transaction, record: ObjectRecord, released: list[ReleasedMedia]) -> None:
+        """Store the object's instances (its storage_ids and uncontrolled_urls) and queue `released` for deletion."""
+        ...
+
     def overlapping_segment(self, tx: Transaction, flow: FlowRecord, bounds: Bounds) -> str | None:
         """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
         ...
@@ -275,14 +296,8 @@ class MetadataStore(Protocol):
     def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]: ...
     def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]: ...
 
-    # Segments and objects
+    # Segments
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage: ...
-    def allocate_objects(self, flow_id: str, storage_id: str, content_type: str, object_ids: list[str]) -> None: ...
-    def get_object(self, object_id: str, flows: PageRequest, flow_tags: TagFilter) -> ObjectUsage | None: ...
-    def find_objects(self, object_ids: list[str]) -> dict[str, StoredObject]: ...
-    def add_uncontrolled_url(self, object_id: str, url: str, label: str) -> None: ...
-    def add_controlled_instance(self, object_id: str, storage_id: str) -> None: ...
-    def remove_instance(self, object_id: str, storage_id: str | None, label: str | None) -> list[ReleasedMedia]: ...
 
     # Webhooks and the outbox (events are written by the changes above, in their transactions)
     def get_webhook(self, webhook_id: str) -> Webhook | None: ...

@@ -1,4 +1,4 @@
-"""Pure helpers both metadata stores use: page keys, bindable values, flow columns, object re-use rules, rows."""
+"""Pure helpers both metadata stores use: page keys, bindable values, flow columns, rows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import timerange as tr
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 from ..model import DeleteRequest, FormatCount, Profile, TagValue, TimerangeAnalysis, uses_init_segments
 
 
@@ -62,29 +62,6 @@ def storage_ids_from_column(value: str | None) -> list[str]:
 
 def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
     return ",".join(storage_ids) or None
-
-
-def instances_left(
-    object_id: str,
-    storage_ids: list[str],
-    urls: list[dict[str, str]],
-    storage_id: str | None,
-    label: str | None,
-) -> tuple[list[str], list[dict[str, str]]]:
-    """An object's instances (controlled, uncontrolled) once the one on `storage_id`, or the URL labelled
-    `label`, is removed. An object keeps at least one instance (the spec's SHOULD)."""
-    if storage_id is not None:
-        if storage_id not in storage_ids:
-            raise NotFound(f"object {object_id} has no instance on storage backend {storage_id}")
-        storage_ids = [kept for kept in storage_ids if kept != storage_id]
-    else:
-        remaining = [existing for existing in urls if existing["label"] != label]
-        if len(remaining) == len(urls):
-            raise NotFound(f"object {object_id} has no URL labelled {label!r}")
-        urls = remaining
-    if not storage_ids and not urls:
-        raise BadRequest("an object's last instance cannot be deleted: delete the segments using it")
-    return storage_ids, urls
 
 
 def tag_values(value: TagValue) -> list[str]:
