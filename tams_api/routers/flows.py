@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from .. import schemas
 from ..auth import ANONYMOUS
+from ..bindable import check_bindable
 from ..domain.flows import flow_write
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, no_content
@@ -55,6 +56,9 @@ def list_flows(
     page: str | None = None,
     limit: int | None = None,
 ) -> Response:
+    # The filters not held to a pattern or a list of values: a store compares only what it can bind.
+    for name, value in (("label", label), ("frame_width", frame_width), ("frame_height", frame_height)):
+        check_bindable(name, value)
     query = FlowQuery(
         page=page_request(services.settings, limit, page, reverse_order),
         sort_by=sort_by,

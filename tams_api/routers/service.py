@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import Body, Query, Request
@@ -13,6 +12,7 @@ from ..clock import now
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
+from ..paging import decode_offset
 from .common import (
     MIME_PATTERN,
     ServicesDep,
@@ -77,10 +77,7 @@ def list_storage_backends(
     matching = [store.backend for store in services.media if tags_match(store.backend.tags, tags)]
     # Alphabetical by label (id where unset); a page key is the number of backends already returned.
     matching.sort(key=lambda backend: (backend.label is None, backend.label or backend.id), reverse=reverse_order)
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and int() refuses 4,300+ digits.
-    if wanted.key is not None and not re.fullmatch(r"[0-9]{1,9}", wanted.key):
-        raise BadRequest(f"invalid page key {wanted.key!r}")
-    start = int(wanted.key or 0)
+    start = 0 if wanted.key is None else decode_offset(wanted.key)
     items = matching[start : start + wanted.limit]
     more = start + wanted.limit < len(matching)
     listing = Page(items, str(start + wanted.limit) if more else None, wanted.limit)

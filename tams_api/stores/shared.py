@@ -1,58 +1,15 @@
-"""Pure helpers both metadata stores use: page keys, bindable values, flow columns, object re-use rules, rows."""
+"""Pure helpers both metadata stores use: flow columns, object re-use rules, rows."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import timerange as tr
+from ..bindable import bindable
 from ..errors import BadRequest, NotFound
 from ..model import DeleteRequest, FormatCount, Profile, TagValue, TimerangeAnalysis, uses_init_segments
-
-
-def encode_key(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def bindable(value: Any) -> bool:
-    """Whether a store can bind a value a client sent: null, a float, Unicode text or a 64-bit integer."""
-    if isinstance(value, int):  # bool included
-        return tr.INT64_MIN <= value <= tr.INT64_MAX
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is None  # lone surrogates are legal JSON escapes, not Unicode
-    return value is None or isinstance(value, float)
-
-
-# A key this service issues is one row's sort values (ids, times, a label or URL): far shorter. A longer one is
-# refused before it costs any decoding (and is not echoed back).
-MAX_PAGE_KEY_LENGTH = 16 * 1024
-
-
-def decode_key(key: str, length: int) -> list[Any]:
-    """The sort values of a page key `encode_key` made; anything else a client sends is a bad request."""
-    if len(key) > MAX_PAGE_KEY_LENGTH:
-        raise BadRequest(f"invalid page key: longer than {MAX_PAGE_KEY_LENGTH} characters")
-    try:
-        values = json.loads(base64.urlsafe_b64decode(key.encode()))
-    except (ValueError, UnicodeError, RecursionError) as error:  # RecursionError: JSON nested too deep
-        raise BadRequest(f"invalid page key {key!r}") from error
-    if not isinstance(values, list) or len(values) != length or not all(map(bindable, values)):
-        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
-    return values
-
-
-def decode_segment_key(key: str) -> int:
-    """The start (int64 nanoseconds) of the last segment of the previous page, from a segment listing's key."""
-    after = decode_key(key, 1)[0]
-    if not isinstance(after, int):
-        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing")
-    return after
 
 
 def storage_ids_from_column(value: str | None) -> list[str]:

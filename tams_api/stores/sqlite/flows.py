@@ -12,7 +12,7 @@ from ...clock import now
 from ...errors import BadRequest, Forbidden, NotFound
 from ...model import Deletion, Flow, FlowQuery, FlowWrite, Page, ReleasedMedia, TagValue
 from ..metadata import FlowRecord
-from ..shared import bindable, flow_columns, sign
+from ..shared import flow_columns, sign
 from .connection import SqliteConnections
 from .rows import _live, _next_key, _page_rows, _sort_keyset
 
@@ -73,8 +73,6 @@ class FlowsMixin(SqliteConnections):
         for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
             value = getattr(query, column)
             if value is not None:
-                if not bindable(value):
-                    raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                 conditions.append(f"flows.{column} = ?")
                 params.append(value)
         if query.init_segments is not None:

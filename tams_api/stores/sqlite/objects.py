@@ -9,8 +9,9 @@ import sqlite3
 from ...clock import now
 from ...errors import BadRequest, NotFound
 from ...model import ObjectUsage, Page, PageRequest, ReleasedMedia, StoredObject, TagFilter
+from ...paging import decode_key, encode_key
 from ..metadata import ObjectRecord
-from ..shared import decode_key, encode_key, instances_left, storage_ids_column, storage_ids_from_column
+from ..shared import instances_left, storage_ids_column, storage_ids_from_column
 from .connection import SqliteConnections
 from .rows import _live, _rows_in, _stored_object
 

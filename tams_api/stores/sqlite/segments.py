@@ -14,8 +14,8 @@ from ... import timerange as tr
 from ...clock import Instant, now
 from ...errors import NotFound
 from ...model import Deletion, NewSegment, Page, PageRequest, ReleasedMedia, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key, encode_key
 from ..metadata import FlowRecord, ObjectRecord
-from ..shared import decode_segment_key, encode_key
 from .connection import SqliteConnections
 from .rows import _live, _stored_object
 

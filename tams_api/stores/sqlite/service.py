@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ...errors import BadRequest
 from ...model import Page, Profile, ProfileQuery, ServiceInfo
-from ..shared import decode_key, encode_key, profile_document, profile_from_row
+from ...paging import decode_key, encode_key
+from ..shared import profile_document, profile_from_row
 from .connection import SqliteConnections
 
 

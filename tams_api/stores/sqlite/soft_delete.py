@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...clock import now
 from ...errors import BadRequest, NotFound
 from ...model import DeletedFlow, Deletion, Page, PageRequest
-from ..shared import decode_key, encode_key
+from ...paging import decode_key, encode_key
 from .connection import SqliteConnections
 
 

@@ -13,7 +13,7 @@ from ...clock import Instant, now
 from ...errors import BadRequest, Forbidden, NotFound
 from ...model import DeleteRequest, Deletion, Flow, FlowQuery, FlowWrite, Page, ReleasedMedia, TagValue
 from ..metadata import FlowRecord
-from ..shared import REQUEST_COLUMNS, bindable, delete_request_from_row, flow_columns, sign
+from ..shared import REQUEST_COLUMNS, delete_request_from_row, flow_columns, sign
 from .rows import _ACTIVE, TABLE_DEFAULTS, _all, _delete, _eq, _insert, _page, _select, _select_in, _sort, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
@@ -90,8 +90,6 @@ class FlowsMixin(Transactions):
             ):
                 value = getattr(query, column)
                 if value is not None:
-                    if not bindable(value):
-                        raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                     conditions.append(table[column] == value)
             if query.init_segments is not None:
                 conditions.append(table["init_segments"] == int(query.init_segments))

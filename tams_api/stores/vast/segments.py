@@ -11,8 +11,8 @@ from ... import timerange as tr
 from ...clock import Instant, now
 from ...errors import NotFound
 from ...model import Deletion, NewSegment, Page, ReleasedMedia, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key, encode_key
 from ..metadata import FlowRecord, ObjectRecord
-from ..shared import decode_segment_key, encode_key
 from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
