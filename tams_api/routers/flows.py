@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .. import schemas
 from ..auth import ANONYMOUS
 from ..bindable import check_bindable
+from ..domain import profiles
 from ..domain.flows import flow_write
 from ..errors import BadRequest, NotFound
 from ..http import json_response, listing_headers, no_content
@@ -101,7 +102,7 @@ def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = Fals
 @router.put("/flows/{flow_id}", status_code=201)
 def put_flow(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     profile_id = body.get("profile_id") if isinstance(body, dict) else None
-    profile = services.store.get_profile(profile_id) if isinstance(profile_id, str) and profile_id else None
+    profile = profiles.find(services.store, profile_id) if isinstance(profile_id, str) and profile_id else None
     write = flow_write(require_uuid(flow_id, "flow"), body, profile, principal_name(request))
     flow, created = services.store.put_flow(write)
     return json_response(flow.to_json(), status=201) if created else no_content()

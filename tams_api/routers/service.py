@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from .. import API_VERSION, __version__, schemas
 from ..clock import now
-from ..errors import BadRequest, NotFound
+from ..domain import profiles
+from ..errors import BadRequest
 from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
 from ..paging import decode_offset
@@ -106,10 +107,7 @@ def list_profiles(
 
 @get_and_head(router, "/service/profiles/{profile_id}", tags=["Profiles"])
 def get_profile(services: ServicesDep, profile_id: str) -> Response:
-    profile = services.store.get_profile(require_uuid(profile_id, "profile"))
-    if profile is None:
-        raise NotFound(f"profile {profile_id} does not exist")
-    return json_response(profile.to_json())
+    return json_response(profiles.get(services.store, require_uuid(profile_id, "profile")).to_json())
 
 
 @router.post("/service/profiles/{profile_id}", status_code=201, tags=["Profiles"])
@@ -123,5 +121,5 @@ def create_profile(request: Request, services: ServicesDep, profile_id: str, bod
     if creator is not None:
         details.setdefault("created_by", creator)
     profile = Profile(id=profile_id, flow_metadata=body["flow_metadata"], created=now().text, details=details)
-    services.store.create_profile(profile)
+    profiles.create(services.store, profile)
     return json_response(profile.to_json(), status=201)
