@@ -127,9 +127,12 @@ class Worker:
         deadline = time.monotonic() + DELETE_SECONDS_PER_STEP
         for request_id in self.store.pending_delete_requests():
             while time.monotonic() < deadline:
-                request, released = self.store.continue_delete_request(
+                step = self.store.continue_delete_request(
                     request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
                 )
+                if step is None:
+                    break  # gone meanwhile: nothing left to do for it
+                request, released = step
                 delete_released(self.store, self.media, released)
                 if request.status not in ("created", "started"):
                     break

@@ -9,7 +9,7 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import instant_text, now
-from ...errors import NotFound, error_json
+from ...errors import error_json
 from ...model import DeleteRequest, DeleteRequestQuery, Page, ReleasedMedia
 from ..shared import REQUEST_COLUMNS, delete_request_from_row
 from .connection import SqliteConnections
@@ -73,13 +73,14 @@ class DeleteRequestsMixin(SqliteConnections):
 
     def continue_delete_request(
         self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
+    ) -> tuple[DeleteRequest, list[ReleasedMedia]] | None:
         """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
-        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
+        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing. None when
+        there is no such request."""
         with self._write() as db:
             row = db.execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
             if row is None:
-                raise NotFound(f"flow delete request {request_id} does not exist")
+                return None
             request = delete_request_from_row(row)
             if request.status not in ("created", "started"):
                 return request, []

@@ -8,7 +8,7 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import instant_text, now
-from ...errors import NotFound, error_json
+from ...errors import error_json
 from ...model import DeleteRequest, DeleteRequestQuery, Page, ReleasedMedia
 from ..shared import REQUEST_COLUMNS, delete_request_from_row
 from .rows import _ACTIVE, TABLE_DEFAULTS, _all, _delete, _insert, _page, _select, _sort, _update
@@ -75,13 +75,14 @@ class DeleteRequestsMixin(Transactions):
     @_retried_on_conflict
     def continue_delete_request(
         self, request_id: str, chunk: int, retention_seconds: int
-    ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
+    ) -> tuple[DeleteRequest, list[ReleasedMedia]] | None:
         """One step of a delete request, in one transaction: delete up to `chunk` more segments, or, when none
-        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing."""
+        are left, the flow (if asked) and mark the request done. A crash between steps loses nothing. None when
+        there is no such request."""
         with self._write() as t:
             rows = self._request_rows(t, request_id)
             if not rows:
-                raise NotFound(f"flow delete request {request_id} does not exist")
+                return None
             row = rows[0]
             request = self._request(row)
             if request.status not in _ACTIVE:
