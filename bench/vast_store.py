@@ -30,7 +30,7 @@ from bench.segments import machine_info, progress, save_results, summarise_laten
 from tams_api import timerange as tr
 from tams_api.app import create_app, open_services
 from tams_api.model import PageRequest, SegmentQuery
-from tams_api.stores.shared import encode_key
+from tams_api.paging import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
 from tams_api.stores.vast.store import VastMetadataStore
 

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from .config import Settings
-from .domain import objects
+from .domain import objects, webhooks
 from .errors import error_json
 from .metrics import WEBHOOK_DELIVERIES, WEBHOOK_ERRORS
 from .model import Event, Webhook
@@ -45,7 +45,7 @@ class Courier:
     async def run(self) -> None:
         webhook = self.webhook
         if webhook.status == "created":
-            await asyncio.to_thread(self.store.set_webhook_status, webhook.id, "started")
+            await asyncio.to_thread(webhooks.set_status, self.store, webhook.id, "started")
         cursor = webhook.cursor
         while True:
             events = await asyncio.to_thread(self.store.events_after, cursor, BATCH)
@@ -57,7 +57,7 @@ class Courier:
                     return
                 cursor = event.seq
             # Once per batch: a write per event would contend with the API for the store's writer.
-            await asyncio.to_thread(self.store.advance_webhook, webhook.id, cursor)
+            await asyncio.to_thread(webhooks.advance, self.store, webhook.id, cursor)
 
     async def _deliver_or_give_up(self, event: Event, delivered: int) -> bool:
         """Deliver one event, retrying; False once the webhook is in error. `delivered`: the cursor so far,
@@ -65,7 +65,7 @@ class Courier:
         settings = self.settings
         for attempt in range(1, settings.webhook_max_attempts + 1):
             if attempt == 2:
-                await asyncio.to_thread(self.store.advance_webhook, self.webhook.id, delivered)
+                await asyncio.to_thread(webhooks.advance, self.store, self.webhook.id, delivered)
             try:
                 problem = await self._post(event)
             except Undeliverable as refused:
@@ -128,7 +128,7 @@ class Courier:
         log.warning("webhook %s: %s", self.webhook.id, summary)
         WEBHOOK_ERRORS.inc()
         error = error_json("WebhookDeliveryFailed", summary)
-        await asyncio.to_thread(self.store.set_webhook_status, self.webhook.id, "error", error)
+        await asyncio.to_thread(webhooks.set_status, self.store, self.webhook.id, "error", error)
         return False
 
 

@@ -42,38 +42,6 @@ def webhook_from_body(webhook_id: str, body: Any, *, replacing: bool, owner: str
     )
 
 
-def next_status(current: str, requested: str) -> str:
-    """Clients disable webhooks, or (re-)enable them with `created`; the service starts them and puts them
-    in error."""
-    if requested == "disabled":
-        if current == "error":
-            raise BadRequest("a webhook in error cannot be disabled: re-enable it with status 'created', or delete it")
-        return "disabled"
-    return current if current in ("created", "started") else "created"
-
-
-def replace(stored: Webhook, update: Webhook) -> Webhook:
-    """The stored webhook changed as a PUT asks: configuration replaced, status moved by the rules, the API key
-    value kept when the PUT leaves it out (clients cannot read it back) and names the same header."""
-    status = next_status(stored.status, update.status)
-    api_key_value = update.api_key_value
-    if api_key_value is None and update.api_key_name == stored.api_key_name:
-        api_key_value = stored.api_key_value
-    return Webhook(
-        id=stored.id,
-        url=update.url,
-        events=update.events,
-        status=status,
-        api_key_name=update.api_key_name,
-        api_key_value=api_key_value,
-        options=update.options,
-        tags=update.tags,
-        error=stored.error if status == "error" else None,
-        owner=stored.owner,
-        cursor=stored.cursor,
-    )
-
-
 def _carried_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address carries: dual stacks, NAT64 gateways and 6to4 or Teredo relays
     deliver packets for it there."""

@@ -128,9 +128,12 @@ class Worker:
         deadline = time.monotonic() + DELETE_SECONDS_PER_STEP
         for request_id in self.store.pending_delete_requests():
             while time.monotonic() < deadline:
-                request, released = deletes.continue_request(
-                    self.store, request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
-                )
+                try:
+                    request, released = deletes.continue_request(
+                        self.store, request_id, self.settings.delete_chunk_size, self.settings.delete_request_retention
+                    )
+                except NotFound:
+                    break  # gone meanwhile: nothing left to do for it
                 delete_released(self.store, self.media, released)
                 if request.status not in ("created", "started"):
                     break

@@ -21,6 +21,7 @@ from helpers import STORAGE_LABEL, Tams, make_settings
 from spec import assert_valid
 from tams_api.app import create_app
 from tams_api.config import Settings
+from tams_api.domain import webhooks
 from tams_api.metrics import REQUESTS, UNMATCHED_ROUTE, RequestMetrics
 from tams_api.readiness import Readiness
 from tams_api.stores.metadata import MetadataStore
@@ -107,7 +108,7 @@ def test_outbox_depth_is_what_the_furthest_behind_webhook_has_not_had(app: FastA
         flows = [tams.put_flow() for _ in range(3)]  # sources/created and flows/created each
         assert store.undelivered_events() == 6
         assert value(scrape(tams.client), "tams_api_outbox_depth") == 6
-        store.advance_webhook(webhook_id, store.events_after(0, 100)[-1].seq)
+        webhooks.advance(store, webhook_id, store.events_after(0, 100)[-1].seq)
         assert store.undelivered_events() == 6  # the other webhook has had none of them
         with running_worker(app.state.services):
             wait_for(lambda: len(events.deliveries) == len(flows), what="the other webhook's flows/created events")

@@ -20,8 +20,8 @@ import pytest
 from helpers import fake_vast_store, fill_flow, new_fake_vast, segment_held_elsewhere
 from tams_api import timerange as tr
 from tams_api.model import PageRequest, SegmentPage, SegmentQuery
+from tams_api.paging import encode_key
 from tams_api.stores.metadata import MetadataStore
-from tams_api.stores.shared import encode_key
 from tams_api.stores.sqlite import SqliteMetadataStore
 from vast_fake import counting_selects
 

@@ -26,7 +26,7 @@ from helpers import (
 )
 from spec import assert_valid, check_response, next_link
 from tams_api.config import Settings
-from tams_api.stores.shared import encode_key
+from tams_api.paging import encode_key
 
 SEGMENTS = "/flows/{flowId}/segments"
 

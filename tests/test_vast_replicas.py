@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, video_flow
 from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
-from tams_api.domain import flows
+from tams_api.domain import flows, profiles
 from tams_api.domain.objects import allocate
 from tams_api.domain.segments import register
 from tams_api.errors import BadRequest, Unavailable
@@ -110,7 +110,7 @@ def test_two_replicas_creating_one_profile_have_one_winner(
 ) -> None:
     a, b = replicas
     profile = Profile("p", {"format": "urn:x-nmos:format:video", "codec": "video/h264"}, "0:0")
-    outcomes = together(fake, lambda: a.create_profile(profile), lambda: b.create_profile(profile))
+    outcomes = together(fake, lambda: profiles.create(a, profile), lambda: profiles.create(b, profile))
     assert outcomes.count(None) == 1
     (loser,) = [outcome for outcome in outcomes if outcome is not None]
     assert isinstance(loser, BadRequest) and "exists already" in loser.summary

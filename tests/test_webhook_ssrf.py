@@ -23,6 +23,7 @@ from background import FAST_WORKER, Receiver, receiver, running_worker, wait_for
 from certificates import https_server, self_signed
 from helpers import Tams
 from tams_api.delivery import Courier
+from tams_api.domain import webhooks
 from tams_api.metrics import WEBHOOK_DELIVERIES
 from tams_api.routers.common import Services
 from test_webhooks import register, webhook
@@ -169,7 +170,7 @@ def run_couriers(services: Services, trusted: Path, *runs: tuple[str, Callable[[
         loop = asyncio.get_running_loop()
         async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=trusted)) as client:
             for webhook_id, until in runs:
-                hook = services.store.get_webhook(webhook_id)
+                hook = webhooks.get(services.store, webhook_id)
                 task = asyncio.create_task(Courier(hook, services.store, services.media, settings, client).run())
                 deadline = loop.time() + 10
                 while not (task.done() or until()):
@@ -197,7 +198,7 @@ def test_https_to_a_pinned_address_checks_the_certificate_against_the_name(
         store = app.state.services.store
         last = store.events_after(0, 100)[-1].seq
         # The genuine courier runs until its cursor passes the event: delivered, the connection back in the pool.
-        genuine_run = (genuine, lambda: store.get_webhook(genuine).cursor >= last)
+        genuine_run = (genuine, lambda: webhooks.get(store, genuine).cursor >= last)
         run_couriers(app.state.services, cert, genuine_run, (impostor, lambda: len(seen.hosts) > 1))
     assert seen.hosts == [f"receiver.test:{seen.port}"], "only the genuine name's event arrives"
     assert seen.server_names == ["receiver.test", "impostor.test"]

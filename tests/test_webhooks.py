@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from background import Receiver, receiver, running_worker, wait_for
 from helpers import Tams, new_id, video_flow
 from spec import assert_valid, check_response, event_schema
+from tams_api.domain import webhooks
 from tams_api.model import EVENT_TYPES, Webhook
 from tams_api.webhooks import forbidden_address
 
@@ -207,7 +208,7 @@ def test_a_webhook_for_no_event_types_is_registered_and_receives_nothing(app: Fa
         last = store.events_after(0, 100)[-1].seq
         with running_worker(app.state.services):
             wait_for(lambda: control.deliveries, what="the flows/created event at the control webhook")
-            wait_for(lambda: store.get_webhook(silent_id).cursor >= last, what="the silent webhook past the events")
+            wait_for(lambda: webhooks.get(store, silent_id).cursor >= last, what="the silent webhook past the events")
     assert silent.deliveries == []
     assert webhook(client, silent_id)["status"] == "started"
 
@@ -272,7 +273,7 @@ def test_delivery_checks_the_address_again(app: FastAPI, tams: Tams) -> None:
     """A name can resolve elsewhere at delivery than at registration (DNS rebinding): the worker checks again."""
     store = app.state.services.store
     hook = Webhook(id=new_id(), url="http://169.254.169.254/latest", events=["flows/created"], status="created")
-    store.save_webhook(hook, lambda _: hook)  # as if it had resolved to an ordinary address when registered
+    webhooks.register(store, hook)  # as if it had resolved to an ordinary address when registered
     with running_worker(app.state.services):
         tams.put_flow()
         stored = wait_for(lambda: (found := webhook(tams.client, hook.id))["status"] == "error" and found)

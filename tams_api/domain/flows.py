@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import schemas
+from ..bindable import check_bindable
 from ..clock import now
 from ..errors import BadRequest, Forbidden, NotFound
 from ..model import SERVER_MANAGED_FLOW_FIELDS, Flow, FlowWrite, Profile, ReleasedMedia, TagValue
 from ..stores.metadata import FlowRecord, MetadataStore, Transaction
-from ..stores.shared import bindable
 from ..timerange import Bounds
 from . import sources
 from .tags import with_tag
@@ -71,14 +71,12 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | N
         del metadata["profile_id"]  # an empty profile_id breaks the link to a profile
     elif profile_id is not None:
         if profile is None:
-            raise BadRequest(f"profile {profile_id} does not exist")
+            raise BadRequest(f"profile_id names profile {profile_id}, which does not exist")
         given = sorted(PROFILE_FIELDS & body.keys())
         if given:
             raise BadRequest(f"a flow created from profile {profile_id} cannot also set {', '.join(given)}")
         metadata.update(profile.flow_metadata)
-    essence = metadata.get("essence_parameters") or {}
-    if not all(bindable(essence.get(name)) for name in ("frame_width", "frame_height")):
-        raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
+    _check_indexed(metadata)
     return FlowWrite(
         id=flow_id,
         source_id=body["source_id"],
@@ -95,6 +93,15 @@ def found(flow: T | None, flow_id: str) -> T:
     if flow is None:
         raise NotFound(f"flow {flow_id} does not exist")
     return flow
+
+
+def _check_indexed(metadata: dict[str, Any]) -> None:
+    """The properties the stores index for listing filters must be values they can bind."""
+    for name in ("codec", "label", "profile_id", "status"):
+        check_bindable(name, metadata.get(name))
+    essence = metadata.get("essence_parameters") or {}
+    for name in ("frame_width", "frame_height"):
+        check_bindable(f"essence_parameters.{name}", essence.get(name))
 
 
 def writable(flow: FlowRecord | None, flow_id: str) -> FlowRecord:
@@ -185,6 +192,7 @@ def set_property(store: MetadataStore, flow_id: str, name: str, value: Any | Non
             flow.metadata.pop(name, None)
         else:
             flow.metadata[name] = value
+        _check_indexed(flow.metadata)
         return {}
 
     _change(store, flow_id, author, change)

@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from .. import timerange as tr
+from ..bindable import check_bindable
 from ..clock import now
 from ..errors import BadRequest, TamsError
 from ..model import NewSegment, Segment, SegmentFailure, segment_record, uses_init_segments
@@ -78,9 +79,7 @@ def new_segment(post: SegmentPost) -> NewSegment:
     if post.last_duration is not None and post.last_duration.startswith("-"):
         raise BadRequest("last_duration cannot be negative")
     for name in ("sample_offset", "sample_count", "key_frame_count"):
-        value = getattr(post, name)
-        if value is not None and not tr.INT64_MIN <= value <= tr.INT64_MAX:
-            raise BadRequest(f"{name} is outside the 64-bit integer range the service stores")
+        check_bindable(name, getattr(post, name))
     # The samples on the object's own timeline: timerange - ts_offset.
     object_timerange = post.timerange
     on_object_timeline = bounds

@@ -10,6 +10,7 @@ from fastapi import Query
 from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
+from ..errors import NotFound
 from ..http import json_response
 from .common import ServicesDep, get_and_head, require_uuid, tams_router
 
@@ -131,11 +132,17 @@ MaxGaps = Annotated[int, Query(ge=0, le=MAX_GAPS)]
 
 @get_and_head(router, "/flows/{flow_id}/timerange", responses=_TIMERANGE_ANSWER)
 def flow_timerange(services: ServicesDep, flow_id: str, max_gaps: MaxGaps = 100) -> Response:
-    analysis = services.store.timerange_analysis("flow", require_uuid(flow_id, "flow"), max_gaps)
-    return json_response(asdict(analysis))
+    return _timerange(services, "flow", flow_id, max_gaps)
 
 
 @get_and_head(router, "/sources/{source_id}/timerange", responses=_TIMERANGE_ANSWER)
 def source_timerange(services: ServicesDep, source_id: str, max_gaps: MaxGaps = 100) -> Response:
-    analysis = services.store.timerange_analysis("source", require_uuid(source_id, "source"), max_gaps)
+    return _timerange(services, "source", source_id, max_gaps)
+
+
+def _timerange(services: ServicesDep, owner: str, owner_id: str, max_gaps: int) -> Response:
+    """A flow that is not (or is soft-deleted), or a source without a flow, has no timeline to analyse."""
+    analysis = services.store.timerange_analysis(owner, require_uuid(owner_id, owner), max_gaps)
+    if analysis is None:
+        raise NotFound(f"{owner} {owner_id} does not exist")
     return json_response(asdict(analysis))

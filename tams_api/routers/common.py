@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
-from ..auth import ANONYMOUS, Authenticator, required_scope
+from ..auth import ANONYMOUS, Authenticator, Principal, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..http import json_response, no_content
@@ -122,10 +122,15 @@ def tams_router(**options: Any) -> APIRouter:
     return APIRouter(route_class=TamsRoute, **options)
 
 
+def principal(request: Request) -> Principal:
+    """Who is asking: ANONYMOUS when authentication is off, or lets the request in without credentials."""
+    return getattr(request.state, "principal", ANONYMOUS)
+
+
 def principal_name(request: Request) -> str | None:
-    """Who is asking, for created_by and ownership; None when authentication is off."""
-    principal = getattr(request.state, "principal", ANONYMOUS)
-    return None if principal is ANONYMOUS else principal.name
+    """Who is asking, for created_by and ownership; None when nobody is known."""
+    asking = principal(request)
+    return None if asking is ANONYMOUS else asking.name
 
 
 def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Callable], Callable]:

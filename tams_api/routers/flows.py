@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from .. import schemas
 from ..auth import ANONYMOUS
-from ..domain import deletes, flows
+from ..bindable import check_bindable
+from ..domain import deletes, flows, profiles
 from ..domain.flows import flow_write
 from ..domain.tags import tag
 from ..errors import BadRequest, NotFound
@@ -59,6 +60,9 @@ def list_flows(
     page: str | None = None,
     limit: int | None = None,
 ) -> Response:
+    # The filters not held to a pattern or a list of values: a store compares only what it can bind.
+    for name, value in (("label", label), ("frame_width", frame_width), ("frame_height", frame_height)):
+        check_bindable(name, value)
     query = FlowQuery(
         page=page_request(services.settings, limit, page, reverse_order),
         sort_by=sort_by,
@@ -96,7 +100,7 @@ def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = Fals
 @router.put("/flows/{flow_id}", status_code=201)
 def put_flow(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
     profile_id = body.get("profile_id") if isinstance(body, dict) else None
-    profile = services.store.get_profile(profile_id) if isinstance(profile_id, str) and profile_id else None
+    profile = profiles.find(services.store, profile_id) if isinstance(profile_id, str) and profile_id else None
     write = flow_write(require_uuid(flow_id, "flow"), body, profile, principal_name(request))
     flow, created = flows.put(services.store, write)
     return json_response(flow.to_json(), status=201) if created else no_content()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import Body, Query, Request
@@ -10,9 +9,11 @@ from starlette.responses import Response
 
 from .. import API_VERSION, __version__, schemas
 from ..clock import now
-from ..errors import BadRequest, NotFound
+from ..domain import profiles
+from ..errors import BadRequest
 from ..http import json_response, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
+from ..paging import decode_offset
 from .common import (
     MIME_PATTERN,
     Format,
@@ -77,10 +78,7 @@ def list_storage_backends(
     matching = [store.backend for store in services.media if tags_match(store.backend.tags, tags)]
     # Alphabetical by label (id where unset); a page key is the number of backends already returned.
     matching.sort(key=lambda backend: (backend.label is None, backend.label or backend.id), reverse=reverse_order)
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses, and int() refuses 4,300+ digits.
-    if wanted.key is not None and not re.fullmatch(r"[0-9]{1,9}", wanted.key):
-        raise BadRequest(f"invalid page key {wanted.key!r}")
-    start = int(wanted.key or 0)
+    start = 0 if wanted.key is None else decode_offset(wanted.key)
     items = matching[start : start + wanted.limit]
     more = start + wanted.limit < len(matching)
     listing = Page(items, str(start + wanted.limit) if more else None, wanted.limit)
@@ -109,10 +107,7 @@ def list_profiles(
 
 @get_and_head(router, "/service/profiles/{profile_id}", tags=["Profiles"])
 def get_profile(services: ServicesDep, profile_id: str) -> Response:
-    profile = services.store.get_profile(require_uuid(profile_id, "profile"))
-    if profile is None:
-        raise NotFound(f"profile {profile_id} does not exist")
-    return json_response(profile.to_json())
+    return json_response(profiles.get(services.store, require_uuid(profile_id, "profile")).to_json())
 
 
 @router.post("/service/profiles/{profile_id}", status_code=201, tags=["Profiles"])
@@ -126,5 +121,5 @@ def create_profile(request: Request, services: ServicesDep, profile_id: str, bod
     if creator is not None:
         details.setdefault("created_by", creator)
     profile = Profile(id=profile_id, flow_metadata=body["flow_metadata"], created=now().text, details=details)
-    services.store.create_profile(profile)
+    profiles.create(services.store, profile)
     return json_response(profile.to_json(), status=201)

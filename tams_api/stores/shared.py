@@ -1,58 +1,13 @@
-"""Pure helpers both metadata stores use: page keys, bindable values, flow columns, rows."""
+"""Pure helpers both metadata stores use: flow columns, rows of profiles and delete requests, analytics."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import timerange as tr
-from ..errors import BadRequest
 from ..model import DeleteRequest, FormatCount, Profile, TagValue, TimerangeAnalysis, uses_init_segments
-
-
-def encode_key(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values), separators=(",", ":")).encode()).decode()
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def bindable(value: Any) -> bool:
-    """Whether a store can bind a value a client sent: null, a float, Unicode text or a 64-bit integer."""
-    if isinstance(value, int):  # bool included
-        return tr.INT64_MIN <= value <= tr.INT64_MAX
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is None  # lone surrogates are legal JSON escapes, not Unicode
-    return value is None or isinstance(value, float)
-
-
-# A key this service issues is one row's sort values (ids, times, a label or URL): far shorter. A longer one is
-# refused before it costs any decoding (and is not echoed back).
-MAX_PAGE_KEY_LENGTH = 16 * 1024
-
-
-def decode_key(key: str, length: int) -> list[Any]:
-    """The sort values of a page key `encode_key` made; anything else a client sends is a bad request."""
-    if len(key) > MAX_PAGE_KEY_LENGTH:
-        raise BadRequest(f"invalid page key: longer than {MAX_PAGE_KEY_LENGTH} characters")
-    try:
-        values = json.loads(base64.urlsafe_b64decode(key.encode()))
-    except (ValueError, UnicodeError, RecursionError) as error:  # RecursionError: JSON nested too deep
-        raise BadRequest(f"invalid page key {key!r}") from error
-    if not isinstance(values, list) or len(values) != length or not all(map(bindable, values)):
-        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing or sort order")
-    return values
-
-
-def decode_segment_key(key: str) -> int:
-    """The start (int64 nanoseconds) of the last segment of the previous page, from a segment listing's key."""
-    after = decode_key(key, 1)[0]
-    if not isinstance(after, int):
-        raise BadRequest(f"invalid page key {key!r}: it belongs to another listing")
-    return after
 
 
 def storage_ids_from_column(value: str | None) -> list[str]:
@@ -66,18 +21,6 @@ def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
 
 def tag_values(value: TagValue) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
-
-
-def sign(metadata: dict[str, Any], author: str | None, previous: dict[str, Any] | None) -> None:
-    """Record in a flow's metadata who wrote it: `created_by` stays whoever created the flow (as in `previous`,
-    the metadata stored before, if any), `updated_by` becomes `author`. Nobody known (authentication off) is
-    recorded as no value."""
-    creator = author if previous is None else previous.get("created_by")
-    for name, value in (("created_by", creator), ("updated_by", author)):
-        if value is None:
-            metadata.pop(name, None)
-        else:
-            metadata[name] = value
 
 
 def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +37,6 @@ def flow_columns(fmt: str, metadata: dict[str, Any]) -> dict[str, Any]:
         "init_segments": int(uses_init_segments(metadata)),
         "read_only": int(bool(metadata.get("read_only", False))),
     }
-    if not all(map(bindable, columns.values())):
-        raise BadRequest("frame_width and frame_height must be within the 64-bit integer range the service stores")
     return columns
 
 

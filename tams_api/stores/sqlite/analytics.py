@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ...errors import NotFound
 from ...model import FlowUsage, FormatDistribution, StorageUsage, TimerangeAnalysis
 from ..shared import format_counts, instances_by_storage_id, timerange_analysis
 from .connection import SqliteConnections
@@ -47,15 +46,16 @@ class AnalyticsMixin(SqliteConnections):
             awaiting = db.execute("SELECT COUNT(*) FROM released_objects").fetchone()[0]
         return StorageUsage(instances_by_storage_id(by_column), media, unregistered, uncontrolled_only, awaiting)
 
-    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis:
-        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source")."""
+    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis | None:
+        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source"); None
+        when it has no flow (or is none)."""
         with self._read() as db:
             column = "id" if owner == "flow" else "source_id"
             flows = db.execute(
                 f"SELECT pk, id FROM flows WHERE {column} = ? AND {_live('id')} ORDER BY id", (owner_id,)
             ).fetchall()
             if not flows:
-                raise NotFound(f"{owner} {owner_id} does not exist")
+                return None
             pks = [pk for pk, _ in flows]
             segments = f"SELECT start_ns, end_ns FROM segments WHERE flow_pk IN ({','.join('?' * len(pks))})"
             count, shortest, longest, mean, first, last = db.execute(

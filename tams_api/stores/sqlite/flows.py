@@ -7,10 +7,9 @@ import sqlite3
 from typing import Any
 
 from ...clock import Instant
-from ...errors import BadRequest
 from ...model import Flow, FlowQuery, Page, ReleasedMedia, Tags
 from ..metadata import FlowRecord
-from ..shared import bindable, flow_columns
+from ..shared import flow_columns
 from .connection import SqliteConnections
 from .rows import _live, _next_key, _page_rows, _sort_keyset
 
@@ -75,8 +74,6 @@ class FlowsMixin(SqliteConnections):
         for column in ("source_id", "format", "codec", "profile_id", "label", "status", "frame_width", "frame_height"):
             value = getattr(query, column)
             if value is not None:
-                if not bindable(value):
-                    raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                 conditions.append(f"flows.{column} = ?")
                 params.append(value)
         if query.init_segments is not None:

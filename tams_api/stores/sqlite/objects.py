@@ -7,8 +7,9 @@ import sqlite3
 
 from ...clock import Instant
 from ...model import Page, PageRequest, ReleasedMedia, TagFilter
+from ...paging import decode_key, encode_key
 from ..metadata import FlowRecord, ObjectRecord
-from ..shared import decode_key, encode_key, storage_ids_column, storage_ids_from_column
+from ..shared import storage_ids_column, storage_ids_from_column
 from .connection import SqliteConnections
 from .rows import _live, _rows_in
 

@@ -9,7 +9,8 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from ...model import PageRequest, StoredObject
-from ..shared import decode_key, encode_key, storage_ids_from_column
+from ...paging import decode_key, encode_key
+from ..shared import storage_ids_from_column
 
 
 def _live(flow_id: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 from ... import timerange as tr
 from ...clock import Instant, now
 from ...model import NewSegment, Page, PageRequest, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key, encode_key
 from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
-from ..shared import decode_segment_key, encode_key
 from .connection import SqliteConnections
 from .rows import _live, _stored_object
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ...errors import BadRequest
+import sqlite3
+
 from ...model import Page, Profile, ProfileQuery, ServiceInfo
-from ..shared import decode_key, encode_key, profile_document, profile_from_row
+from ...paging import decode_key, encode_key
+from ..shared import profile_document, profile_from_row
 from .connection import SqliteConnections
 
 
@@ -24,8 +26,9 @@ class ServiceMixin(SqliteConnections):
                 if value is not None:
                     db.execute("INSERT OR REPLACE INTO service_info (key, value) VALUES (?, ?)", (key, value))
 
-    def get_profile(self, profile_id: str) -> Profile | None:
-        row = self._query_one("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,))
+    @staticmethod
+    def profile_record(db: sqlite3.Connection, profile_id: str) -> Profile | None:
+        row = db.execute("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,)).fetchone()
         return profile_from_row(row) if row else None
 
     def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
@@ -46,19 +49,17 @@ class ServiceMixin(SqliteConnections):
         next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
         return Page([profile_from_row(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
 
-    def create_profile(self, profile: Profile) -> None:
+    @staticmethod
+    def insert_profile(db: sqlite3.Connection, profile: Profile) -> None:
         metadata = profile.flow_metadata
-        with self._write() as db:
-            if db.execute("SELECT 1 FROM profiles WHERE id = ?", (profile.id,)).fetchone():
-                raise BadRequest(f"profile {profile.id} exists already; profiles cannot be changed, create a new one")
-            db.execute(
-                "INSERT INTO profiles (id, format, codec, label, created, document) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    profile.id,
-                    metadata.get("format"),
-                    metadata.get("codec"),
-                    profile.details.get("label"),
-                    profile.created,
-                    profile_document(profile),
-                ),
-            )
+        db.execute(
+            "INSERT INTO profiles (id, format, codec, label, created, document) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                profile.id,
+                metadata.get("format"),
+                metadata.get("codec"),
+                profile.details.get("label"),
+                profile.created,
+                profile_document(profile),
+            ),
+        )

@@ -6,8 +6,8 @@ import sqlite3
 
 from ...clock import Instant
 from ...model import DeletedFlow, Page, PageRequest
+from ...paging import decode_key, encode_key
 from ..metadata import FlowRecord
-from ..shared import decode_key, encode_key
 from .connection import SqliteConnections
 
 

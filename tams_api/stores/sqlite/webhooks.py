@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ...clock import now
-from ...errors import NotFound
 from ...model import Event, Page, Webhook, WebhookQuery
 from .connection import SqliteConnections
 from .rows import _Keyset, _next_key, _page_rows
@@ -92,14 +90,10 @@ class WebhooksMixin(SqliteConnections):
             )
         return webhooks
 
-    def _webhook(self, db: sqlite3.Connection, webhook_id: str) -> Webhook | None:
+    def webhook_record(self, db: sqlite3.Connection, webhook_id: str) -> Webhook | None:
         rows = db.execute(f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)).fetchall()
         found = self._webhooks_from_rows(db, rows)
         return found[0] if found else None
-
-    def get_webhook(self, webhook_id: str) -> Webhook | None:
-        with self._read() as db:
-            return self._webhook(db, webhook_id)
 
     def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
         conditions, params = self._tag_conditions("webhook", "webhooks.id", query.tags)
@@ -116,7 +110,9 @@ class WebhooksMixin(SqliteConnections):
             ).fetchall()
             return self._webhooks_from_rows(db, rows)
 
-    def _write_webhook(self, db: sqlite3.Connection, webhook: Webhook) -> None:
+    def put_webhook(self, db: sqlite3.Connection, webhook: Webhook, from_now: bool) -> None:
+        if from_now:
+            webhook.cursor = self._last_event(db)
         document = {
             "events": webhook.events,
             "api_key_name": webhook.api_key_name,
@@ -138,34 +134,9 @@ class WebhooksMixin(SqliteConnections):
         )
         self._replace_tags(db, "webhook", webhook.id, webhook.tags)
 
-    def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
-        """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
-        transaction. A webhook that starts listening receives the events from now on."""
-        with self._write() as db:
-            stored = self._webhook(db, webhook.id)
-            updated = change(stored)
-            if updated.active and (stored is None or not stored.active):
-                updated.cursor = self._last_event(db)
-            self._write_webhook(db, updated)
-            return updated
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        with self._write() as db:
-            if db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount == 0:
-                raise NotFound(f"webhook {webhook_id} does not exist")
-            self._delete_all_tags(db, "webhook", webhook_id)
-
-    def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
-        """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE webhooks SET status = ?, error = ? WHERE id = ? AND status IN ('created', 'started')",
-                (status, json.dumps(error) if error else None, webhook_id),
-            )
-
-    def advance_webhook(self, webhook_id: str, cursor: int) -> None:
-        with self._write() as db:
-            db.execute("UPDATE webhooks SET cursor = MAX(cursor, ?) WHERE id = ?", (cursor, webhook_id))
+    def delete_webhook(self, db: sqlite3.Connection, webhook_id: str) -> None:
+        db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+        self._delete_all_tags(db, "webhook", webhook_id)
 
     def events_after(self, seq: int, limit: int) -> list[Event]:
         rows = self._query(

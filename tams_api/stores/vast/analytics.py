@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...errors import NotFound
 from ...model import FlowUsage, FormatDistribution, StorageUsage, TimerangeAnalysis
 from ..shared import format_counts, instances_by_storage_id, timerange_analysis
 from .rows import _CHUNK, _arrow, _select
@@ -100,14 +99,15 @@ class AnalyticsMixin(Transactions):
             awaiting,
         )
 
-    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis:
-        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source")."""
+    def timerange_analysis(self, owner: str, owner_id: str, max_gaps: int) -> TimerangeAnalysis | None:
+        """Coverage of the segments of a flow, or of every flow of a source together ("flow" or "source"); None
+        when it has no flow (or is none)."""
         with self._read() as t:
             flows = t["flows"]
             found = _select(flows, flows["id" if owner == "flow" else "source_id"] == owner_id, ["id"])
             flow_ids = sorted({row["id"] for row in found} - self._hidden(t, [row["id"] for row in found]))
             if not flow_ids:
-                raise NotFound(f"{owner} {owner_id} does not exist")
+                return None
             segments = t["segments"]
             chunks = [
                 _arrow(segments, segments["flow_id"].isin(flow_ids[start : start + _CHUNK]), ["start_ns", "end_ns"])

@@ -8,10 +8,9 @@ import operator
 from typing import Any
 
 from ...clock import Instant
-from ...errors import BadRequest
 from ...model import Flow, FlowQuery, Page, ReleasedMedia, Tags
 from ..metadata import FlowRecord
-from ..shared import bindable, flow_columns
+from ..shared import flow_columns
 from .rows import _all, _delete, _eq, _insert, _page, _select, _select_in, _sort, _update
 from .session import Transactions, _guard, _Tx
 
@@ -95,8 +94,6 @@ class FlowsMixin(Transactions):
             ):
                 value = getattr(query, column)
                 if value is not None:
-                    if not bindable(value):
-                        raise BadRequest(f"{column} is outside the 64-bit integer range the service stores")
                     conditions.append(table[column] == value)
             if query.init_segments is not None:
                 conditions.append(table["init_segments"] == int(query.init_segments))

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ...errors import BadRequest
 from ...model import PageRequest, StoredObject
-from ..shared import decode_key, encode_key, storage_ids_from_column
+from ...paging import decode_key, encode_key
+from ..shared import storage_ids_from_column
 from .schema import ROW_ID, TABLES
 
 _CHUNK = 500  # values per `isin`, far below the SDK's request size limit
@@ -90,9 +90,7 @@ def _page(
     keyed = sorted(((key(row), row) for row in rows), key=operator.itemgetter(0), reverse=descending)
     if page.key is not None:
         width = len(key(_KEY_PROBE))
-        after = tuple(decode_key(page.key, width))
-        if keyed and any(type(a) is not type(b) for a, b in zip(after, keyed[0][0], strict=True)):
-            raise BadRequest(f"invalid page key {page.key!r}: it belongs to another listing or sort order")
+        after = tuple(decode_key(page.key, width, like=keyed[0][0] if keyed else None))
         keyed = [(k, row) for k, row in keyed if (k < after if descending else k > after)]
     items = keyed[: page.limit]
     next_key = encode_key(list(items[-1][0])) if len(keyed) > page.limit else None

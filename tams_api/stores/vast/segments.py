@@ -10,8 +10,8 @@ from typing import Any
 from ... import timerange as tr
 from ...clock import Instant, now
 from ...model import NewSegment, Page, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key, encode_key
 from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
-from ..shared import decode_segment_key, encode_key
 from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
 from .session import Transactions, _guard, _Tx
 

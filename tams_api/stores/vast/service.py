@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ...errors import BadRequest
 from ...model import Page, Profile, ProfileQuery, ServiceInfo
 from ..shared import profile_document, profile_from_row
 from .rows import _all, _delete, _insert, _page, _select
-from .session import Transactions, _guard, _retried_on_conflict
+from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
 
 class ServiceMixin(Transactions):
@@ -31,10 +30,10 @@ class ServiceMixin(Transactions):
 
     # -- profiles ---------------------------------------------------------------------------------------------
 
-    def get_profile(self, profile_id: str) -> Profile | None:
-        with self._read() as t:
-            table = t["profiles"]
-            rows = _select(table, table["id"] == profile_id, ["id", "created", "document"])
+    @staticmethod
+    def profile_record(t: _Tx, profile_id: str) -> Profile | None:
+        table = t["profiles"]
+        rows = _select(table, table["id"] == profile_id, ["id", "created", "document"])
         return profile_from_row((rows[0]["id"], rows[0]["created"], rows[0]["document"])) if rows else None
 
     def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
@@ -50,20 +49,16 @@ class ServiceMixin(Transactions):
         profiles = [profile_from_row((row["id"], row["created"], row["document"])) for row in items]
         return Page(profiles, next_key, query.page.limit)
 
-    @_retried_on_conflict
-    def create_profile(self, profile: Profile) -> None:
+    @staticmethod
+    def insert_profile(t: _Tx, profile: Profile) -> None:
+        _guard(t, f"profile {profile.id}")  # two replicas inserting one id: the second conflicts and looks again
         metadata = profile.flow_metadata
-        with self._write() as t:
-            _guard(t, f"profile {profile.id}")
-            table = t["profiles"]
-            if _select(table, table["id"] == profile.id, ["id"]):
-                raise BadRequest(f"profile {profile.id} exists already; profiles cannot be changed, create a new one")
-            row = {
-                "id": profile.id,
-                "format": metadata.get("format"),
-                "codec": metadata.get("codec"),
-                "label": profile.details.get("label"),
-                "created": profile.created,
-                "document": profile_document(profile),
-            }
-            _insert(table, "profiles", [row])
+        row = {
+            "id": profile.id,
+            "format": metadata.get("format"),
+            "codec": metadata.get("codec"),
+            "label": profile.details.get("label"),
+            "created": profile.created,
+            "document": profile_document(profile),
+        }
+        _insert(t["profiles"], "profiles", [row])

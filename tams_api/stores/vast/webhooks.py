@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable
 from typing import Any
 
 from ...clock import now
-from ...errors import NotFound
 from ...model import Event, Page, Webhook, WebhookQuery
 from .rows import _ACTIVE, _delete, _insert, _json, _page, _select, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
@@ -105,9 +103,8 @@ class WebhooksMixin(Transactions):
         webhooks = t["webhooks"]
         return _select(webhooks, webhooks["id"] == webhook_id, row_ids=True)
 
-    def get_webhook(self, webhook_id: str) -> Webhook | None:
-        with self._read() as t:
-            found = self._webhooks_from_rows(t, self._webhook_rows(t, webhook_id))
+    def webhook_record(self, t: _Tx, webhook_id: str) -> Webhook | None:
+        found = self._webhooks_from_rows(t, self._webhook_rows(t, webhook_id))
         return found[0] if found else None
 
     def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
@@ -123,61 +120,32 @@ class WebhooksMixin(Transactions):
             webhooks = t["webhooks"]
             return self._webhooks_from_rows(t, _select(webhooks, webhooks["status"].isin(_ACTIVE)))
 
-    @_retried_on_conflict
-    def save_webhook(self, webhook: Webhook, change: Callable[[Webhook | None], Webhook]) -> Webhook:
-        """Create or replace a webhook with what `change` makes of the stored one (None when new), in one
-        transaction. A webhook that starts listening receives the events from now on."""
-        with self._write() as t:
-            _guard(t, f"webhook {webhook.id}")
-            rows = self._webhook_rows(t, webhook.id)
-            found = self._webhooks_from_rows(t, rows)
-            stored = found[0] if found else None
-            updated = change(stored)
-            if updated.active and (stored is None or not stored.active):
-                updated.cursor = self._last_event(t)
-            document = {
-                "events": updated.events,
-                "api_key_name": updated.api_key_name,
-                "api_key_value": updated.api_key_value,
-                "options": updated.options,
-            }
-            row = {
-                "id": updated.id,
-                "url": updated.url,
-                "status": updated.status,
-                "owner": updated.owner,
-                "document": json.dumps(document),
-                "error": json.dumps(updated.error) if updated.error else None,
-                "cursor": updated.cursor,
-            }
-            _delete(t["webhooks"], rows)
-            _insert(t["webhooks"], "webhooks", [row])
-            self._replace_tags(t, "webhook", updated.id, updated.tags)
-            return updated
+    def put_webhook(self, t: _Tx, webhook: Webhook, from_now: bool) -> None:
+        _guard(t, f"webhook {webhook.id}")  # two writers of one new webhook: the second conflicts
+        if from_now:
+            webhook.cursor = self._last_event(t)
+        document = {
+            "events": webhook.events,
+            "api_key_name": webhook.api_key_name,
+            "api_key_value": webhook.api_key_value,
+            "options": webhook.options,
+        }
+        row = {
+            "id": webhook.id,
+            "url": webhook.url,
+            "status": webhook.status,
+            "owner": webhook.owner,
+            "document": json.dumps(document),
+            "error": json.dumps(webhook.error) if webhook.error else None,
+            "cursor": webhook.cursor,
+        }
+        _delete(t["webhooks"], self._webhook_rows(t, webhook.id))
+        _insert(t["webhooks"], "webhooks", [row])
+        self._replace_tags(t, "webhook", webhook.id, webhook.tags)
 
-    @_retried_on_conflict
-    def delete_webhook(self, webhook_id: str) -> None:
-        with self._write() as t:
-            if not _delete(t["webhooks"], self._webhook_rows(t, webhook_id)):
-                raise NotFound(f"webhook {webhook_id} does not exist")
-            self._delete_all_tags(t, "webhook", webhook_id)
-
-    @_retried_on_conflict
-    def set_webhook_status(self, webhook_id: str, status: str, error: dict[str, str] | None = None) -> None:
-        """The worker's transitions (created -> started, started -> error), unless a client changed it meanwhile."""
-        with self._write() as t:
-            rows = [row for row in self._webhook_rows(t, webhook_id) if row["status"] in _ACTIVE]
-            for row in rows:
-                row.update(status=status, error=json.dumps(error) if error else None)
-            _update(t["webhooks"], "webhooks", rows, ["status", "error"])
-
-    @_retried_on_conflict
-    def advance_webhook(self, webhook_id: str, cursor: int) -> None:
-        with self._write() as t:
-            rows = [row for row in self._webhook_rows(t, webhook_id) if row["cursor"] < cursor]
-            for row in rows:
-                row["cursor"] = cursor
-            _update(t["webhooks"], "webhooks", rows, ["cursor"])
+    def delete_webhook(self, t: _Tx, webhook_id: str) -> None:
+        _delete(t["webhooks"], self._webhook_rows(t, webhook_id))
+        self._delete_all_tags(t, "webhook", webhook_id)
 
     def events_after(self, seq: int, limit: int) -> list[Event]:
         with self._read() as t:
