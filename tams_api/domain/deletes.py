@@ -12,7 +12,7 @@ from ..errors import BadRequest, Forbidden, NotFound, error_json
 from ..model import DeleteRequest, Deletion, ReleasedMedia
 from ..stores.metadata import DeletedSegments, FlowRecord, MetadataStore, Transaction
 from . import sources
-from .flows import drop, found, writable
+from .flows import as_event, drop, writable
 
 ACTIVE = ("created", "started")  # a delete request under way
 
@@ -57,8 +57,9 @@ def _delete_covered(
     store: MetadataStore, tx: Transaction, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
 ) -> DeletedSegments:
     deleted = store.delete_covered(tx, flow, within, object_id, limit)
-    if deleted.span is not None and store.listening(tx):
-        store.emit(tx, "flows/segments_deleted", {"flow_id": flow.id, "timerange": deleted.span}, flow_id=flow.id)
+    if deleted.span is not None:
+        span = deleted.span
+        store.emit(tx, "flows/segments_deleted", lambda: {"flow_id": flow.id, "timerange": span}, flow_id=flow.id)
     return deleted
 
 
@@ -146,8 +147,7 @@ def soft_delete(store: MetadataStore, flow_id: str, deleted_by: str) -> Deletion
         pending = store.pending_flow_delete(tx, flow_id)
         if pending is not None:
             return Deletion(deferred=pending)
-        if store.listening(tx):
-            store.emit(tx, "flows/deleted", {"flow_id": flow_id}, flow_id=flow_id)
+        store.emit(tx, "flows/deleted", lambda: {"flow_id": flow_id}, flow_id=flow_id)
         store.set_soft_deleted(tx, flow, now(), deleted_by)
         sources.left(store, tx, flow.source_id)
         return Deletion()
@@ -173,9 +173,7 @@ def restore(store: MetadataStore, flow_id: str) -> None:
         store.set_soft_deleted(tx, flow, None)
         if source is None or not source.visible:
             sources.announce(store, tx, "sources/created", flow.source_id)
-        if store.listening(tx):
-            restored = found(store.get_flow(tx, flow_id), flow_id)
-            store.emit(tx, "flows/created", {"flow": restored.to_json()}, flow_id=flow_id)
+        store.emit(tx, "flows/created", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
 
     store.write(work)
 

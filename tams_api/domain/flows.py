@@ -165,9 +165,8 @@ def _put(store: MetadataStore, flow: FlowWrite, tx: Transaction) -> tuple[Flow, 
     stored = found(store.get_flow(tx, flow.id), flow.id)
     if source_appears:
         sources.announce(store, tx, "sources/created", flow.source_id)
-    if store.listening(tx):
-        event_type = "flows/created" if previous is None else "flows/updated"
-        store.emit(tx, event_type, {"flow": stored.to_json()}, flow_id=flow.id)
+    event_type = "flows/created" if previous is None else "flows/updated"
+    store.emit(tx, event_type, lambda: {"flow": stored.to_json()}, flow_id=flow.id)
     return stored, previous is None
 
 
@@ -243,17 +242,19 @@ def _change(
         sign(flow.metadata, author, flow.metadata)
         flow.metadata["metadata_version"] = str(uuid.uuid4())
         store.save_flow(tx, flow, stamp, **replaced)
-        if store.listening(tx):
-            stored = found(store.get_flow(tx, flow_id), flow_id)
-            store.emit(tx, "flows/updated", {"flow": stored.to_json()}, flow_id=flow_id)
+        store.emit(tx, "flows/updated", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
 
     store.write(work)
 
 
+def as_event(store: MetadataStore, tx: Transaction, flow_id: str) -> dict[str, Any]:
+    """The payload of an event about the flow as it is now."""
+    return {"flow": found(store.get_flow(tx, flow_id), flow_id).to_json()}
+
+
 def drop(store: MetadataStore, tx: Transaction, flow: FlowRecord) -> list[ReleasedMedia]:
     """The flow goes, with its segments and what only it held; the media released."""
-    if store.listening(tx):
-        store.emit(tx, "flows/deleted", {"flow_id": flow.id}, flow_id=flow.id)
+    store.emit(tx, "flows/deleted", lambda: {"flow_id": flow.id}, flow_id=flow.id)
     released = store.drop_flow(tx, flow)
     if not flow.soft_deleted:  # a soft-deleted flow was announced deleted already, and so was its source if it held it
         sources.left(store, tx, flow.source_id)

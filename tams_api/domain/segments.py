@@ -8,7 +8,7 @@ import bisect
 import dataclasses
 import functools
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
 
@@ -180,7 +180,8 @@ def _register_chunk(
             failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
     if batch.added:
         store.insert_segments(tx, flow, batch.added, batch.created, batch.registered, now())
-        if store.listening(tx):
+
+        def added() -> dict[str, Any]:
             records = [
                 segment_record(
                     Segment(
@@ -194,7 +195,9 @@ def _register_chunk(
                 )
                 for segment in batch.added
             ]
-            store.emit(tx, "flows/segments_added", {"flow_id": flow_id, "segments": records}, flow_id=flow_id)
+            return {"flow_id": flow_id, "segments": records}
+
+        store.emit(tx, "flows/segments_added", added, flow_id=flow_id)
     return failures
 
 

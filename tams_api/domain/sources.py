@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 from ..clock import Instant, now
 from ..errors import BadRequest, NotFound
@@ -97,10 +98,10 @@ def left(store: MetadataStore, tx: Transaction, source_id: str) -> None:
 
 def announce(store: MetadataStore, tx: Transaction, event_type: str, source_id: str) -> None:
     """Tell the webhooks that listen what became of the source."""
-    if not store.listening(tx):
-        return
-    if event_type == "sources/deleted":
-        payload = {"source_id": source_id}
-    else:
-        payload = {"source": found(store.get_source(tx, source_id), source_id).to_json()}
+
+    def payload() -> dict[str, Any]:
+        if event_type == "sources/deleted":
+            return {"source_id": source_id}
+        return {"source": found(store.get_source(tx, source_id), source_id).to_json()}
+
     store.emit(tx, event_type, payload, source_id=source_id)

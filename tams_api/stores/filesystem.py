@@ -19,8 +19,8 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from .. import clock
-from ..errors import Forbidden, NotFound
-from .media import PutRequest, StorageBackend, StoredMedia
+from ..errors import Forbidden
+from .media import MediaMissing, PutRequest, StorageBackend, StoredMedia
 
 
 def load_signing_key(configured: str | None, data_dir: Path) -> bytes:
@@ -113,7 +113,7 @@ class FilesystemMediaStore:
         try:
             stream = open(self.path(object_id), "rb")  # noqa: SIM115 (closed below, after the caller's reading)
         except FileNotFoundError:
-            raise NotFound(f"object {object_id} has no media on storage backend {self.backend.label}") from None
+            raise MediaMissing(object_id, self.backend) from None
         with stream:
             yield StoredMedia(self.content_type(object_id), stream)
 

@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from ..errors import NotFound
+
 
 @dataclass(frozen=True, slots=True)
 class StorageBackend:
@@ -39,6 +41,13 @@ class StorageBackend:
         if self.tags:
             body["tags"] = self.tags
         return body
+
+
+class MediaMissing(NotFound):
+    """No bytes were uploaded for the object on the backend."""
+
+    def __init__(self, object_id: str, backend: StorageBackend) -> None:
+        super().__init__(f"object {object_id} has no media on storage backend {backend.label}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,8 @@
-"""The metadata store interface: plain dataclasses in and out, never HTTP.
+"""The metadata repository: what a metadata backend (SQLite, VAST) implements, plain dataclasses in and out.
 
-Two layers, while the rules move to `tams_api.domain` one use case at a time:
-- the repository (`read`, `write` and the record methods below them): units of work over records, with no
-  policy; the domain's use cases run inside them and decide what the spec allows;
-- the store's remaining operations, each a transaction of its own that still enforces its rules.
+It stores and queries records and decides nothing the spec says: the use cases of `tams_api.domain` run in its units
+of work (`read`, `write`), check what they read and write what they decided. Listings (`list_*`) and the worker's
+housekeeping are reads and writes of their own.
 """
 
 from __future__ import annotations
@@ -121,14 +120,21 @@ class DeletedSegments:
 
 
 class MetadataStore(Protocol):
+    """The repository the domain (`tams_api.domain`) works through: records in and out, no spec rule."""
+
     schema_upgrade: Upgrade  # what opening the store did to its schema (stores/migrations.py)
 
-    def close(self) -> None: ...
+    # -- The store itself --------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release what the store holds (connections); the store is not used after."""
+        ...
+
     def probe(self) -> None:
         """Read from the store, raising whatever stops it (readiness); changes nothing."""
         ...
 
-    # -- The repository: units of work and the records they read and write ------------------------------------------
+    # -- Units of work: the domain's use cases run in one, reading and writing through its `tx` ----------------------
 
     def read(self, work: Callable[[Transaction], R]) -> R:
         """`work(tx)` on one consistent snapshot; its answer."""
@@ -140,12 +146,18 @@ class MetadataStore(Protocol):
         writes through `tx`)."""
         ...
 
+    # -- Flows -------------------------------------------------------------------------------------------------------
+
     def get_flow(self, tx: Transaction, flow_id: str) -> Flow | None:
         """The flow as clients see it (with tags and collections), unless it does not exist or is soft-deleted."""
         ...
 
     def flow_record(self, tx: Transaction, flow_id: str, soft_deleted_too: bool = False) -> FlowRecord | None:
         """The flow, unless it does not exist or is soft-deleted (unless `soft_deleted_too`)."""
+        ...
+
+    def list_flows(self, query: FlowQuery) -> Page[Flow]:
+        """A page of the flows clients see that match the query."""
         ...
 
     def save_flow(
@@ -171,8 +183,46 @@ class MetadataStore(Protocol):
         its source when no flow names it any more. The media released."""
         ...
 
-    def set_soft_deleted(self, tx: Transaction, flow: FlowRecord, stamp: Instant | None, by: str | None = None) -> None:
-        """Mark the flow soft-deleted at `stamp` by `by`, or (`stamp` None) unmark it."""
+    # -- Sources (they exist while a flow names them) ----------------------------------------------------------------
+
+    def get_source(self, tx: Transaction, source_id: str) -> Source | None:
+        """The source as clients see it, unless no flow that is not soft-deleted names it."""
+        ...
+
+    def source_record(self, tx: Transaction, source_id: str) -> SourceRecord | None:
+        """The source, visible or not, unless no flow names it."""
+        ...
+
+    def list_sources(self, query: SourceQuery) -> Page[Source]:
+        """A page of the sources clients see that match the query."""
+        ...
+
+    def save_source(self, tx: Transaction, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
+        """Insert the source (`key` None; created = `stamp`) or update it; updated = `stamp`; replace its tags
+        when given."""
+        ...
+
+    # -- Segments and their objects ----------------------------------------------------------------------------------
+
+    def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
+        """A page of the flow's segments that overlap the query's window, with their objects."""
+        ...
+
+    def overlapping_segment(self, tx: Transaction, flow: FlowRecord, bounds: Bounds) -> str | None:
+        """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
+        ...
+
+    def insert_segments(
+        self,
+        tx: Transaction,
+        flow: FlowRecord,
+        segments: list[NewSegment],
+        created: list[ObjectRecord],
+        registered: list[ObjectRecord],
+        stamp: Instant,
+    ) -> None:
+        """Store segments of the flow (none overlapping any other) with the objects they made (`created`) and the
+        allocated objects they registered (`registered`), and move the flow's segments_updated to `stamp`."""
         ...
 
     def more_covered_than(self, tx: Transaction, flow: FlowRecord, within: Bounds, limit: int) -> bool:
@@ -185,33 +235,6 @@ class MetadataStore(Protocol):
         """Delete the first `limit` (all when None) segments of the flow that lie wholly within `within` (of
         `object_id` only, when given), earliest first; move the flow's segments_updated; release the objects no
         segment uses any more."""
-        ...
-
-    def get_delete_request(self, tx: Transaction, request_id: str) -> DeleteRequest | None:
-        """The flow delete request, if it exists."""
-        ...
-
-    def pending_flow_delete(self, tx: Transaction, flow_id: str) -> DeleteRequest | None:
-        """The flow's delete request under way that deletes the flow itself, if any."""
-        ...
-
-    def save_delete_request(
-        self, tx: Transaction, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
-    ) -> None:
-        """Insert the request (created at `stamp`) or update it (updated at `stamp`; with `expiry` once finished)."""
-        ...
-
-    def get_source(self, tx: Transaction, source_id: str) -> Source | None:
-        """The source as clients see it, unless no flow that is not soft-deleted names it."""
-        ...
-
-    def source_record(self, tx: Transaction, source_id: str) -> SourceRecord | None:
-        """The source, visible or not, unless no flow names it."""
-        ...
-
-    def save_source(self, tx: Transaction, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
-        """Insert the source (`key` None; created = `stamp`) or update it; updated = `stamp`; replace its tags
-        when given."""
         ...
 
     def object_records(self, tx: Transaction, object_ids: set[str]) -> dict[str, ObjectRecord]:
@@ -244,76 +267,78 @@ class MetadataStore(Protocol):
         """Store the object's instances (its storage_ids and uncontrolled_urls) and queue `released` for deletion."""
         ...
 
-    def overlapping_segment(self, tx: Transaction, flow: FlowRecord, bounds: Bounds) -> str | None:
-        """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
+    # -- Soft delete (extension): a soft-deleted flow is deleted for every spec endpoint, until restored or purged ---
+
+    def set_soft_deleted(self, tx: Transaction, flow: FlowRecord, stamp: Instant | None, by: str | None = None) -> None:
+        """Mark the flow soft-deleted at `stamp` by `by`, or (`stamp` None) unmark it."""
         ...
 
-    def insert_segments(
-        self,
-        tx: Transaction,
-        flow: FlowRecord,
-        segments: list[NewSegment],
-        created: list[ObjectRecord],
-        registered: list[ObjectRecord],
-        stamp: Instant,
+    def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]:
+        """A page of the soft-deleted flows, oldest deletion first (the order the worker purges them in)."""
+        ...
+
+    def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]:
+        """Soft-deleted flows deleted before the cut-off whose purge has not begun, oldest first."""
+        ...
+
+    # -- Flow delete requests: deletions too large for one request ---------------------------------------------------
+
+    def get_delete_request(self, tx: Transaction, request_id: str) -> DeleteRequest | None:
+        """The flow delete request, if it exists."""
+        ...
+
+    def pending_flow_delete(self, tx: Transaction, flow_id: str) -> DeleteRequest | None:
+        """The flow's delete request under way that deletes the flow itself, if any."""
+        ...
+
+    def save_delete_request(
+        self, tx: Transaction, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
     ) -> None:
-        """Store segments of the flow (none overlapping any other) with the objects they made (`created`) and the
-        allocated objects they registered (`registered`), and move the flow's segments_updated to `stamp`."""
+        """Insert the request (created at `stamp`) or update it (updated at `stamp`; with `expiry` once finished)."""
         ...
 
-    def listening(self, tx: Transaction) -> bool:
-        """Whether some webhook receives events: when none does, an event need not even be built."""
+    def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
+        """A page of the flow delete requests, in the query's order."""
         ...
+
+    def pending_delete_requests(self) -> list[str]:
+        """The ids of the delete requests under way (created or started), oldest first."""
+        ...
+
+    def forget_expired_delete_requests(self, before_ns: int) -> int:
+        """Delete the finished requests whose expiry is past the cut-off; how many."""
+        ...
+
+    # -- Released media the worker deletes ---------------------------------------------------------------------------
+
+    def released_objects(self, limit: int) -> list[ReleasedMedia]:
+        """Up to `limit` released media whose bytes are still to delete."""
+        ...
+
+    def forget_released(self, released: list[ReleasedMedia]) -> None:
+        """Take media deleted from its backend off the list of released media."""
+        ...
+
+    def release_expired_allocations(self, allocated_before_ns: int) -> int:
+        """Release the objects allocated before the cut-off that no segment registered (nor uses as init object);
+        how many."""
+        ...
+
+    # -- Webhooks and the outbox (events are written by the changes they report, in their transactions) --------------
 
     def emit(
         self,
         tx: Transaction,
         event_type: str,
-        payload: dict[str, Any],
+        payload: Callable[[], dict[str, Any]],
         flow_id: str | None = None,
         source_id: str | None = None,
     ) -> None:
         """Put an event in the outbox, delivered once `tx` commits, with the flow or source it concerns (what
-        webhook filters look at)."""
+        webhook filters look at); only when some webhook listens (`payload()` is built only then), and never
+        about a soft-deleted flow (clients were told it was deleted)."""
         ...
 
-    # -- Operations still enforcing their own rules -------------------------------------------------------------------
-
-    # Service
-    def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
-        """The stored name and description, `defaults` where none is stored."""
-        ...
-
-    def update_service_info(self, name: str | None, description: str | None) -> None:
-        """Store the name and the description given (None: leave it as stored)."""
-        ...
-
-    # Profiles (immutable once created: `domain.profiles`)
-    def profile_record(self, tx: Transaction, profile_id: str) -> Profile | None:
-        """The profile, if one has that id."""
-        ...
-
-    def insert_profile(self, tx: Transaction, profile: Profile) -> None:
-        """Store a profile of a new id."""
-        ...
-
-    def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
-        """A page of the profiles matching the query, by id."""
-        ...
-
-    # Sources and flows
-    def list_sources(self, query: SourceQuery) -> Page[Source]: ...
-    def list_flows(self, query: FlowQuery) -> Page[Flow]: ...
-
-    # Soft delete (extension): a soft-deleted flow is deleted for every spec endpoint, until restored or purged
-    def list_deleted_flows(self, page: PageRequest) -> Page[DeletedFlow]: ...
-    def deleted_flows_due(self, deleted_before_ns: int, limit: int) -> list[str]: ...
-
-    # Segments
-    def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage: ...
-
-    # Webhooks (their lifecycle: `domain.webhooks`) and the outbox (events are written by the changes above, in
-    # their transactions)
     def webhook_record(self, tx: Transaction, webhook_id: str) -> Webhook | None:
         """The webhook, with its owner and cursor, if one has that id."""
         ...
@@ -346,17 +371,30 @@ class MetadataStore(Protocol):
         """Events the furthest-behind listening webhook has not been given yet (0 when none listens)."""
         ...
 
-    # Flow delete requests (created by delete_flow / delete_segments)
-    def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]: ...
-    def pending_delete_requests(self) -> list[str]: ...
-    def forget_expired_delete_requests(self, before_ns: int) -> int: ...
+    # -- Service information and profiles ----------------------------------------------------------------------------
 
-    # Released objects whose media the worker deletes
-    def released_objects(self, limit: int) -> list[ReleasedMedia]: ...
-    def forget_released(self, released: list[ReleasedMedia]) -> None: ...
-    def release_expired_allocations(self, allocated_before_ns: int) -> int: ...
+    def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
+        """The stored name and description, `defaults` where none is stored."""
+        ...
 
-    # Analytics (extension), over flows that are not soft-deleted; owner is "flow" or "source"
+    def update_service_info(self, name: str | None, description: str | None) -> None:
+        """Store the name and the description given (None: leave it as stored)."""
+        ...
+
+    def profile_record(self, tx: Transaction, profile_id: str) -> Profile | None:
+        """The profile, if one has that id."""
+        ...
+
+    def insert_profile(self, tx: Transaction, profile: Profile) -> None:
+        """Store a profile of a new id."""
+        ...
+
+    def list_profiles(self, query: ProfileQuery) -> Page[Profile]:
+        """A page of the profiles matching the query, by id."""
+        ...
+
+    # -- Analytics (extension), over flows that are not soft-deleted; owner is "flow" or "source" --------------------
+
     def flow_usage(self, limit: int) -> list[FlowUsage]:
         """The `limit` flows with the most segments."""
         ...
@@ -373,6 +411,12 @@ class MetadataStore(Protocol):
         """The segments' coverage of the owner's flows (not soft-deleted) together; None when it has none."""
         ...
 
-    # The worker's lease: one worker per store
-    def claim_lease(self, name: str, holder: str, seconds: float) -> bool: ...
-    def release_lease(self, name: str, holder: str) -> None: ...
+    # -- The worker's lease: one worker per store --------------------------------------------------------------------
+
+    def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the named lease for `seconds`; False while another holder's is current."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give up the named lease, if `holder` holds it."""
+        ...

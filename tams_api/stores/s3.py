@@ -19,8 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from .. import clock
-from ..errors import ConfigurationError, NotFound
-from .media import PutRequest, StorageBackend, StoredMedia
+from ..errors import ConfigurationError
+from .media import MediaMissing, PutRequest, StorageBackend, StoredMedia
 from .sigv4 import Credentials, Presigner
 
 # The settings (one or more) that hold a backend's named fields, e.g. ("bucket",) -> "TAMS_S3_BUCKET".
@@ -140,7 +140,7 @@ class S3MediaStore:
         except ClientError as error:
             if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey"):
                 raise
-            raise NotFound(f"object {object_id} has no media on storage backend {self.backend.label}") from None
+            raise MediaMissing(object_id, self.backend) from None
         body = response["Body"]
         with body:
             yield StoredMedia(response.get("ContentType", "application/octet-stream"), body)

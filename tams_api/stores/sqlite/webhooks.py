@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ class WebhooksMixin(SqliteConnections):
     """Webhooks and the outbox."""
 
     @staticmethod
-    def listening(db: sqlite3.Connection) -> bool:
+    def _listening(db: sqlite3.Connection) -> bool:
         """Whether any webhook wants events: without one, changes write no outbox rows at all."""
         return (
             db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
@@ -29,12 +30,14 @@ class WebhooksMixin(SqliteConnections):
         self,
         db: sqlite3.Connection,
         event_type: str,
-        payload: dict[str, Any],
+        payload: Callable[[], dict[str, Any]],
         flow_id: str | None = None,
         source_id: str | None = None,
     ) -> None:
         """Write an event to the outbox, in the transaction of the change it reports, with what webhook
         filters look at: the flow's source and the collections of the flow and of its source."""
+        if not self._listening(db):
+            return
         flow_collected_by: list[str] = []
         if flow_id is not None:
             if db.execute("SELECT 1 FROM deleted_flows WHERE flow_id = ?", (flow_id,)).fetchone():
@@ -57,7 +60,7 @@ class WebhooksMixin(SqliteConnections):
                 source_id,
                 orjson.dumps(flow_collected_by).decode(),
                 orjson.dumps(self._source_collected_by(db, source_id) if source_id else []).decode(),
-                orjson.dumps(payload).decode(),
+                orjson.dumps(payload()).decode(),
             ),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from ...clock import now
@@ -17,7 +18,7 @@ class WebhooksMixin(Transactions):
     """Webhooks and events."""
 
     @staticmethod
-    def listening(t: _Tx) -> bool:
+    def _listening(t: _Tx) -> bool:
         """Whether any webhook wants events: without one, changes write no outbox rows at all."""
         if t.listening is None:
             webhooks = t["webhooks"]
@@ -49,12 +50,14 @@ class WebhooksMixin(Transactions):
         self,
         t: _Tx,
         event_type: str,
-        payload: dict[str, Any],
+        payload: Callable[[], dict[str, Any]],
         flow_id: str | None = None,
         source_id: str | None = None,
     ) -> None:
         """Write an event to the outbox, in the transaction of the change it reports, with what webhook
         filters look at: the flow's source and the collections of the flow and of its source."""
+        if not self._listening(t):
+            return
         flow_collected_by: list[str] = []
         if flow_id is not None:
             if self._hidden(t, [flow_id]):
@@ -72,7 +75,7 @@ class WebhooksMixin(Transactions):
             "source_id": source_id,
             "flow_collected_by": _json(flow_collected_by),
             "source_collected_by": _json(source_collected_by),
-            "payload": _json(payload),
+            "payload": _json(payload()),
         }
         _insert(t["events"], "events", [row])
 
