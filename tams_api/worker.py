@@ -100,10 +100,14 @@ class Worker:
 
     async def _sync_couriers(self, client: httpx.AsyncClient) -> None:
         """One courier per listening webhook, restarted when the webhook's registration changes."""
+        # Couriers that ended before the read below: a courier ends after writing why (e.g. the webhook's error), so
+        # the read sees that. One that ends during the read is left for the next round, when a read sees its write:
+        # restarted from a read made before it, it would deliver again what it had given up on.
+        ended = {webhook_id for webhook_id, (_, task) in self._couriers.items() if task.done()}
         active = {webhook.id: webhook for webhook in await asyncio.to_thread(self.store.active_webhooks)}
         for webhook_id, (webhook, task) in list(self._couriers.items()):
             current = active.get(webhook_id)
-            if task.done() or current is None or _registration(current) != _registration(webhook):
+            if webhook_id in ended or current is None or _registration(current) != _registration(webhook):
                 task.cancel()
                 with suppress(asyncio.CancelledError, Exception):
                     await task
