@@ -60,6 +60,14 @@ def test_every_setting_is_documented() -> None:
     assert [variable for variable in variables if f"`{variable}`" not in readme] == []
 
 
+def test_where_the_code_lives_names_modules_that_exist() -> None:
+    section = (ROOT / "README.md").read_text().split("## Where the code lives", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    named = set(re.findall(r"`([a-z_/]+\.py)`", table))
+    assert "domain/flows.py" in named
+    assert [module for module in sorted(named) if not (ROOT / "tams_api" / module).is_file()] == []
+
+
 def operator_section() -> str:
     return (ROOT / "README.md").read_text().split("## The operator", 1)[1].split("\n## ", 1)[0]
 

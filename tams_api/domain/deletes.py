@@ -11,7 +11,7 @@ from ..clock import Instant, instant_text, now
 from ..errors import BadRequest, Forbidden, NotFound, error_json
 from ..model import DeleteRequest, Deletion, ReleasedMedia
 from ..stores.metadata import DeletedSegments, FlowRecord, MetadataStore, Transaction
-from . import sources
+from . import events, sources
 from .flows import as_event, drop, writable
 
 ACTIVE = ("created", "started")  # a delete request under way
@@ -59,7 +59,9 @@ def _delete_covered(
     deleted = store.delete_covered(tx, flow, within, object_id, limit)
     if deleted.span is not None:
         span = deleted.span
-        store.emit(tx, "flows/segments_deleted", lambda: {"flow_id": flow.id, "timerange": span}, flow_id=flow.id)
+        events.emit(
+            store, tx, "flows/segments_deleted", lambda: {"flow_id": flow.id, "timerange": span}, flow_id=flow.id
+        )
     return deleted
 
 
@@ -147,7 +149,7 @@ def soft_delete(store: MetadataStore, flow_id: str, deleted_by: str) -> Deletion
         pending = store.pending_flow_delete(tx, flow_id)
         if pending is not None:
             return Deletion(deferred=pending)
-        store.emit(tx, "flows/deleted", lambda: {"flow_id": flow_id}, flow_id=flow_id)
+        events.emit(store, tx, "flows/deleted", lambda: {"flow_id": flow_id}, flow_id=flow_id)
         store.set_soft_deleted(tx, flow, now(), deleted_by)
         sources.left(store, tx, flow.source_id)
         return Deletion()
@@ -173,7 +175,7 @@ def restore(store: MetadataStore, flow_id: str) -> None:
         store.set_soft_deleted(tx, flow, None)
         if source is None or not source.visible:
             sources.announce(store, tx, "sources/created", flow.source_id)
-        store.emit(tx, "flows/created", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
+        events.emit(store, tx, "flows/created", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
 
     store.write(work)
 

@@ -15,7 +15,7 @@ from ..errors import BadRequest, Forbidden, NotFound
 from ..model import SERVER_MANAGED_FLOW_FIELDS, Flow, FlowWrite, Profile, ReleasedMedia, TagValue
 from ..stores.metadata import FlowRecord, MetadataStore, Transaction
 from ..timerange import Bounds
-from . import sources
+from . import events, sources
 from .tags import with_tag
 
 T = TypeVar("T")
@@ -159,14 +159,15 @@ def _put(store: MetadataStore, flow: FlowWrite, tx: Transaction) -> tuple[Flow, 
     if metadata.get("metadata_version") in (None, previous_version):
         metadata["metadata_version"] = str(uuid.uuid4())
     record = FlowRecord(flow.id, flow.source_id, metadata, False, previous.key if previous else None)
-    store.save_flow(tx, record, stamp, tags=flow.tags, collection=flow.flow_collection)
+    record.tags, record.collection = flow.tags, flow.flow_collection
+    store.save_flow(tx, record, stamp)
     if previous is not None and previous.source_id != flow.source_id:
         sources.left(store, tx, previous.source_id)
     stored = found(store.get_flow(tx, flow.id), flow.id)
     if source_appears:
         sources.announce(store, tx, "sources/created", flow.source_id)
     event_type = "flows/created" if previous is None else "flows/updated"
-    store.emit(tx, event_type, lambda: {"flow": stored.to_json()}, flow_id=flow.id)
+    events.emit(store, tx, event_type, lambda: {"flow": stored.to_json()}, flow_id=flow.id)
     return stored, previous is None
 
 
@@ -181,7 +182,7 @@ def _check_collection(store: MetadataStore, tx: Transaction, flow_id: str, colle
 def set_property(store: MetadataStore, flow_id: str, name: str, value: Any | None, author: str | None) -> None:
     """Set (or, with None, remove) a simple property of the flow's metadata."""
 
-    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+    def change(flow: FlowRecord, tx: Transaction) -> None:
         if name == "avg_bit_rate" and flow.metadata.get("profile_id"):
             raise BadRequest(
                 f"avg_bit_rate comes from profile {flow.metadata['profile_id']}: "
@@ -192,7 +193,6 @@ def set_property(store: MetadataStore, flow_id: str, name: str, value: Any | Non
         else:
             flow.metadata[name] = value
         _check_indexed(flow.metadata)
-        return {}
 
     _change(store, flow_id, author, change)
 
@@ -200,9 +200,8 @@ def set_property(store: MetadataStore, flow_id: str, name: str, value: Any | Non
 def set_read_only(store: MetadataStore, flow_id: str, read_only: bool, author: str | None) -> None:
     """The one change a read-only flow accepts."""
 
-    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+    def change(flow: FlowRecord, tx: Transaction) -> None:
         flow.metadata["read_only"] = read_only
-        return {}
 
     _change(store, flow_id, author, change, read_only_too=True)
 
@@ -210,9 +209,9 @@ def set_read_only(store: MetadataStore, flow_id: str, read_only: bool, author: s
 def set_tag(store: MetadataStore, flow_id: str, name: str, value: TagValue | None, author: str | None) -> None:
     """Set (or, with None, remove) a tag of the flow."""
 
-    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+    def change(flow: FlowRecord, tx: Transaction) -> None:
         tags = found(store.get_flow(tx, flow_id), flow_id).tags
-        return {"tags": with_tag(tags, "flow", flow_id, name, value)}
+        flow.tags = with_tag(tags, "flow", flow_id, name, value)
 
     _change(store, flow_id, author, change)
 
@@ -220,15 +219,15 @@ def set_tag(store: MetadataStore, flow_id: str, name: str, value: TagValue | Non
 def set_collection(store: MetadataStore, flow_id: str, collection: list[dict[str, Any]], author: str | None) -> None:
     """Replace the flow's collection (empty: it collects no flow)."""
 
-    def change(flow: FlowRecord, tx: Transaction) -> dict[str, Any]:
+    def change(flow: FlowRecord, tx: Transaction) -> None:
         _check_collection(store, tx, flow_id, collection)
-        return {"collection": collection}
+        flow.collection = collection
 
     _change(store, flow_id, author, change)
 
 
-# A change of a flow's metadata in a transaction, and what else `save_flow` is to replace (tags, collection).
-_Change = Callable[[FlowRecord, Transaction], dict[str, Any]]
+# A change of a flow (its metadata, tags or collection) in a transaction.
+_Change = Callable[[FlowRecord, Transaction], None]
 
 
 def _change(
@@ -237,12 +236,12 @@ def _change(
     def work(tx: Transaction) -> None:
         record = store.flow_record(tx, flow_id)
         flow = found(record, flow_id) if read_only_too else writable(record, flow_id)
-        replaced = change(flow, tx)
+        change(flow, tx)
         stamp = now()
         sign(flow.metadata, author, flow.metadata)
         flow.metadata["metadata_version"] = str(uuid.uuid4())
-        store.save_flow(tx, flow, stamp, **replaced)
-        store.emit(tx, "flows/updated", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
+        store.save_flow(tx, flow, stamp)
+        events.emit(store, tx, "flows/updated", lambda: as_event(store, tx, flow_id), flow_id=flow_id)
 
     store.write(work)
 
@@ -254,7 +253,7 @@ def as_event(store: MetadataStore, tx: Transaction, flow_id: str) -> dict[str, A
 
 def drop(store: MetadataStore, tx: Transaction, flow: FlowRecord) -> list[ReleasedMedia]:
     """The flow goes, with its segments and what only it held; the media released."""
-    store.emit(tx, "flows/deleted", lambda: {"flow_id": flow.id}, flow_id=flow.id)
+    events.emit(store, tx, "flows/deleted", lambda: {"flow_id": flow.id}, flow_id=flow.id)
     released = store.drop_flow(tx, flow)
     if not flow.soft_deleted:  # a soft-deleted flow was announced deleted already, and so was its source if it held it
         sources.left(store, tx, flow.source_id)

@@ -17,7 +17,8 @@ from ..bindable import check_bindable
 from ..clock import now
 from ..errors import BadRequest, TamsError
 from ..model import NewSegment, Segment, SegmentFailure, segment_record, uses_init_segments
-from ..stores.metadata import FlowRecord, MetadataStore, ObjectRecord, Transaction
+from ..stores.metadata import FlowRecord, MetadataStore, ObjectRecord, Registration, Transaction
+from . import events
 from .flows import writable
 
 BULK_CHUNK = 1000  # segments registered per write transaction: a large bulk never holds the store's writer long
@@ -178,8 +179,8 @@ def _register_chunk(
         problem = batch.add(segment)
         if problem is not None:
             failures.append(SegmentFailure(segment.object_id, segment.timerange, problem))
-    if batch.added:
-        store.insert_segments(tx, flow, batch.added, batch.created, batch.registered, now())
+    if batch.registration.segments:
+        store.insert_segments(tx, flow, batch.registration, now())
 
         def added() -> dict[str, Any]:
             records = [
@@ -193,11 +194,11 @@ def _register_chunk(
                         sample_count=segment.sample_count,
                     )
                 )
-                for segment in batch.added
+                for segment in batch.registration.segments
             ]
             return {"flow_id": flow_id, "segments": records}
 
-        store.emit(tx, "flows/segments_added", added, flow_id=flow_id)
+        events.emit(store, tx, "flows/segments_added", added, flow_id=flow_id)
     return failures
 
 
@@ -212,11 +213,9 @@ class _Batch:
         self.flow = flow
         self.objects = objects  # those the segments name, as the batch changes them
         self.init_in_use = store.init_objects_in_use(tx, set(objects))
-        self.added: list[NewSegment] = []
-        self.created: list[ObjectRecord] = []
-        self.registered: list[ObjectRecord] = []
-        # (start, end, timerange) of `added` by start. They never overlap one another, so the one with the greatest
-        # start at or before a point also has the greatest end: the only one that can reach that point.
+        self.registration = Registration()  # what the batch adds
+        # (start, end, timerange) of the added segments by start. They never overlap one another, so the one with the
+        # greatest start at or before a point also has the greatest end: the only one that can reach that point.
         self._spans: list[tuple[int, int, str]] = []
 
     def add(self, segment: NewSegment) -> str | None:
@@ -229,7 +228,7 @@ class _Batch:
             return problem
         if segment.init_object_id is not None:
             self.init_in_use.add(segment.init_object_id)
-        self.added.append(segment)
+        self.registration.segments.append(segment)
         bisect.insort(self._spans, (segment.bounds.start, segment.bounds.end, segment.timerange))
         return None
 
@@ -266,13 +265,13 @@ class _Batch:
                     "or give get_urls for an object held elsewhere"
                 )
             stored = self.objects[segment.object_id] = ObjectRecord(segment.object_id, registered=False)
-            self.created.append(stored)
+            self.registration.created.append(stored)
         elif stored.registered:
             return reuse_problem(segment, stored)
         elif stored.allocated_for != self.flow.id:
             return f"object {segment.object_id} was allocated for flow {stored.allocated_for}, not for this flow"
         else:
-            self.registered.append(stored)
+            self.registration.registered.append(stored)
         stored.registered = True
         stored.first_flow_id = self.flow.id
         stored.timerange = segment.object_timerange

@@ -11,6 +11,7 @@ from ..clock import Instant, now
 from ..errors import BadRequest, NotFound
 from ..model import FlowWrite, Source, TagValue
 from ..stores.metadata import FlowRecord, MetadataStore, SourceRecord, Transaction
+from . import events
 from .tags import with_tag
 
 # A change of a source, made in a transaction at an instant.
@@ -104,4 +105,4 @@ def announce(store: MetadataStore, tx: Transaction, event_type: str, source_id: 
             return {"source_id": source_id}
         return {"source": found(store.get_source(tx, source_id), source_id).to_json()}
 
-    store.emit(tx, event_type, payload, source_id=source_id)
+    events.emit(store, tx, event_type, payload, source_id=source_id)

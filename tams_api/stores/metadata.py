@@ -62,6 +62,9 @@ class FlowRecord:
     key: Any = None  # the backend's handle on the row (SQLite: its pk; VAST: the row), None for a new flow
     soft_deleted: bool = False  # only when asked for (`flow_record(..., soft_deleted_too=True)`)
     deleted_by: str | None = None  # who soft-deleted it
+    # Not read with the record: set them for `save_flow` to replace the flow's tags or collection.
+    tags: Tags | None = None
+    collection: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +122,16 @@ class DeletedSegments:
     last_start: int | None = None
 
 
+@dataclass(slots=True)
+class Registration:
+    """Segments of a flow to store, none overlapping another, with the objects they made (`created`) and the
+    allocated objects they registered (`registered`)."""
+
+    segments: list[NewSegment] = field(default_factory=list)
+    created: list[ObjectRecord] = field(default_factory=list)
+    registered: list[ObjectRecord] = field(default_factory=list)
+
+
 class MetadataStore(Protocol):
     """The repository the domain (`tams_api.domain`) works through: records in and out, no spec rule."""
 
@@ -160,17 +173,10 @@ class MetadataStore(Protocol):
         """A page of the flows clients see that match the query."""
         ...
 
-    def save_flow(
-        self,
-        tx: Transaction,
-        flow: FlowRecord,
-        stamp: Instant,
-        tags: Tags | None = None,
-        collection: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def save_flow(self, tx: Transaction, flow: FlowRecord, stamp: Instant) -> None:
         """Insert the flow (`key` None) or update it: source, metadata (with the columns listings filter on) and
-        metadata_updated = `stamp`; replace its tags and its collection when given. A source that no flow names
-        any more is forgotten."""
+        metadata_updated = `stamp`; replace its tags and its collection when the record has them. A source that no
+        flow names any more is forgotten."""
         ...
 
     def flow_timerange(self, tx: Transaction, flow: FlowRecord, within: Bounds) -> str:
@@ -212,17 +218,9 @@ class MetadataStore(Protocol):
         """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
         ...
 
-    def insert_segments(
-        self,
-        tx: Transaction,
-        flow: FlowRecord,
-        segments: list[NewSegment],
-        created: list[ObjectRecord],
-        registered: list[ObjectRecord],
-        stamp: Instant,
-    ) -> None:
-        """Store segments of the flow (none overlapping any other) with the objects they made (`created`) and the
-        allocated objects they registered (`registered`), and move the flow's segments_updated to `stamp`."""
+    def insert_segments(self, tx: Transaction, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
+        """Store the registration's segments of the flow with their objects, and move the flow's segments_updated to
+        `stamp`."""
         ...
 
     def more_covered_than(self, tx: Transaction, flow: FlowRecord, within: Bounds, limit: int) -> bool:
@@ -326,17 +324,9 @@ class MetadataStore(Protocol):
 
     # -- Webhooks and the outbox (events are written by the changes they report, in their transactions) --------------
 
-    def emit(
-        self,
-        tx: Transaction,
-        event_type: str,
-        payload: Callable[[], dict[str, Any]],
-        flow_id: str | None = None,
-        source_id: str | None = None,
-    ) -> None:
-        """Put an event in the outbox, delivered once `tx` commits, with the flow or source it concerns (what
-        webhook filters look at); only when some webhook listens (`payload()` is built only then), and never
-        about a soft-deleted flow (clients were told it was deleted)."""
+    def emit(self, tx: Transaction, event: Callable[[], Event | None]) -> None:
+        """Put the event `event()` makes in the outbox (delivered once `tx` commits), only when some webhook listens
+        (`event()` is called only then) and it makes one."""
         ...
 
     def webhook_record(self, tx: Transaction, webhook_id: str) -> Webhook | None:

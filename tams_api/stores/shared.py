@@ -7,7 +7,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import timerange as tr
-from ..model import DeleteRequest, FormatCount, Profile, TagValue, TimerangeAnalysis, uses_init_segments
+from ..clock import Instant
+from ..model import (
+    DeleteRequest,
+    FormatCount,
+    Page,
+    PageRequest,
+    Profile,
+    Segment,
+    SegmentPage,
+    TagValue,
+    TimerangeAnalysis,
+    Webhook,
+    uses_init_segments,
+)
+from ..paging import encode_key
+from .metadata import FlowRecord, SourceRecord
 
 
 def storage_ids_from_column(value: str | None) -> list[str]:
@@ -133,3 +148,86 @@ def timerange_analysis(
 def _half_open(start: int, end: int) -> str:
     """Closed nanosecond bounds as the `[start_end)` TimeRange clients usually write."""
     return f"[{tr.format_timestamp(start)}_{tr.format_timestamp(end + 1)})"
+
+
+# -- The columns a save writes, the same in every store --------------------------------------------------------------
+
+
+def creation(record_id: str, stamp: Instant) -> dict[str, Any]:
+    """The columns of a new row of a record kept with its creation time."""
+    return {"id": record_id, "created": stamp.text, "created_ns": stamp.ns}
+
+
+def flow_values(flow: FlowRecord, stamp: Instant) -> dict[str, Any]:
+    return {
+        "source_id": flow.source_id,
+        **flow_columns(flow.metadata["format"], flow.metadata),
+        "metadata": json.dumps(flow.metadata),
+        "metadata_updated": stamp.text,
+        "metadata_updated_ns": stamp.ns,
+    }
+
+
+def source_values(source: SourceRecord, stamp: Instant) -> dict[str, Any]:
+    return {
+        "format": source.format,
+        "label": source.label,
+        "description": source.description,
+        "created_by": source.created_by,
+        "updated_by": source.updated_by,
+        "updated": stamp.text,
+        "updated_ns": stamp.ns,
+    }
+
+
+def delete_request_values(request: DeleteRequest, stamp: Instant, expiry: Instant | None) -> dict[str, Any]:
+    """What a step of the request changes."""
+    return {
+        "remaining": request.timerange_remaining,
+        "status": request.status,
+        "updated": stamp.text,
+        "expiry": expiry.text if expiry else None,
+        "expiry_ns": expiry.ns if expiry else None,
+        "error": json.dumps(request.error) if request.error else None,
+    }
+
+
+def new_delete_request(request: DeleteRequest, stamp: Instant) -> dict[str, Any]:
+    """What a request is created with, besides its first step's values."""
+    return {
+        **creation(request.id, stamp),
+        "flow_id": request.flow_id,
+        "to_delete": request.timerange_to_delete,
+        "delete_flow": request.delete_flow,
+        "created_by": request.created_by,
+    }
+
+
+def segment_page(segments: list[Segment], next_after: int | None, page: PageRequest) -> SegmentPage:
+    """A page of a flow's segments with the span of their timeranges; `next_after`: the start the next page's
+    segments come after (None on the last page)."""
+    span = None
+    if segments:
+        earliest, latest = (segments[-1], segments[0]) if page.reverse else (segments[0], segments[-1])
+        span = tr.span(earliest.timerange, latest.timerange)
+    next_key = encode_key([next_after]) if next_after is not None else None
+    return SegmentPage(Page(segments, next_key, page.limit), span)
+
+
+def webhook_values(webhook: Webhook) -> dict[str, Any]:
+    """A webhook's row: what filters and delivery look at in columns of their own, the rest in a document."""
+    document = {
+        "events": webhook.events,
+        "api_key_name": webhook.api_key_name,
+        "api_key_value": webhook.api_key_value,
+        "options": webhook.options,
+    }
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "status": webhook.status,
+        "owner": webhook.owner,
+        "document": json.dumps(document),
+        "error": json.dumps(webhook.error) if webhook.error else None,
+        "cursor": webhook.cursor,
+    }

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from ...clock import Instant
 from ...model import DeleteRequest, DeleteRequestQuery, Page
-from ..shared import REQUEST_COLUMNS, delete_request_from_row
+from ..shared import REQUEST_COLUMNS, delete_request_from_row, delete_request_values, new_delete_request
 from .connection import SqliteConnections
-from .rows import _Keyset, _next_key, _page_rows, _sort_keyset
+from .rows import _insert_row, _Keyset, _next_key, _page_rows, _sort_keyset, _update_row
 
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
@@ -35,31 +34,11 @@ class DeleteRequestsMixin(SqliteConnections):
     def save_delete_request(
         db: sqlite3.Connection, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
     ) -> None:
-        columns = {
-            "remaining": request.timerange_remaining,
-            "status": request.status,
-            "updated": stamp.text,
-            "expiry": expiry.text if expiry else None,
-            "expiry_ns": expiry.ns if expiry else None,
-            "error": json.dumps(request.error) if request.error else None,
-        }
+        values = delete_request_values(request, stamp, expiry)
         if db.execute("SELECT 1 FROM delete_requests WHERE id = ?", (request.id,)).fetchone() is None:
-            columns |= {
-                "id": request.id,
-                "flow_id": request.flow_id,
-                "to_delete": request.timerange_to_delete,
-                "delete_flow": int(request.delete_flow),
-                "created": stamp.text,
-                "created_ns": stamp.ns,
-                "created_by": request.created_by,
-            }
-            db.execute(
-                f"INSERT INTO delete_requests ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                tuple(columns.values()),
-            )
+            _insert_row(db, "delete_requests", {**values, **new_delete_request(request, stamp)})
         else:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            db.execute(f"UPDATE delete_requests SET {assignments} WHERE id = ?", (*columns.values(), request.id))
+            _update_row(db, "delete_requests", values, "id", request.id)
 
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
         if query.sort_by == "expiry":

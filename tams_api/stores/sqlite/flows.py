@@ -7,11 +7,11 @@ import sqlite3
 from typing import Any
 
 from ...clock import Instant
-from ...model import Flow, FlowQuery, Page, ReleasedMedia, Tags
+from ...model import Flow, FlowQuery, Page, ReleasedMedia
 from ..metadata import FlowRecord
-from ..shared import flow_columns
+from ..shared import creation, flow_values
 from .connection import SqliteConnections
-from .rows import _live, _next_key, _page_rows, _sort_keyset
+from .rows import _insert_row, _live, _next_key, _page_rows, _sort_keyset, _update_row
 
 
 class FlowsMixin(SqliteConnections):
@@ -111,36 +111,19 @@ class FlowsMixin(SqliteConnections):
             [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
         )
 
-    def save_flow(
-        self,
-        db: sqlite3.Connection,
-        flow: FlowRecord,
-        stamp: Instant,
-        tags: Tags | None = None,
-        collection: list[dict[str, Any]] | None = None,
-    ) -> None:
-        columns = {"source_id": flow.source_id, **flow_columns(flow.metadata["format"], flow.metadata)}
-        columns |= {
-            "metadata": json.dumps(flow.metadata),
-            "metadata_updated": stamp.text,
-            "metadata_updated_ns": stamp.ns,
-        }
+    def save_flow(self, db: sqlite3.Connection, flow: FlowRecord, stamp: Instant) -> None:
+        values = flow_values(flow, stamp)
         if flow.key is None:
-            columns |= {"id": flow.id, "created": stamp.text, "created_ns": stamp.ns}
-            db.execute(
-                f"INSERT INTO flows ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                tuple(columns.values()),
-            )
+            _insert_row(db, "flows", {**values, **creation(flow.id, stamp)})
         else:
             (previous_source,) = db.execute("SELECT source_id FROM flows WHERE pk = ?", (flow.key,)).fetchone()
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            db.execute(f"UPDATE flows SET {assignments} WHERE pk = ?", (*columns.values(), flow.key))
+            _update_row(db, "flows", values, "pk", flow.key)
             if previous_source != flow.source_id:
                 self._forget_unnamed_source(db, previous_source)
-        if tags is not None:
-            self._replace_tags(db, "flow", flow.id, tags)
-        if collection is not None:
-            self._write_collection(db, flow.id, collection)
+        if flow.tags is not None:
+            self._replace_tags(db, "flow", flow.id, flow.tags)
+        if flow.collection is not None:
+            self._write_collection(db, flow.id, flow.collection)
 
     def drop_flow(self, db: sqlite3.Connection, flow: FlowRecord) -> list[ReleasedMedia]:
         db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow.id,))

@@ -101,3 +101,14 @@ def _next_key(rows: list[tuple], keyset: _Keyset, limit: int) -> str | None:
     if len(rows) <= limit:
         return None
     return encode_key(rows[limit - 1][: len(keyset.columns)])
+
+
+def _insert_row(db: sqlite3.Connection, table: str, values: dict[str, Any]) -> None:
+    db.execute(
+        f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+    )
+
+
+def _update_row(db: sqlite3.Connection, table: str, values: dict[str, Any], key: str, key_value: Any) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    db.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", (*values.values(), key_value))

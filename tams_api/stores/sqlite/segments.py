@@ -12,9 +12,10 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...model import NewSegment, Page, PageRequest, Segment, SegmentPage, SegmentQuery
-from ...paging import decode_segment_key, encode_key
-from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
+from ...model import Page, PageRequest, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key
+from ..metadata import DeletedSegments, FlowRecord, ObjectRecord, Registration
+from ..shared import segment_page
 from .connection import SqliteConnections
 from .rows import _live, _stored_object
 
@@ -85,14 +86,9 @@ class SegmentsMixin(SqliteConnections):
         return before[2] if before is not None and before[1] >= bounds.start else None
 
     def insert_segments(
-        self,
-        db: sqlite3.Connection,
-        flow: FlowRecord,
-        segments: list[NewSegment],
-        created: list[ObjectRecord],
-        registered: list[ObjectRecord],
-        stamp: Instant,
+        self, db: sqlite3.Connection, flow: FlowRecord, registration: Registration, stamp: Instant
     ) -> None:
+        segments, created, registered = registration.segments, registration.created, registration.registered
         db.executemany(
             "INSERT INTO objects (registered, first_flow_id, timerange, key_frame_count, init_object_id, "
             "uncontrolled_urls, id) VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -164,12 +160,9 @@ class SegmentsMixin(SqliteConnections):
             )
             for _start, timerange, ts_offset, last_duration, sample_offset, sample_count, *object_columns in page_rows
         ]
-        next_key = encode_key([rows[query.page.limit - 1][0]]) if len(rows) > query.page.limit else None
-        span = None
-        if segments:
-            earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
-            span = tr.span(earliest.timerange, latest.timerange)
-        return SegmentPage(Page(segments, next_key, query.page.limit), span)
+        return segment_page(
+            segments, rows[query.page.limit - 1][0] if len(rows) > query.page.limit else None, query.page
+        )
 
     @staticmethod
     def _segment_starts(page: PageRequest) -> tuple[str, str, dict[str, Any]]:

@@ -7,8 +7,9 @@ import sqlite3
 from ...clock import Instant
 from ...model import Page, Source, SourceQuery, Tags
 from ..metadata import SourceRecord
+from ..shared import creation, source_values
 from .connection import SqliteConnections
-from .rows import _SOURCE_VISIBLE, _live, _next_key, _page_rows, _sort_keyset
+from .rows import _SOURCE_VISIBLE, _insert_row, _live, _next_key, _page_rows, _sort_keyset, _update_row
 
 
 class SourcesMixin(SqliteConnections):
@@ -104,24 +105,11 @@ class SourcesMixin(SqliteConnections):
     def save_source(
         self, db: sqlite3.Connection, source: SourceRecord, stamp: Instant, tags: Tags | None = None
     ) -> None:
-        columns = {
-            "format": source.format,
-            "label": source.label,
-            "description": source.description,
-            "created_by": source.created_by,
-            "updated_by": source.updated_by,
-            "updated": stamp.text,
-            "updated_ns": stamp.ns,
-        }
+        values = source_values(source, stamp)
         if source.key is None:
-            columns |= {"id": source.id, "created": stamp.text, "created_ns": stamp.ns}
-            db.execute(
-                f"INSERT INTO sources ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                tuple(columns.values()),
-            )
+            _insert_row(db, "sources", {**values, **creation(source.id, stamp)})
         else:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            db.execute(f"UPDATE sources SET {assignments} WHERE id = ?", (*columns.values(), source.id))
+            _update_row(db, "sources", values, "id", source.id)
         if tags is not None:
             self._replace_tags(db, "source", source.id, tags)
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
-from ...clock import now
 from ...model import Event, Page, Webhook, WebhookQuery
+from ..shared import webhook_values
 from .connection import SqliteConnections
-from .rows import _Keyset, _next_key, _page_rows
+from .rows import _insert_row, _Keyset, _next_key, _page_rows
 
 
 class WebhooksMixin(SqliteConnections):
@@ -26,41 +25,21 @@ class WebhooksMixin(SqliteConnections):
             db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
         )
 
-    def emit(
-        self,
-        db: sqlite3.Connection,
-        event_type: str,
-        payload: Callable[[], dict[str, Any]],
-        flow_id: str | None = None,
-        source_id: str | None = None,
-    ) -> None:
-        """Write an event to the outbox, in the transaction of the change it reports, with what webhook
-        filters look at: the flow's source and the collections of the flow and of its source."""
-        if not self._listening(db):
+    def emit(self, db: sqlite3.Connection, event: Callable[[], Event | None]) -> None:
+        made = event() if self._listening(db) else None
+        if made is None:
             return
-        flow_collected_by: list[str] = []
-        if flow_id is not None:
-            if db.execute("SELECT 1 FROM deleted_flows WHERE flow_id = ?", (flow_id,)).fetchone():
-                return  # clients were told the flow was deleted: its purge is no news to them
-            source_id = db.execute("SELECT source_id FROM flows WHERE id = ?", (flow_id,)).fetchone()[0]
-            flow_collected_by = [
-                collector
-                for (collector,) in db.execute(
-                    "SELECT DISTINCT collector_id FROM flow_collections WHERE member_id = ? ORDER BY collector_id",
-                    (flow_id,),
-                )
-            ]
         db.execute(
             "INSERT INTO events (type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
             "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                event_type,
-                now().text,
-                flow_id,
-                source_id,
-                orjson.dumps(flow_collected_by).decode(),
-                orjson.dumps(self._source_collected_by(db, source_id) if source_id else []).decode(),
-                orjson.dumps(payload()).decode(),
+                made.type,
+                made.timestamp,
+                made.flow_id,
+                made.source_id,
+                orjson.dumps(made.flow_collected_by).decode(),
+                orjson.dumps(made.source_collected_by).decode(),
+                orjson.dumps(made.payload).decode(),
             ),
         )
 
@@ -116,25 +95,8 @@ class WebhooksMixin(SqliteConnections):
     def put_webhook(self, db: sqlite3.Connection, webhook: Webhook, from_now: bool) -> None:
         if from_now:
             webhook.cursor = self._last_event(db)
-        document = {
-            "events": webhook.events,
-            "api_key_name": webhook.api_key_name,
-            "api_key_value": webhook.api_key_value,
-            "options": webhook.options,
-        }
-        db.execute(
-            "INSERT OR REPLACE INTO webhooks (id, url, status, owner, document, error, cursor) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                webhook.id,
-                webhook.url,
-                webhook.status,
-                webhook.owner,
-                json.dumps(document),
-                json.dumps(webhook.error) if webhook.error else None,
-                webhook.cursor,
-            ),
-        )
+        db.execute("DELETE FROM webhooks WHERE id = ?", (webhook.id,))
+        _insert_row(db, "webhooks", webhook_values(webhook))
         self._replace_tags(db, "webhook", webhook.id, webhook.tags)
 
     def delete_webhook(self, db: sqlite3.Connection, webhook_id: str) -> None:

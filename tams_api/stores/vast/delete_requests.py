@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ...clock import Instant
 from ...model import DeleteRequest, DeleteRequestQuery, Page
-from ..shared import REQUEST_COLUMNS, delete_request_from_row
+from ..shared import REQUEST_COLUMNS, delete_request_from_row, delete_request_values, new_delete_request
 from .rows import _ACTIVE, _all, _delete, _eq, _insert, _page, _select, _sort, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
@@ -39,31 +38,14 @@ class DeleteRequestsMixin(Transactions):
     def save_delete_request(
         self, t: _Tx, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
     ) -> None:
-        values = {
-            "remaining": request.timerange_remaining,
-            "status": request.status,
-            "updated": stamp.text,
-            "expiry": expiry.text if expiry else None,
-            "expiry_ns": expiry.ns if expiry else None,
-            "error": json.dumps(request.error) if request.error else None,
-        }
+        values = delete_request_values(request, stamp, expiry)
         rows = self._request_rows(t, request.id)
         if rows:
             rows[0].update(values)
             _update(t["delete_requests"], "delete_requests", rows, list(values))
             return
         _guard(t, f"flow {request.flow_id}")  # against a second request for the same deletion
-        row = {
-            "id": request.id,
-            "flow_id": request.flow_id,
-            "to_delete": request.timerange_to_delete,
-            "delete_flow": request.delete_flow,
-            "created": stamp.text,
-            "created_ns": stamp.ns,
-            "created_by": request.created_by,
-            **values,
-        }
-        _insert(t["delete_requests"], "delete_requests", [row])
+        _insert(t["delete_requests"], "delete_requests", [{**values, **new_delete_request(request, stamp)}])
 
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
         with self._read() as t:

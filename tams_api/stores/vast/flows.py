@@ -8,9 +8,9 @@ import operator
 from typing import Any
 
 from ...clock import Instant
-from ...model import Flow, FlowQuery, Page, ReleasedMedia, Tags
+from ...model import Flow, FlowQuery, Page, ReleasedMedia
 from ..metadata import FlowRecord
-from ..shared import flow_columns
+from ..shared import creation, flow_values
 from .rows import _all, _delete, _eq, _insert, _page, _select, _select_in, _sort, _update
 from .session import Transactions, _guard, _Tx
 
@@ -142,35 +142,21 @@ class FlowsMixin(Transactions):
         ]
         _insert(table, "flow_collections", rows)
 
-    def save_flow(
-        self,
-        t: _Tx,
-        flow: FlowRecord,
-        stamp: Instant,
-        tags: Tags | None = None,
-        collection: list[dict[str, Any]] | None = None,
-    ) -> None:
-        values = {
-            "source_id": flow.source_id,
-            **flow_columns(flow.metadata["format"], flow.metadata),
-            "metadata": json.dumps(flow.metadata),
-            "metadata_updated": stamp.text,
-            "metadata_updated_ns": stamp.ns,
-        }
+    def save_flow(self, t: _Tx, flow: FlowRecord, stamp: Instant) -> None:
+        if flow.tags is not None:
+            self._replace_tags(t, "flow", flow.id, flow.tags)
+        if flow.collection is not None:
+            self._write_collection(t, flow.id, flow.collection)
+        values = flow_values(flow, stamp)
         if flow.key is None:
             _guard(t, f"flow {flow.id}")  # two writers that both found no such flow would both insert it
-            row = {"id": flow.id, **values, "created": stamp.text, "created_ns": stamp.ns, "max_segment_ns": 0}
-            _insert(t["flows"], "flows", [row])
-        else:
-            previous_source = flow.key["source_id"]
-            flow.key.update(values)
-            _update(t["flows"], "flows", [flow.key], list(values))
-            if previous_source != flow.source_id:
-                self._forget_unnamed_source(t, previous_source)
-        if tags is not None:
-            self._replace_tags(t, "flow", flow.id, tags)
-        if collection is not None:
-            self._write_collection(t, flow.id, collection)
+            _insert(t["flows"], "flows", [{**values, **creation(flow.id, stamp), "max_segment_ns": 0}])
+            return
+        previous_source = flow.key["source_id"]
+        flow.key.update(values)
+        _update(t["flows"], "flows", [flow.key], list(values))
+        if previous_source != flow.source_id:
+            self._forget_unnamed_source(t, previous_source)
 
     def drop_flow(self, t: _Tx, flow: FlowRecord) -> list[ReleasedMedia]:
         flow_id = flow.id

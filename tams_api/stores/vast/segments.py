@@ -9,9 +9,10 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...model import NewSegment, Page, Segment, SegmentPage, SegmentQuery
-from ...paging import decode_segment_key, encode_key
-from ..metadata import DeletedSegments, FlowRecord, ObjectRecord
+from ...model import Page, Segment, SegmentPage, SegmentQuery
+from ...paging import decode_segment_key
+from ..metadata import DeletedSegments, FlowRecord, ObjectRecord, Registration
+from ..shared import segment_page
 from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
 from .session import Transactions, _guard, _Tx
 
@@ -121,17 +122,10 @@ class SegmentsMixin(Transactions):
         )
         return found[0]["timerange"] if found else None
 
-    def insert_segments(
-        self,
-        t: _Tx,
-        flow: FlowRecord,
-        segments: list[NewSegment],
-        created: list[ObjectRecord],
-        registered: list[ObjectRecord],
-        stamp: Instant,
-    ) -> None:
+    def insert_segments(self, t: _Tx, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
         """Updating the flow row makes two writes of segments to one flow conflict, so that the overlap checks of
         one see the other's segments (after a retry)."""
+        segments, created, registered = registration.segments, registration.created, registration.registered
         if created:
             _guard(t, *(f"object {record.id}" for record in created))
         new_rows = [{**TABLE_DEFAULTS["objects"], "id": record.id, **_registration(record)} for record in created]
@@ -205,12 +199,8 @@ class SegmentsMixin(Transactions):
             )
             for row in page_rows
         ]
-        next_key = encode_key([rows[query.page.limit - 1]["start_ns"]]) if len(rows) > query.page.limit else None
-        span = None
-        if segments:
-            earliest, latest = (segments[-1], segments[0]) if query.page.reverse else (segments[0], segments[-1])
-            span = tr.span(earliest.timerange, latest.timerange)
-        return SegmentPage(Page(segments, next_key, query.page.limit), span)
+        more = len(rows) > query.page.limit
+        return segment_page(segments, rows[query.page.limit - 1]["start_ns"] if more else None, query.page)
 
     @staticmethod
     def more_covered_than(t: _Tx, flow: FlowRecord, within: tr.Bounds, limit: int) -> bool:

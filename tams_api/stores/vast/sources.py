@@ -9,6 +9,7 @@ from typing import Any
 from ...clock import Instant
 from ...model import Page, Source, SourceQuery, Tags
 from ..metadata import SourceRecord
+from ..shared import creation, source_values
 from .rows import _all, _delete, _insert, _page, _select, _select_in, _sort, _update
 from .session import Transactions, _guard, _Tx
 
@@ -120,20 +121,10 @@ class SourcesMixin(Transactions):
         return SourceRecord(source_id, *(row[name] for name in names), len(flows), visible, key=rows)
 
     def save_source(self, t: _Tx, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
-        values = {
-            "format": source.format,
-            "label": source.label,
-            "description": source.description,
-            "created_by": source.created_by,
-            "updated_by": source.updated_by,
-            "updated": stamp.text,
-            "updated_ns": stamp.ns,
-        }
+        values = source_values(source, stamp)
         if source.key is None:
             _guard(t, f"source {source.id}")  # two writers that both found no such source would both insert it
-            _insert(
-                t["sources"], "sources", [{"id": source.id, **values, "created": stamp.text, "created_ns": stamp.ns}]
-            )
+            _insert(t["sources"], "sources", [{**values, **creation(source.id, stamp)}])
         else:
             for row in source.key:
                 row.update(values)

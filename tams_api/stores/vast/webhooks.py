@@ -8,8 +8,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from ...clock import now
 from ...model import Event, Page, Webhook, WebhookQuery
+from ..shared import webhook_values
 from .rows import _ACTIVE, _delete, _insert, _json, _page, _select, _update
 from .session import Transactions, _guard, _retried_on_conflict, _Tx
 
@@ -46,36 +46,19 @@ class WebhooksMixin(Transactions):
             _insert(t["counters"], "counters", [{"name": "events", "value": seq}])
         return seq
 
-    def emit(
-        self,
-        t: _Tx,
-        event_type: str,
-        payload: Callable[[], dict[str, Any]],
-        flow_id: str | None = None,
-        source_id: str | None = None,
-    ) -> None:
-        """Write an event to the outbox, in the transaction of the change it reports, with what webhook
-        filters look at: the flow's source and the collections of the flow and of its source."""
-        if not self._listening(t):
+    def emit(self, t: _Tx, event: Callable[[], Event | None]) -> None:
+        made = event() if self._listening(t) else None
+        if made is None:
             return
-        flow_collected_by: list[str] = []
-        if flow_id is not None:
-            if self._hidden(t, [flow_id]):
-                return  # clients were told the flow was deleted: its purge is no news to them
-            source_id = self._flow_sources(t, [flow_id])[flow_id]
-            collections = t["flow_collections"]
-            found = _select(collections, collections["member_id"] == flow_id, ["collector_id"])
-            flow_collected_by = sorted({row["collector_id"] for row in found})
-        source_collected_by = self._source_links(t, [source_id])[source_id][1] if source_id else []
         row = {
             "seq": self._next_seq(t),
-            "type": event_type,
-            "timestamp": now().text,
-            "flow_id": flow_id,
-            "source_id": source_id,
-            "flow_collected_by": _json(flow_collected_by),
-            "source_collected_by": _json(source_collected_by),
-            "payload": _json(payload()),
+            "type": made.type,
+            "timestamp": made.timestamp,
+            "flow_id": made.flow_id,
+            "source_id": made.source_id,
+            "flow_collected_by": _json(made.flow_collected_by),
+            "source_collected_by": _json(made.source_collected_by),
+            "payload": _json(made.payload),
         }
         _insert(t["events"], "events", [row])
 
@@ -127,23 +110,8 @@ class WebhooksMixin(Transactions):
         _guard(t, f"webhook {webhook.id}")  # two writers of one new webhook: the second conflicts
         if from_now:
             webhook.cursor = self._last_event(t)
-        document = {
-            "events": webhook.events,
-            "api_key_name": webhook.api_key_name,
-            "api_key_value": webhook.api_key_value,
-            "options": webhook.options,
-        }
-        row = {
-            "id": webhook.id,
-            "url": webhook.url,
-            "status": webhook.status,
-            "owner": webhook.owner,
-            "document": json.dumps(document),
-            "error": json.dumps(webhook.error) if webhook.error else None,
-            "cursor": webhook.cursor,
-        }
         _delete(t["webhooks"], self._webhook_rows(t, webhook.id))
-        _insert(t["webhooks"], "webhooks", [row])
+        _insert(t["webhooks"], "webhooks", [webhook_values(webhook)])
         self._replace_tags(t, "webhook", webhook.id, webhook.tags)
 
     def delete_webhook(self, t: _Tx, webhook_id: str) -> None:
