@@ -11,7 +11,7 @@ from ..clock import Instant, instant_text, now
 from ..errors import BadRequest, Forbidden, NotFound, error_json
 from ..model import DeleteRequest, Deletion, ReleasedMedia
 from ..stores.metadata import DeletedSegments, FlowRecord, MetadataStore, Transaction
-from . import events, sources
+from . import events, found, sources
 from .flows import as_event, drop, writable
 
 ACTIVE = ("created", "started")  # a delete request under way
@@ -95,7 +95,7 @@ def continue_request(
 def _continue(
     store: MetadataStore, request_id: str, chunk: int, retention_seconds: int, tx: Transaction
 ) -> tuple[DeleteRequest, list[ReleasedMedia]]:
-    request = found_request(store.get_delete_request(tx, request_id), request_id)
+    request = found(store.get_delete_request(tx, request_id), "flow delete request", request_id)
     if request.status not in ACTIVE:
         return request, []
     stamp = now()
@@ -127,14 +127,8 @@ def _continue(
     return request, released
 
 
-def found_request(request: DeleteRequest | None, request_id: str) -> DeleteRequest:
-    if request is None:
-        raise NotFound(f"flow delete request {request_id} does not exist")
-    return request
-
-
 def get_request(store: MetadataStore, request_id: str) -> DeleteRequest:
-    return found_request(store.read(lambda tx: store.get_delete_request(tx, request_id)), request_id)
+    return found(store.read(lambda tx: store.get_delete_request(tx, request_id)), "flow delete request", request_id)
 
 
 # -- soft delete -----------------------------------------------------------------------------------

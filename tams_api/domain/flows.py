@@ -6,19 +6,17 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import schemas
 from ..bindable import check_bindable
 from ..clock import now
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden
 from ..model import SERVER_MANAGED_FLOW_FIELDS, Flow, FlowWrite, Profile, ReleasedMedia, TagValue
 from ..stores.metadata import FlowRecord, MetadataStore, Transaction
 from ..timerange import Bounds
-from . import events, sources
+from . import events, found, sources
 from .tags import with_tag
-
-T = TypeVar("T")
 
 # Kept apart from the free-form metadata: tags and collections have their own tables.
 _KEPT_APART = SERVER_MANAGED_FLOW_FIELDS | {"id", "source_id", "format", "tags", "flow_collection"}
@@ -88,13 +86,6 @@ def flow_write(flow_id: str, body: Any, profile: Profile | None, author: str | N
     )
 
 
-def found(flow: T | None, flow_id: str) -> T:
-    """The flow, if it exists (and is not soft-deleted, which to clients is deleted)."""
-    if flow is None:
-        raise NotFound(f"flow {flow_id} does not exist")
-    return flow
-
-
 def _check_indexed(metadata: dict[str, Any]) -> None:
     """The properties the stores index for listing filters must be values they can bind."""
     for name in ("codec", "label", "profile_id", "status"):
@@ -106,7 +97,7 @@ def _check_indexed(metadata: dict[str, Any]) -> None:
 
 def writable(flow: FlowRecord | None, flow_id: str) -> FlowRecord:
     """The flow, if it exists and may be changed: a read-only flow refuses every change but to read_only itself."""
-    if found(flow, flow_id).read_only:
+    if found(flow, "flow", flow_id).read_only:
         raise Forbidden(f"flow {flow_id} is read-only")
     return flow
 
@@ -115,9 +106,11 @@ def get(store: MetadataStore, flow_id: str, timerange_within: Bounds | None = No
     """The flow; with the span of its segments that overlap `timerange_within` when given (same snapshot)."""
 
     def read(tx: Transaction) -> Flow:
-        flow = found(store.get_flow(tx, flow_id), flow_id)
+        flow = found(store.get_flow(tx, flow_id), "flow", flow_id)
         if timerange_within is not None:
-            flow.timerange = store.flow_timerange(tx, found(store.flow_record(tx, flow_id), flow_id), timerange_within)
+            flow.timerange = store.flow_timerange(
+                tx, found(store.flow_record(tx, flow_id), "flow", flow_id), timerange_within
+            )
         return flow
 
     return store.read(read)
@@ -163,7 +156,7 @@ def _put(store: MetadataStore, flow: FlowWrite, tx: Transaction) -> tuple[Flow, 
     store.save_flow(tx, record, stamp)
     if previous is not None and previous.source_id != flow.source_id:
         sources.left(store, tx, previous.source_id)
-    stored = found(store.get_flow(tx, flow.id), flow.id)
+    stored = found(store.get_flow(tx, flow.id), "flow", flow.id)
     if source_appears:
         sources.announce(store, tx, "sources/created", flow.source_id)
     event_type = "flows/created" if previous is None else "flows/updated"
@@ -210,7 +203,7 @@ def set_tag(store: MetadataStore, flow_id: str, name: str, value: TagValue | Non
     """Set (or, with None, remove) a tag of the flow."""
 
     def change(flow: FlowRecord, tx: Transaction) -> None:
-        tags = found(store.get_flow(tx, flow_id), flow_id).tags
+        tags = found(store.get_flow(tx, flow_id), "flow", flow_id).tags
         flow.tags = with_tag(tags, "flow", flow_id, name, value)
 
     _change(store, flow_id, author, change)
@@ -235,7 +228,7 @@ def _change(
 ) -> None:
     def work(tx: Transaction) -> None:
         record = store.flow_record(tx, flow_id)
-        flow = found(record, flow_id) if read_only_too else writable(record, flow_id)
+        flow = found(record, "flow", flow_id) if read_only_too else writable(record, flow_id)
         change(flow, tx)
         stamp = now()
         sign(flow.metadata, author, flow.metadata)
@@ -248,7 +241,7 @@ def _change(
 
 def as_event(store: MetadataStore, tx: Transaction, flow_id: str) -> dict[str, Any]:
     """The payload of an event about the flow as it is now."""
-    return {"flow": found(store.get_flow(tx, flow_id), flow_id).to_json()}
+    return {"flow": found(store.get_flow(tx, flow_id), "flow", flow_id).to_json()}
 
 
 def drop(store: MetadataStore, tx: Transaction, flow: FlowRecord) -> list[ReleasedMedia]:

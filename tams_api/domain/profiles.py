@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 from ..model import Profile
 from ..stores.metadata import MetadataStore, Transaction
+from . import found
 
 
 def find(store: MetadataStore, profile_id: str) -> Profile | None:
@@ -17,10 +18,7 @@ def find(store: MetadataStore, profile_id: str) -> Profile | None:
 
 def get(store: MetadataStore, profile_id: str) -> Profile:
     """The profile, which must exist."""
-    profile = find(store, profile_id)
-    if profile is None:
-        raise NotFound(f"profile {profile_id} does not exist")
-    return profile
+    return found(find(store, profile_id), "profile", profile_id)
 
 
 def create(store: MetadataStore, profile: Profile) -> None:

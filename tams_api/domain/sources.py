@@ -8,24 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ..clock import Instant, now
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest
 from ..model import FlowWrite, Source, TagValue
 from ..stores.metadata import FlowRecord, MetadataStore, SourceRecord, Transaction
-from . import events
+from . import events, found
 from .tags import with_tag
 
 # A change of a source, made in a transaction at an instant.
 _Change = Callable[[SourceRecord, Transaction, Instant], None]
 
 
-def found(source: Source | None, source_id: str) -> Source:
-    if source is None:
-        raise NotFound(f"source {source_id} does not exist")
-    return source
-
-
 def get(store: MetadataStore, source_id: str) -> Source:
-    return found(store.read(lambda tx: store.get_source(tx, source_id)), source_id)
+    return found(store.read(lambda tx: store.get_source(tx, source_id)), "source", source_id)
 
 
 def set_property(store: MetadataStore, source_id: str, name: str, value: str | None, author: str | None) -> None:
@@ -43,7 +37,7 @@ def set_tag(store: MetadataStore, source_id: str, name: str, value: TagValue | N
     """Set (or, with None, remove) a tag of the source."""
 
     def change(source: SourceRecord, tx: Transaction, stamp: Instant) -> None:
-        tags = found(store.get_source(tx, source_id), source_id).tags
+        tags = found(store.get_source(tx, source_id), "source", source_id).tags
         store.save_source(tx, source, stamp, tags=with_tag(tags, "source", source_id, name, value))
 
     _update(store, source_id, author, change)
@@ -54,9 +48,8 @@ def _update(store: MetadataStore, source_id: str, author: str | None, change: _C
 
 
 def _updated(store: MetadataStore, source_id: str, author: str | None, change: _Change, tx: Transaction) -> None:
-    source = store.source_record(tx, source_id)
-    if source is None or not source.visible:
-        raise NotFound(f"source {source_id} does not exist")
+    record = store.source_record(tx, source_id)
+    source = found(record if record is not None and record.visible else None, "source", source_id)
     source.updated_by = author
     change(source, tx, now())
     announce(store, tx, "sources/updated", source_id)
@@ -103,6 +96,6 @@ def announce(store: MetadataStore, tx: Transaction, event_type: str, source_id: 
     def payload() -> dict[str, Any]:
         if event_type == "sources/deleted":
             return {"source_id": source_id}
-        return {"source": found(store.get_source(tx, source_id), source_id).to_json()}
+        return {"source": found(store.get_source(tx, source_id), "source", source_id).to_json()}
 
     events.emit(store, tx, event_type, payload, source_id=source_id)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 
 from ..auth import ADMIN, ANONYMOUS, Principal
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden
 from ..model import Webhook
 from ..stores.metadata import MetadataStore, Transaction
+from . import found
 
 
 def get(store: MetadataStore, webhook_id: str) -> Webhook:
@@ -85,10 +86,7 @@ def _advance(store: MetadataStore, webhook_id: str, cursor: int, tx: Transaction
 
 
 def _existing(store: MetadataStore, tx: Transaction, webhook_id: str) -> Webhook:
-    stored = store.webhook_record(tx, webhook_id)
-    if stored is None:
-        raise NotFound(f"webhook {webhook_id} does not exist")
-    return stored
+    return found(store.webhook_record(tx, webhook_id), "webhook", webhook_id)
 
 
 def next_status(current: str, requested: str) -> str:

@@ -10,7 +10,7 @@ from fastapi import Query
 from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
-from ..errors import NotFound
+from ..domain import found
 from ..http import json_response
 from .common import ServicesDep, get_and_head, require_uuid, tams_router
 
@@ -143,6 +143,4 @@ def source_timerange(services: ServicesDep, source_id: str, max_gaps: MaxGaps = 
 def _timerange(services: ServicesDep, owner: str, owner_id: str, max_gaps: int) -> Response:
     """A flow that is not (or is soft-deleted), or a source without a flow, has no timeline to analyse."""
     analysis = services.store.timerange_analysis(owner, require_uuid(owner_id, owner), max_gaps)
-    if analysis is None:
-        raise NotFound(f"{owner} {owner_id} does not exist")
-    return json_response(asdict(analysis))
+    return json_response(asdict(found(analysis, owner, owner_id)))
