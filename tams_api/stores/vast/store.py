@@ -22,19 +22,20 @@ from .tags import TagsMixin
 from .webhooks import WebhooksMixin
 
 
+# The concerns in the order of the repository interface's sections (stores/metadata.py), then the tags they share.
 class VastMetadataStore(
-    ServiceMixin,
-    TagsMixin,
-    SourcesMixin,
     FlowsMixin,
-    SoftDeleteMixin,
+    SourcesMixin,
     SegmentsMixin,
     ObjectsMixin,
+    SoftDeleteMixin,
+    DeleteRequestsMixin,
     ReleaseMixin,
     WebhooksMixin,
-    DeleteRequestsMixin,
+    ServiceMixin,
     AnalyticsMixin,
     LeasesMixin,
+    TagsMixin,
 ):
     def __init__(
         self,
