@@ -81,8 +81,9 @@ def install(client: httpx.Client) -> None:
 
 
 def established(client: httpx.Client, name: str) -> bool:
-    conditions = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions["status"].get("conditions", []))
+    status = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json().get("status") or {}
+    # A CRD just applied again may answer `conditions: null` until the controller has looked at it.
+    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or [])
 
 
 def wait(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
