@@ -1,5 +1,5 @@
-"""Cluster benchmark: time from applying a TamsStore to Ready with real pods, on the single-node cluster of
-`make e2e` (e2e/cluster/: containerd, kubelet, the image under test, the operator installed by its chart).
+"""Cluster benchmark: time from applying a TamsStore to Ready with real pods, on the kind cluster of
+`make e2e` (e2e/cluster/: the image under test loaded into it, the operator installed by its chart).
 
 The baseline, measured in the same run on the same node, is a bare Deployment of the same image running the same
 `serve` command with the same readiness probe and security context, on emptyDir volumes, until it is Available:

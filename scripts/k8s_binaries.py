@@ -7,7 +7,7 @@ which `go install` cannot follow). Binaries are cached by version outside the ch
 same machine reuse them; a missing binary is rebuilt, never an error. Go is used only here.
 
     python scripts/k8s_binaries.py                     # kube-apiserver, kube-controller-manager, kubectl
-    python scripts/k8s_binaries.py kubelet kube-proxy  # others, for the e2e cluster
+    python scripts/k8s_binaries.py kubelet kube-proxy  # others, for the e2e cluster (kubeadm: kind's node image)
     python scripts/k8s_binaries.py coredns             # the cluster DNS of the e2e cluster, also from Go sources
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 VERSION = os.environ.get("TAMS_KUBERNETES_VERSION", "v1.34.4")
 DEFAULT_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kubectl")
-KUBERNETES_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy")
+KUBERNETES_COMPONENTS = (*DEFAULT_COMPONENTS, "kube-scheduler", "kubelet", "kube-proxy", "kubeadm")
 # CoreDNS is released on its own; the pin goes into its cached file's name, so a new pin is a cache miss.
 COREDNS_VERSION = "v1.12.4"
 KNOWN_COMPONENTS = (*KUBERNETES_COMPONENTS, "coredns")
@@ -58,6 +58,18 @@ def staging_modules(version: str, workdir: Path) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", go_mod, flags=re.MULTILINE)))
 
 
+def tools_file() -> str:
+    """The wrapper module's imports: every component it builds, so that `go mod tidy` requires their modules."""
+    imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{component}"' for component in KUBERNETES_COMPONENTS)
+    return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
+
+
+def prepared(source: Path) -> bool:
+    """Whether the wrapper module is tidy for today's components (a component added since re-prepares it)."""
+    tools = source / "tools.go"
+    return (source / "go.sum").exists() and tools.exists() and tools.read_text() == tools_file()
+
+
 def prepare_module(version: str, source: Path) -> None:
     source.mkdir(parents=True, exist_ok=True)
     (source / "go.mod").write_text("module tams-operator/kubernetes-test-binaries\n\ngo 1.24\n")
@@ -67,8 +79,7 @@ def prepare_module(version: str, source: Path) -> None:
         "module tams-operator/kubernetes-test-binaries\n\ngo 1.24\n\n"
         f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
     )
-    imports = "\n".join(f'\t_ "k8s.io/kubernetes/cmd/{component}"' for component in KUBERNETES_COMPONENTS)
-    (source / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+    (source / "tools.go").write_text(tools_file())
     go("mod", "tidy", cwd=source)
 
 
@@ -107,7 +118,7 @@ def ensure(components: tuple[str, ...], version: str = VERSION) -> Path:
             raise SystemExit("building the Kubernetes test binaries needs Go (https://go.dev/dl/) on PATH")
         binaries.mkdir(parents=True, exist_ok=True)
         source = binaries.parent / "src"
-        if set(missing) - {"coredns"} and not (source / "go.sum").exists():
+        if set(missing) - {"coredns"} and not prepared(source):
             print(f"k8s_binaries: preparing k8s.io/kubernetes {version} in {source}", file=sys.stderr)
             prepare_module(version, source)
         for component in missing:

@@ -1,9 +1,10 @@
-"""How the e2e tests reach the cluster: the API server as its admin (token and CA from the kubeconfig), kubectl
-with the same kubeconfig, and Services by their in-cluster names.
+"""How the e2e tests reach the cluster: the API server as its admin (credentials from the kubeconfig), kubectl
+with the same kubeconfig, Services by their in-cluster names, and `kubectl port-forward` as a user's tools do.
 
 Services are reached the way a pod reaches them, but from this machine: names under `.svc` are resolved by the
-cluster's DNS (CoreDNS on the node's address) and the request goes to the ClusterIP, where kube-proxy's rules take
-it; the Host header keeps the name, so presigned URLs (whose signature covers the host) stay valid.
+cluster's DNS (the kube-dns Service) and the request goes to the ClusterIP, which the host routes to a node, where
+kube-proxy's rules take it; the Host header keeps the name, so presigned URLs (whose signature covers the host)
+stay valid.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import secrets
 import socket
 import ssl
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
+
+from control_plane import free_port
+from operator_harness import wait
 
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -56,6 +62,20 @@ class Cluster:
         """An HTTP client that reaches `http://NAME.NAMESPACE.svc[.cluster.local]:PORT/...` like a pod does."""
         return httpx.Client(transport=ServiceTransport(self.dns_server), **options)  # type: ignore[arg-type]
 
+    @contextmanager
+    def port_forward(self, namespace: str, service: str, port: int, timeout: float = 240) -> Iterator[str]:
+        """`kubectl port-forward` to a Service; its local URL once it answers."""
+        local = free_port()
+        command = [str(self.kubectl_binary), f"--kubeconfig={self.kubeconfig}", "port-forward", "-n", namespace,
+                   f"svc/{service}", f"{local}:{port}"]  # fmt: skip
+        forward = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait(lambda: forward.poll() is None and accepts(local), f"port-forward to {namespace}/{service}", timeout)
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            forward.terminate()
+            forward.wait(10)
+
 
 class ServiceTransport(httpx.HTTPTransport):
     def __init__(self, dns_server: str) -> None:
@@ -69,6 +89,14 @@ class ServiceTransport(httpx.HTTPTransport):
         if host.endswith(f".svc.{CLUSTER_DOMAIN}"):
             request.url = request.url.copy_with(host=resolve(host, self.dns_server))  # the Host header stays
         return super().handle_request(request)
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def resolve(name: str, server: str) -> str:

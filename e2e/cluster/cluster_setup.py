@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 from helm_python.config import Config
 
 import images
-import local_cluster
+import kind_cluster
 from cluster_access import Cluster
 from operator_harness import ROOT, apply, documents, wait
 from s3_server import QUIET_FLAGS, identities
@@ -32,17 +31,13 @@ WAIT_S = 240  # pods that pull nothing start in seconds; a loaded machine takes 
 
 @contextmanager
 def running_cluster(keep: bool = False) -> Iterator[Cluster]:
-    """The images built (each with its time and size on stderr), a fresh local cluster with them loaded; torn down
+    """The images built (each with its time and size on stderr), a fresh kind cluster with them loaded; torn down
     at the end unless `keep`."""
-    for built in images.build():
-        print(built, file=sys.stderr)
-    kubeconfig = local_cluster.up(images.PAUSE_IMAGE)
     try:
-        images.load(images.CLUSTER_IMAGES, local_cluster.containerd_address())
-        yield Cluster(kubeconfig, local_cluster.binaries() / "kubectl", local_cluster.NODE_IP)
+        yield kind_cluster.up()
     finally:
         if not keep:
-            local_cluster.down()
+            kind_cluster.down()
 
 
 def wait_available(admin: httpx.Client, namespace: str, name: str) -> None:

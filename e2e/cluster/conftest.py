@@ -1,6 +1,6 @@
-"""What `make e2e` runs its scenario on: a single-node Kubernetes built on this machine (local_cluster.py), the
-project's image built and loaded into it (images.py), the operator installed with the Helm chart as a user would
-install it, and SeaweedFS running as a pod behind a Service for the S3 stores (cluster_setup.py)."""
+"""What `make e2e` runs its scenario on: a kind cluster (kind_cluster.py), the project's image built and loaded into
+it (images.py), the operator installed with the Helm chart as a user would install it, and SeaweedFS running as a
+pod behind a Service for the S3 stores (cluster_setup.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 import cluster_setup
 import images
+import kind_cluster
 from cluster_access import Cluster
 
 # Figures the scenario measures, printed at the end of `make e2e` (bench/README.md quotes them).
@@ -33,12 +34,18 @@ def figures() -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    """The images built, a fresh cluster with them loaded; torn down after the session unless E2E_KEEP=1."""
+    """The images built, a fresh cluster with them loaded; torn down after the session unless E2E_KEEP=1, and then
+    nothing of it is left on the host."""
+    keep = os.environ.get("E2E_KEEP") == "1"
+    before = kind_cluster.host_state()
     started = time.monotonic()
-    with cluster_setup.running_cluster(keep=os.environ.get("E2E_KEEP") == "1") as running:
+    with cluster_setup.running_cluster(keep) as running:
         FIGURES["images built, cluster up, images loaded (s)"] = round(time.monotonic() - started, 1)
         FIGURES["TAMS image size (MB)"] = round(images.image_size(images.TAMS_IMAGE) / 1e6, 1)
+        FIGURES["nodes"] = len(running.kubectl("get", "nodes", "--no-headers").stdout.splitlines())
         yield running
+    if not keep:
+        assert kind_cluster.leftovers(before) == [], "the cluster's teardown left these on the host"
 
 
 @pytest.fixture(scope="session")

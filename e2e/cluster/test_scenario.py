@@ -412,9 +412,9 @@ def test_a_deleted_child_deployment_is_restored(cluster: Cluster, admin: httpx.C
 
 
 def operator_metric(admin: httpx.Client, name: str, **labels: str) -> float:
-    """A counter of the running operator, from its /metrics (pod addresses are reachable from the node)."""
+    """A counter of the running operator, from its /metrics (through the API server's proxy to the pod)."""
     [pod] = operator_pods(admin)
-    text = httpx.get(f"http://{pod['status']['podIP']}:8081/metrics", timeout=10).text
+    text = admin.get(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{pod['metadata']['name']}:8081/proxy/metrics").text
     selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
     prefix = f"{name}{{{selector}}} " if selector else f"{name} "
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
