@@ -2,7 +2,9 @@
 
 Where Docker answers, kind runs on it with its stock node image, and the images under test are built by Docker.
 Without Docker (as on this project's machines), kind runs with its podman provider on a node image assembled here
-(node_image.py: nothing is pulled) and the images are those images.py builds with podman.
+(node_image.py: nothing is pulled), its pod network is flannel (pod_network.py: kind's own is not served), and the
+images are those images.py builds with podman. The cluster has a control plane and TAMS_E2E_WORKERS workers (2),
+so that placement and drains can be seen.
 
 This machine reaches the cluster the way a kind user on Linux does: the API server through the kubeconfig kind
 writes, and Services through the node's address: a route sends the Service range to the node, whose kube-proxy
@@ -25,15 +27,18 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
 import images
 import node_image
+import pod_network
 from cluster_access import Cluster
-from host import run
+from host import install_debian_packages, run
 from k8s_binaries import ensure
+from operator_harness import apply, wait
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("TAMS_E2E_RUN", "/run/tams-e2e"))
@@ -43,6 +48,14 @@ DOCKER_BASE_IMAGE = "python:3.11-slim"  # the Dockerfile's default; Docker Hub i
 # kind's podman provider always mounts the host's kernel modules; this machine has none to offer.
 MODULES = Path("/lib/modules")
 MADE_MODULES = RUN / "made-lib-modules"
+WORKERS = int(os.environ.get("TAMS_E2E_WORKERS", "2"))  # beside the control plane, whose taint keeps pods off it
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+SETTLE_S = 240
+# What runs on the host for the cluster, besides its containers' processes: what teardown must not leave running.
+CLUSTER_TOOLS = {"kind", "kubectl", "podman", "conmon", "docker", "containerd-shim-runc-v2", "runc", "catatonit"}
+CLUSTER_TOOLS |= {"dnsmasq"}  # the podman network's DNS
+# The nodes join the control plane by its container's name: podman's CNI networks resolve names with this plugin.
+PODMAN_NETWORK_DNS = ("golang-github-containernetworking-plugin-dnsname",)
 
 
 def kubeconfig_path() -> Path:
@@ -81,8 +94,9 @@ class Provider:
     def config(self) -> dict[str, object]:
         networking: dict[str, object] = {"serviceSubnet": SERVICE_SUBNET}
         if not self.docker:
-            networking["disableDefaultCNI"] = True  # kindnetd is not served here: the node image brings its CNI
-        return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "networking": networking}
+            networking["disableDefaultCNI"] = True  # kindnetd is not served here: flannel instead (pod_network.py)
+        nodes = [{"role": "control-plane"}] + [{"role": "worker"}] * WORKERS
+        return {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "networking": networking, "nodes": nodes}
 
     def build_images(self) -> None:
         """The TAMS and SeaweedFS images (images.CLUSTER_IMAGES)."""
@@ -102,11 +116,13 @@ class Provider:
         config.write_text(yaml.safe_dump(self.config()))
         command = ["create", "cluster", "--name", NAME, "--kubeconfig", str(kubeconfig_path()), "--config", str(config)]
         if not self.docker:
+            install_debian_packages(PODMAN_NETWORK_DNS)
             command += ["--image", node_image.build()]
             if not MODULES.exists():
                 MODULES.mkdir(parents=True)
                 MADE_MODULES.touch()
-        self.kind(*command, "--wait", "180s")
+        # On podman the nodes are Ready only once the pod network runs (`up` applies it): not waited for here.
+        self.kind(*command, *(["--wait", "180s"] if self.docker else []))
 
     def load(self, *names: str) -> None:
         if self.docker:
@@ -135,9 +151,24 @@ def route() -> str:
     return run(["ip", "route", "show", SERVICE_SUBNET]).strip()
 
 
-def node_address(admin: httpx.Client) -> str:
-    [node] = admin.get("/api/v1/nodes").json()["items"]
+def nodes(admin: httpx.Client) -> list[dict[str, Any]]:
+    return admin.get("/api/v1/nodes").json()["items"]
+
+
+def control_plane_address(admin: httpx.Client) -> str:
+    [node] = [node for node in nodes(admin) if CONTROL_PLANE_ROLE in node["metadata"]["labels"]]
     return next(item["address"] for item in node["status"]["addresses"] if item["type"] == "InternalIP")
+
+
+def settled(admin: httpx.Client) -> bool:
+    """Every node there and Ready, and the cluster's DNS available."""
+    ready = [node for node in nodes(admin) if condition(node, "Ready") == "True"]
+    dns = admin.get("/apis/apps/v1/namespaces/kube-system/deployments/coredns").json().get("status", {})
+    return len(ready) == 1 + WORKERS and dns.get("availableReplicas") == dns.get("replicas")
+
+
+def condition(node: dict[str, Any], type_: str) -> str | None:
+    return next((item["status"] for item in node["status"].get("conditions", []) if item["type"] == type_), None)
 
 
 def cluster(kubeconfig: Path = kubeconfig_path()) -> Cluster:
@@ -160,7 +191,11 @@ def up() -> Cluster:
     provider.load(*images.CLUSTER_IMAGES)
     reached = cluster()
     with reached.admin() as admin:
-        run(["ip", "route", "replace", SERVICE_SUBNET, "via", node_address(admin)])
+        if not provider.docker:
+            for manifest in pod_network.manifests(node_image.FLANNEL_IMAGE):
+                apply(admin, manifest)
+        wait(lambda: settled(admin), f"{1 + WORKERS} nodes Ready and the cluster's DNS available", SETTLE_S)
+        run(["ip", "route", "replace", SERVICE_SUBNET, "via", control_plane_address(admin)])
     return reached
 
 
@@ -177,17 +212,18 @@ def down() -> None:
 
 
 def host_state() -> set[str]:
-    """The host's mount points, processes (by pid and command line; kernel threads have none) and the modules
-    folder: what `leftovers` compares with."""
+    """The host's mount points, the processes of containers and of the tools the cluster runs (by pid and command
+    line), and the modules folder: what `leftovers` compares with."""
     state = {f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()}
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            in_container = "libpod" in (entry / "cgroup").read_text()
         except OSError:  # ended meanwhile
             continue
-        if command and int(entry.name) != os.getpid():
-            arguments = command.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-            state.add(f"process {entry.name}: {arguments}")
+        arguments = command.rstrip(b"\0").split(b"\0")
+        if in_container or Path(arguments[0].decode(errors="replace")).name in CLUSTER_TOOLS:
+            state.add(f"process {entry.name}: {b' '.join(arguments).decode(errors='replace')}")
     return state | ({f"folder {MODULES}"} if MODULES.exists() else set())
 
 

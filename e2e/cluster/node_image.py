@@ -6,7 +6,8 @@ registry (../shared/kind-on-podman.md): kind's build calls `docker` and pulls th
 - the node's root: mmdebstrap of Debian with kind's package list, Debian's containerd, runc and CNI plugins;
 - kubelet, kubeadm, kubectl and the control-plane binaries from scripts/k8s_binaries.py; etcd from its module;
   CoreDNS as scripts/k8s_binaries.py builds it; the pause program (pause.c) compiled here;
-- the images kubeadm asks for, made with podman under the names it expects, imported into the node's containerd.
+- the images kubeadm asks for, made with podman under the names it expects, and flannel's (the pod network across
+  nodes, pod_network.py), imported into the node's containerd.
 Everything is cached by version under $TAMS_OPERATOR_CACHE (binaries) and in podman (images, by an inputs label).
 
     python e2e/cluster/node_image.py        # builds what is missing; prints the node image's name
@@ -28,6 +29,13 @@ KIND_VERSION = "v0.33.0"
 ETCD_VERSION = "v3.6.5"
 LOCAL_PATH_MODULE = "github.com/rancher/local-path-provisioner"  # what kind ships as its default storage
 LOCAL_PATH_VERSION = "v0.0.30"
+FLANNEL_MODULE = "github.com/flannel-io/flannel"  # the pod network (kind's kindnetd is not served): pod_network.py
+FLANNEL_VERSION = "v0.28.10"
+FLANNEL_IMAGE = f"localhost/flannel:{FLANNEL_VERSION}"
+FLANNEL_REPLACES = tuple(
+    (f"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/{package}", version)
+    for package, version in (("common", "v1.1.15"), ("vpc", "v1.1.14"))
+)
 # What kubeadm v1.34 asks for (`kubeadm config images list`), and the pause kind's containerd config pins.
 ETCD_TAG = "3.6.5-0"
 COREDNS_TAG = "v1.12.1"
@@ -88,20 +96,39 @@ def storage_manifest() -> tuple[str, list[str]]:
     return manifest, [names["storageProvisionerImage"], names["storageHelperImage"]]
 
 
-def etcd_binary() -> Path:
-    """etcd at the version kubeadm checks, from its server module through a five-line main."""
-    target = cache_root() / "etcd" / ETCD_VERSION / "etcd"
+def wrapped(
+    name: str, version: str, requirements: str, files: dict[str, str], package: str, *flags: str, **env: str
+) -> Path:
+    """`package` built from a small module of ours (its go.mod's `requirements`, its `files`), once per version
+    into the cache: for commands whose modules cannot be `go install`ed as they are."""
+    target = cache_root() / name / version / name
     if not target.exists():
         source = target.parent / "src"
         source.mkdir(parents=True, exist_ok=True)
-        (source / "go.mod").write_text("module tams-operator/etcd\n\ngo 1.24\n")
-        (source / "main.go").write_text(ETCD_MAIN)
-        go("get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}", cwd=source)
+        (source / "go.mod").write_text(f"module tams-operator/{name}\n\ngo 1.24\n\n{requirements}")
+        for file, text in files.items():
+            (source / file).write_text(text)
         go("mod", "tidy", cwd=source)
-        partial = target.with_name(".etcd.partial")
-        go("build", "-ldflags", "-s -w", "-o", str(partial), ".", cwd=source)
+        partial = target.with_name(f".{name}.partial")
+        go("build", *flags, "-o", str(partial), package, cwd=source, **env)
         partial.replace(target)
     return target
+
+
+def etcd_binary() -> Path:
+    """etcd at the version kubeadm checks, from its server module through a five-line main."""
+    requirements = f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+    return wrapped("etcd", ETCD_VERSION, requirements, {"main.go": ETCD_MAIN}, ".", "-ldflags=-s -w")
+
+
+def flannel_binary() -> Path:
+    """flanneld: its main package imports every backend, one of which needs a cloud SDK version the Go proxy does
+    not serve (an older one it does serve builds), and the UDP backend needs cgo (linked static)."""
+    requirements = f"require github.com/flannel-io/flannel {FLANNEL_VERSION}\n\nreplace (\n"
+    requirements += "".join(f"\t{module} => {module} {version}\n" for module, version in FLANNEL_REPLACES) + ")\n"
+    tools = f'//go:build tools\n\npackage tools\n\nimport _ "{FLANNEL_MODULE}"\n'
+    return wrapped("flannel", FLANNEL_VERSION, requirements, {"tools.go": tools}, FLANNEL_MODULE,
+                   "-tags=netgo,osusergo", "-ldflags=-s -w -extldflags=-static", CGO_ENABLED="1")  # fmt: skip
 
 
 # Images kubeadm runs --------------------------------------------------------------------------------------------------
@@ -130,8 +157,9 @@ def pause_binary(scratch: Path) -> Path:
     return binary
 
 
-def kubeadm_images(binaries: Path) -> list[str]:
-    """The images `kubeadm init` and kind's containerd config ask for, made here under those names."""
+def preloaded_images(binaries: Path) -> list[str]:
+    """The images `kubeadm init`, kind's containerd config and its default storage ask for, made here under those
+    names, and flannel's."""
     made = []
     for component in CONTROL_PLANE:
         name = f"{REGISTRY}/{component}:{VERSION}"
@@ -152,6 +180,8 @@ def kubeadm_images(binaries: Path) -> list[str]:
     install = "/usr/local/bin/busybox mkdir -p /bin && /usr/local/bin/busybox --install -s /bin"
     static_image(helper, Path("/bin/busybox"), "busybox", run=("/usr/local/bin/busybox", "sh", "-c", install))
     made += [provisioner, helper]
+    static_image(FLANNEL_IMAGE, flannel_binary(), "flannel", base=NODE_BASE_IMAGE)  # iptables and sh from the node's
+    made.append(FLANNEL_IMAGE)
     with tempfile.TemporaryDirectory() as scratch:
         pause = pause_binary(Path(scratch))
         for tag in PAUSE_TAGS:
@@ -215,24 +245,10 @@ STOPSIGNAL SIGRTMIN+3
 """
 
 
-# One node's pod network without kindnetd (not served by the Go proxy): the ptp plugin on kind's pod subnet.
-ONE_NODE_CNI = {
-    "cniVersion": "0.4.0",
-    "name": "kind",
-    "plugins": [
-        {
-            "type": "ptp",
-            "ipMasq": True,
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]},
-        },
-        {"type": "portmap", "capabilities": {"portMappings": True}},
-    ],
-}
 NODE_CONTAINERFILE = """\
 ARG BASE
 FROM $BASE
 COPY kubelet kubeadm kubectl /usr/bin/
-COPY 10-kind.conflist /etc/cni/net.d/10-kind.conflist
 COPY version /kind/version
 COPY default-storage.yaml /kind/manifests/default-storage.yaml
 """
@@ -243,14 +259,13 @@ def node(binaries: Path, preloaded: list[str]) -> str:
     parts = [images.image_id(NODE_BASE_IMAGE), *(images.image_id(image) for image in preloaded)]
     parts += [(binaries / tool).read_bytes() for tool in ("kubelet", "kubeadm", "kubectl")]
     manifest = storage_manifest()[0]
-    inputs = images.digest(*parts, json.dumps(ONE_NODE_CNI), manifest)
+    inputs = images.digest(*parts, manifest)
     if images.inputs_of(NODE_IMAGE) == inputs:
         return NODE_IMAGE
     stage = "localhost/kind-node-stage:latest"
     with tempfile.TemporaryDirectory() as context:
         for tool in ("kubelet", "kubeadm", "kubectl"):
             shutil.copy2(binaries / tool, Path(context) / tool)
-        (Path(context) / "10-kind.conflist").write_text(json.dumps(ONE_NODE_CNI, indent=2))
         (Path(context) / "version").write_text(f"{VERSION}\n")
         (Path(context) / "default-storage.yaml").write_text(manifest)
         (Path(context) / "Containerfile").write_text(NODE_CONTAINERFILE)
@@ -290,7 +305,7 @@ def build() -> str:
     kind_binary()
     binaries = ensure(("kubelet", "kubeadm", "kubectl", *CONTROL_PLANE, "kube-proxy", "coredns"))
     node_base()
-    return node(binaries, kubeadm_images(binaries))
+    return node(binaries, preloaded_images(binaries))
 
 
 if __name__ == "__main__":

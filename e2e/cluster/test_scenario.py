@@ -21,6 +21,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 import images
+import kind_cluster
 from cluster_access import Cluster, resolve
 from cluster_setup import OPERATOR_NAMESPACE, RELEASE, S3_NAMESPACE, WAIT_S, sample_keys, wait_available
 from helpers import new_id, video_flow
@@ -543,3 +544,57 @@ def test_deleting_the_stores_reclaims_what_delete_says_and_keeps_what_retain_kee
         body = admin.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/{claim}").json()
         assert (body["status"]["phase"], body["spec"]["volumeName"]) == ("Bound", volume), "Retain: the data stays"
         assert "ownerReferences" not in body["metadata"]
+
+
+# 8. Placement and a drain: a store's pod where the scheduler put it, serving while another worker is drained ----
+
+
+@pytest.mark.skipif(kind_cluster.WORKERS < 2, reason="TAMS_E2E_WORKERS < 2: no other worker to drain")
+def test_a_store_keeps_serving_while_another_worker_is_drained(
+    cluster: Cluster, admin: httpx.Client, operator: str, figures: dict[str, object]
+) -> None:
+    store = {
+        "apiVersion": GROUP,
+        "kind": "TamsStore",
+        "metadata": {"name": "placed", "namespace": NAMESPACE},
+        "spec": {"metadata": {"backend": "sqlite"}, "media": {"backend": "filesystem"}, "reclaimPolicy": "Delete"},
+    }
+    apply(admin, store)
+    wait_store_condition(admin, "placed", "Ready")
+    [pod] = store_pods(admin, "placed")
+    node = pod["spec"]["nodeName"]
+    workers = [item["metadata"]["name"] for item in kind_cluster.nodes(admin)
+               if kind_cluster.CONTROL_PLANE_ROLE not in item["metadata"]["labels"]]  # fmt: skip
+    assert node in workers, "the control plane's taint keeps stores off it"
+    for claim in admin.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims").json()["items"]:
+        if claim["metadata"]["name"].startswith("placed-"):  # local volumes, made where the scheduler put the pod
+            volume = admin.get(f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}").json()
+            [term] = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+            assert term["matchExpressions"][0]["values"] == [node], volume["spec"]["nodeAffinity"]
+    [other] = [worker for worker in workers if worker != node][:1]
+
+    # Through the ClusterIP, not the name: the cluster's DNS may be on the drained worker, and moves too.
+    address = admin.get(f"/api/v1/namespaces/{NAMESPACE}/services/placed-tams").json()["spec"]["clusterIP"]
+    poller = Poller(cluster, f"http://{address}/service")
+    poller.start()
+    try:
+        kubectl_ok(cluster, "drain", other, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={WAIT_S}s")
+        wait_available(admin, OPERATOR_NAMESPACE, RELEASE)
+        wait_available(admin, S3_NAMESPACE, "seaweedfs")
+    finally:
+        poller.stopping.set()
+        poller.join()
+        kubectl_ok(cluster, "uncordon", other)
+    figures["requests while a worker was drained"] = poller.requests
+    figures["failed requests while a worker was drained"] = len(poller.failures)
+    assert poller.failures == [], poller.failures[:5]
+    [same] = store_pods(admin, "placed")
+    assert same["metadata"]["uid"] == pod["metadata"]["uid"], "the store's pod was not on the drained worker"
+    assert condition(get_store(admin, "placed"), "Ready")["status"] == "True"
+
+    # The operator, wherever the drain moved it, still reconciles the store.
+    patch = {"spec": {"presignedUrlTimeout": 1200}}
+    changed = admin.patch(path(ref("placed")), json=patch, headers={"Content-Type": "application/merge-patch+json"})
+    assert changed.status_code == 200, changed.text
+    wait(lambda: rolled_out(admin, "placed-tams", {pod["metadata"]["name"]}), "the change rolled out", WAIT_S)
+    kubectl_ok(cluster, "delete", "-n", NAMESPACE, "tamsstore/placed", f"--timeout={WAIT_S}s")
