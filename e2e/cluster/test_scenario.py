@@ -56,6 +56,12 @@ def ref(name: str, kind: str = "TamsStore") -> Manifest:
     return {"apiVersion": GROUP, "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE}}
 
 
+def step_store(name: str, **spec: object) -> Manifest:
+    """An embedded store that one step makes for itself (reclaimed with it), with more of `spec`."""
+    embedded = {"metadata": {"backend": "sqlite"}, "media": {"backend": "filesystem"}, "reclaimPolicy": "Delete"}
+    return {**ref(name), "spec": {**embedded, **spec}}
+
+
 def get_store(admin: httpx.Client, name: str) -> Manifest:
     return get(admin, ref(name))
 
@@ -374,13 +380,7 @@ def test_the_operator_killed_mid_reconcile_restarts_and_converges(
     cluster: Cluster, admin: httpx.Client, stores: dict[str, str]
 ) -> None:
     [old] = operator_pods(admin)
-    store = {
-        "apiVersion": GROUP,
-        "kind": "TamsStore",
-        "metadata": {"name": "interrupted", "namespace": NAMESPACE},
-        "spec": {"metadata": {"backend": "sqlite"}, "media": {"backend": "filesystem"}, "reclaimPolicy": "Delete"},
-    }
-    apply(admin, store)
+    apply(admin, step_store("interrupted"))
     wait(lambda: admin.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/interrupted-tams").status_code == 200,
          "the reconcile under way", WAIT_S)  # fmt: skip
     killed = admin.delete(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{old['metadata']['name']}",
@@ -461,18 +461,7 @@ def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
 
 
 def test_an_image_that_cannot_be_pulled_shows_on_the_store(admin: httpx.Client, stores: dict[str, str]) -> None:
-    store = {
-        "apiVersion": GROUP,
-        "kind": "TamsStore",
-        "metadata": {"name": "bad-image", "namespace": NAMESPACE},
-        "spec": {
-            "image": f"localhost/tams-operator:does-not-exist-{uuid.uuid4().hex[:6]}",
-            "metadata": {"backend": "sqlite"},
-            "media": {"backend": "filesystem"},
-            "reclaimPolicy": "Delete",
-        },
-    }
-    apply(admin, store)
+    apply(admin, step_store("bad-image", image=f"localhost/tams-operator:does-not-exist-{uuid.uuid4().hex[:6]}"))
 
     def pull_failure_named() -> Manifest | None:
         available = condition(get_store(admin, "bad-image"), "Available")
@@ -553,13 +542,7 @@ def test_deleting_the_stores_reclaims_what_delete_says_and_keeps_what_retain_kee
 def test_a_store_keeps_serving_while_another_worker_is_drained(
     cluster: Cluster, admin: httpx.Client, operator: str, figures: dict[str, object]
 ) -> None:
-    store = {
-        "apiVersion": GROUP,
-        "kind": "TamsStore",
-        "metadata": {"name": "placed", "namespace": NAMESPACE},
-        "spec": {"metadata": {"backend": "sqlite"}, "media": {"backend": "filesystem"}, "reclaimPolicy": "Delete"},
-    }
-    apply(admin, store)
+    apply(admin, step_store("placed"))
     wait_store_condition(admin, "placed", "Ready")
     [pod] = store_pods(admin, "placed")
     node = pod["spec"]["nodeName"]
