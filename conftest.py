@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from control_plane import KUBE_USERS, ControlPlane, control_plane
+from postgres_server import PostgresServer, postgres
 from s3_server import S3Server, seaweedfs
 
 
@@ -15,6 +16,13 @@ from s3_server import S3Server, seaweedfs
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS."""
     with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL, with the role and database `tams`."""
+    with postgres(tmp_path_factory.mktemp("postgres")) as server:
         yield server
 
 

@@ -1,7 +1,7 @@
 """`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
 the background worker alone, for deployments where API replicas scale and one worker serves the store;
-`tams-api provision s3|vast` creates what the configured stores need; `tams-api migrate` brings the metadata store's
-schema to this release's version (as starting the API or the worker does) and exits."""
+`tams-api provision s3|vast|postgres` creates what the configured stores need; `tams-api migrate` brings the
+metadata store's schema to this release's version (as starting the API or the worker does) and exits."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from pydantic import ValidationError
 from .app import create_app, open_metadata, open_services
 from .config import Settings
 from .errors import ConfigurationError
-from .provision import provision_s3, provision_vast
+from .provision import provision_postgres, provision_s3, provision_vast
 from .worker import Worker
+
+PROVISIONERS = {"s3": provision_s3, "vast": provision_vast, "postgres": provision_postgres}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     provision = commands.add_parser("provision", help="create what the configured stores need (idempotent)")
     provision.add_argument(
         "target",
-        choices=["s3", "vast"],
-        help="s3: the bucket of TAMS_S3_BUCKET; vast: schema and tables in TAMS_VAST_BUCKET",
+        choices=sorted(PROVISIONERS),
+        help="s3: the bucket of TAMS_S3_BUCKET; vast: schema and tables in TAMS_VAST_BUCKET; postgres: schema and "
+        "tables in the database of TAMS_POSTGRES_URL",
     )
     commands.add_parser("migrate", help="bring the metadata store's schema to this release's version (idempotent)")
     args = parser.parse_args(argv)
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"tams-api: bad configuration: {describe(error)}")
     try:
         if args.command == "provision":
-            provisioned = provision_s3(settings) if args.target == "s3" else provision_vast(settings)
+            provisioned = PROVISIONERS[args.target](settings)
             print(f"tams-api: {provisioned}")
             return
         if args.command == "migrate":

@@ -82,7 +82,18 @@ def open_media(settings: Settings) -> MediaStores:
 
 
 def open_metadata(settings: Settings) -> MetadataStore:
-    """The configured metadata store; a VAST cluster that cannot be reached fails here, naming the setting."""
+    """The configured metadata store; a VAST cluster or PostgreSQL that cannot be reached fails here, naming the
+    setting."""
+    if settings.metadata_backend == "postgres":
+        from .stores.postgres import PostgresMetadataStore
+
+        return PostgresMetadataStore(
+            settings.postgres_url or "",
+            settings.postgres_schema,
+            password=settings.postgres_password,
+            pool_size=settings.postgres_pool_size,
+            timeout=settings.postgres_timeout,
+        )
     if settings.metadata_backend == "vast":
         from .stores.vast.store import VastMetadataStore  # the SDK costs ~115 MB resident: only where it is used
 

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .errors import ConfigurationError
+
 EXTRA_BACKENDS_SETTING = "TAMS_EXTRA_STORAGE_BACKENDS"
 
 
@@ -96,7 +98,7 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="Base URL clients use to reach this API; media URLs of the filesystem store point here.",
     )
-    metadata_backend: Literal["sqlite", "vast"] = "sqlite"
+    metadata_backend: Literal["sqlite", "vast", "postgres"] = "sqlite"
     sqlite_path: Path | None = Field(None, description="SQLite database file (default DATA_DIR/tams.sqlite).")
     vast_endpoint: str | None = Field(None, description="VAST endpoint URL (metadata_backend vast).")
     vast_access_key: str | None = None
@@ -114,6 +116,19 @@ class Settings(BaseSettings):
     vast_bucket_owner: str | None = Field(None, description="VMS user owning a created bucket (has the S3 keys).")
     vast_view_policy: str = Field("s3_default_policy", description="VMS view policy of a created bucket.")
     vast_view_path: str | None = Field(None, description="Directory of a created bucket's view (default /BUCKET).")
+    postgres_url: str | None = Field(
+        None, description="libpq URI of the database (metadata_backend postgres): postgresql://USER:PASSWORD@HOST/DB."
+    )
+    postgres_password_file: Path | None = Field(None, description="File holding the password, instead of the URI.")
+    postgres_schema: str = Field(
+        "tams",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Schema of the database that holds the store's tables (created when missing).",
+    )
+    postgres_pool_size: int = Field(10, ge=1, description="PostgreSQL connections one API process opens at most.")
+    postgres_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request waits for a PostgreSQL connection before a 503."
+    )
     media_backend: Literal["filesystem", "s3"] = "filesystem"
     media_dir: Path | None = Field(None, description="Media object directory (default DATA_DIR/media).")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region).")
@@ -237,6 +252,8 @@ class Settings(BaseSettings):
             for name in ("vast_endpoint", "vast_access_key", "vast_secret_key", "vast_bucket"):
                 if not getattr(self, name):
                     raise ValueError(f"TAMS_METADATA_BACKEND is vast: set TAMS_{name.upper()}")
+        if self.metadata_backend == "postgres" and not self.postgres_url:
+            raise ValueError("TAMS_METADATA_BACKEND is postgres: set TAMS_POSTGRES_URL")
         if self.vast_management_endpoint:
             for name in ("vast_management_username", "vast_management_password", "vast_bucket_owner"):
                 if not getattr(self, name):
@@ -270,6 +287,16 @@ class Settings(BaseSettings):
     @property
     def resolved_sqlite_path(self) -> Path:
         return self.sqlite_path or self.data_dir / "tams.sqlite"
+
+    @property
+    def postgres_password(self) -> str | None:
+        """The password of TAMS_POSTGRES_PASSWORD_FILE (None: the URI's, or none)."""
+        if self.postgres_password_file is None:
+            return None
+        try:
+            return self.postgres_password_file.read_text().strip()
+        except OSError as error:
+            raise ConfigurationError(f"TAMS_POSTGRES_PASSWORD_FILE: cannot read it: {error}") from None
 
     @property
     def resolved_media_dir(self) -> Path:

@@ -170,6 +170,43 @@ def deprovision_vast(settings: Settings, connect: Any = None) -> str:
     return f"{_vast_where(settings)}: {done}" + (f"; kept {', '.join(kept)} (not the store's)" if kept else "")
 
 
+def provision_postgres(settings: Settings) -> str:
+    """Create the PostgreSQL store's schema and tables unless they exist (migrating an earlier version), then prove
+    write access by taking and giving back a lease."""
+    from .stores.postgres import PostgresMetadataStore
+
+    store = PostgresMetadataStore(
+        _postgres_url(settings), settings.postgres_schema, settings.postgres_password, 1, settings.postgres_timeout
+    )
+    try:
+        holder = f"provisioning-{uuid.uuid4()}"
+        if not store.claim_lease(holder, holder, 1.0):
+            raise ConfigurationError(f"TAMS_POSTGRES_URL: {store.schema_upgrade.place}: a probe lease was refused")
+        store.release_lease(holder, holder)
+    finally:
+        store.close()
+    return f"{store.schema_upgrade}; write access proven"
+
+
+def deprovision_postgres(settings: Settings) -> str:
+    """Drop the store's tables (those of its schema it knows, no other), then the schema when that left it empty."""
+    from .stores.postgres.connection import connected, connection_options
+    from .stores.postgres.schema import drop_tables
+
+    schema = settings.postgres_schema
+    options = connection_options(schema, settings.postgres_password, settings.postgres_timeout)
+    with connected(_postgres_url(settings), options) as connection:
+        dropped, kept = drop_tables(connection, schema)
+    done = f"dropped {', '.join(dropped)}" if dropped else "nothing to drop"
+    return f"PostgreSQL schema {schema}: {done}" + (f"; kept {', '.join(kept)} (not the store's)" if kept else "")
+
+
+def _postgres_url(settings: Settings) -> str:
+    if not settings.postgres_url:
+        raise ConfigurationError("TAMS_POSTGRES_URL: set it to reach the PostgreSQL metadata store")
+    return settings.postgres_url
+
+
 def _vast_session(settings: Settings, connect: Any) -> Any:
     # The VAST SDK (pyarrow, ibis: ~115 MB resident) is imported only where a store uses it, here and in app.py.
     from .stores.vast.session import open_session

@@ -133,6 +133,26 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "t
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """Run each call in a thread of its own, released together; what each returned or raised."""
+    start = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as error:
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 @contextmanager
 def api_process(data_dir: Path, **env: str) -> Iterator[str]:
     """`python -m tams_api serve` on `data_dir` (and TAMS_* `env`), as a process of its own; its base URL once it

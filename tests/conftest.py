@@ -64,7 +64,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, soft_delete: bool) 
 
 
 # Where a service keeps its data; tests whose other settings are equal share one app (see `app`).
-LOCATION_SETTINGS = {"data_dir", "sqlite_path", "media_dir", "s3_prefix"}
+LOCATION_SETTINGS = {"data_dir", "sqlite_path", "media_dir", "s3_prefix", "postgres_schema"}
 
 
 @pytest.fixture(scope="session")
@@ -214,8 +214,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture
 def content(request: pytest.FixtureRequest, settings: Settings) -> Content:
-    if is_real_vast(settings):
-        # Built through the API into this test's (emptied) schema: a real cluster cannot be cloned.
+    if is_real_vast(settings) or settings.metadata_backend == "postgres":
+        # Built through the API into this test's (new or emptied) schema: a database cannot be cloned.
         with TestClient(create_app(settings.model_copy(update={"delete_sync_limit": 0}))) as client:
             return build_content(Tams(reaching_media(client, settings)))
     if settings.metadata_backend == "vast":

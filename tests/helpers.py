@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from postgres_server import PostgresServer
 from real_vast import empty_store, real_vast_settings
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from spec import next_link
@@ -57,6 +58,8 @@ STORE_BACKENDS = [
     "sqlite+filesystem",
     "sqlite+s3",
     "vast+s3",
+    "postgres+filesystem",
+    "postgres+s3",
     *(["vast-real+s3"] if real_vast_settings(os.environ) else []),
 ]
 # Runs a test with hard and with soft deletes of flows (the `soft_delete` fixture): to clients both delete.
@@ -100,13 +103,21 @@ def backend_settings(
     metadata, media = (stores or getattr(request, "param", "sqlite+filesystem")).split("+")
     if metadata == "vast":
         changes = {**VAST_SETTINGS, **changes}  # the fake cluster's (see `open_test_services`)
+    if metadata == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        changes = {
+            "metadata_backend": "postgres",
+            "postgres_url": server.url,
+            "postgres_schema": server.new_schema(),
+            **changes,
+        }
     if metadata == "vast-real":
         changes = {**(real_vast_settings(os.environ) or {}), **request.getfixturevalue("real_vast_schema"), **changes}
     if media == "s3":
-        server: S3Server = request.getfixturevalue("s3_server")
+        s3: S3Server = request.getfixturevalue("s3_server")
         changes = {
             "media_backend": "s3",
-            "s3_endpoint_url": server.endpoint_url,
+            "s3_endpoint_url": s3.endpoint_url,
             "s3_bucket": request.getfixturevalue("s3_bucket"),
             "s3_prefix": f"{tmp_path.name}/",
             "s3_access_key_id": ACCESS_KEY,

@@ -28,7 +28,7 @@ UNKNOWN_RESOURCE_READS = [call for call in READS if call.names_a_resource and no
 
 # Soft delete (TAMS_SOFT_DELETE) must keep the spec's answers: every test here runs on every store, and with soft
 # delete on each metadata store too (the media store plays no part in it, so not on every combination).
-SOFT_DELETE_STORES = ["sqlite+filesystem", "vast+s3"]
+SOFT_DELETE_STORES = ["sqlite+filesystem", "vast+s3", "postgres+s3"]
 
 
 @pytest.fixture(

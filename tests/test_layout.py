@@ -46,7 +46,7 @@ def test_each_error_message_is_written_in_one_module() -> None:
 
 def test_the_metadata_stores_decide_nothing_the_spec_says() -> None:
     stores = Path(tams_api.__file__).parent / "stores"
-    for backend in ("sqlite", "vast"):
+    for backend in ("sql", "sqlite", "postgres", "vast"):
         raised = {
             message
             for path in (stores / backend).rglob("*.py")
@@ -56,7 +56,10 @@ def test_the_metadata_stores_decide_nothing_the_spec_says() -> None:
 
 
 # What a store may still say: its own condition (busy, unreachable), never a rule of the spec.
-_STORE_CONDITIONS = ("the metadata store", "every metadata store", "concurrent writers", "TAMS_VAST_", "VAST ")
+_STORE_CONDITIONS = (
+    *("the metadata store", "every metadata store", "concurrent writers"),
+    *("TAMS_VAST_", "VAST ", "TAMS_POSTGRES_", "PostgreSQL ", "text with a NUL"),
+)
 
 
 def test_the_repository_interface_is_documented_and_narrow() -> None:

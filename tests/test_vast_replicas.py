@@ -6,7 +6,6 @@ other's writes."""
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import vastdb
 from fastapi.testclient import TestClient
 
+from background import concurrently
 from helpers import VAST_SETTINGS, fake_vast_store, make_settings, new_fake_vast, video_flow
 from real_vast import NO_REAL_VAST, real_vast_settings
 from tams_api.app import create_app, open_services
@@ -72,20 +72,7 @@ def together(fake: FakeVast, *calls: Callable[[], Any]) -> list[Any]:
     """Run each call in a thread of its own, their first transactions begun together; what each returned or
     raised."""
     fake.begin_together(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            outcomes[index] = calls[index]()
-        except Exception as error:
-            outcomes[index] = error
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return concurrently(*calls)
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ...errors import Unavailable
+from ..sql.connection import Db, Dialect, SqlConnections
 from .schema import upgrade_database
 from .transaction import write_transaction
 
@@ -55,10 +56,22 @@ def _begin_immediate(db: sqlite3.Connection, deadline: float) -> None:
         time.sleep(random.uniform(0.0005, 0.0015))
 
 
-class SqliteConnections:
+DIALECT = Dialect(
+    least=lambda a, b: f"MIN({a}, {b})",
+    greatest=lambda a, b: f"MAX({a}, {b})",
+    json_text=lambda column, key: f"json_extract({column}, '$.{key}')",
+    exact=lambda expression: expression,  # SQLite turns an integer that overflows into a real
+    # An object's segments in a flow are a range of this index (object_id, flow_pk, then the key's start_ns); left
+    # to itself, SQLite walks the flow's range instead, looking for the object in every segment.
+    segments_of_object="segments s INDEXED BY segments_object",
+)
+
+
+class SqliteConnections(SqlConnections):
     """The connections to the database file: the one writer, a pool of readers, and the transactions of
-    both. Every mixin of the store builds on these; the mixins also call one another's methods through
-    `self`, the store being all of them together."""
+    both."""
+
+    dialect = DIALECT
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -125,7 +138,6 @@ class SqliteConnections:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot across several statements."""
         with self._reader() as db:
             db.execute("BEGIN")
             try:
@@ -133,28 +145,19 @@ class SqliteConnections:
             finally:
                 db.execute("COMMIT")
 
-    def read(self, work: Callable[[sqlite3.Connection], R]) -> R:
-        with self._read() as db:
-            return work(db)
-
     def write(self, work: Callable[[sqlite3.Connection], R]) -> R:
         with self._write() as db:
             return work(db)
 
-    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
-        """The rows of one statement (its own snapshot)."""
-        with self._reader() as db:
-            return db.execute(sql, params).fetchall()
+    def _next_event_seq(self, db: Db) -> None:
+        return None  # AUTOINCREMENT: one writer, numbers never reused, a rolled-back insert takes its number back
 
-    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
-        with self._reader() as db:
-            return db.execute(sql, params).fetchone()
+    def _last_event(self, db: Db) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return row[0] if row else 0
 
     def close(self) -> None:
         with self._connections_lock:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-
-    def probe(self) -> None:
-        self._query("SELECT name FROM leases LIMIT 1")

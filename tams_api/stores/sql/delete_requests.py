@@ -1,23 +1,21 @@
-"""Flow delete requests in the SQLite store: deletes too large for one request, carried out a chunk at a time."""
+"""Flow delete requests in the SQL store: deletes too large for one request, carried out a chunk at a time."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from ...clock import Instant
 from ...model import DeleteRequest, DeleteRequestQuery, Page
 from ..shared import REQUEST_COLUMNS, delete_request_from_row, delete_request_values, new_delete_request
-from .connection import SqliteConnections
-from .rows import _insert_row, _Keyset, _next_key, _page_rows, _sort_keyset, _update_row
+from .connection import Db, SqlConnections
+from .rows import _insert_row, _is_null, _Keyset, _next_key, _page_rows, _sort_keyset, _update_row
 
 _REQUEST_COLUMNS = ", ".join(REQUEST_COLUMNS)
 
 
-class DeleteRequestsMixin(SqliteConnections):
+class DeleteRequestsMixin(SqlConnections):
     """Flow delete requests."""
 
     @staticmethod
-    def pending_flow_delete(db: sqlite3.Connection, flow_id: str) -> DeleteRequest | None:
+    def pending_flow_delete(db: Db, flow_id: str) -> DeleteRequest | None:
         pending = db.execute(
             f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE flow_id = ? AND delete_flow = 1 "
             "AND status IN ('created', 'started')",
@@ -26,14 +24,12 @@ class DeleteRequestsMixin(SqliteConnections):
         return delete_request_from_row(pending) if pending is not None else None
 
     @staticmethod
-    def get_delete_request(db: sqlite3.Connection, request_id: str) -> DeleteRequest | None:
+    def get_delete_request(db: Db, request_id: str) -> DeleteRequest | None:
         row = db.execute(f"SELECT {_REQUEST_COLUMNS} FROM delete_requests WHERE id = ?", (request_id,)).fetchone()
         return delete_request_from_row(row) if row else None
 
     @staticmethod
-    def save_delete_request(
-        db: sqlite3.Connection, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None
-    ) -> None:
+    def save_delete_request(db: Db, request: DeleteRequest, stamp: Instant, expiry: Instant | None = None) -> None:
         values = delete_request_values(request, stamp, expiry)
         if db.execute("SELECT 1 FROM delete_requests WHERE id = ?", (request.id,)).fetchone() is None:
             _insert_row(db, "delete_requests", {**values, **new_delete_request(request, stamp)})
@@ -43,12 +39,9 @@ class DeleteRequestsMixin(SqliteConnections):
     def list_delete_requests(self, query: DeleteRequestQuery) -> Page[DeleteRequest]:
         if query.sort_by == "expiry":
             # Most recent expiry first; requests without one (not finished) after those with one, by id.
-            columns = (
-                "delete_requests.expiry_ns IS NOT NULL",
-                "COALESCE(delete_requests.expiry_ns, 0)",
-                "delete_requests.id",
-            )
-            keyset = _Keyset(columns, descending=not query.page.reverse)
+            expiry = "delete_requests.expiry_ns"
+            columns = (f"1 - {_is_null(expiry)}", f"COALESCE({expiry}, 0)", "delete_requests.id")
+            keyset = _Keyset(columns, (0, 0, ""), descending=not query.page.reverse)
         else:
             keyset = _sort_keyset("created", query.page.reverse, "delete_requests")
         with self._read() as db:
@@ -63,7 +56,10 @@ class DeleteRequestsMixin(SqliteConnections):
         return [request_id for (request_id,) in rows]
 
     def forget_expired_delete_requests(self, before_ns: int) -> int:
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM delete_requests WHERE status IN ('done', 'error') AND expiry_ns <= ?", (before_ns,)
-            ).rowcount
+        return self.write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM delete_requests WHERE status IN ('done', 'error') AND expiry_ns <= ?", (before_ns,)
+                ).rowcount
+            )
+        )

@@ -1,19 +1,17 @@
-"""Media to delete in the SQLite store: objects released in the transaction that stops using them, the queue
+"""Media to delete in the SQL store: objects released in the transaction that stops using them, the queue
 of their bytes for the worker, and allocations that were never registered."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from ...model import ReleasedMedia
 from ..shared import storage_ids_from_column
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 
 
-class ReleaseMixin(SqliteConnections):
+class ReleaseMixin(SqlConnections):
     """Released media: forgotten objects whose bytes the worker deletes."""
 
-    def _release_unreferenced(self, db: sqlite3.Connection, object_ids: list[str]) -> list[ReleasedMedia]:
+    def _release_unreferenced(self, db: Db, object_ids: list[str]) -> list[ReleasedMedia]:
         """Release objects no segment references any more, and init objects no object uses any more."""
         unreferenced = [
             object_id
@@ -36,7 +34,7 @@ class ReleaseMixin(SqliteConnections):
         ]
         return released + self._release(db, unused_inits)
 
-    def _release(self, db: sqlite3.Connection, object_ids: list[str]) -> list[ReleasedMedia]:
+    def _release(self, db: Db, object_ids: list[str]) -> list[ReleasedMedia]:
         """Forget objects and queue their media for deletion, in the caller's transaction."""
         released = []
         for object_id in object_ids:
@@ -47,11 +45,11 @@ class ReleaseMixin(SqliteConnections):
         return released
 
     @staticmethod
-    def _queue_release(db: sqlite3.Connection, object_id: str, storage_ids: list[str]) -> list[ReleasedMedia]:
+    def _queue_release(db: Db, object_id: str, storage_ids: list[str]) -> list[ReleasedMedia]:
         """Queue the bytes of an object's instances on these backends for deletion, in the caller's transaction."""
         released = [ReleasedMedia(object_id, storage_id) for storage_id in storage_ids]
         db.executemany(
-            "INSERT OR IGNORE INTO released_objects (id, storage_id) VALUES (?, ?)",
+            "INSERT INTO released_objects (id, storage_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(item.object_id, item.storage_id) for item in released],
         )
         return released
@@ -61,18 +59,22 @@ class ReleaseMixin(SqliteConnections):
         return [ReleasedMedia(object_id, storage_id) for object_id, storage_id in rows]
 
     def forget_released(self, released: list[ReleasedMedia]) -> None:
-        with self._write() as db:
-            db.executemany(
+        self.write(
+            lambda db: db.executemany(
                 "DELETE FROM released_objects WHERE id = ? AND storage_id = ?",
                 [(item.object_id, item.storage_id) for item in released],
             )
+        )
 
     def release_expired_allocations(self, allocated_before_ns: int) -> int:
         """Release objects allocated before the cut-off that no segment registered (nor uses as init object)."""
-        with self._write() as db:
+
+        def release(db: Db) -> int:
             expired = db.execute(
                 "SELECT id FROM objects WHERE registered = 0 AND allocated_ns < ? "
                 "AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.init_object_id = objects.id) LIMIT 10000",
                 (allocated_before_ns,),
             ).fetchall()
             return len(self._release(db, [object_id for (object_id,) in expired]))
+
+        return self.write(release)

@@ -1,25 +1,24 @@
-"""Media objects in the SQLite store: their records, those allocated, the flows using one, and their instances."""
+"""Media objects in the SQL store: their records, those allocated, the flows using one, and their instances."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from ...clock import Instant
 from ...model import Page, PageRequest, ReleasedMedia, TagFilter
 from ...paging import decode_key, encode_key
 from ..metadata import FlowRecord, ObjectRecord
 from ..shared import storage_ids_column, storage_ids_from_column
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 from .rows import _live, _rows_in
 
 
-class ObjectsMixin(SqliteConnections):
+class ObjectsMixin(SqlConnections):
     """Media objects: allocated for a flow, in use once a segment uses them, with their instances."""
 
     @staticmethod
     def insert_allocated(
-        db: sqlite3.Connection,
+        db: Db,
         flow: FlowRecord,
         storage_id: str,
         content_type: str,
@@ -42,9 +41,7 @@ class ObjectsMixin(SqliteConnections):
         f"JOIN flows f ON f.pk = s.flow_pk WHERE u.init_object_id = o.id AND {_live('f.id')}))"
     )
 
-    def object_flows(
-        self, db: sqlite3.Connection, object_id: str, page: PageRequest, flow_tags: TagFilter
-    ) -> Page[str] | None:
+    def object_flows(self, db: Db, object_id: str, page: PageRequest, flow_tags: TagFilter) -> Page[str] | None:
         if db.execute(f"SELECT 1 FROM objects o WHERE id = ? AND {self._IN_USE}", (object_id,)).fetchone() is None:
             return None
         conditions, params = self._tag_conditions("flow", "f.id", flow_tags)
@@ -58,7 +55,7 @@ class ObjectsMixin(SqliteConnections):
         params[:0] = [object_id, object_id]
         if page.key is not None:
             conditions.append("f.id < ?" if page.reverse else "f.id > ?")
-            params.append(decode_key(page.key, 1)[0])
+            params.append(decode_key(page.key, 1, ("",))[0])
         direction = "DESC" if page.reverse else "ASC"
         flow_ids = [
             flow_id
@@ -71,7 +68,7 @@ class ObjectsMixin(SqliteConnections):
         return Page(flow_ids[: page.limit], next_key, page.limit)
 
     @staticmethod
-    def object_records(db: sqlite3.Connection, object_ids: set[str]) -> dict[str, ObjectRecord]:
+    def object_records(db: Db, object_ids: set[str]) -> dict[str, ObjectRecord]:
         rows = _rows_in(
             db,
             "SELECT id, registered, allocated_for, timerange, key_frame_count, init_object_id, uncontrolled_urls, "
@@ -91,11 +88,11 @@ class ObjectsMixin(SqliteConnections):
         }
 
     @staticmethod
-    def init_objects_in_use(db: sqlite3.Connection, object_ids: set[str]) -> set[str]:
+    def init_objects_in_use(db: Db, object_ids: set[str]) -> set[str]:
         sql = "SELECT DISTINCT init_object_id FROM objects WHERE init_object_id IN ({values})"
         return {object_id for (object_id,) in _rows_in(db, sql, object_ids)}
 
-    def save_instances(self, db: sqlite3.Connection, record: ObjectRecord, released: list[ReleasedMedia]) -> None:
+    def save_instances(self, db: Db, record: ObjectRecord, released: list[ReleasedMedia]) -> None:
         db.execute(
             "UPDATE objects SET storage_ids = ?, uncontrolled_urls = ? WHERE id = ?",
             (storage_ids_column(record.storage_ids), record.urls_column(), record.id),

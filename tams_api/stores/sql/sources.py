@@ -1,23 +1,21 @@
-"""Sources in the SQLite store: read, listed, saved, and forgotten when no flow names them."""
+"""Sources in the SQL store: read, listed, saved, and forgotten when no flow names them."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from ...clock import Instant
 from ...model import Page, Source, SourceQuery, Tags
 from ..metadata import SourceRecord
 from ..shared import creation, source_values
-from .connection import SqliteConnections
-from .rows import _SOURCE_VISIBLE, _insert_row, _live, _next_key, _page_rows, _sort_keyset, _update_row
+from .connection import Db, SqlConnections
+from .rows import _SOURCE_VISIBLE, _insert_row, _live, _next_key, _one_of, _page_rows, _sort_keyset, _update_row
 
 
-class SourcesMixin(SqliteConnections):
+class SourcesMixin(SqlConnections):
     """Sources: they exist while a flow names them, and are visible while a flow that is not soft-deleted does."""
 
     _SOURCE_COLUMNS = "id, format, label, description, created_by, updated_by, created, updated"
 
-    def _sources_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Source]:
+    def _sources_from_rows(self, db: Db, rows: list[tuple]) -> list[Source]:
         ids = [row[0] for row in rows]
         tags = self._load_tags(db, "source", ids)
         sources = []
@@ -48,7 +46,7 @@ class SourcesMixin(SqliteConnections):
         return sources
 
     @staticmethod
-    def _source_collected_by(db: sqlite3.Connection, source_id: str) -> list[str]:
+    def _source_collected_by(db: Db, source_id: str) -> list[str]:
         """Sources of flows that collect flows of this source: the source's collections."""
         rows = db.execute(
             "SELECT DISTINCT collector.source_id FROM flows member "
@@ -60,7 +58,7 @@ class SourcesMixin(SqliteConnections):
         ).fetchall()
         return [collector for (collector,) in rows]
 
-    def get_source(self, db: sqlite3.Connection, source_id: str) -> Source | None:
+    def get_source(self, db: Db, source_id: str) -> Source | None:
         rows = db.execute(
             f"SELECT {self._SOURCE_COLUMNS} FROM sources WHERE id = ? AND {_SOURCE_VISIBLE}", (source_id,)
         ).fetchall()
@@ -84,7 +82,7 @@ class SourcesMixin(SqliteConnections):
             )
             if query.collected_by_ids:
                 ids = query.collected_by_ids
-                conditions.append(f"EXISTS ({collectors} AND collector.source_id IN ({','.join('?' * len(ids))}))")
+                conditions.append(f"EXISTS ({collectors} AND {_one_of('collector.source_id', len(ids))})")
                 params += ids
             else:
                 conditions.append(f"NOT EXISTS ({collectors})")
@@ -94,7 +92,7 @@ class SourcesMixin(SqliteConnections):
             items = self._sources_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
         return Page(items, _next_key(rows, keyset, query.page.limit), query.page.limit)
 
-    def source_record(self, db: sqlite3.Connection, source_id: str) -> SourceRecord | None:
+    def source_record(self, db: Db, source_id: str) -> SourceRecord | None:
         row = db.execute(
             "SELECT format, label, description, created_by, updated_by, "
             f"(SELECT COUNT(*) FROM flows WHERE source_id = sources.id), {_SOURCE_VISIBLE} FROM sources WHERE id = ?",
@@ -102,9 +100,7 @@ class SourcesMixin(SqliteConnections):
         ).fetchone()
         return None if row is None else SourceRecord(source_id, *row[:6], visible=bool(row[6]), key=source_id)
 
-    def save_source(
-        self, db: sqlite3.Connection, source: SourceRecord, stamp: Instant, tags: Tags | None = None
-    ) -> None:
+    def save_source(self, db: Db, source: SourceRecord, stamp: Instant, tags: Tags | None = None) -> None:
         values = source_values(source, stamp)
         if source.key is None:
             _insert_row(db, "sources", {**values, **creation(source.id, stamp)})
@@ -113,7 +109,7 @@ class SourcesMixin(SqliteConnections):
         if tags is not None:
             self._replace_tags(db, "source", source.id, tags)
 
-    def _forget_unnamed_source(self, db: sqlite3.Connection, source_id: str) -> None:
+    def _forget_unnamed_source(self, db: Db, source_id: str) -> None:
         """Sources exist while a flow names them."""
         if db.execute("SELECT 1 FROM flows WHERE source_id = ? LIMIT 1", (source_id,)).fetchone() is None:
             db.execute("DELETE FROM sources WHERE id = ?", (source_id,))

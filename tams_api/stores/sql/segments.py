@@ -1,4 +1,4 @@
-"""Segments in the SQLite store: stored, listed by window, deleted by range.
+"""Segments in the SQL store: stored, listed by window, deleted by range.
 
 Segments live in a WITHOUT ROWID table clustered on (flow_pk, start_ns). Because segments of a flow
 never overlap, the segment with the greatest start at or before a point also has the greatest end, so
@@ -7,7 +7,6 @@ overlap checks and window queries are index seeks whatever the flow's size.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ... import timerange as tr
@@ -16,7 +15,7 @@ from ...model import Page, PageRequest, Segment, SegmentPage, SegmentQuery
 from ...paging import decode_segment_key
 from ..metadata import DeletedSegments, FlowRecord, ObjectRecord, Registration
 from ..shared import segment_page
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 from .rows import _live, _stored_object
 
 _SEGMENT_COLUMNS = (
@@ -47,11 +46,11 @@ def _registration(record: ObjectRecord) -> tuple[Any, ...]:
     )
 
 
-class SegmentsMixin(SqliteConnections):
+class SegmentsMixin(SqlConnections):
     """Segments of flows: stored, listed by window, deleted by range."""
 
     @staticmethod
-    def _preceding(db: sqlite3.Connection, flow_pk: int, at_or_before: int) -> tuple | None:
+    def _preceding(db: Db, flow_pk: int, at_or_before: int) -> tuple | None:
         """(start_ns, end_ns, timerange) of the segment with the greatest start <= the given point."""
         return db.execute(
             "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = ? AND start_ns <= ? "
@@ -59,13 +58,11 @@ class SegmentsMixin(SqliteConnections):
             (flow_pk, at_or_before),
         ).fetchone()
 
-    def flow_timerange(self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds) -> str:
+    def flow_timerange(self, db: Db, flow: FlowRecord, within: tr.Bounds) -> str:
         first, last = self._overlapping_ends(db, flow.key, within)
         return tr.span(first, last) if first else "()"
 
-    def _overlapping_ends(
-        self, db: sqlite3.Connection, flow_pk: int, within: tr.Bounds
-    ) -> tuple[str, str] | tuple[None, None]:
+    def _overlapping_ends(self, db: Db, flow_pk: int, within: tr.Bounds) -> tuple[str, str] | tuple[None, None]:
         """Timeranges of the first and last segments that overlap `within`."""
         if within.is_empty:
             return None, None
@@ -81,13 +78,11 @@ class SegmentsMixin(SqliteConnections):
             ).fetchone()
         return first[2], last[2]
 
-    def overlapping_segment(self, db: sqlite3.Connection, flow: FlowRecord, bounds: tr.Bounds) -> str | None:
+    def overlapping_segment(self, db: Db, flow: FlowRecord, bounds: tr.Bounds) -> str | None:
         before = self._preceding(db, flow.key, bounds.end)
         return before[2] if before is not None and before[1] >= bounds.start else None
 
-    def insert_segments(
-        self, db: sqlite3.Connection, flow: FlowRecord, registration: Registration, stamp: Instant
-    ) -> None:
+    def insert_segments(self, db: Db, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
         segments, created, registered = registration.segments, registration.created, registration.registered
         db.executemany(
             "INSERT INTO objects (registered, first_flow_id, timerange, key_frame_count, init_object_id, "
@@ -117,29 +112,32 @@ class SegmentsMixin(SqliteConnections):
                 for segment in segments
             ],
         )
+        start = self.dialect.least("COALESCE(seg_start_ns, :start)", ":start")
+        end = self.dialect.greatest("COALESCE(seg_end_ns, :end)", ":end")
         db.execute(
-            "UPDATE flows SET segments_updated = ?4, seg_start_ns = MIN(COALESCE(seg_start_ns, ?1), ?1), "
-            "seg_end_ns = MAX(COALESCE(seg_end_ns, ?2), ?2) WHERE pk = ?3",
-            (
-                min(segment.bounds.start for segment in segments),
-                max(segment.bounds.end for segment in segments),
-                flow.key,
-                stamp.text,
-            ),
+            f"UPDATE flows SET segments_updated = :stamp, seg_start_ns = {start}, seg_end_ns = {end} "
+            "WHERE pk = :flow_pk",
+            {
+                "start": min(segment.bounds.start for segment in segments),
+                "end": max(segment.bounds.end for segment in segments),
+                "flow_pk": flow.key,
+                "stamp": stamp.text,
+            },
         )
 
     def list_segments(self, flow_id: str, query: SegmentQuery) -> SegmentPage:
         window = query.window
         if window.is_empty:
             return SegmentPage(Page([], None, query.page.limit), None)
-        lowest, highest, params = self._segment_starts(query.page)
+        starts = self._segment_starts(query.page, window)
+        if starts is None:
+            return SegmentPage(Page([], None, query.page.limit), None)
+        lowest, highest, params = starts
         params.update(flow_id=flow_id, start=window.start, end=window.end, limit=query.page.limit + 1)
         conditions = [f"s.flow_pk = {_FLOW_PK}", f"s.start_ns >= {lowest}", f"s.start_ns <= {highest}"]
-        # An object's segments in a flow are a range of its index (object_id, flow_pk, then the key's start_ns);
-        # left to itself, SQLite walks the flow's range instead, looking for the object in every segment.
         segments_table = "segments s"
         if query.object_id is not None:
-            segments_table = "segments s INDEXED BY segments_object"
+            segments_table = self.dialect.segments_of_object
             conditions.append("s.object_id = :object_id")
             params["object_id"] = query.object_id
         direction = "DESC" if query.page.reverse else "ASC"
@@ -164,18 +162,21 @@ class SegmentsMixin(SqliteConnections):
             segments, rows[query.page.limit - 1][0] if len(rows) > query.page.limit else None, query.page
         )
 
-    @staticmethod
-    def _segment_starts(page: PageRequest) -> tuple[str, str, dict[str, Any]]:
-        """SQL for the lowest and highest start of a page's segments, with their parameters. The page key is folded
-        into one of them: given two bounds on one side, SQLite seeks on one and filters by the other, and seeking
-        on the window's made a page deep into a flow read every segment before it."""
+    def _segment_starts(self, page: PageRequest, window: tr.Bounds) -> tuple[str, str, dict[str, Any]] | None:
+        """SQL for the lowest and highest start of a page's segments, with their parameters; None when no start is
+        left past the page key. The key is folded into one of them: given two bounds on one side, SQLite seeks on
+        one and filters by the other, and seeking on the window's made a page deep into a flow read every segment
+        before it."""
         if page.key is None:
             return _WINDOW_LOWEST_START, ":end", {}
-        after = {"after": decode_segment_key(page.key)}
-        # In SQL, not Python: `:after + 1` past int64 becomes a float that no start reaches, not an overflow.
+        after = decode_segment_key(page.key)
         if page.reverse:
-            return _WINDOW_LOWEST_START, "MIN(:end, :after - 1)", after
-        return f"MAX({_WINDOW_LOWEST_START}, :after + 1)", ":end", after
+            if after == tr.INT64_MIN:
+                return None
+            return _WINDOW_LOWEST_START, ":below", {"below": min(window.end, after - 1)}
+        if after == tr.INT64_MAX:
+            return None
+        return self.dialect.greatest(_WINDOW_LOWEST_START, ":above"), ":end", {"above": after + 1}
 
     @staticmethod
     def _covered(within: tr.Bounds, object_id: str | None) -> tuple[str, list[Any]]:
@@ -187,21 +188,22 @@ class SegmentsMixin(SqliteConnections):
             params.append(object_id)
         return where, params
 
-    def more_covered_than(self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds, limit: int) -> bool:
+    def more_covered_than(self, db: Db, flow: FlowRecord, within: tr.Bounds, limit: int) -> bool:
         where, params = self._covered(within, None)
         found = db.execute(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?)", (flow.key, *params, limit + 1)
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM segments WHERE {where} LIMIT ?) AS covered",
+            (flow.key, *params, limit + 1),
         ).fetchone()[0]
         return found > limit
 
     def delete_covered(
-        self, db: sqlite3.Connection, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
+        self, db: Db, flow: FlowRecord, within: tr.Bounds, object_id: str | None, limit: int | None
     ) -> DeletedSegments:
         where, params = self._covered(within, object_id)
         flow_pk = flow.key
         rows = db.execute(
             f"SELECT start_ns, timerange, object_id FROM segments WHERE {where} ORDER BY start_ns LIMIT ?",
-            (flow_pk, *params, -1 if limit is None else limit),
+            (flow_pk, *params, tr.INT64_MAX if limit is None else limit),
         ).fetchall()
         if not rows:
             return DeletedSegments()

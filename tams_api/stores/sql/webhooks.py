@@ -1,38 +1,38 @@
-"""Webhooks and the event outbox of the SQLite store: events written in the transaction of the change they
+"""Webhooks and the event outbox of the SQL store: events written in the transaction of the change they
 report, webhooks with their cursors into the outbox."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 
 import orjson
 
 from ...model import Event, Page, Webhook, WebhookQuery
 from ..shared import webhook_values
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 from .rows import _insert_row, _Keyset, _next_key, _page_rows
 
 
-class WebhooksMixin(SqliteConnections):
+class WebhooksMixin(SqlConnections):
     """Webhooks and the outbox."""
 
     @staticmethod
-    def _listening(db: sqlite3.Connection) -> bool:
+    def _listening(db: Db) -> bool:
         """Whether any webhook wants events: without one, changes write no outbox rows at all."""
         return (
             db.execute("SELECT 1 FROM webhooks WHERE status IN ('created', 'started') LIMIT 1").fetchone() is not None
         )
 
-    def emit(self, db: sqlite3.Connection, event: Callable[[], Event | None]) -> None:
+    def emit(self, db: Db, event: Callable[[], Event | None]) -> None:
         made = event() if self._listening(db) else None
         if made is None:
             return
         db.execute(
-            "INSERT INTO events (type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
-            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (seq, type, timestamp, flow_id, source_id, flow_collected_by, source_collected_by, "
+            "payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                self._next_event_seq(db),
                 made.type,
                 made.timestamp,
                 made.flow_id,
@@ -43,14 +43,9 @@ class WebhooksMixin(SqliteConnections):
             ),
         )
 
-    @staticmethod
-    def _last_event(db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return row[0] if row else 0
-
     _WEBHOOK_COLUMNS = "id, url, status, owner, document, error, cursor"
 
-    def _webhooks_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Webhook]:
+    def _webhooks_from_rows(self, db: Db, rows: list[tuple]) -> list[Webhook]:
         tags = self._load_tags(db, "webhook", [row[0] for row in rows])
         webhooks = []
         for webhook_id, url, status, owner, document, error, cursor in rows:
@@ -72,14 +67,14 @@ class WebhooksMixin(SqliteConnections):
             )
         return webhooks
 
-    def webhook_record(self, db: sqlite3.Connection, webhook_id: str) -> Webhook | None:
+    def webhook_record(self, db: Db, webhook_id: str) -> Webhook | None:
         rows = db.execute(f"SELECT {self._WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", (webhook_id,)).fetchall()
         found = self._webhooks_from_rows(db, rows)
         return found[0] if found else None
 
     def list_webhooks(self, query: WebhookQuery) -> Page[Webhook]:
         conditions, params = self._tag_conditions("webhook", "webhooks.id", query.tags)
-        keyset = _Keyset(("webhooks.url", "webhooks.id"), descending=query.page.reverse)
+        keyset = _Keyset(("webhooks.url", "webhooks.id"), ("", ""), descending=query.page.reverse)
         with self._read() as db:
             rows = _page_rows(db, "webhooks", self._WEBHOOK_COLUMNS, conditions, params, keyset, query.page)
             items = self._webhooks_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
@@ -92,14 +87,14 @@ class WebhooksMixin(SqliteConnections):
             ).fetchall()
             return self._webhooks_from_rows(db, rows)
 
-    def put_webhook(self, db: sqlite3.Connection, webhook: Webhook, from_now: bool) -> None:
+    def put_webhook(self, db: Db, webhook: Webhook, from_now: bool) -> None:
         if from_now:
             webhook.cursor = self._last_event(db)
         db.execute("DELETE FROM webhooks WHERE id = ?", (webhook.id,))
         _insert_row(db, "webhooks", webhook_values(webhook))
         self._replace_tags(db, "webhook", webhook.id, webhook.tags)
 
-    def delete_webhook(self, db: sqlite3.Connection, webhook_id: str) -> None:
+    def delete_webhook(self, db: Db, webhook_id: str) -> None:
         db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
         self._delete_all_tags(db, "webhook", webhook_id)
 
@@ -125,15 +120,18 @@ class WebhooksMixin(SqliteConnections):
 
     def prune_events(self) -> int:
         """Drop events every listening webhook has had; all of them when none listens."""
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM events WHERE seq <= COALESCE("
-                "(SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')), "
-                "(SELECT MAX(seq) FROM events))"
-            ).rowcount
+        return self.write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM events WHERE seq <= COALESCE("
+                    "(SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')), "
+                    "(SELECT MAX(seq) FROM events))"
+                ).rowcount
+            )
+        )
 
     def undelivered_events(self) -> int:
         with self._read() as db:
             (behind,) = db.execute("SELECT MIN(cursor) FROM webhooks WHERE status IN ('created', 'started')").fetchone()
-            # Events are numbered without gaps: one writer, and a rolled-back transaction takes its numbers back.
+            # Events are numbered without gaps (see `_next_event_seq`).
             return 0 if behind is None else max(0, self._last_event(db) - behind)

@@ -1,20 +1,21 @@
-"""Analytics of the SQLite store (extension): SQL aggregates, over flows that are not soft-deleted."""
+"""Analytics of the SQL store (extension): SQL aggregates, over flows that are not soft-deleted."""
 
 from __future__ import annotations
 
 from ...model import FlowUsage, FormatDistribution, StorageUsage, TimerangeAnalysis
 from ..shared import format_counts, instances_by_storage_id, timerange_analysis
-from .connection import SqliteConnections
-from .rows import _live
+from .connection import SqlConnections
+from .rows import _live, _one_of
 
 
-class AnalyticsMixin(SqliteConnections):
+class AnalyticsMixin(SqlConnections):
     """Flow usage, format distribution, storage usage and timerange analysis."""
 
     def flow_usage(self, limit: int) -> list[FlowUsage]:
         """The `limit` flows with the most segments (then the longest duration, then by id)."""
+        duration = self.dialect.exact("s.end_ns - s.start_ns + 1")
         rows = self._query(
-            "SELECT f.id, f.label, f.format, COUNT(s.start_ns), COALESCE(SUM(s.end_ns - s.start_ns + 1), 0) AS d "
+            f"SELECT f.id, f.label, f.format, COUNT(s.start_ns), COALESCE(SUM({duration}), 0) AS d "
             f"FROM flows f LEFT JOIN segments s ON s.flow_pk = f.pk WHERE {_live('f.id')} GROUP BY f.pk "
             "ORDER BY 4 DESC, 5 DESC, f.id LIMIT ?",
             (limit,),
@@ -29,7 +30,7 @@ class AnalyticsMixin(SqliteConnections):
                 for name, expression in (
                     ("format", "format"),
                     ("codec", "codec"),
-                    ("container", "json_extract(metadata, '$.container')"),
+                    ("container", self.dialect.json_text("metadata", "container")),
                 )
             }
         return FormatDistribution(
@@ -40,8 +41,8 @@ class AnalyticsMixin(SqliteConnections):
         with self._read() as db:
             by_column = db.execute("SELECT storage_ids, COUNT(*) FROM objects GROUP BY storage_ids").fetchall()
             media, unregistered, uncontrolled_only = db.execute(
-                "SELECT COALESCE(SUM(registered = 1), 0), COALESCE(SUM(registered = 0), 0), "
-                "COALESCE(SUM(registered = 1 AND storage_ids IS NULL), 0) FROM objects"
+                "SELECT COUNT(CASE WHEN registered = 1 THEN 1 END), COUNT(CASE WHEN registered = 0 THEN 1 END), "
+                "COUNT(CASE WHEN registered = 1 AND storage_ids IS NULL THEN 1 END) FROM objects"
             ).fetchone()
             awaiting = db.execute("SELECT COUNT(*) FROM released_objects").fetchone()[0]
         return StorageUsage(instances_by_storage_id(by_column), media, unregistered, uncontrolled_only, awaiting)
@@ -57,22 +58,24 @@ class AnalyticsMixin(SqliteConnections):
             if not flows:
                 return None
             pks = [pk for pk, _ in flows]
-            segments = f"SELECT start_ns, end_ns FROM segments WHERE flow_pk IN ({','.join('?' * len(pks))})"
+            segments = f"SELECT start_ns, end_ns FROM segments WHERE {_one_of('flow_pk', len(pks))}"
+            exact = self.dialect.exact
+            duration = exact("end_ns - start_ns + 1")
             count, shortest, longest, mean, first, last = db.execute(
-                "SELECT COUNT(*), MIN(end_ns - start_ns + 1), MAX(end_ns - start_ns + 1), AVG(end_ns - start_ns + 1), "
-                f"MIN(start_ns), MAX(end_ns) FROM ({segments})",
+                f"SELECT COUNT(*), MIN({duration}), MAX({duration}), AVG({duration}), "
+                f"MIN(start_ns), MAX(end_ns) FROM ({segments}) AS flow_segments",
                 pks,
             ).fetchone()
             # A gap opens before a segment starting after everything earlier has ended (segments of several
             # flows may overlap: `reach` is the latest end so far).
             gaps = (
-                "SELECT reach + 1 AS gap_start, start_ns - 1 AS gap_end FROM (SELECT start_ns, MAX(end_ns) OVER "
-                "(ORDER BY start_ns, end_ns ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach "
-                f"FROM ({segments})) WHERE start_ns > reach + 1"
+                f"SELECT {exact('reach + 1')} AS gap_start, {exact('start_ns - 1')} AS gap_end FROM (SELECT start_ns, "
+                "MAX(end_ns) OVER (ORDER BY start_ns, end_ns ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS "
+                f"reach FROM ({segments}) AS flow_segments) AS reaches WHERE {exact('start_ns - 1')} > reach"
             )
             first_gaps = db.execute(f"{gaps} ORDER BY gap_start LIMIT ?", (*pks, max_gaps)).fetchall()
             gap_totals = db.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(gap_end - gap_start + 1), 0) FROM ({gaps})", pks
+                f"SELECT COUNT(*), COALESCE(SUM(gap_end - gap_start + 1), 0) FROM ({gaps}) AS gaps", pks
             ).fetchone()
         return timerange_analysis(
             [flow_id for _, flow_id in flows], (count, shortest, longest, mean), first, last, first_gaps, gap_totals

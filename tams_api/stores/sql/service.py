@@ -1,16 +1,14 @@
-"""The SQLite store's service information and flow profiles."""
+"""The SQL store's service information and flow profiles."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from ...model import Page, Profile, ProfileQuery, ServiceInfo
 from ...paging import decode_key, encode_key
 from ..shared import profile_document, profile_from_row
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 
 
-class ServiceMixin(SqliteConnections):
+class ServiceMixin(SqlConnections):
     """The service's name and description; flow profiles."""
 
     def get_service_info(self, defaults: ServiceInfo) -> ServiceInfo:
@@ -21,13 +19,17 @@ class ServiceMixin(SqliteConnections):
         )
 
     def update_service_info(self, name: str | None, description: str | None) -> None:
-        with self._write() as db:
-            for key, value in (("name", name), ("description", description)):
-                if value is not None:
-                    db.execute("INSERT OR REPLACE INTO service_info (key, value) VALUES (?, ?)", (key, value))
+        given = [(key, value) for key, value in (("name", name), ("description", description)) if value is not None]
+        self.write(
+            lambda db: db.executemany(
+                "INSERT INTO service_info (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                given,
+            )
+        )
 
     @staticmethod
-    def profile_record(db: sqlite3.Connection, profile_id: str) -> Profile | None:
+    def profile_record(db: Db, profile_id: str) -> Profile | None:
         row = db.execute("SELECT id, created, document FROM profiles WHERE id = ?", (profile_id,)).fetchone()
         return profile_from_row(row) if row else None
 
@@ -40,7 +42,7 @@ class ServiceMixin(SqliteConnections):
                 params.append(value)
         if query.page.key is not None:
             conditions.append("id > ?")
-            params.append(decode_key(query.page.key, 1)[0])
+            params.append(decode_key(query.page.key, 1, ("",))[0])
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = self._query(
             f"SELECT id, created, document FROM profiles {where} ORDER BY id LIMIT ?",
@@ -50,7 +52,7 @@ class ServiceMixin(SqliteConnections):
         return Page([profile_from_row(row) for row in rows[: query.page.limit]], next_key, query.page.limit)
 
     @staticmethod
-    def insert_profile(db: sqlite3.Connection, profile: Profile) -> None:
+    def insert_profile(db: Db, profile: Profile) -> None:
         metadata = profile.flow_metadata
         db.execute(
             "INSERT INTO profiles (id, format, codec, label, created, document) VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,25 +1,24 @@
-"""Flows in the SQLite store, with their collections: read, listed, saved, dropped with what only they hold."""
+"""Flows in the SQL store, with their collections: read, listed, saved, dropped with what only they hold."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from ...clock import Instant
 from ...model import Flow, FlowQuery, Page, ReleasedMedia
 from ..metadata import FlowRecord
 from ..shared import creation, flow_values
-from .connection import SqliteConnections
-from .rows import _insert_row, _live, _next_key, _page_rows, _sort_keyset, _update_row
+from .connection import Db, SqlConnections
+from .rows import _insert_row, _live, _next_key, _one_of, _page_rows, _sort_keyset, _update_row
 
 
-class FlowsMixin(SqliteConnections):
+class FlowsMixin(SqlConnections):
     """Flows and flow collections."""
 
     _FLOW_COLUMNS = "pk, id, source_id, metadata, created, metadata_updated, segments_updated"
 
-    def _flows_from_rows(self, db: sqlite3.Connection, rows: list[tuple]) -> list[Flow]:
+    def _flows_from_rows(self, db: Db, rows: list[tuple]) -> list[Flow]:
         ids = [row[1] for row in rows]
         tags = self._load_tags(db, "flow", ids)
         flows = []
@@ -48,12 +47,12 @@ class FlowsMixin(SqliteConnections):
             )
         return flows
 
-    def _flow_row(self, db: sqlite3.Connection, flow_id: str) -> tuple | None:
+    def _flow_row(self, db: Db, flow_id: str) -> tuple | None:
         return db.execute(
             f"SELECT {self._FLOW_COLUMNS} FROM flows WHERE id = ? AND {_live('id')}", (flow_id,)
         ).fetchone()
 
-    def flow_record(self, db: sqlite3.Connection, flow_id: str, soft_deleted_too: bool = False) -> FlowRecord | None:
+    def flow_record(self, db: Db, flow_id: str, soft_deleted_too: bool = False) -> FlowRecord | None:
         row = db.execute(
             "SELECT f.pk, f.source_id, f.metadata, f.read_only, d.flow_id IS NOT NULL, d.deleted_by "
             "FROM flows f LEFT JOIN deleted_flows d ON d.flow_id = f.id WHERE f.id = ?",
@@ -64,7 +63,7 @@ class FlowsMixin(SqliteConnections):
         pk, source_id, metadata, read_only, soft_deleted, deleted_by = row
         return FlowRecord(flow_id, source_id, json.loads(metadata), bool(read_only), pk, bool(soft_deleted), deleted_by)
 
-    def get_flow(self, db: sqlite3.Connection, flow_id: str) -> Flow | None:
+    def get_flow(self, db: Db, flow_id: str) -> Flow | None:
         row = self._flow_row(db, flow_id)
         return self._flows_from_rows(db, [row])[0] if row else None
 
@@ -90,7 +89,7 @@ class FlowsMixin(SqliteConnections):
                 ids = query.collected_by_ids
                 conditions.append(
                     "EXISTS (SELECT 1 FROM flow_collections c WHERE c.member_id = flows.id "
-                    f"AND c.collector_id IN ({','.join('?' * len(ids))}) AND {_live('c.collector_id')})"
+                    f"AND {_one_of('c.collector_id', len(ids))} AND {_live('c.collector_id')})"
                 )
                 params += ids
             else:
@@ -104,14 +103,14 @@ class FlowsMixin(SqliteConnections):
             items = self._flows_from_rows(db, [row[len(keyset.columns) :] for row in rows[: query.page.limit]])
         return Page(items, _next_key(rows, keyset, query.page.limit), query.page.limit)
 
-    def _write_collection(self, db: sqlite3.Connection, flow_id: str, collection: list[dict[str, Any]]) -> None:
+    def _write_collection(self, db: Db, flow_id: str, collection: list[dict[str, Any]]) -> None:
         db.execute("DELETE FROM flow_collections WHERE collector_id = ?", (flow_id,))
         db.executemany(
             "INSERT INTO flow_collections (collector_id, position, member_id, item) VALUES (?, ?, ?, ?)",
             [(flow_id, position, item["id"], json.dumps(item)) for position, item in enumerate(collection)],
         )
 
-    def save_flow(self, db: sqlite3.Connection, flow: FlowRecord, stamp: Instant) -> None:
+    def save_flow(self, db: Db, flow: FlowRecord, stamp: Instant) -> None:
         values = flow_values(flow, stamp)
         if flow.key is None:
             _insert_row(db, "flows", {**values, **creation(flow.id, stamp)})
@@ -125,7 +124,7 @@ class FlowsMixin(SqliteConnections):
         if flow.collection is not None:
             self._write_collection(db, flow.id, flow.collection)
 
-    def drop_flow(self, db: sqlite3.Connection, flow: FlowRecord) -> list[ReleasedMedia]:
+    def drop_flow(self, db: Db, flow: FlowRecord) -> list[ReleasedMedia]:
         db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow.id,))
         object_ids = [
             row[0] for row in db.execute("SELECT DISTINCT object_id FROM segments WHERE flow_pk = ?", (flow.key,))

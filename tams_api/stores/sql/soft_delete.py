@@ -1,22 +1,18 @@
-"""Soft delete of flows in the SQLite store (extension): marking a flow soft-deleted or not, listing them."""
+"""Soft delete of flows in the SQL store (extension): marking a flow soft-deleted or not, listing them."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from ...clock import Instant
 from ...model import DeletedFlow, Page, PageRequest
 from ...paging import decode_key, encode_key
 from ..metadata import FlowRecord
-from .connection import SqliteConnections
+from .connection import Db, SqlConnections
 
 
-class SoftDeleteMixin(SqliteConnections):
+class SoftDeleteMixin(SqlConnections):
     """Soft-deleted flows: hidden from the spec's endpoints, every row kept until restored or purged."""
 
-    def set_soft_deleted(
-        self, db: sqlite3.Connection, flow: FlowRecord, stamp: Instant | None, by: str | None = None
-    ) -> None:
+    def set_soft_deleted(self, db: Db, flow: FlowRecord, stamp: Instant | None, by: str | None = None) -> None:
         if stamp is None:
             db.execute("DELETE FROM deleted_flows WHERE flow_id = ?", (flow.id,))
         else:
@@ -32,7 +28,7 @@ class SoftDeleteMixin(SqliteConnections):
         conditions, params = [], []
         if page.key is not None:
             conditions.append("(d.deleted_ns, d.flow_id) > (?, ?)")
-            params += decode_key(page.key, 2)
+            params += decode_key(page.key, 2, (0, ""))
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = self._query(
             f"SELECT {self._DELETED_FLOW_COLUMNS} FROM deleted_flows d JOIN flows f ON f.id = d.flow_id {where} "
