@@ -9,7 +9,7 @@ BASE_IMAGE ?=
 IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
-.PHONY: run test e2e e2e-down lint bench bench-paging bench-webhooks bench-s3 bench-vast bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
+.PHONY: run test e2e e2e-down lint bench bench-paging bench-webhooks bench-s3 bench-vast bench-postgres bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-s3: $(VENV)/.installed
 
 bench-vast: $(VENV)/.installed
 	$(BIN)/python -m bench.vast_store
+
+bench-postgres: $(VENV)/.installed
+	$(BIN)/python -m bench.postgres_store
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator

@@ -2,7 +2,9 @@
 
 Every login takes a password (SCRAM), the store's own role `tams` too, so URLs with a password in them are
 proven against a server that refuses a wrong one. One server per test session; each user takes a fresh schema or
-a fresh database. Durability is off (fsync, synchronous_commit, full_page_writes): the data is thrown away.
+a fresh database. Durability is off (fsync, synchronous_commit, full_page_writes): the data is thrown away. A
+benchmark asks for a `durable` server instead: crash-safe (fsync), commits not waiting for their flush, as SQLite's
+WAL with synchronous=NORMAL does.
 
 initdb and postgres refuse to run as root, and tests here run as root: then they run as Debian's `postgres` user,
 in a folder of their own under the system's temp folder, since pytest's own (/tmp/pytest-of-root) is root's
@@ -41,11 +43,10 @@ FOLDER_PREFIX = "tams-postgres-"
 LEFTOVER_AGE_S = 60
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
-    "fsync": "off",
     "synchronous_commit": "off",
-    "full_page_writes": "off",
     "max_connections": "300",  # the stores' connection pools, many per session
 }
+THROWAWAY = {"fsync": "off", "full_page_writes": "off"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ def _wait_ready(process: subprocess.Popen[bytes], server: PostgresServer, log: P
 
 
 @contextmanager
-def postgres(workdir: Path) -> Iterator[PostgresServer]:
+def postgres(workdir: Path, durable: bool = False) -> Iterator[PostgresServer]:
     """A server with the `tams` role and database; its log in `workdir`."""
     bin_dir = postgres_bin()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +195,8 @@ def postgres(workdir: Path) -> Iterator[PostgresServer]:
         for attempt in range(3):  # a free port can be taken before the server binds it
             server = PostgresServer(free_port(), admin_password)
             log = workdir / f"postgres-{attempt}.log"
-            settings = {**SETTINGS, "port": str(server.port), "unix_socket_directories": str(folder)}
+            settings = {**SETTINGS, **({} if durable else THROWAWAY), "port": str(server.port)}
+            settings["unix_socket_directories"] = str(folder)
             command = [
                 *_as_server_user(),
                 "--pdeathsig=QUIT",  # set by setpriv last, after the user changed (a change clears it)

@@ -41,9 +41,10 @@ def ready(status: str, reason: str, message: str = "why", observed: int = 1, **f
         (resource(1, ready("False", "SecretNotFound", "Secret 's3-keys' not found")), "Degraded"),
         (resource(1, ready("False", "ImagePullBackOff")), "Degraded"),
         (resource(1, ready("False", "InvalidSpec")), "Degraded"),
+        (resource(1, ready("False", "PostgresFailed", "password authentication failed")), "Degraded"),
         (resource(1, ready("True", "Ready"), deleting=True), "Progressing"),
     ],
-    ids=["new", "behind", "ready", "rolling", "secret", "image", "invalid", "deleting"],
+    ids=["new", "behind", "ready", "rolling", "secret", "image", "invalid", "postgres", "deleting"],
 )
 def test_tams_store_health(obj: dict[str, Any], expected: str) -> None:
     assert health("TamsStore", obj)[0] == expected

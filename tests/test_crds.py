@@ -81,6 +81,7 @@ def test_a_minimal_store_gets_its_defaults(api: httpx.Client) -> None:
 
 VAST = {"endpoint": "http://vast", "bucket": "tams", "credentialsSecretRef": {"name": "vast-keys"}}
 S3 = {"bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}}
+POSTGRES = {"uriSecretRef": {"name": "archive-db-app"}}
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,9 @@ S3 = {"bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}}
         ({"replicas": 2}, "replicas > 1 needs a metadata store the replicas share"),
         ({"replicas": 2, "metadata": {"backend": "vast", "vast": VAST}}, "replicas > 1 needs a media store"),
         ({"metadata": {"backend": "vast"}}, "metadata.vast is required when metadata.backend is vast"),
+        ({"metadata": {"backend": "postgres"}}, "metadata.postgres is required when metadata.backend is postgres"),
+        ({"metadata": {"backend": "postgres", "postgres": {}}}, "uriSecretRef"),
+        ({"metadata": {"backend": "postgres", "postgres": {**POSTGRES, "schema": "News"}}}, "schema"),
         ({"media": {"backend": "s3"}}, "media.s3 is required when media.backend is s3"),
         ({"auth": {"modes": ["jwt"]}}, "auth.jwt is required when auth.modes has jwt"),
         ({"auth": {"modes": ["basic"]}}, "auth.usersSecretRef is required"),
@@ -108,6 +112,15 @@ def test_a_shared_store_may_scale(api: httpx.Client) -> None:
     created = create(api, "tamsstores", spec)
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["metadata"]["vast"]["schema"] == "tams"
+    spec = {
+        "replicas": 3,
+        "metadata": {"backend": "postgres", "postgres": POSTGRES},
+        "media": {"backend": "s3", "s3": S3},
+    }
+    created = create(api, "tamsstores", spec)
+    assert created.status_code == 201, created.text
+    postgres = created.json()["spec"]["metadata"]["postgres"]
+    assert (postgres["schema"], postgres["uriSecretRef"]["key"], postgres["poolSize"]) == ("tams", "uri", 10)
 
 
 FLOW_ID = "0b4a1c1e-7f2d-4a8e-9c3b-5d6e7f8a9b0c"

@@ -37,6 +37,12 @@ SHARED = {
     "deleteSyncLimit": 50,
 }
 
+# PostgreSQL through the Secret CloudNativePG makes for a cluster's application database.
+ON_POSTGRES = {
+    **SHARED,
+    "metadata": {"backend": "postgres", "postgres": {"uriSecretRef": {"name": "archive-db-app"}}},
+}
+
 
 def store(spec: dict[str, Any] | None = None) -> Store:
     return Store.from_body({"metadata": {"name": "news", "namespace": "media"}, "spec": spec or {}})
@@ -106,7 +112,31 @@ def test_credentials_are_referenced_never_copied() -> None:
     assert "vast-keys" not in str(settings(store(SHARED)))
 
 
-@pytest.mark.parametrize("spec", [{}, SHARED], ids=["embedded", "shared"])
+def test_a_store_on_postgres_is_shared_and_reads_the_uri_from_the_secret() -> None:
+    on_postgres = store(ON_POSTGRES)
+    assert kinds(children(on_postgres)) == kinds(children(store(SHARED))), "API replicas and one worker, no volume"
+    assert api_deployment(on_postgres)["spec"]["replicas"] == 3
+    env = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in secret_env(on_postgres)}
+    assert env["TAMS_POSTGRES_URL"] == {"name": "archive-db-app", "key": "uri"}, "CloudNativePG's key by default"
+    assert not {name for name in env if name.startswith("TAMS_VAST")}
+    values = settings(on_postgres)
+    assert (values["TAMS_METADATA_BACKEND"], values["TAMS_POSTGRES_SCHEMA"]) == ("postgres", "tams")
+    assert (values["TAMS_RUN_WORKER"], "TAMS_POSTGRES_POOL_SIZE" in values) == ("false", False)
+    tuned = copy.deepcopy(ON_POSTGRES)
+    tuned["metadata"]["postgres"] |= {"schema": "news", "poolSize": 4, "timeoutSeconds": 2.5}
+    tuned["metadata"]["postgres"]["uriSecretRef"]["key"] = "url"
+    values = settings(store(tuned))
+    assert (values["TAMS_POSTGRES_SCHEMA"], values["TAMS_POSTGRES_POOL_SIZE"], values["TAMS_POSTGRES_TIMEOUT"]) == (
+        "news",
+        "4",
+        "2.5",
+    )
+    assert {"name": "archive-db-app", "key": "url"} in [
+        item["valueFrom"]["secretKeyRef"] for item in secret_env(store(tuned))
+    ]
+
+
+@pytest.mark.parametrize("spec", [{}, SHARED, ON_POSTGRES], ids=["embedded", "shared", "postgres"])
 def test_every_variable_is_a_setting_of_the_service(spec: dict[str, Any]) -> None:
     """A misspelt variable would be silently ignored by the service (it ignores unknown variables)."""
     names = set(settings(store(spec))) | {item["name"] for item in secret_env(store(spec))}

@@ -58,9 +58,12 @@ class Cluster:
         command = [str(self.kubectl_binary), f"--kubeconfig={self.kubeconfig}", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def services(self, **options: object) -> httpx.Client:
-        """An HTTP client that reaches `http://NAME.NAMESPACE.svc[.cluster.local]:PORT/...` like a pod does."""
-        return httpx.Client(transport=ServiceTransport(self.dns_server), **options)  # type: ignore[arg-type]
+    def services(self, limits: httpx.Limits | None = None, **options: object) -> httpx.Client:
+        """An HTTP client that reaches `http://NAME.NAMESPACE.svc[.cluster.local]:PORT/...` like a pod does. `limits`
+        are its transport's (a client given a transport ignores its own): with no keep-alive, each request opens a
+        connection, which the Service balances anew."""
+        transport = ServiceTransport(self.dns_server, limits or httpx.Limits())
+        return httpx.Client(transport=transport, **options)  # type: ignore[arg-type]
 
     @contextmanager
     def port_forward(self, namespace: str, service: str, port: int, timeout: float = 240) -> Iterator[str]:
@@ -78,8 +81,8 @@ class Cluster:
 
 
 class ServiceTransport(httpx.HTTPTransport):
-    def __init__(self, dns_server: str) -> None:
-        super().__init__()
+    def __init__(self, dns_server: str, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
         self.dns_server = dns_server
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

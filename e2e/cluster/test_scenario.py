@@ -76,9 +76,9 @@ def kubectl_ok(cluster: Cluster, *args: str) -> str:
     return result.stdout
 
 
-def store_pods(admin: httpx.Client, name: str) -> list[Manifest]:
+def store_pods(admin: httpx.Client, name: str, namespace: str = NAMESPACE) -> list[Manifest]:
     selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=api"
-    return admin.get(f"/api/v1/namespaces/{NAMESPACE}/pods", params={"labelSelector": selector}).json()["items"]
+    return admin.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}).json()["items"]
 
 
 def run_pod(admin: httpx.Client, cluster: Cluster, name: str, script: str) -> str:
@@ -219,8 +219,13 @@ def test_a_flow_is_written_and_read_back_through_the_service(
 @pytest.fixture(scope="module")
 def receiver(admin: httpx.Client, stores: dict[str, str]) -> str:
     """The receiver, as the Service the webhook sample names (media-events.media.svc:8080)."""
-    labels = {"app.kubernetes.io/name": "media-events"}
-    meta = {"name": "media-events", "namespace": NAMESPACE, "labels": labels}
+    return deploy_receiver(admin, NAMESPACE, "media-events")
+
+
+def deploy_receiver(admin: httpx.Client, namespace: str, name: str) -> str:
+    """A webhook receiver running behind a Service `name`; its URL."""
+    labels = {"app.kubernetes.io/name": name}
+    meta = {"name": name, "namespace": namespace, "labels": labels}
     container = {
         "name": "receiver",
         "image": images.TAMS_IMAGE,
@@ -243,8 +248,8 @@ def receiver(admin: httpx.Client, stores: dict[str, str]) -> str:
     apply(
         admin, {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"selector": labels, "ports": ports}}
     )
-    wait_available(admin, NAMESPACE, "media-events")
-    return f"http://media-events.{NAMESPACE}.svc:{RECEIVER_PORT}"
+    wait_available(admin, namespace, name)
+    return f"http://{name}.{namespace}.svc:{RECEIVER_PORT}"
 
 
 def test_a_webhook_object_delivers_events_to_a_receiver_in_the_cluster(
@@ -314,15 +319,16 @@ class Poller(threading.Thread):
                 time.sleep(0.05)
 
 
-def rolled_out(admin: httpx.Client, name: str, pods_before: set[str]) -> bool:
-    deployment = admin.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}").json()
+def rolled_out(admin: httpx.Client, name: str, pods_before: set[str], namespace: str = NAMESPACE) -> bool:
+    deployment = admin.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}").json()
     status, spec = deployment["status"], deployment["spec"]
     done = (
         status.get("observedGeneration") == deployment["metadata"]["generation"]
         and status.get("updatedReplicas") == spec["replicas"] == status.get("readyReplicas")
         and status.get("replicas") == spec["replicas"]
     )
-    return done and not pods_before & {pod["metadata"]["name"] for pod in store_pods(admin, name.removesuffix("-tams"))}
+    pods = store_pods(admin, name.removesuffix("-tams"), namespace)
+    return done and not pods_before & {pod["metadata"]["name"] for pod in pods}
 
 
 def test_a_spec_change_rolls_the_pods_and_no_request_fails(

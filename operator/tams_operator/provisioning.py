@@ -2,9 +2,9 @@
 
 The service's settings are the ConfigMap's plain values plus the credentials from the user's Secrets
 (resources.settings + resources.secret_env); the provisioning functions are the service's own
-(tams_api.provision), run in a thread because boto3 and the vastdb SDK block. Those SDKs (vastdb with pyarrow
-and ibis, boto3: about 90 MB) are imported when a store first needs them, so an operator of embedded stores stays
-small.
+(tams_api.provision), run in a thread because boto3, psycopg and the vastdb SDK block. Those SDKs (vastdb with
+pyarrow and ibis, boto3: about 90 MB) are imported when a store first needs them, so an operator of embedded stores
+stays small.
 """
 
 from __future__ import annotations
@@ -80,12 +80,15 @@ def service_settings(store: Store, credentials: dict[str, str]) -> Settings:
 async def provision_metadata(store: Store, service: Settings) -> str:
     if service.metadata_backend == "sqlite":
         return f"embedded SQLite on PersistentVolumeClaim {store.child_name}-data"
-    from tams_api.provision import provision_vast  # the VAST SDK only when a store uses it
+    from tams_api.provision import provision_postgres, provision_vast  # their SDKs only when a store uses them
 
+    provision, reason = {"vast": (provision_vast, "VastFailed"), "postgres": (provision_postgres, "PostgresFailed")}[
+        service.metadata_backend
+    ]
     try:
-        return await asyncio.to_thread(provision_vast, service)
+        return await asyncio.to_thread(provision, service)
     except ConfigurationError as error:
-        raise NotReady("VastFailed", str(error)) from None
+        raise NotReady(reason, str(error)) from None
 
 
 async def provision_media(store: Store, service: Settings) -> str:
@@ -102,11 +105,13 @@ async def provision_media(store: Store, service: Settings) -> str:
 
 def deprovision(service: Settings) -> str:
     """reclaimPolicy Delete: the bucket's objects and the bucket, the tables and the schema. Blocking."""
-    from tams_api.provision import deprovision_s3, deprovision_vast  # as above
+    from tams_api.provision import deprovision_postgres, deprovision_s3, deprovision_vast  # as above
 
     outcomes = []
     if service.media_backend == "s3":
         outcomes.append(deprovision_s3(service))
     if service.metadata_backend == "vast":
         outcomes.append(deprovision_vast(service))
+    if service.metadata_backend == "postgres":
+        outcomes.append(deprovision_postgres(service))
     return "; ".join(outcomes) or "volumes go with the TamsStore"

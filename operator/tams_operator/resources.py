@@ -6,8 +6,8 @@ template, so a change of either rolls the pods.
 
 With the embedded stores (sqlite metadata, filesystem media) the data lives on ReadWriteOnce volumes: one
 replica (a second only while a rollout surges, on the same node), and the background worker inside the API
-process. With VAST metadata the API scales, and the worker runs in a Deployment of its own with exactly one
-replica.
+process. With shared metadata (VAST Database or PostgreSQL) the API scales, and the worker runs in a Deployment
+of its own with exactly one replica.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ WORKER_METRICS_PORT = 9090
 DATA_PATH = "/data"
 MEDIA_PATH = "/media"
 DEFAULT_IMAGE = "tams-operator:latest"
+SHARED_METADATA_BACKENDS = ("vast", "postgres")  # the metadata stores several API replicas can share
+POSTGRES_URI_KEY = "uri"  # the key of the libpq URI in the Secret CloudNativePG makes for an application database
 CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
 OPERATOR_TOKEN_KEY = "token"
 OPERATOR_TOKEN_VARIABLE = "TAMS_AUTH_OPERATOR_TOKEN"
@@ -60,8 +62,12 @@ class Store:
         return self.spec.get("reclaimPolicy", "Retain") == "Delete"
 
     @property
+    def metadata_backend(self) -> str:
+        return self.spec.get("metadata", {}).get("backend", "sqlite")
+
+    @property
     def shared_metadata(self) -> bool:
-        return self.spec.get("metadata", {}).get("backend", "sqlite") == "vast"
+        return self.metadata_backend in SHARED_METADATA_BACKENDS
 
     @property
     def service_port(self) -> int:
@@ -99,7 +105,7 @@ def settings(store: Store) -> dict[str, str]:
     values = {
         "TAMS_PUBLIC_URL": store.endpoint,
         "TAMS_DATA_DIR": DATA_PATH,
-        "TAMS_METADATA_BACKEND": metadata.get("backend", "sqlite"),
+        "TAMS_METADATA_BACKEND": store.metadata_backend,
         "TAMS_MEDIA_BACKEND": media.get("backend", "filesystem"),
         "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.get("presignedUrlTimeout", 3600)),
         "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
@@ -109,13 +115,18 @@ def settings(store: Store) -> dict[str, str]:
             values[variable] = str(spec[field])
     if values["TAMS_MEDIA_BACKEND"] == "filesystem":
         values["TAMS_MEDIA_DIR"] = MEDIA_PATH
-    if store.shared_metadata:
+    if store.metadata_backend == "vast":
         vast = metadata["vast"]
         values |= {
             "TAMS_VAST_ENDPOINT": vast["endpoint"],
             "TAMS_VAST_BUCKET": vast["bucket"],
             "TAMS_VAST_SCHEMA": vast.get("schema", "tams"),
         }
+    if store.metadata_backend == "postgres":
+        postgres = metadata["postgres"]
+        values["TAMS_POSTGRES_SCHEMA"] = postgres.get("schema", "tams")
+        optional = {"poolSize": "TAMS_POSTGRES_POOL_SIZE", "timeoutSeconds": "TAMS_POSTGRES_TIMEOUT"}
+        values |= {variable: str(postgres[field]) for field, variable in optional.items() if field in postgres}
     s3 = media.get("s3")
     if values["TAMS_MEDIA_BACKEND"] == "s3" and s3:
         values |= {"TAMS_S3_BUCKET": s3["bucket"], "TAMS_S3_REGION": s3.get("region", "us-east-1")}
@@ -141,12 +152,15 @@ def secret_env(store: Store) -> list[dict[str, Any]]:
     """Credentials, straight from the user's Secrets."""
     spec = store.spec
     env = []
-    if store.shared_metadata:
+    if store.metadata_backend == "vast":
         ref = spec["metadata"]["vast"]["credentialsSecretRef"]
         env += [
             _secret_env("TAMS_VAST_ACCESS_KEY", ref["name"], ref.get("accessKeyKey", "accessKey")),
             _secret_env("TAMS_VAST_SECRET_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
         ]
+    if store.metadata_backend == "postgres":
+        ref = spec["metadata"]["postgres"]["uriSecretRef"]
+        env.append(_secret_env("TAMS_POSTGRES_URL", ref["name"], ref.get("key", POSTGRES_URI_KEY)))
     s3 = spec.get("media", {}).get("s3") or {}
     if spec.get("media", {}).get("backend") == "s3" and "credentialsSecretRef" in s3:
         ref = s3["credentialsSecretRef"]
@@ -205,7 +219,8 @@ def created_buckets(store: Store, default_label: str) -> list[str]:
 
 def management_settings(store: Store) -> dict[str, str]:
     """Settings of the VAST management API (VMS), which only provisioning uses: never in the pods."""
-    management = store.spec.get("metadata", {}).get("vast", {}).get("management") if store.shared_metadata else None
+    vast = store.metadata_backend == "vast"
+    management = store.spec.get("metadata", {}).get("vast", {}).get("management") if vast else None
     if not management:
         return {}
     values = {

@@ -94,7 +94,11 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
 
 def problem_findings(reason: str, message: str) -> list[Finding]:
     """The conditions a failure belongs to: a store's own, or both when no store could even be tried."""
-    kinds = {"VastFailed": ["MetadataProvisioned"], "S3Failed": ["MediaProvisioned"]}
+    kinds = {
+        "VastFailed": ["MetadataProvisioned"],
+        "PostgresFailed": ["MetadataProvisioned"],
+        "S3Failed": ["MediaProvisioned"],
+    }
     return [
         Finding(kind, False, reason, message) for kind in kinds.get(reason, ["MetadataProvisioned", "MediaProvisioned"])
     ]
