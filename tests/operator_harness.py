@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,6 +141,27 @@ def running_operator(kube: ControlPlane, namespace: str | None = None, **env: st
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def operated(kube: ControlPlane, **env: str) -> Iterator[httpx.Client]:
+    """An admin client of the API server with the CRDs installed and the operator running (clusterwide). The
+    TamsStores made meanwhile are deleted while their operator still runs, so that no later test meets their
+    finalizers."""
+    with kube.client() as client:
+        install(client)
+        with running_operator(kube, **env):
+            yield client
+            for store in client.get(f"/apis/{GROUP}/tamsstores").json()["items"]:
+                client.delete(path(store))
+            wait(lambda: not client.get(f"/apis/{GROUP}/tamsstores").json()["items"], "every TamsStore gone", 60)
+
+
+def new_namespace(client: httpx.Client) -> str:
+    """A namespace of a name nobody used."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    create(client, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
 
 
 def play_kubelet(client: httpx.Client, namespace: str, selector: str) -> int:

@@ -26,10 +26,10 @@ from operator_harness import (
     condition,
     create,
     documents,
-    install,
+    new_namespace,
+    operated,
     path,
     play_kubelet,
-    running_operator,
     wait,
 )
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
@@ -50,23 +50,15 @@ def fake_vast() -> Iterator[FakeVast]:
 
 @pytest.fixture(scope="module")
 def admin(kube: ControlPlane, fake_vast: FakeVast) -> Iterator[httpx.Client]:
-    with kube.client() as client:
-        install(client)
-        with running_operator(
-            kube, TAMS_OPERATOR_METRICS_PORT=str(METRICS_PORT), TAMS_OPERATOR_METRICS_ADDRESS="127.0.0.1"
-        ):
-            yield client
-            # Stores leave while their operator still runs, so that no later test meets their finalizers.
-            for store in client.get(f"/apis/{GROUP}/tamsstores").json()["items"]:
-                client.delete(path(store))
-            wait(lambda: not client.get(f"/apis/{GROUP}/tamsstores").json()["items"], "every TamsStore gone", 60)
+    with operated(
+        kube, TAMS_OPERATOR_METRICS_PORT=str(METRICS_PORT), TAMS_OPERATOR_METRICS_ADDRESS="127.0.0.1"
+    ) as client:
+        yield client
 
 
 @pytest.fixture
 def namespace(admin: httpx.Client) -> str:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    create(admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    return new_namespace(admin)
 
 
 def secret(namespace: str, name: str, **data: str) -> Manifest:

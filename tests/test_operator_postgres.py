@@ -2,31 +2,31 @@
 URI read from a Secret shaped like CloudNativePG's, the schema and tables made, failures named, and reclaimPolicy
 Delete dropping the store's tables and no other."""
 
-# The operator and its namespaces are test_operator's fixtures, imported, which the tests' parameters name again.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import psycopg
 import pytest
 
-from operator_harness import condition, create, path, wait
+from control_plane import ControlPlane
+from operator_harness import condition, create, new_namespace, operated, path, wait
 from postgres_server import PASSWORD, PostgresServer
 from s3_server import S3Server
-from test_operator import (  # noqa: F401
-    admin,
-    fake_vast,
-    namespace,
-    s3_spec,
-    secret,
-    tams_store,
-    wait_condition,
-    with_keys,
-)
+from test_operator import s3_spec, secret, tams_store, wait_condition, with_keys
+
+
+@pytest.fixture(scope="module")
+def admin(kube: ControlPlane) -> Iterator[httpx.Client]:
+    with operated(kube) as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(admin: httpx.Client) -> str:
+    return new_namespace(admin)
 
 
 def app_secret(namespace: str, url: str) -> dict:
