@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "e2e" / "cluster")]
 
 from tams_operator.resources import Store, api_deployment  # noqa: E402
+from tams_operator.spec import TamsStoreSpec  # noqa: E402
 
 import cluster_setup  # noqa: E402
 import images  # noqa: E402
@@ -35,7 +36,7 @@ from operator_harness import GROUP, create  # noqa: E402
 
 def api_container() -> dict[str, Any]:
     """The API container the operator gives a store's pod."""
-    return api_deployment(Store("any", "bench", {}))["spec"]["template"]["spec"]["containers"][0]
+    return api_deployment(Store("any", "bench", TamsStoreSpec()))["spec"]["template"]["spec"]["containers"][0]
 
 
 def bare_deployment(namespace: str, name: str) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def test_a_store_on_postgres_is_shared_and_reads_the_uri_from_the_secret() -> No
     assert not {name for name in env if name.startswith("TAMS_VAST")}
     values = settings(on_postgres)
     assert (values["TAMS_METADATA_BACKEND"], values["TAMS_POSTGRES_SCHEMA"]) == ("postgres", "tams")
-    assert (values["TAMS_RUN_WORKER"], "TAMS_POSTGRES_POOL_SIZE" in values) == ("false", False)
+    assert (values["TAMS_RUN_WORKER"], values["TAMS_POSTGRES_POOL_SIZE"]) == ("false", "10"), "the CRD's default"
     tuned = copy.deepcopy(ON_POSTGRES)
     tuned["metadata"]["postgres"] |= {"schema": "news", "poolSize": 4, "timeoutSeconds": 2.5}
     tuned["metadata"]["postgres"]["uriSecretRef"]["key"] = "url"

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .spec import KeysSecretRef, S3Spec, TamsStoreSpec, VolumeSpec
+
 API_PORT = 8000
 WORKER_METRICS_PORT = 9090
 DATA_PATH = "/data"
@@ -37,12 +39,14 @@ class Store:
 
     name: str
     namespace: str
-    spec: dict[str, Any]
+    spec: TamsStoreSpec
     default_image: str = DEFAULT_IMAGE  # the operator's, for stores that name no image
 
     @classmethod
     def from_body(cls, body: dict[str, Any], default_image: str = DEFAULT_IMAGE) -> Store:
-        return cls(body["metadata"]["name"], body["metadata"]["namespace"], body.get("spec", {}), default_image)
+        """The store as the API server holds it."""
+        spec = TamsStoreSpec.model_validate(body.get("spec") or {})
+        return cls(body["metadata"]["name"], body["metadata"]["namespace"], spec, default_image)
 
     @property
     def child_name(self) -> str:
@@ -59,23 +63,15 @@ class Store:
     @property
     def reclaims_data(self) -> bool:
         """reclaimPolicy Delete: volumes, buckets and tables go with the TamsStore."""
-        return self.spec.get("reclaimPolicy", "Retain") == "Delete"
-
-    @property
-    def metadata_backend(self) -> str:
-        return self.spec.get("metadata", {}).get("backend", "sqlite")
+        return self.spec.reclaim_policy == "Delete"
 
     @property
     def shared_metadata(self) -> bool:
-        return self.metadata_backend in SHARED_METADATA_BACKENDS
-
-    @property
-    def service_port(self) -> int:
-        return int(self.spec.get("service", {}).get("port", 80))
+        return self.spec.metadata.backend in SHARED_METADATA_BACKENDS
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.child_name}.{self.namespace}.svc:{self.service_port}"
+        return f"http://{self.child_name}.{self.namespace}.svc:{self.spec.service.port}"
 
     def labels(self, component: str) -> dict[str, str]:
         return {
@@ -91,56 +87,61 @@ class Store:
 
 # Service settings the spec may set; unset, the service's defaults apply.
 OPTIONAL_SETTINGS = {
-    "deleteSyncLimit": "TAMS_DELETE_SYNC_LIMIT",
-    "maxBodyBytes": "TAMS_MAX_BODY_BYTES",
-    "maxBulkSegments": "TAMS_MAX_BULK_SEGMENTS",
+    "delete_sync_limit": "TAMS_DELETE_SYNC_LIMIT",
+    "max_body_bytes": "TAMS_MAX_BODY_BYTES",
+    "max_bulk_segments": "TAMS_MAX_BULK_SEGMENTS",
 }
+
+
+def _present(values: dict[str, str | int | float | None]) -> dict[str, str]:
+    """The settings that have a value, as the strings of environment variables."""
+    return {variable: str(value) for variable, value in values.items() if value is not None and value != ""}
+
+
+def s3_settings(s3: S3Spec) -> dict[str, str]:
+    """The TAMS_S3_* settings of the default S3 backend."""
+    return _present(
+        {
+            "TAMS_S3_BUCKET": s3.bucket,
+            "TAMS_S3_REGION": s3.region,
+            "TAMS_S3_ENDPOINT_URL": s3.endpoint,
+            "TAMS_S3_PUBLIC_ENDPOINT_URL": s3.public_endpoint,
+            "TAMS_S3_PREFIX": s3.prefix,
+        }
+    )
 
 
 def settings(store: Store) -> dict[str, str]:
     """The service's plain TAMS_* settings (no credentials), for the ConfigMap."""
     spec = store.spec
-    metadata = spec.get("metadata", {})
-    media = spec.get("media", {})
     values = {
         "TAMS_PUBLIC_URL": store.endpoint,
         "TAMS_DATA_DIR": DATA_PATH,
-        "TAMS_METADATA_BACKEND": store.metadata_backend,
-        "TAMS_MEDIA_BACKEND": media.get("backend", "filesystem"),
-        "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.get("presignedUrlTimeout", 3600)),
+        "TAMS_METADATA_BACKEND": spec.metadata.backend,
+        "TAMS_MEDIA_BACKEND": spec.media.backend,
+        "TAMS_PRESIGNED_URL_TIMEOUT": str(spec.presigned_url_timeout),
         "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
     }
-    for field, variable in OPTIONAL_SETTINGS.items():
-        if field in spec:
-            values[variable] = str(spec[field])
-    if values["TAMS_MEDIA_BACKEND"] == "filesystem":
+    values |= _present({variable: getattr(spec, field) for field, variable in OPTIONAL_SETTINGS.items()})
+    if spec.media.backend == "filesystem":
         values["TAMS_MEDIA_DIR"] = MEDIA_PATH
-    if store.metadata_backend == "vast":
-        vast = metadata["vast"]
-        values |= {
-            "TAMS_VAST_ENDPOINT": vast["endpoint"],
-            "TAMS_VAST_BUCKET": vast["bucket"],
-            "TAMS_VAST_SCHEMA": vast.get("schema", "tams"),
-        }
-    if store.metadata_backend == "postgres":
-        postgres = metadata["postgres"]
-        values["TAMS_POSTGRES_SCHEMA"] = postgres.get("schema", "tams")
-        optional = {"poolSize": "TAMS_POSTGRES_POOL_SIZE", "timeoutSeconds": "TAMS_POSTGRES_TIMEOUT"}
-        values |= {variable: str(postgres[field]) for field, variable in optional.items() if field in postgres}
-    s3 = media.get("s3")
-    if values["TAMS_MEDIA_BACKEND"] == "s3" and s3:
-        values |= {"TAMS_S3_BUCKET": s3["bucket"], "TAMS_S3_REGION": s3.get("region", "us-east-1")}
-        optional = {"endpoint": "TAMS_S3_ENDPOINT_URL", "publicEndpoint": "TAMS_S3_PUBLIC_ENDPOINT_URL"}
-        optional |= {"prefix": "TAMS_S3_PREFIX"}
-        values |= {variable: s3[field] for field, variable in optional.items() if s3.get(field)}
-    auth = spec.get("auth", {})
-    if auth.get("modes"):
-        values["TAMS_AUTH_MODES"] = ",".join(auth["modes"])
-        values["TAMS_AUTH_STRICT_SCOPES"] = str(auth.get("strictScopes", False)).lower()
-        jwt = auth.get("jwt", {})
-        optional = {"jwksUrl": "TAMS_AUTH_JWKS_URL", "issuer": "TAMS_AUTH_JWT_ISSUER"}
-        optional |= {"audience": "TAMS_AUTH_JWT_AUDIENCE"}
-        values |= {variable: jwt[field] for field, variable in optional.items() if jwt.get(field)}
+    if (vast := spec.metadata.vast_store) is not None:
+        values |= {"TAMS_VAST_ENDPOINT": vast.endpoint, "TAMS_VAST_BUCKET": vast.bucket}
+        values["TAMS_VAST_SCHEMA"] = vast.schema_name
+    if (postgres := spec.metadata.postgres_store) is not None:
+        values["TAMS_POSTGRES_SCHEMA"] = postgres.schema_name
+        values |= _present(
+            {"TAMS_POSTGRES_POOL_SIZE": postgres.pool_size, "TAMS_POSTGRES_TIMEOUT": postgres.timeout_seconds}
+        )
+    if (s3 := spec.media.s3_store) is not None:
+        values |= s3_settings(s3)
+    auth = spec.auth
+    if auth.modes:
+        values["TAMS_AUTH_MODES"] = ",".join(auth.modes)
+        values["TAMS_AUTH_STRICT_SCOPES"] = str(auth.strict_scopes).lower()
+        if auth.jwt is not None:
+            jwt = {"TAMS_AUTH_JWKS_URL": auth.jwt.jwks_url, "TAMS_AUTH_JWT_ISSUER": auth.jwt.issuer}
+            values |= _present(jwt | {"TAMS_AUTH_JWT_AUDIENCE": auth.jwt.audience})
     return values
 
 
@@ -148,34 +149,30 @@ def _secret_env(variable: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
+def _keys_env(access_variable: str, secret_variable: str, ref: KeysSecretRef) -> list[dict[str, Any]]:
+    return [
+        _secret_env(access_variable, ref.name, ref.access_key_key),
+        _secret_env(secret_variable, ref.name, ref.secret_key_key),
+    ]
+
+
 def secret_env(store: Store) -> list[dict[str, Any]]:
     """Credentials, straight from the user's Secrets."""
     spec = store.spec
     env = []
-    if store.metadata_backend == "vast":
-        ref = spec["metadata"]["vast"]["credentialsSecretRef"]
-        env += [
-            _secret_env("TAMS_VAST_ACCESS_KEY", ref["name"], ref.get("accessKeyKey", "accessKey")),
-            _secret_env("TAMS_VAST_SECRET_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
-        ]
-    if store.metadata_backend == "postgres":
-        ref = spec["metadata"]["postgres"]["uriSecretRef"]
-        env.append(_secret_env("TAMS_POSTGRES_URL", ref["name"], ref.get("key", POSTGRES_URI_KEY)))
-    s3 = spec.get("media", {}).get("s3") or {}
-    if spec.get("media", {}).get("backend") == "s3" and "credentialsSecretRef" in s3:
-        ref = s3["credentialsSecretRef"]
-        env += [
-            _secret_env("TAMS_S3_ACCESS_KEY_ID", ref["name"], ref.get("accessKeyKey", "accessKey")),
-            _secret_env("TAMS_S3_SECRET_ACCESS_KEY", ref["name"], ref.get("secretKeyKey", "secretKey")),
-        ]
+    if (vast := spec.metadata.vast_store) is not None:
+        env += _keys_env("TAMS_VAST_ACCESS_KEY", "TAMS_VAST_SECRET_KEY", vast.credentials_secret_ref)
+    if (postgres := spec.metadata.postgres_store) is not None:
+        env.append(_secret_env("TAMS_POSTGRES_URL", postgres.uri_secret_ref.name, postgres.uri_secret_ref.key))
+    if (s3 := spec.media.s3_store) is not None and s3.credentials_secret_ref is not None:
+        env += _keys_env("TAMS_S3_ACCESS_KEY_ID", "TAMS_S3_SECRET_ACCESS_KEY", s3.credentials_secret_ref)
     env.append(_secret_env(OPERATOR_TOKEN_VARIABLE, store.operator_secret_name, OPERATOR_TOKEN_KEY))
-    auth = spec.get("auth", {})
-    for field, variable, default_key in (
-        ("usersSecretRef", "TAMS_AUTH_USERS", "users"),
-        ("tokensSecretRef", "TAMS_AUTH_TOKENS", "tokens"),
+    for variable, ref in (
+        ("TAMS_AUTH_USERS", spec.auth.users_secret_ref),
+        ("TAMS_AUTH_TOKENS", spec.auth.tokens_secret_ref),
     ):
-        if field in auth:
-            env.append(_secret_env(variable, auth[field]["name"], auth[field].get("key", default_key)))
+        if ref is not None:
+            env.append(_secret_env(variable, ref.name, ref.key))
     return env
 
 
@@ -185,20 +182,15 @@ def extra_backends_env(store: Store) -> list[dict[str, Any]]:
     `env` values (never in a ConfigMap's), so no key is ever written down."""
     env: list[dict[str, Any]] = []
     entries = []
-    for index, backend in enumerate(store.spec.get("media", {}).get("extraBackends", [])):
-        entry = {"label": backend["label"], "backend": "s3", "bucket": backend["bucket"]}
-        entry["region"] = backend.get("region", "us-east-1")
-        optional = {"endpoint": "endpoint_url", "publicEndpoint": "public_endpoint_url", "prefix": "prefix"}
-        entry |= {field: backend[name] for name, field in optional.items() if backend.get(name)}
-        if "credentialsSecretRef" in backend:
-            ref = backend["credentialsSecretRef"]
-            for field, key, default_key in (
-                ("access_key_id", "accessKeyKey", "accessKey"),
-                ("secret_access_key", "secretKeyKey", "secretKey"),
-            ):
-                variable = f"TAMS_EXTRA_BACKEND_{index}_{field.upper()}"
-                env.append(_secret_env(variable, ref["name"], ref.get(key, default_key)))
-                entry[field] = f"$({variable})"
+    for index, backend in enumerate(store.spec.media.extra_backends):
+        entry: dict[str, Any] = {"label": backend.label, "backend": "s3", "bucket": backend.bucket}
+        entry["region"] = backend.region
+        optional = {"endpoint_url": backend.endpoint, "public_endpoint_url": backend.public_endpoint}
+        entry |= {field: value for field, value in (optional | {"prefix": backend.prefix}).items() if value}
+        if (ref := backend.credentials_secret_ref) is not None:
+            access, secret = (f"TAMS_EXTRA_BACKEND_{index}_{field}" for field in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"))
+            env += _keys_env(access, secret, ref)
+            entry |= {"access_key_id": f"$({access})", "secret_access_key": f"$({secret})"}
         entries.append(entry)
     if entries:
         env.append({"name": "TAMS_EXTRA_STORAGE_BACKENDS", "value": json.dumps(entries, sort_keys=True)})
@@ -212,34 +204,37 @@ def container_env(store: Store) -> list[dict[str, Any]]:
 
 def created_buckets(store: Store, default_label: str) -> list[str]:
     """Labels of the S3 backends whose missing bucket provisioning creates (createBucket)."""
-    media = store.spec.get("media", {})
-    labels = [default_label] if media.get("s3", {}).get("createBucket", False) else []
-    return labels + [backend["label"] for backend in media.get("extraBackends", []) if backend.get("createBucket")]
+    media = store.spec.media
+    labels = [default_label] if media.s3 is not None and media.s3.create_bucket else []
+    return labels + [backend.label for backend in media.extra_backends if backend.create_bucket]
 
 
 def management_settings(store: Store) -> dict[str, str]:
     """Settings of the VAST management API (VMS), which only provisioning uses: never in the pods."""
-    vast = store.metadata_backend == "vast"
-    management = store.spec.get("metadata", {}).get("vast", {}).get("management") if vast else None
-    if not management:
+    vast = store.spec.metadata.vast_store
+    if vast is None or vast.management is None:
         return {}
-    values = {
-        "TAMS_VAST_MANAGEMENT_ENDPOINT": management["endpoint"],
-        "TAMS_VAST_BUCKET_OWNER": management["bucketOwner"],
-        "TAMS_VAST_VIEW_POLICY": management.get("viewPolicy", "s3_default_policy"),
-    }
-    optional = {"tenant": "TAMS_VAST_MANAGEMENT_TENANT", "viewPath": "TAMS_VAST_VIEW_PATH"}
-    return values | {variable: management[field] for field, variable in optional.items() if management.get(field)}
+    management = vast.management
+    return _present(
+        {
+            "TAMS_VAST_MANAGEMENT_ENDPOINT": management.endpoint,
+            "TAMS_VAST_BUCKET_OWNER": management.bucket_owner,
+            "TAMS_VAST_VIEW_POLICY": management.view_policy,
+            "TAMS_VAST_MANAGEMENT_TENANT": management.tenant,
+            "TAMS_VAST_VIEW_PATH": management.view_path,
+        }
+    )
 
 
 def management_secret_env(store: Store) -> list[dict[str, Any]]:
     """The VMS user and password, by reference, for provisioning only."""
-    if not management_settings(store):
+    vast = store.spec.metadata.vast_store
+    if vast is None or vast.management is None:
         return []
-    ref = store.spec["metadata"]["vast"]["management"]["credentialsSecretRef"]
+    ref = vast.management.credentials_secret_ref
     return [
-        _secret_env("TAMS_VAST_MANAGEMENT_USERNAME", ref["name"], ref.get("usernameKey", "username")),
-        _secret_env("TAMS_VAST_MANAGEMENT_PASSWORD", ref["name"], ref.get("passwordKey", "password")),
+        _secret_env("TAMS_VAST_MANAGEMENT_USERNAME", ref.name, ref.username_key),
+        _secret_env("TAMS_VAST_MANAGEMENT_PASSWORD", ref.name, ref.password_key),
     ]
 
 
@@ -258,13 +253,13 @@ def config_hash(store: Store) -> str:
     return hashlib.sha256(document.encode()).hexdigest()[:16]
 
 
-def _claim(store: Store, name: str, options: dict[str, Any], default_size: str) -> Manifest:
+def _claim(store: Store, name: str, volume: VolumeSpec) -> Manifest:
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": options.get("storageSize", default_size)}},
+        "resources": {"requests": {"storage": volume.storage_size}},
     }
-    if options.get("storageClassName"):
-        spec["storageClassName"] = options["storageClassName"]
+    if volume.storage_class_name:
+        spec["storageClassName"] = volume.storage_class_name
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": store.meta(name, "storage"), "spec": spec}
 
 
@@ -272,20 +267,17 @@ def volume_claims(store: Store) -> list[Manifest]:
     """Volumes of the embedded stores: the SQLite database (and signing key), the media objects."""
     claims = []
     if not store.shared_metadata:
-        claims.append(
-            _claim(store, f"{store.child_name}-data", store.spec.get("metadata", {}).get("sqlite", {}), "1Gi")
-        )
-    media = store.spec.get("media", {})
-    if media.get("backend", "filesystem") == "filesystem":
-        claims.append(_claim(store, f"{store.child_name}-media", media.get("filesystem", {}), "10Gi"))
+        claims.append(_claim(store, f"{store.child_name}-data", store.spec.metadata.sqlite))
+    if store.spec.media.backend == "filesystem":
+        claims.append(_claim(store, f"{store.child_name}-media", store.spec.media.filesystem))
     return claims
 
 
 def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: bool) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "tams-api" if api else "tams-worker",
-        "image": store.spec.get("image") or store.default_image,
-        "imagePullPolicy": store.spec.get("imagePullPolicy", "IfNotPresent"),
+        "image": store.spec.image or store.default_image,
+        "imagePullPolicy": store.spec.image_pull_policy,
         "args": command,
         "envFrom": [{"configMapRef": {"name": store.child_name}}],
         "env": container_env(store),
@@ -381,31 +373,27 @@ def _deployment(
 
 
 def api_deployment(store: Store) -> Manifest:
-    pod = _pod_spec(
-        store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.get("resources", {}), True
-    )
-    return _deployment(store, store.child_name, "api", store.spec.get("replicas", 1), pod, API_PORT)
+    pod = _pod_spec(store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.resources, True)
+    return _deployment(store, store.child_name, "api", store.spec.replicas, pod, API_PORT)
 
 
 def worker_deployment(store: Store) -> Manifest | None:
     """The background worker, alone in its Deployment, when the API replicas share the metadata store."""
     if not store.shared_metadata:
         return None
-    resources = store.spec.get("worker", {}).get("resources", {})
-    pod = _pod_spec(store, ["worker"], resources, api=False)
+    pod = _pod_spec(store, ["worker"], store.spec.worker.resources, api=False)
     return _deployment(store, store.worker_name, "worker", 1, pod, WORKER_METRICS_PORT)
 
 
 def service(store: Store) -> Manifest:
-    options = store.spec.get("service", {})
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": store.meta(store.child_name, "api"),
         "spec": {
-            "type": options.get("type", "ClusterIP"),
+            "type": store.spec.service.type,
             "selector": store.labels("api"),
-            "ports": [{"name": "http", "port": store.service_port, "targetPort": "http"}],
+            "ports": [{"name": "http", "port": store.spec.service.port, "targetPort": "http"}],
         },
     }
 

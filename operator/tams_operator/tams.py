@@ -52,7 +52,7 @@ async def store_api(api: KubeApi, config: OperatorSettings, namespace: str, name
     token = (await api.secret_data(namespace, store.operator_secret_name) or {}).get(OPERATOR_TOKEN_KEY)
     if token is None:
         raise NotReady("StoreNotReady", f"TamsStore {name!r} has no operator token yet")
-    url = config.api_url_template.format(service=store.child_name, namespace=namespace, port=store.service_port)
+    url = config.api_url_template.format(service=store.child_name, namespace=namespace, port=store.spec.service.port)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10.0) as client:
         yield TamsApi(client)
