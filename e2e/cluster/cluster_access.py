@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -62,7 +63,7 @@ class Cluster:
         """An HTTP client that reaches `http://NAME.NAMESPACE.svc[.cluster.local]:PORT/...` like a pod does. `limits`
         are its transport's (a client given a transport ignores its own): with no keep-alive, each request opens a
         connection, which the Service balances anew."""
-        transport = ServiceTransport(self.dns_server, limits or httpx.Limits())
+        transport = ServiceTransport(self.dns_server, **({} if limits is None else {"limits": limits}))
         return httpx.Client(transport=transport, **options)  # type: ignore[arg-type]
 
     @contextmanager
@@ -81,8 +82,8 @@ class Cluster:
 
 
 class ServiceTransport(httpx.HTTPTransport):
-    def __init__(self, dns_server: str, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+    def __init__(self, dns_server: str, **options: Any) -> None:
+        super().__init__(**options)
         self.dns_server = dns_server
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -25,7 +25,6 @@ DATA_PATH = "/data"
 MEDIA_PATH = "/media"
 DEFAULT_IMAGE = "tams-operator:latest"
 SHARED_METADATA_BACKENDS = ("vast", "postgres")  # the metadata stores several API replicas can share
-POSTGRES_URI_KEY = "uri"  # the key of the libpq URI in the Secret CloudNativePG makes for an application database
 CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
 OPERATOR_TOKEN_KEY = "token"
 OPERATOR_TOKEN_VARIABLE = "TAMS_AUTH_OPERATOR_TOKEN"
@@ -126,8 +125,11 @@ def settings(store: Store) -> dict[str, str]:
     if spec.media.backend == "filesystem":
         values["TAMS_MEDIA_DIR"] = MEDIA_PATH
     if (vast := spec.metadata.vast_store) is not None:
-        values |= {"TAMS_VAST_ENDPOINT": vast.endpoint, "TAMS_VAST_BUCKET": vast.bucket}
-        values["TAMS_VAST_SCHEMA"] = vast.schema_name
+        values |= {
+            "TAMS_VAST_ENDPOINT": vast.endpoint,
+            "TAMS_VAST_BUCKET": vast.bucket,
+            "TAMS_VAST_SCHEMA": vast.schema_name,
+        }
     if (postgres := spec.metadata.postgres_store) is not None:
         values["TAMS_POSTGRES_SCHEMA"] = postgres.schema_name
         values |= _present(
