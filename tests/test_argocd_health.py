@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from lupa import LuaRuntime
+from tams_operator.conditions import STORE_TERMINAL_REASONS, WEBHOOK_TERMINAL_REASONS, Reason
 
 HEALTH = Path(__file__).resolve().parents[1] / "argocd" / "health"
 
@@ -95,3 +96,13 @@ def deletion(state: str, complete: str, failed: str, message: str = "m") -> dict
 )
 def test_tams_deletion_request_health(obj: dict[str, Any], expected: str) -> None:
     assert health("TamsDeletionRequest", obj)[0] == expected
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+def test_degraded_exactly_for_the_reasons_a_person_must_fix(reason: Reason) -> None:
+    """The Lua's lists and the operator's terminal reasons are one list: a new reason cannot show as Progressing
+    forever by being forgotten in argocd/health."""
+    store = health("TamsStore", resource(1, ready("False", reason)))[0]
+    assert store == ("Degraded" if reason in STORE_TERMINAL_REASONS else "Progressing")
+    webhook = health("TamsWebhook", resource(1, ready("False", reason)))[0]
+    assert webhook == ("Degraded" if reason in WEBHOOK_TERMINAL_REASONS else "Progressing")

@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from .conditions import ConditionType, Reason
 from .config import OperatorSettings
 from .kube import KubeApi, Manifest
 from .provisioning import NotReady
@@ -52,7 +53,7 @@ async def follow(tams: TamsApi, request_id: str) -> dict[str, Any]:
         unknown = f"flow delete request {request_id} is no longer known to the TAMS API: its outcome was not seen"
         return {"state": "error", "error": unknown}
     if response.status_code != 200:
-        raise NotReady("TamsError", f"following flow delete request {request_id}: {problem(response)}")
+        raise NotReady(Reason.TAMS_ERROR, f"following flow delete request {request_id}: {problem(response)}")
     return progress(response.json())
 
 
@@ -60,13 +61,16 @@ def findings(fields: dict[str, Any]) -> list[Finding]:
     """Complete and Failed, with reasons in the Kubernetes style and, for a failure, the API's words."""
     state = fields["state"]
     if state == "error":
-        reason, message = "Failed", fields["error"]
+        reason, message = Reason.FAILED, fields["error"]
     elif state == "done":
-        reason, message = "Done", "the segments are deleted"
+        reason, message = Reason.DONE, "the segments are deleted"
     else:
         request = f"flow delete request {fields['requestId']}"
-        reason, message = "InProgress", f"{request} is {state}, {fields['timerangeRemaining']} remaining"
-    return [Finding("Complete", state == "done", reason, message), Finding("Failed", state == "error", reason, message)]
+        reason, message = Reason.IN_PROGRESS, f"{request} is {state}, {fields['timerangeRemaining']} remaining"
+    return [
+        Finding(ConditionType.COMPLETE, state == "done", reason, message),
+        Finding(ConditionType.FAILED, state == "error", reason, message),
+    ]
 
 
 async def advance(api: KubeApi, config: OperatorSettings, body: Manifest, status: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +100,8 @@ async def carry_out(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Mem
             status |= await advance(api, config, dict(body), status)
             retry, delay = 0, config.poll_interval
         except NotReady as problem:
-            await write_status(api, dict(body), [Finding("Complete", False, problem.reason, str(problem))], {})
+            await write_status(
+                api, dict(body), [Finding(ConditionType.COMPLETE, False, problem.reason, str(problem))], {}
+            )
             retry, delay = retry + 1, config.retry_delay(retry)
         await stopped.wait(delay)

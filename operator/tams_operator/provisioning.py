@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
+from .conditions import Reason
 from .kube import KubeApi
 from .resources import (
     OPERATOR_TOKEN_VARIABLE,
@@ -34,7 +35,7 @@ REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")  # $(NAME) in an env v
 class NotReady(Exception):
     """Something outside the spec is missing or failing (a Secret, a bucket, a cluster): it may heal."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -60,9 +61,11 @@ async def credentials(api: KubeApi, store: Store, operator_token: bool = True) -
             secrets[ref["name"]] = await api.secret_data(store.namespace, ref["name"])
         data = secrets[ref["name"]]
         if data is None:
-            raise NotReady("SecretNotFound", f"Secret {ref['name']!r} not found in namespace {store.namespace!r}")
+            raise NotReady(
+                Reason.SECRET_NOT_FOUND, f"Secret {ref['name']!r} not found in namespace {store.namespace!r}"
+            )
         if ref["key"] not in data:
-            raise NotReady("SecretKeyNotFound", f"Secret {ref['name']!r} has no key {ref['key']!r}")
+            raise NotReady(Reason.SECRET_KEY_NOT_FOUND, f"Secret {ref['name']!r} has no key {ref['key']!r}")
         values[variable["name"]] = data[ref["key"]]
     return values
 
@@ -82,9 +85,10 @@ async def provision_metadata(store: Store, service: Settings) -> str:
         return f"embedded SQLite on PersistentVolumeClaim {store.child_name}-data"
     from tams_api.provision import provision_postgres, provision_vast  # their SDKs only when a store uses them
 
-    provision, reason = {"vast": (provision_vast, "VastFailed"), "postgres": (provision_postgres, "PostgresFailed")}[
-        service.metadata_backend
-    ]
+    provision, reason = {
+        "vast": (provision_vast, Reason.VAST_FAILED),
+        "postgres": (provision_postgres, Reason.POSTGRES_FAILED),
+    }[service.metadata_backend]
     try:
         return await asyncio.to_thread(provision, service)
     except ConfigurationError as error:
@@ -100,7 +104,7 @@ async def provision_media(store: Store, service: Settings) -> str:
     try:
         return await asyncio.to_thread(provision_s3, service, create)
     except ConfigurationError as error:
-        raise NotReady("S3Failed", str(error)) from None
+        raise NotReady(Reason.S3_FAILED, str(error)) from None
 
 
 def deprovision(service: Settings) -> str:

@@ -23,7 +23,7 @@ from tams_api import API_VERSION
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
-from .conditions import is_true
+from .conditions import STUCK_POD_REASONS, ConditionType, Reason, is_true
 from .config import OperatorSettings
 from .kube import KubeApi, KubeError, Manifest
 from .metrics import RECONCILE_SECONDS, RECONCILES
@@ -44,15 +44,6 @@ API = f"{GROUP}/{VERSION}"
 TAMS_STORES = (GROUP, VERSION, "tamsstores")
 MANAGED = {"app.kubernetes.io/managed-by": "tams-operator"}
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-# Pod states that will not heal by waiting: shown on the TamsStore, not only on the pod.
-STUCK_REASONS = {
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
 
 
 def context(memo: kopf.Memo) -> tuple[KubeApi, OperatorSettings]:
@@ -73,7 +64,8 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             service = service_settings(store, await credentials(api, store))
             status = body.get("status") or {}
             if reprovision or not (
-                is_true(status, "MetadataProvisioned", generation) and is_true(status, "MediaProvisioned", generation)
+                is_true(status, ConditionType.METADATA_PROVISIONED, generation)
+                and is_true(status, ConditionType.MEDIA_PROVISIONED, generation)
             ):
                 await provision(store, service, findings)
             await apply_children(api, body, store)
@@ -82,7 +74,7 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             outcome = "not_ready"
             raise
         except InvalidSpec as problem:
-            findings += problem_findings("InvalidSpec", str(problem))
+            findings += problem_findings(Reason.INVALID_SPEC, str(problem))
             outcome = "invalid_spec"
             raise
         finally:
@@ -95,19 +87,23 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
 def problem_findings(reason: str, message: str) -> list[Finding]:
     """The conditions a failure belongs to: a store's own, or both when no store could even be tried."""
     kinds = {
-        "VastFailed": ["MetadataProvisioned"],
-        "PostgresFailed": ["MetadataProvisioned"],
-        "S3Failed": ["MediaProvisioned"],
+        Reason.VAST_FAILED: [ConditionType.METADATA_PROVISIONED],
+        Reason.POSTGRES_FAILED: [ConditionType.METADATA_PROVISIONED],
+        Reason.S3_FAILED: [ConditionType.MEDIA_PROVISIONED],
     }
     return [
-        Finding(kind, False, reason, message) for kind in kinds.get(reason, ["MetadataProvisioned", "MediaProvisioned"])
+        Finding(kind, False, reason, message)
+        for kind in kinds.get(reason, [ConditionType.METADATA_PROVISIONED, ConditionType.MEDIA_PROVISIONED])
     ]
 
 
 async def provision(store: Store, service: Settings, findings: list[Finding]) -> None:
     """Both stores, each reported, so that two problems show at once; raise the first."""
     problems = []
-    for kind, step in (("MetadataProvisioned", provision_metadata), ("MediaProvisioned", provision_media)):
+    for kind, step in (
+        (ConditionType.METADATA_PROVISIONED, provision_metadata),
+        (ConditionType.MEDIA_PROVISIONED, provision_media),
+    ):
         try:
             findings.append(Finding(kind, True, "Provisioned", await step(store, service)))
         except NotReady as problem:
@@ -150,20 +146,31 @@ async def availability(api: KubeApi, store: Store) -> list[Finding]:
     for name in names:
         deployment = await api.get("apps/v1", "Deployment", store.namespace, name)
         if deployment is None:
-            return [Finding("Available", False, "DeploymentMissing", f"Deployment {name} does not exist yet")]
+            return [
+                Finding(
+                    ConditionType.AVAILABLE, False, Reason.DEPLOYMENT_MISSING, f"Deployment {name} does not exist yet"
+                )
+            ]
         stuck = await stuck_pod(api, store)
         if stuck:
-            return [Finding("Available", False, *stuck)]
+            return [Finding(ConditionType.AVAILABLE, False, *stuck)]
         spec, status = deployment["spec"], deployment.get("status") or {}
         wanted = spec.get("replicas", 1)
         if status.get("observedGeneration", 0) < deployment["metadata"]["generation"]:
-            return [Finding("Available", False, "RollingOut", f"Deployment {name}: the new spec is not yet seen")]
+            return [
+                Finding(
+                    ConditionType.AVAILABLE,
+                    False,
+                    Reason.ROLLING_OUT,
+                    f"Deployment {name}: the new spec is not yet seen",
+                )
+            ]
         if status.get("updatedReplicas", 0) < wanted or status.get("replicas", 0) > wanted:
             message = f"Deployment {name}: {status.get('updatedReplicas', 0)} of {wanted} pods updated"
-            return [Finding("Available", False, "RollingOut", message)]
+            return [Finding(ConditionType.AVAILABLE, False, Reason.ROLLING_OUT, message)]
         if status.get("availableReplicas", 0) < 1:
-            return [Finding("Available", False, "Unavailable", f"Deployment {name}: no pod is ready")]
-    return [Finding("Available", True, "Available", "the TAMS API has ready pods")]
+            return [Finding(ConditionType.AVAILABLE, False, Reason.UNAVAILABLE, f"Deployment {name}: no pod is ready")]
+    return [Finding(ConditionType.AVAILABLE, True, Reason.AVAILABLE, "the TAMS API has ready pods")]
 
 
 async def pods(api: KubeApi, store: Store) -> list[Manifest]:
@@ -175,7 +182,7 @@ async def stuck_pod(api: KubeApi, store: Store) -> tuple[str, str] | None:
     for pod in await pods(api, store):
         for container in _container_statuses(pod.get("status") or {}):
             waiting = (container.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK_REASONS:
+            if waiting.get("reason") in STUCK_POD_REASONS:
                 # What a crashed container said last (the migrate container's one-line error) says more than the
                 # back-off; other containers leave no termination message.
                 said = ((container.get("lastState") or {}).get("terminated") or {}).get("message", "").strip()
@@ -191,15 +198,17 @@ def _container_statuses(status: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ready(status: dict[str, Any], generation: int | None) -> Finding:
     """Ready when all three hold for this generation; else the first that does not, and why."""
-    for type_ in ("MetadataProvisioned", "MediaProvisioned", "Available"):
+    for type_ in (ConditionType.METADATA_PROVISIONED, ConditionType.MEDIA_PROVISIONED, ConditionType.AVAILABLE):
         found = next((c for c in status.get("conditions") or [] if c["type"] == type_), None)
         if found is None or found["status"] != "True":
-            reason = found.get("reason", "Pending") if found else "Pending"
+            reason = found.get("reason", Reason.PENDING) if found else Reason.PENDING
             message = found.get("message", f"waiting for {type_}") if found else f"waiting for {type_}"
-            return Finding("Ready", False, reason, message)
-        if type_ != "Available" and found.get("observedGeneration") != generation:
-            return Finding("Ready", False, "Pending", f"{type_} not yet checked for generation {generation}")
-    return Finding("Ready", True, "Ready", "the TAMS API is provisioned and serving")
+            return Finding(ConditionType.READY, False, reason, message)
+        if type_ != ConditionType.AVAILABLE and found.get("observedGeneration") != generation:
+            return Finding(
+                ConditionType.READY, False, Reason.PENDING, f"{type_} not yet checked for generation {generation}"
+            )
+    return Finding(ConditionType.READY, True, Reason.READY, "the TAMS API is provisioned and serving")
 
 
 async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Finding], reconciled: bool) -> None:
@@ -304,7 +313,7 @@ async def stop_pods(api: KubeApi, store: Store) -> None:
             if error.status != 404:  # none to scale: never made, or collected already (foreground deletion)
                 raise
     if await pods(api, store):
-        raise NotReady("PodsStopping", "waiting for the store's pods to stop before deleting its data")
+        raise NotReady(Reason.PODS_STOPPING, "waiting for the store's pods to stop before deleting its data")
 
 
 @kopf.on.delete(*TAMS_STORES)

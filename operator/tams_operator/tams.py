@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from .conditions import Reason
 from .config import OperatorSettings
 from .kube import KubeApi
 from .provisioning import NotReady
@@ -26,11 +27,13 @@ class TamsApi:
         try:
             response = await self.client.request(method, path, **options)
         except httpx.HTTPError as error:
-            raise NotReady("Unreachable", f"TAMS API at {self.client.base_url} cannot be reached ({error})") from None
+            raise NotReady(
+                Reason.UNREACHABLE, f"TAMS API at {self.client.base_url} cannot be reached ({error})"
+            ) from None
         if response.status_code >= 500:
-            raise NotReady("TamsError", f"TAMS API {method} {path}: {response.status_code} {problem(response)}")
+            raise NotReady(Reason.TAMS_ERROR, f"TAMS API {method} {path}: {response.status_code} {problem(response)}")
         if response.status_code == 401:
-            raise NotReady("Unauthorized", f"TAMS API {method} {path}: the operator's token is not accepted (yet)")
+            raise NotReady(Reason.UNAUTHORIZED, f"TAMS API {method} {path}: the operator's token is not accepted (yet)")
         return response
 
 
@@ -47,11 +50,11 @@ def problem(response: httpx.Response) -> str:
 async def store_api(api: KubeApi, config: OperatorSettings, namespace: str, name: str) -> AsyncIterator[TamsApi]:
     body = await api.get(GROUP_VERSION, "TamsStore", namespace, name)
     if body is None:
-        raise NotReady("StoreNotFound", f"TamsStore {name!r} not found in namespace {namespace!r}")
+        raise NotReady(Reason.STORE_NOT_FOUND, f"TamsStore {name!r} not found in namespace {namespace!r}")
     store = Store.from_body(body)
     token = (await api.secret_data(namespace, store.operator_secret_name) or {}).get(OPERATOR_TOKEN_KEY)
     if token is None:
-        raise NotReady("StoreNotReady", f"TamsStore {name!r} has no operator token yet")
+        raise NotReady(Reason.STORE_NOT_READY, f"TamsStore {name!r} has no operator token yet")
     url = config.api_url_template.format(service=store.child_name, namespace=namespace, port=store.spec.service.port)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10.0) as client:

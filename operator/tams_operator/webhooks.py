@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from .conditions import ConditionType, Reason
 from .kube import KubeApi, Manifest
 from .provisioning import NotReady
 from .status import Finding, write_status
@@ -57,7 +58,9 @@ async def api_key_value(api: KubeApi, namespace: str, spec: dict[str, Any]) -> s
     data = await api.secret_data(namespace, ref["name"])
     if data is None or ref["key"] not in data:
         missing = f"Secret {ref['name']!r}" if data is None else f"key {ref['key']!r} of Secret {ref['name']!r}"
-        raise NotReady("SecretNotFound", f"{missing} not found in namespace {namespace!r} (spec.apiKey.secretRef)")
+        raise NotReady(
+            Reason.SECRET_NOT_FOUND, f"{missing} not found in namespace {namespace!r} (spec.apiKey.secretRef)"
+        )
     return data[ref["key"]]
 
 
@@ -87,8 +90,12 @@ def observed(webhook: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
     state = webhook["status"]
     fields = {"webhookId": webhook["id"], "tamsStatus": state, "error": (webhook.get("error") or {}).get("summary")}
     if state == "error":
-        return [Finding("Ready", False, "WebhookError", fields["error"] or "the TAMS API gave up delivering")], fields
-    return [Finding("Ready", True, "Registered", f"webhook {webhook['id']} is {state}")], fields
+        return [
+            Finding(
+                ConditionType.READY, False, Reason.WEBHOOK_ERROR, fields["error"] or "the TAMS API gave up delivering"
+            )
+        ], fields
+    return [Finding(ConditionType.READY, True, Reason.REGISTERED, f"webhook {webhook['id']} is {state}")], fields
 
 
 async def sync(memo: kopf.Memo, body: Manifest) -> None:
@@ -101,8 +108,8 @@ async def sync(memo: kopf.Memo, body: Manifest) -> None:
             webhook_id = status.get("webhookId") or await registered_id(tams, body["metadata"]["uid"])
             webhook = await register(tams, webhook_id, webhook_body(spec, body["metadata"]["uid"], key))
     except (NotReady, Refused) as failure:
-        reason = failure.reason if isinstance(failure, NotReady) else "Refused"
-        await write_status(api, body, [Finding("Ready", False, reason, str(failure))], {})
+        reason = failure.reason if isinstance(failure, NotReady) else Reason.REFUSED
+        await write_status(api, body, [Finding(ConditionType.READY, False, reason, str(failure))], {})
         raise
     findings, fields = observed(webhook)
     await write_status(api, body, findings, {**fields, "observedGeneration": body["metadata"].get("generation")})
@@ -144,7 +151,7 @@ async def watch_status(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.
             findings, fields = observed(checked(response))
             await write_status(api, dict(body), findings, fields)
         except NotReady as problem:
-            await write_status(api, dict(body), [Finding("Ready", False, problem.reason, str(problem))], {})
+            await write_status(api, dict(body), [Finding(ConditionType.READY, False, problem.reason, str(problem))], {})
         except Refused:
             continue  # recorded by sync; only a change of the spec helps
 
@@ -159,6 +166,6 @@ async def unregister(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> 
             if webhook_id:
                 await tams.request("DELETE", f"/service/webhooks/{webhook_id}")
     except NotReady as problem:
-        if problem.reason == "StoreNotFound" or retry >= 4:
+        if problem.reason == Reason.STORE_NOT_FOUND or retry >= 4:
             return  # the store is gone, and its webhooks with it; or it stays unreachable: let the object go
         raise kopf.TemporaryError(str(problem), delay=config.retry_delay(retry)) from None
