@@ -8,9 +8,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/tams
 WORKDIR /src
 COPY pyproject.toml ./
-# The service's and the operator's dependencies only (no test extras), in layers of their own: a change to the
-# code alone reinstalls only the project. The build tools stay in this stage.
-RUN python3 -c 'import sys, tomllib; print(*tomllib.load(sys.stdin.buffer).get("project").get("dependencies"), sep="\n")' \
+# The service's and the operator's dependencies and the tracing extra (spec.tracing), not the test extras, in
+# layers of their own: a change to the code alone reinstalls only the project. The build tools stay in this stage.
+RUN python3 -c 'import sys, tomllib; project = tomllib.load(sys.stdin.buffer)["project"]; \
+    print(*project["dependencies"], *project["optional-dependencies"]["tracing"], sep="\n")' \
     < pyproject.toml > requirements.txt
 RUN /opt/tams/bin/pip install -r requirements.txt
 COPY tams_api ./tams_api

@@ -24,8 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "e2e" / "cluster")]
 
-from tams_operator.resources import Store, api_deployment  # noqa: E402
+from tams_operator.resources import api_deployment  # noqa: E402
 from tams_operator.spec import TamsStoreSpec  # noqa: E402
+from tams_operator.tamsstore import Store  # noqa: E402
 
 import cluster_setup  # noqa: E402
 import images  # noqa: E402

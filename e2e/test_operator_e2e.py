@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tams_operator.resources import DEFAULT_IMAGE
+from tams_operator.tamsstore import DEFAULT_IMAGE
 
 from background import receiver
 from control_plane import ControlPlane, free_port

@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="serve the API over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", help="default TAMS_LOG_LEVEL (info)")
     worker = commands.add_parser("worker", help="run the background worker alone")
-    worker.add_argument("--log-level", default="info")
+    worker.add_argument("--log-level", help="default TAMS_LOG_LEVEL (info)")
     provision = commands.add_parser("provision", help="create what the configured stores need (idempotent)")
     provision.add_argument(
         "target",
@@ -58,12 +58,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tams-api: {store.schema_upgrade}")
             return
         if args.command == "worker":
-            run_worker(settings, args.log_level)
+            run_worker(settings, args.log_level or settings.log_level)
             return
         app = create_app(settings)
     except ConfigurationError as error:
         sys.exit(f"tams-api: bad configuration: {error}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    log_level = args.log_level or settings.log_level
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=settings.access_log)
 
 
 def describe(error: ValidationError) -> str:

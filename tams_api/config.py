@@ -206,6 +206,10 @@ class Settings(BaseSettings):
         None, description="Bearer token of the managing operator (admin scope), accepted whenever auth is on."
     )
 
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="Log level of `tams-api serve` and `tams-api worker` (their --log-level wins)."
+    )
+    access_log: bool = Field(False, description="Log every request `tams-api serve` answers.")
     metrics_public: bool = Field(
         True, description="GET /metrics needs no credentials (as /health and /ready), whatever the auth modes."
     )

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,7 +60,9 @@ def paging_headers(request: Request, page: Page[Any], **extra: str) -> dict[str,
     """Link (rel=next, absent on the last page), X-Paging-NextKey and X-Paging-Limit, plus extras."""
     headers = {"X-Paging-Limit": str(page.limit)}
     if page.next_key is not None:
-        next_url = request.url.include_query_params(page=page.next_key)
+        # On the public URL, as media URLs: behind a proxy that ends TLS the request's own URL is not the client's.
+        public = URL(request.app.state.services.settings.public_url.rstrip("/") + request.url.path)
+        next_url = public.replace(query=request.url.include_query_params(page=page.next_key).query)
         headers["Link"] = f'<{next_url}>; rel="next"'
         headers["X-Paging-NextKey"] = page.next_key
     headers.update(extra)

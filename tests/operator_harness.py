@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import kopf
 import yaml
+from tams_operator.kube import IRREGULAR_PLURALS
 
 from control_plane import OPERATOR, ControlPlane
 
@@ -40,7 +41,7 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResou
 def collection(manifest: Manifest) -> str:
     api_version, kind = manifest["apiVersion"], manifest["kind"]
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    plural = kind.lower() + "s"  # regular for every kind the tests create
+    plural = IRREGULAR_PLURALS.get(kind, kind.lower() + "s")
     if kind in CLUSTER_SCOPED:
         return f"{prefix}/{plural}"
     return f"{prefix}/namespaces/{manifest['metadata'].get('namespace', 'default')}/{plural}"

@@ -79,7 +79,11 @@ def operator_container(manifests: list[Manifest]) -> Manifest:
 
 
 def env(container: Manifest) -> dict[str, str]:
-    return {variable["name"]: variable["value"] for variable in container["env"]}
+    """Values, and for those the kubelet fills in, the pod field they come from."""
+    return {
+        variable["name"]: variable.get("value", variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath"))
+        for variable in container["env"]
+    }
 
 
 def chart_metadata() -> Manifest:
@@ -141,7 +145,9 @@ def test_the_default_settings_are_the_operators_own(default_manifests: list[Mani
     rendered = OperatorSettings(
         **{name.removeprefix(SETTING_PREFIX).lower(): value for name, value in variables.items()}
     )
-    assert rendered.model_dump(exclude={"default_image"}) == OperatorSettings().model_dump(exclude={"default_image"})
+    pod_specific = {"default_image", "namespace"}
+    assert rendered.model_dump(exclude=pod_specific) == OperatorSettings().model_dump(exclude=pod_specific)
+    assert variables[f"{SETTING_PREFIX}NAMESPACE"] == "metadata.namespace", "its own namespace, from the pod"
 
 
 def test_the_operator_accepts_its_arguments_and_serves_the_probed_liveness(

@@ -3,6 +3,8 @@ server (CEL rules included) so that bad specs are refused with a message saying 
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from tams_operator.environment import EXTRA_BACKEND_PREFIX, OPERATOR_VARIABLES
 
-from control_plane import ControlPlane
+from control_plane import ControlPlane, kubernetes_binaries
 
 CRD_DIR = Path(__file__).resolve().parents[1] / "crds"
 GROUP = "tams-operator.io/v1alpha1"
@@ -82,6 +85,7 @@ def test_a_minimal_store_gets_its_defaults(api: httpx.Client) -> None:
 VAST = {"endpoint": "http://vast", "bucket": "tams", "credentialsSecretRef": {"name": "vast-keys"}}
 S3 = {"bucket": "media", "credentialsSecretRef": {"name": "s3-keys"}}
 POSTGRES = {"uriSecretRef": {"name": "archive-db-app"}}
+SHARED = {"metadata": {"backend": "postgres", "postgres": POSTGRES}, "media": {"backend": "s3", "s3": S3}}
 
 
 @pytest.mark.parametrize(
@@ -101,6 +105,17 @@ POSTGRES = {"uriSecretRef": {"name": "archive-db-app"}}
         ({"maxBodyBytes": 100}, "maxBodyBytes"),
         ({"maxBulkSegments": 0}, "maxBulkSegments"),
         ({"metadata": {"backend": "mysql"}}, "metadata.backend"),
+        ({"autoscaling": {"maxReplicas": 4}}, "autoscaling needs stores the replicas share"),
+        ({**SHARED, "autoscaling": {"minReplicas": 5, "maxReplicas": 4}}, "minReplicas must not exceed"),
+        ({"env": [{"name": "TAMS_PUBLIC_URL", "value": "x"}]}, "TAMS_PUBLIC_URL is set by the operator from the spec"),
+        ({"env": [{"name": "TAMS_EXTRA_BACKEND_0_ACCESS_KEY_ID", "value": "x"}]}, "is set by the operator"),
+        ({"publicUrl": "tams.example.com"}, "publicUrl"),
+        ({"ingress": {"tls": {}}}, "host"),
+        ({"httpRoute": {"parentRefs": []}}, "parentRefs"),
+        ({"podTemplate": {"tolerations": [{"operator": "Maybe"}]}}, "operator"),
+        ({"podTemplate": {"topologySpreadConstraints": [{"maxSkew": 1}]}}, "topologyKey"),
+        ({"tracing": {"otlpEndpoint": "http://otel:4318", "samplingRatio": 2}}, "samplingRatio"),
+        ({"logLevel": "verbose"}, "logLevel"),
     ],
 )
 def test_bad_store_specs_are_refused_saying_what_to_fix(api: httpx.Client, spec: dict, message: str) -> None:
@@ -121,6 +136,80 @@ def test_a_shared_store_may_scale(api: httpx.Client) -> None:
     assert created.status_code == 201, created.text
     postgres = created.json()["spec"]["metadata"]["postgres"]
     assert (postgres["schema"], postgres["uriSecretRef"]["key"], postgres["poolSize"]) == ("tams", "uri", 10)
+
+
+def test_a_shared_store_autoscales_and_takes_the_rest_of_the_settings_through_env(api: httpx.Client) -> None:
+    spec = {**SHARED, "autoscaling": {"maxReplicas": 6}, "env": [{"name": "TAMS_DEFAULT_PAGE_LIMIT", "value": "50"}]}
+    created = create(api, "tamsstores", spec)
+    assert created.status_code == 201, created.text
+    autoscaling = created.json()["spec"]["autoscaling"]
+    assert (autoscaling["minReplicas"], autoscaling["targetCPUUtilizationPercentage"]) == (1, 80)
+
+
+MOVE = "to move a store, create a new TamsStore"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "change", "message"),
+    [
+        ({}, {"metadata": {"backend": "postgres", "postgres": POSTGRES}}, "metadata.backend cannot change: another"),
+        ({}, {"media": {"backend": "s3", "s3": S3}}, "media.backend cannot change"),
+        (SHARED, {"metadata": {"postgres": {"schema": "other"}}}, "metadata.postgres.schema cannot change"),
+        (SHARED, {"media": {"s3": {"bucket": "elsewhere"}}}, "media.s3.bucket and prefix cannot change"),
+        (SHARED, {"media": {"s3": {"prefix": "news/"}}}, "media.s3.bucket and prefix cannot change"),
+        (
+            {"metadata": {"backend": "vast", "vast": VAST}, "media": {"backend": "s3", "s3": S3}},
+            {"metadata": {"vast": {"bucket": "other"}}},
+            "metadata.vast.bucket and schema cannot change",
+        ),
+    ],
+    ids=["metadata-backend", "media-backend", "postgres-schema", "bucket", "prefix", "vast-bucket"],
+)
+def test_where_the_data_lives_cannot_change_in_place(api: httpx.Client, spec: dict, change: dict, message: str) -> None:
+    created = create(api, "tamsstores", spec)
+    assert created.status_code == 201, created.text
+    path = f"/apis/{GROUP}/namespaces/default/tamsstores/{created.json()['metadata']['name']}"
+    patched = api.patch(path, json={"spec": change}, headers=MERGE)
+    said = refusal(patched)
+    assert message in said and (MOVE in said or "extra backend" in said), said
+    # Anything else may change.
+    allowed = api.patch(path, json={"spec": {"presignedUrlTimeout": 600}}, headers=MERGE)
+    assert allowed.status_code == 200, allowed.text
+
+
+def test_the_variables_spec_env_refuses_are_those_the_operator_sets() -> None:
+    """The CEL list and the operator's are one: a variable the operator starts setting cannot be overridden by
+    spec.env unnoticed (tests/test_operator_resources.py checks the builders set no variable outside the list)."""
+    [store] = [crd for crd in crds() if crd["spec"]["names"]["kind"] == "TamsStore"]
+    env = store["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["env"]
+    [rule] = env["items"]["x-kubernetes-validations"]
+    listed = set(re.findall(r"'([A-Z0-9_]+)'", rule["rule"].split("startsWith")[0]))
+    assert listed == OPERATOR_VARIABLES
+    assert f"startsWith('{EXTRA_BACKEND_PREFIX}')" in rule["rule"]
+
+
+def test_kubectl_explain_documents_the_new_fields(api: httpx.Client, kube: ControlPlane) -> None:
+    for field, words in [
+        ("tamsstore.spec.podTemplate.tolerations", "Taints the pods tolerate"),
+        ("tamsstore.spec.ingress.tls.issuer", "cert-manager"),
+        ("tamsstore.spec.autoscaling", "HorizontalPodAutoscaler"),
+        ("tamsstore.spec.networkPolicy.from", "allowed clients"),
+        ("tamsstore.spec.worker.podTemplate.nodeSelector", "Node labels"),
+        ("tamsstore.spec.env", "operator sets from the spec are refused"),
+    ]:
+        explained = kubectl_explain(kube, field)
+        assert explained.returncode == 0 and words in " ".join(explained.stdout.split()), explained.stderr
+
+
+def kubectl_explain(kube: ControlPlane, field: str) -> subprocess.CompletedProcess[str]:
+    command = [str(kubernetes_binaries() / "kubectl"), f"--kubeconfig={kube.kubeconfig()}", "explain", field]
+    deadline = time.monotonic() + 30
+    while True:  # the CRD's OpenAPI is published a moment after it is established
+        explained = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if explained.returncode == 0 or time.monotonic() > deadline:
+            return explained
+        time.sleep(0.5)
 
 
 FLOW_ID = "0b4a1c1e-7f2d-4a8e-9c3b-5d6e7f8a9b0c"

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
 import pytest
-from tams_operator.resources import (
-    CONFIG_HASH_ANNOTATION,
-    Store,
-    api_deployment,
-    children,
-    config_hash,
+from tams_operator.environment import (
     created_buckets,
     management_secret_env,
     management_settings,
+    operator_owned,
     secret_env,
     settings,
+)
+from tams_operator.resources import (
+    CONFIG_HASH_ANNOTATION,
+    api_deployment,
+    children,
+    config_hash,
+    removable_children,
     worker_deployment,
 )
+from tams_operator.tamsstore import Store
 
 from tams_api.config import Settings
 
@@ -82,10 +87,12 @@ def test_a_shared_store_scales_and_has_one_worker() -> None:
     shared = store(SHARED)
     assert kinds(children(shared)) == [
         ("ServiceAccount", "news-tams"),
+        ("ServiceAccount", "news-tams-worker"),
         ("ConfigMap", "news-tams"),
         ("Service", "news-tams"),
         ("Deployment", "news-tams"),
         ("Deployment", "news-tams-worker"),
+        ("PodDisruptionBudget", "news-tams"),
     ]
     api = api_deployment(shared)
     assert (api["spec"]["replicas"], api["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
@@ -267,3 +274,188 @@ def test_pods_are_found_by_prometheus_and_the_worker_serves_metrics() -> None:
     container = worker["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "TAMS_WORKER_METRICS_PORT", "value": "9090"} in container["env"]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090}]
+
+
+PRODUCTION = {
+    **ON_POSTGRES,
+    "publicUrl": "https://tams.example.com/",
+    "ingress": {
+        "className": "traefik",
+        "host": "tams.example.com",
+        "path": "/",
+        "annotations": {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure"},
+        "tls": {"issuer": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+    },
+    "httpRoute": {"parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]},
+    "podTemplate": {
+        "labels": {"team": "archive", "app.kubernetes.io/instance": "not-this"},
+        "annotations": {"example.com/owner": "archive"},
+        "nodeSelector": {"media.example.com/tier": "storage"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "media", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}},
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+        ],
+        "priorityClassName": "media-critical",
+        "imagePullSecrets": [{"name": "registry"}],
+    },
+    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/tams"}},
+    "worker": {"serviceAccount": {"name": "tams-worker-identity"}, "podTemplate": {"priorityClassName": "low"}},
+    "autoscaling": {"minReplicas": 2, "maxReplicas": 8, "targetCPUUtilizationPercentage": 70},
+    "networkPolicy": {
+        "enabled": True,
+        "ingressControllerNamespace": "traefik",
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    },
+    "logLevel": "debug",
+    "accessLog": True,
+    "softDelete": {"enabled": True, "retentionSeconds": 3600},
+    "tracing": {"otlpEndpoint": "http://otel.observability:4318", "samplingRatio": 0.25},
+    "webhooks": {"timeoutSeconds": 5, "maxAttempts": 3, "allowLinkLocal": False},
+    "env": [{"name": "TAMS_DEFAULT_PAGE_LIMIT", "value": "50"}],
+    "monitoring": {"podMonitor": True},
+}
+
+
+def production(**changes: Any) -> Store:
+    body = {"metadata": {"name": "news", "namespace": "media"}, "spec": {**PRODUCTION, **changes}}
+    return Store.from_body(body, operator_namespace="tams-system")
+
+
+def child(store: Store, kind: str) -> dict[str, Any]:
+    [found] = [manifest for manifest in children(store) if manifest["kind"] == kind]
+    return found
+
+
+def test_a_production_store_has_every_child() -> None:
+    assert kinds(children(production())) == [
+        ("ServiceAccount", "news-tams"),
+        ("ConfigMap", "news-tams"),
+        ("Service", "news-tams"),
+        ("Deployment", "news-tams"),
+        ("Deployment", "news-tams-worker"),
+        ("PodDisruptionBudget", "news-tams"),
+        ("HorizontalPodAutoscaler", "news-tams"),
+        ("NetworkPolicy", "news-tams"),
+        ("Ingress", "news-tams"),
+        ("HTTPRoute", "news-tams"),
+        ("PodMonitor", "news-tams"),
+    ], "the worker runs under the ServiceAccount the spec names: none is made for it"
+    assert removable_children(production()) == [("v1", "ServiceAccount", "news-tams-worker")]
+    assert ("networking.k8s.io/v1", "Ingress", "news-tams") in removable_children(store(SHARED))
+
+
+def test_the_public_url_is_what_the_service_writes_into_urls() -> None:
+    assert settings(production())["TAMS_PUBLIC_URL"] == "https://tams.example.com"
+    without = production(publicUrl=None)
+    assert settings(without)["TAMS_PUBLIC_URL"] == "https://tams.example.com", "from the Ingress, https with tls"
+    assert settings(store({"ingress": {"host": "tams.lan", "path": "/"}}))["TAMS_PUBLIC_URL"] == "http://tams.lan"
+
+
+def test_the_ingress_has_its_certificate_issued_by_cert_manager() -> None:
+    ingress = child(production(), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert ingress["spec"]["tls"] == [{"hosts": ["tams.example.com"], "secretName": "news-tams-tls"}]
+    assert ingress["metadata"]["annotations"] == {
+        "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+        "cert-manager.io/cluster-issuer": "letsencrypt",
+    }
+    [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": "news-tams", "port": {"number": 80}}
+    route = child(production(), "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways", "sectionName": "https"}]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "news-tams", "port": 80}]
+
+
+def test_the_pods_are_placed_as_the_spec_says() -> None:
+    pod_template = api_deployment(production())["spec"]["template"]
+    pod = pod_template["spec"]
+    assert pod_template["metadata"]["labels"]["team"] == "archive"
+    assert pod_template["metadata"]["labels"]["app.kubernetes.io/instance"] == "news", "the operator's labels win"
+    assert pod_template["metadata"]["annotations"]["example.com/owner"] == "archive"
+    assert pod["nodeSelector"] == {"media.example.com/tier": "storage"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "media", "effect": "NoSchedule"}]
+    assert pod["affinity"] == PRODUCTION["podTemplate"]["affinity"], "no same-node term: nothing on volumes"
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"] == {"matchLabels": store(ON_POSTGRES).labels("api")}, "its own pods by default"
+    assert (pod["priorityClassName"], pod["imagePullSecrets"]) == ("media-critical", [{"name": "registry"}])
+    assert pod["serviceAccountName"] == "news-tams"
+    worker = worker_deployment(production())
+    assert worker is not None
+    assert worker["spec"]["template"]["spec"]["serviceAccountName"] == "tams-worker-identity"
+    assert worker["spec"]["template"]["spec"]["priorityClassName"] == "low"
+    assert (
+        child(production(), "ServiceAccount")["metadata"]["annotations"] == PRODUCTION["serviceAccount"]["annotations"]
+    )
+
+
+def test_an_embedded_store_keeps_its_pods_together_beside_the_specs_affinity() -> None:
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]}}
+    pod = api_deployment(store({"podTemplate": {"affinity": affinity}}))["spec"]["template"]["spec"]
+    terms = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0] == {"topologyKey": "zone"}
+    assert terms[1]["topologyKey"] == "kubernetes.io/hostname", "the volumes' node, kept"
+
+
+def test_scaling_disruption_and_network_policy() -> None:
+    hpa = child(production(), "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "tams-operator.io/v1alpha1", "kind": "TamsStore", "name": "news"}
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 8)
+    assert hpa["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    assert "behavior" not in hpa, "Kubernetes' own scale-down window unless the spec sets one"
+    quick = production(autoscaling={"maxReplicas": 3, "scaleDownStabilizationSeconds": 30})
+    assert child(quick, "HorizontalPodAutoscaler")["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 30
+    assert child(production(), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    single = {**ON_POSTGRES, "replicas": 1}
+    assert "PodDisruptionBudget" not in dict(kinds(children(store(single)))), "one pod: a budget blocks drains"
+    forced = {**single, "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"}}
+    assert child(store(forced), "PodDisruptionBudget")["spec"]["maxUnavailable"] == "50%"
+    assert "PodDisruptionBudget" not in dict(kinds(children(production(podDisruptionBudget={"enabled": False}))))
+    policy = child(production(), "NetworkPolicy")["spec"]
+    assert policy["podSelector"] == {"matchLabels": store(ON_POSTGRES).labels("api")}
+    peers = policy["ingress"][0]["from"]
+    namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers]
+    assert namespaces == ["tams-system", "traefik", "monitoring"]
+    alone = store({"networkPolicy": {"enabled": True}})
+    assert child(alone, "NetworkPolicy")["spec"]["ingress"] == [], "no peers: nobody, rather than everybody"
+
+
+def test_service_settings_from_the_spec() -> None:
+    values = settings(production())
+    assert {name: values[name] for name in values if name.startswith(("TAMS_SOFT", "TAMS_WEBHOOK", "OTEL"))} == {
+        "TAMS_SOFT_DELETE": "true",
+        "TAMS_SOFT_DELETE_RETENTION": "3600",
+        "TAMS_WEBHOOK_TIMEOUT": "5.0",
+        "TAMS_WEBHOOK_MAX_ATTEMPTS": "3",
+        "TAMS_WEBHOOK_ALLOW_LINK_LOCAL": "false",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "OTEL_SERVICE_NAME": "tams-media-news",
+    }
+    assert (values["TAMS_LOG_LEVEL"], values["TAMS_ACCESS_LOG"]) == ("debug", "true")
+    assert values["TAMS_OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel.observability:4318"
+    env = api_deployment(production())["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[-1] == {"name": "TAMS_DEFAULT_PAGE_LIMIT", "value": "50"}
+    own = {k.removeprefix("TAMS_").lower(): v for k, v in values.items() if k.startswith("TAMS_")}
+    parsed = Settings(**own, postgres_url="postgresql://tams@db/tams")
+    assert (parsed.soft_delete, parsed.webhook_max_attempts, parsed.log_level) == (True, 3, "debug")
+
+
+def test_the_operator_sets_only_the_variables_spec_env_may_not() -> None:
+    extra = {"label": "cold", "bucket": "c", "credentialsSecretRef": {"name": "cold-keys"}}
+    media = {**PRODUCTION["media"], "extraBackends": [extra]}
+    for built in (production(media=media), store(), store(ON_POSTGRES)):
+        names = set(settings(built))
+        for deployment in (api_deployment(built), worker_deployment(built)):
+            if deployment is not None:
+                names |= {
+                    variable["name"] for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+                }
+        names -= {variable.name for variable in built.spec.env}
+        assert {name for name in names if not operator_owned(name)} == set()
+
+
+def test_a_rotated_secret_changes_the_pod_template() -> None:
+    before = production()
+    rotated = dataclasses.replace(before, secret_versions=(("archive-db-app", "42"),))
+    assert config_hash(rotated) != config_hash(before)

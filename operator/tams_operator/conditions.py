@@ -35,7 +35,8 @@ class Reason(StrEnum):
     DEPLOYMENT_MISSING = "DeploymentMissing"
     PODS_STOPPING = "PodsStopping"
     EXPOSED = "Exposed"
-    NOT_EXPOSED = "NotExposed"
+    CLUSTER_ONLY = "ClusterOnly"
+    CRD_NOT_INSTALLED = "CrdNotInstalled"  # the Gateway API CRDs an httpRoute needs are missing
     PAUSED = "Paused"
     RESUMED = "Resumed"
     REGISTERED = "Registered"
@@ -54,7 +55,6 @@ class Reason(StrEnum):
     VAST_FAILED = "VastFailed"
     POSTGRES_FAILED = "PostgresFailed"
     S3_FAILED = "S3Failed"
-    CRD_NOT_INSTALLED = "CrdNotInstalled"  # Gateway API or Prometheus Operator CRDs the spec needs are missing
     WEBHOOK_ERROR = "WebhookError"
     REFUSED = "Refused"
     FAILED = "Failed"
@@ -86,7 +86,6 @@ STORE_TERMINAL_REASONS = STUCK_POD_REASONS | {
     Reason.VAST_FAILED,
     Reason.POSTGRES_FAILED,
     Reason.S3_FAILED,
-    Reason.CRD_NOT_INSTALLED,
 }
 WEBHOOK_TERMINAL_REASONS = frozenset({Reason.WEBHOOK_ERROR, Reason.REFUSED, Reason.SECRET_NOT_FOUND})
 

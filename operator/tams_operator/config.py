@@ -5,13 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .resources import DEFAULT_IMAGE
+from .tamsstore import DEFAULT_IMAGE
 
 
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAMS_OPERATOR_", extra="ignore")
 
     default_image: str = Field(DEFAULT_IMAGE, description="TAMS API image of TamsStores that name none.")
+    namespace: str | None = Field(
+        None, description="Namespace the operator runs in (the chart sets it): stores' NetworkPolicies admit it."
+    )
     resync_interval: float = Field(60.0, gt=0, description="Seconds between drift checks of each TamsStore.")
     poll_interval: float = Field(10.0, gt=0, description="Seconds between looks at TAMS webhooks and deletions.")
     api_url_template: str = Field(

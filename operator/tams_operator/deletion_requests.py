@@ -14,8 +14,9 @@ from .config import OperatorSettings
 from .kube import KubeApi, Manifest
 from .provisioning import NotReady
 from .status import Finding, write_status
-from .stores import GROUP, VERSION, context
+from .stores import context
 from .tams import TamsApi, problem, store_api
+from .tamsstore import GROUP, VERSION
 
 TAMS_DELETION_REQUESTS = (GROUP, VERSION, "tamsdeletionrequests")
 FINISHED = ("done", "error")

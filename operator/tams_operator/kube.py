@@ -61,10 +61,14 @@ def http_client(info: kopf.ConnectionInfo) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=info.server, headers=headers, auth=auth, verify=_ssl_context(info), timeout=30.0)
 
 
+IRREGULAR_PLURALS = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies"}
+
+
 def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    # Every kind the operator touches has a regular plural (configmaps, deployments, tamsstores, ...).
+    # The kinds the operator touches make their plural with an s (configmaps, deployments, tamsstores), but these.
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    collection = f"{prefix}/namespaces/{namespace}/{kind.lower()}s"
+    plural = IRREGULAR_PLURALS.get(kind, f"{kind.lower()}s")
+    collection = f"{prefix}/namespaces/{namespace}/{plural}"
     return collection if name is None else f"{collection}/{name}"
 
 
@@ -114,9 +118,25 @@ class KubeApi:
             if error.status != 422:
                 raise
             # Someone changed the key of a list entry (a Service port's number): apply merges by key and would
-            # keep their entry beside ours. A merge patch replaces such lists whole.
-            return await self.merge_patch(manifest, manifest)
+            # keep their entry beside ours. A merge patch replaces such lists whole. Nothing to patch: the manifest
+            # itself is invalid, as the apply said.
+            try:
+                return await self.merge_patch(manifest, manifest)
+            except KubeError as patched:
+                if patched.status == 404:
+                    raise error from None
+                raise
         return response.json()
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete unless absent (or of an API the cluster does not serve); False when it was."""
+        try:
+            await self._request("DELETE", path(api_version, kind, namespace, name))
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     async def create(self, manifest: Manifest) -> bool:
         """Create unless it exists; False when it did."""
@@ -165,6 +185,9 @@ class KubeApi:
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's keys and decoded values; None when there is no such Secret."""
         secret = await self.get("v1", "Secret", namespace, name)
-        if secret is None:
-            return None
-        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+        return None if secret is None else decoded(secret)
+
+
+def decoded(secret: Manifest) -> dict[str, str]:
+    """A Secret's keys and decoded values."""
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}

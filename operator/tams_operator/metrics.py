@@ -3,7 +3,7 @@ monitoring/ queries)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "tams_operator_reconciles_total", "TamsStore reconciles, by outcome (ok, not_ready, invalid_spec)", ["outcome"]
@@ -19,4 +19,12 @@ TIME_TO_READY = Histogram(
     "Seconds a resource was not Ready before it became Ready (after its creation, a spec change or an outage)",
     ["kind"],
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
+STORE_READY = Gauge(
+    "tams_operator_store_ready", "1 while a TamsStore's Ready condition is True, else 0", ["namespace", "name"]
+)
+STORE_PAUSED = Gauge(
+    "tams_operator_store_paused",
+    "1 while a TamsStore is paused (annotation tams-operator.io/paused), else 0",
+    ["namespace", "name"],
 )

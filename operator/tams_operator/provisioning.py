@@ -1,7 +1,7 @@
 """A TamsStore's stores, provisioned with the very settings its pods will run with.
 
 The service's settings are the ConfigMap's plain values plus the credentials from the user's Secrets
-(resources.settings + resources.secret_env); the provisioning functions are the service's own
+(environment.settings + environment.container_env); the provisioning functions are the service's own
 (tams_api.provision), run in a thread because boto3, psycopg and the vastdb SDK block. Those SDKs (vastdb with
 pyarrow and ibis, boto3: about 90 MB) are imported when a store first needs them, so an operator of embedded stores
 stays small.
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass, field
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -18,16 +20,16 @@ from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
 from .conditions import Reason
-from .kube import KubeApi
-from .resources import (
+from .environment import (
     OPERATOR_TOKEN_VARIABLE,
-    Store,
     container_env,
     created_buckets,
     management_secret_env,
     management_settings,
     settings,
 )
+from .kube import KubeApi, decoded
+from .tamsstore import Store
 
 REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")  # $(NAME) in an env value, as Kubernetes expands it
 
@@ -44,37 +46,56 @@ class InvalidSpec(Exception):
     """The spec itself cannot work: only a change of it helps."""
 
 
-async def credentials(api: KubeApi, store: Store, operator_token: bool = True) -> dict[str, str]:
+@dataclass(slots=True)
+class Credentials:
+    """The container's `env` as a kubelet would resolve it, and the versions of the Secrets it was read from."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    secret_versions: dict[str, str] = field(default_factory=dict)
+
+
+def _expanded(values: dict[str, str], match: re.Match[str]) -> str:
+    """$(NAME) as the kubelet expands it: a variable defined before, else left as it is."""
+    return values.get(match[1], match[0])
+
+
+async def credentials(api: KubeApi, store: Store, operator_token: bool = True) -> Credentials:
     """The container's `env` as a kubelet would resolve it (Secrets read, $(NAME) references expanded), plus
     what only provisioning reads (VMS); a missing Secret or key is named. Without `operator_token`, the operator's
-    own token is left out: the stores do not need it, and on deletion its Secret may already be collected."""
-    values: dict[str, str] = {}
+    own token is left out: the stores do not need it, and on deletion its Secret may already be collected. Values
+    from elsewhere than Secrets (spec.env's ConfigMap or field references) are the kubelet's alone."""
+    found = Credentials()
     secrets: dict[str, dict[str, str] | None] = {}
     for variable in container_env(store) + management_secret_env(store):
         if variable["name"] == OPERATOR_TOKEN_VARIABLE and not operator_token:
             continue
         if "value" in variable:
-            values[variable["name"]] = REFERENCE.sub(lambda match: values.get(match[1], match[0]), variable["value"])
+            found.values[variable["name"]] = REFERENCE.sub(partial(_expanded, found.values), variable["value"])
             continue
-        ref = variable["valueFrom"]["secretKeyRef"]
+        ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            continue
         if ref["name"] not in secrets:
-            secrets[ref["name"]] = await api.secret_data(store.namespace, ref["name"])
+            secret = await api.get("v1", "Secret", store.namespace, ref["name"])
+            secrets[ref["name"]] = None if secret is None else decoded(secret)
+            if secret is not None:
+                found.secret_versions[ref["name"]] = secret["metadata"]["resourceVersion"]
         data = secrets[ref["name"]]
         if data is None:
-            raise NotReady(
-                Reason.SECRET_NOT_FOUND, f"Secret {ref['name']!r} not found in namespace {store.namespace!r}"
-            )
+            message = f"Secret {ref['name']!r} not found in namespace {store.namespace!r}"
+            raise NotReady(Reason.SECRET_NOT_FOUND, message)
         if ref["key"] not in data:
             raise NotReady(Reason.SECRET_KEY_NOT_FOUND, f"Secret {ref['name']!r} has no key {ref['key']!r}")
-        values[variable["name"]] = data[ref["key"]]
-    return values
+        found.values[variable["name"]] = data[ref["key"]]
+    return found
 
 
-def service_settings(store: Store, credentials: dict[str, str]) -> Settings:
+def service_settings(store: Store, credentials: Credentials) -> Settings:
     """The service's Settings, exactly as its pods will parse them (plus the VMS settings of provisioning)."""
-    variables = settings(store) | management_settings(store) | credentials
+    variables = settings(store) | management_settings(store) | credentials.values
+    own = {name.removeprefix("TAMS_").lower(): value for name, value in variables.items() if name.startswith("TAMS_")}
     try:
-        return Settings(**{name.removeprefix("TAMS_").lower(): value for name, value in variables.items()})
+        return Settings(**own)
     except ValidationError as error:
         problems = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
         raise InvalidSpec(problems) from None

@@ -23,6 +23,11 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
 
+def dumped(model: SpecModel) -> dict[str, Any]:
+    """A part of the spec as it goes into a manifest: camelCase, JSON types, unset fields left out."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 class SecretKeyRef(SpecModel):
     name: str
     key: str
@@ -152,8 +157,145 @@ class ServiceSpec(SpecModel):
     port: int = 80
 
 
+class IssuerRef(SpecModel):
+    name: str
+    kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
+
+
+class IngressTlsSpec(SpecModel):
+    secret_name: str | None = None
+    issuer: IssuerRef | None = None
+
+
+class IngressSpec(SpecModel):
+    host: str
+    class_name: str | None = None
+    path: str = "/"
+    annotations: dict[str, str] = {}
+    tls: IngressTlsSpec | None = None
+
+
+class ParentRef(SpecModel):
+    name: str
+    namespace: str | None = None
+    section_name: str | None = None
+    port: int | None = None
+
+
+class HttpRouteSpec(SpecModel):
+    parent_refs: tuple[ParentRef, ...]
+    hostnames: tuple[str, ...] = ()
+    annotations: dict[str, str] = {}
+
+
+class Toleration(SpecModel):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class AffinitySpec(SpecModel):
+    """As in a Pod spec; the terms themselves are the API server's to check (they go into the Deployment)."""
+
+    node_affinity: dict[str, Any] | None = None
+    pod_affinity: dict[str, Any] | None = None
+    pod_anti_affinity: dict[str, Any] | None = None
+
+
+class TopologySpreadConstraint(SpecModel):
+    max_skew: int
+    topology_key: str
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"]
+    min_domains: int | None = None
+    label_selector: dict[str, Any] | None = None
+    match_label_keys: tuple[str, ...] = ()
+    node_affinity_policy: Literal["Honor", "Ignore"] | None = None
+    node_taints_policy: Literal["Honor", "Ignore"] | None = None
+
+
+class LocalObjectReference(SpecModel):
+    name: str
+
+
+class PodTemplateSpec(SpecModel):
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    node_selector: dict[str, str] = {}
+    tolerations: tuple[Toleration, ...] = ()
+    affinity: AffinitySpec | None = None
+    topology_spread_constraints: tuple[TopologySpreadConstraint, ...] = ()
+    priority_class_name: str | None = None
+    image_pull_secrets: tuple[LocalObjectReference, ...] = ()
+
+
+class ServiceAccountSpec(SpecModel):
+    name: str | None = None  # an existing one; else the operator makes NAME-tams
+    annotations: dict[str, str] = {}
+
+
 class WorkerSpec(SpecModel):
     resources: Resources = {}
+    pod_template: PodTemplateSpec = PodTemplateSpec()
+    service_account: ServiceAccountSpec = ServiceAccountSpec()
+
+
+class AutoscalingSpec(SpecModel):
+    max_replicas: int
+    min_replicas: int = 1
+    target_cpu_utilization_percentage: int = Field(80, alias="targetCPUUtilizationPercentage")
+    scale_down_stabilization_seconds: int | None = None
+
+
+class PodDisruptionBudgetSpec(SpecModel):
+    enabled: bool | None = None  # unset: when more than one replica runs
+    max_unavailable: int | str = 1
+
+
+class NetworkPolicyPeer(SpecModel):
+    pod_selector: dict[str, Any] | None = None
+    namespace_selector: dict[str, Any] | None = None
+    ip_block: dict[str, Any] | None = None
+
+
+class NetworkPolicySpec(SpecModel):
+    enabled: bool = False
+    ingress_controller_namespace: str | None = None
+    peers: tuple[NetworkPolicyPeer, ...] = Field((), alias="from")
+
+
+class SoftDeleteSpec(SpecModel):
+    enabled: bool = False
+    retention_seconds: int = 604800
+
+
+class TracingSpec(SpecModel):
+    otlp_endpoint: str
+    sampling_ratio: float = 1
+
+
+class WebhookDeliverySpec(SpecModel):
+    """Unset fields keep the service's defaults."""
+
+    timeout_seconds: float | None = None
+    max_attempts: int | None = None
+    retry_initial_seconds: float | None = None
+    retry_max_seconds: float | None = None
+    allow_link_local: bool = False
+
+
+class EnvVar(SpecModel):
+    name: str
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+
+
+class MonitoringSpec(SpecModel):
+    pod_monitor: bool = False
+
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 class TamsStoreSpec(SpecModel):
@@ -171,3 +313,18 @@ class TamsStoreSpec(SpecModel):
     max_bulk_segments: int | None = None
     reclaim_policy: Literal["Retain", "Delete"] = "Retain"
     worker: WorkerSpec = WorkerSpec()
+    public_url: str | None = None
+    ingress: IngressSpec | None = None
+    http_route: HttpRouteSpec | None = None
+    pod_template: PodTemplateSpec = PodTemplateSpec()
+    service_account: ServiceAccountSpec = ServiceAccountSpec()
+    autoscaling: AutoscalingSpec | None = None
+    pod_disruption_budget: PodDisruptionBudgetSpec = PodDisruptionBudgetSpec()
+    network_policy: NetworkPolicySpec = NetworkPolicySpec()
+    log_level: LogLevel = "info"
+    access_log: bool = False
+    soft_delete: SoftDeleteSpec = SoftDeleteSpec()
+    tracing: TracingSpec | None = None
+    webhooks: WebhookDeliverySpec = WebhookDeliverySpec()
+    env: tuple[EnvVar, ...] = ()
+    monitoring: MonitoringSpec = MonitoringSpec()

@@ -1,17 +1,19 @@
 """TamsStore: provision the stores, roll out the service, report how it is doing, reclaim on deletion.
 
-The story of one reconcile (`converge`): the operator's token Secret exists → the credentials in the user's
-Secrets resolve → the metadata and media stores are provisioned (once per generation) → the children are
-applied (server-side apply: edits by others are undone, deleted children come back) → the Deployments and
-their pods are rolled up into Available and Ready. Anything outside the spec that fails (a missing Secret,
-an unreachable bucket) is a condition saying what to fix, retried with backoff; a spec that cannot work is
-a condition too, and waits for the next change of the spec.
+The story of one reconcile (`converge`): unless the store is paused (annotation tams-operator.io/paused) → the
+operator's token Secret exists → the credentials in the user's Secrets resolve (their versions go into the pod
+template: a rotated Secret rolls the pods) → the metadata and media stores are provisioned (once per generation) →
+the children are applied (server-side apply: edits by others are undone, deleted children come back; those the spec
+no longer asks for go) → the Deployments and their pods are rolled up into Available and Ready. Anything outside
+the spec that fails (a missing Secret, an unreachable bucket) is a condition saying what to fix, retried with
+backoff; a spec that cannot work is a condition too, and waits for the next change of the spec.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -23,10 +25,10 @@ from tams_api import API_VERSION
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
-from .conditions import STUCK_POD_REASONS, ConditionType, Reason, is_true
+from .conditions import STUCK_POD_REASONS, ConditionType, Reason, condition, is_true
 from .config import OperatorSettings
 from .kube import KubeApi, KubeError, Manifest
-from .metrics import RECONCILE_SECONDS, RECONCILES
+from .metrics import RECONCILE_SECONDS, RECONCILES, STORE_PAUSED, STORE_READY
 from .provisioning import (
     InvalidSpec,
     NotReady,
@@ -36,39 +38,65 @@ from .provisioning import (
     provision_metadata,
     service_settings,
 )
-from .resources import Store, children, operator_secret
+from .resources import children, operator_secret, removable_children
 from .status import Finding, write_status
+from .tamsstore import GROUP, INSTANCE_LABEL, MANAGED_BY, TAMS_STORE_API_VERSION, VERSION, Store
 
-GROUP, VERSION = "tams-operator.io", "v1alpha1"
-API = f"{GROUP}/{VERSION}"
 TAMS_STORES = (GROUP, VERSION, "tamsstores")
-MANAGED = {"app.kubernetes.io/managed-by": "tams-operator"}
-INSTANCE_LABEL = "app.kubernetes.io/instance"
+PAUSED_ANNOTATION = "tams-operator.io/paused"
+# Children of APIs a cluster may not have: a missing API is reported, not retried as an error.
+OPTIONAL_APIS = frozenset({"HTTPRoute", "PodMonitor"})
 
 
 def context(memo: kopf.Memo) -> tuple[KubeApi, OperatorSettings]:
     return memo["api"], memo["config"]
 
 
+def store_of(body: Manifest, config: OperatorSettings) -> Store:
+    return Store.from_body(body, config.default_image, config.namespace)
+
+
+def paused(body: Manifest) -> bool:
+    return (body["metadata"].get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
+
+
 async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
-    """Bring one TamsStore's world in line with its spec; raise NotReady/InvalidSpec after recording why."""
+    """Bring one TamsStore's world in line with its spec; raise NotReady/InvalidSpec after recording why.
+    `reprovision` (a change of the spec, or the operator starting): provision again and remove the children the spec
+    no longer asks for."""
     api, config = context(memo)
-    store = Store.from_body(body, config.default_image)
+    store = store_of(body, config)
     generation = body["metadata"].get("generation")
     findings: list[Finding] = []
     outcome = "ok"
     async with memo["locks"][(store.namespace, store.name)]:
+        STORE_PAUSED.labels(store.namespace, store.name).set(paused(body))
+        if paused(body):
+            message = f"annotation {PAUSED_ANNOTATION} is true: nothing is changed until it goes"
+            findings = [Finding(ConditionType.RECONCILIATION_PAUSED, True, Reason.PAUSED, message)]
+            await record(api, body, store, findings, reconciled=False)
+            return
+        if condition(body.get("status") or {}, ConditionType.RECONCILIATION_PAUSED) is not None:
+            findings.append(Finding(ConditionType.RECONCILIATION_PAUSED, False, Reason.RESUMED, "reconciling again"))
         started = time.perf_counter()
         try:
             await ensure_operator_secret(api, body, store)
-            service = service_settings(store, await credentials(api, store))
+            resolved = await credentials(api, store)
+            store = dataclasses.replace(store, secret_versions=tuple(sorted(resolved.secret_versions.items())))
+            service = service_settings(store, resolved)
             status = body.get("status") or {}
             if reprovision or not (
                 is_true(status, ConditionType.METADATA_PROVISIONED, generation)
                 and is_true(status, ConditionType.MEDIA_PROVISIONED, generation)
             ):
                 await provision(store, service, findings)
-            await apply_children(api, body, store)
+            missing = await apply_children(api, body, store)
+            findings += exposure(store, missing)
+            if reprovision:
+                await remove_children(api, store)
+                if "PodMonitor" in missing:
+                    kopf.warn(body, reason="PodMonitorSkipped", message="monitoring.podMonitor needs the Prometheus "
+                              "Operator's CRDs (monitoring.coreos.com/v1 PodMonitor)")  # fmt: skip
         except NotReady as problem:
             findings += problem_findings(problem.reason, str(problem))
             outcome = "not_ready"
@@ -120,13 +148,45 @@ async def ensure_operator_secret(api: KubeApi, body: Manifest, store: Store) -> 
         kopf.info(body, reason="Created", message=f"Secret {store.operator_secret_name} (the operator's token)")
 
 
-async def apply_children(api: KubeApi, body: Manifest, store: Store) -> None:
+async def apply_children(api: KubeApi, body: Manifest, store: Store) -> list[str]:
+    """Apply every child; a child the API server refuses is the spec's fault (InvalidSpec, naming it). Returns the
+    kinds of the children whose API the cluster does not serve."""
+    missing: list[str] = []
     for child in children(store):
         if child["kind"] == "PersistentVolumeClaim":
             await apply_claim(api, body, store, child)
             continue
         kopf.append_owner_reference(child, owner=body)
-        await api.apply(child)
+        try:
+            await api.apply(child)
+        except KubeError as error:
+            if error.status == 404 and child["kind"] in OPTIONAL_APIS:
+                missing.append(child["kind"])
+                continue
+            if error.status in (400, 422):
+                raise InvalidSpec(f"{child['kind']} {child['metadata']['name']}: {error}") from None
+            raise
+    return missing
+
+
+def exposure(store: Store, missing: list[str]) -> list[Finding]:
+    """How clients outside the cluster reach the store (condition Exposed)."""
+    spec = store.spec
+    if spec.ingress is None and spec.http_route is None:
+        message = f"reachable in the cluster only, at {store.endpoint}: ingress or httpRoute reach it from outside"
+        return [Finding(ConditionType.EXPOSED, False, Reason.CLUSTER_ONLY, message)]
+    if "HTTPRoute" in missing:
+        message = "httpRoute needs the Gateway API CRDs (gateway.networking.k8s.io/v1 HTTPRoute): install them"
+        return [Finding(ConditionType.EXPOSED, False, Reason.CRD_NOT_INSTALLED, message)]
+    routes = [kind for kind, wanted in (("Ingress", spec.ingress), ("HTTPRoute", spec.http_route)) if wanted]
+    message = f"{' and '.join(routes)} {store.child_name} route {store.public_url} to the API"
+    return [Finding(ConditionType.EXPOSED, True, Reason.EXPOSED, message)]
+
+
+async def remove_children(api: KubeApi, store: Store) -> None:
+    """The children of fields the spec no longer has (absent ones, or of APIs the cluster lacks, answer 404)."""
+    for api_version, kind, name in removable_children(store):
+        await api.delete(api_version, kind, store.namespace, name)
 
 
 async def apply_claim(api: KubeApi, body: Manifest, store: Store, claim: Manifest) -> None:
@@ -175,7 +235,7 @@ async def availability(api: KubeApi, store: Store) -> list[Finding]:
 
 async def pods(api: KubeApi, store: Store) -> list[Manifest]:
     """The pods of a store's Deployments."""
-    return await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED})
+    return await api.list("v1", "Pod", store.namespace, {INSTANCE_LABEL: store.name, **MANAGED_BY})
 
 
 async def stuck_pod(api: KubeApi, store: Store) -> tuple[str, str] | None:
@@ -215,12 +275,25 @@ async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Find
     """Findings into status, and Ready derived from them. Only a reconcile of the spec moves
     observedGeneration; a child's news describes the generation last reconciled."""
     generation = body["metadata"].get("generation")
-    fields: dict[str, Any] = {"endpoint": store.endpoint, "apiVersion": API_VERSION}
+    fields: dict[str, Any] = {
+        "endpoint": store.endpoint,
+        "url": store.public_url,
+        "apiVersion": API_VERSION,
+        "image": store.spec.image or store.default_image,
+        "replicas": store.spec.replicas,
+        "selector": store.selector("api"),
+    }
     if reconciled:
         fields["observedGeneration"] = generation
     else:
         generation = (body.get("status") or {}).get("observedGeneration", generation)
-    await write_status(api, body, findings, fields, lambda status: ready(status, generation), generation)
+
+    def derived(status: dict[str, Any]) -> Finding:
+        found = ready(status, generation)
+        STORE_READY.labels(store.namespace, store.name).set(found.ok is True)
+        return found
+
+    await write_status(api, body, findings, fields, derived, generation)
 
 
 def retry_on_failure(config: OperatorSettings, retry: int) -> Callable[[Exception], Exception]:
@@ -233,9 +306,13 @@ def retry_on_failure(config: OperatorSettings, retry: int) -> Callable[[Exceptio
 
 
 async def resync(memo: kopf.Memo, body: Manifest) -> None:
-    """Converge without provisioning again; failures are in status already, and the change handlers retry."""
+    """Converge without provisioning again; failures are in status already, and the change handlers retry. A store
+    that was paused is reconciled in full: its spec may have changed meanwhile. (Kopf sees no change of the paused
+    annotation, which shares the prefix of its own: pausing takes effect at the next change or resync, resuming at
+    the next resync.)"""
+    was_paused = is_true(body.get("status") or {}, ConditionType.RECONCILIATION_PAUSED)
     with contextlib.suppress(NotReady, InvalidSpec):
-        await converge(memo, body, reprovision=False)
+        await converge(memo, body, reprovision=was_paused)
 
 
 @kopf.on.create(*TAMS_STORES)
@@ -258,21 +335,21 @@ async def keep_converged(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kop
         await resync(memo, dict(body))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-@kopf.on.event("", "v1", "pods", labels=MANAGED)
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED_BY)
+@kopf.on.event("", "v1", "pods", labels=MANAGED_BY)
 async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Roll a Deployment's or pod's change up into its TamsStore at once; a deleted Deployment comes back."""
     api: KubeApi = memo["api"]
     name = body.metadata.labels.get(INSTANCE_LABEL)
     if not name or not news(memo["seen"], event["type"], dict(body)):
         return
-    owner = await api.get(API, "TamsStore", body.metadata.namespace or "", name)
+    owner = await api.get(TAMS_STORE_API_VERSION, "TamsStore", body.metadata.namespace or "", name)
     if owner is None or owner["metadata"].get("deletionTimestamp"):
         return
     if event["type"] == "DELETED" and body.get("kind") == "Deployment":
         await resync(memo, owner)
         return
-    store = Store.from_body(owner, memo["config"].default_image)
+    store = store_of(owner, memo["config"])
     async with memo["locks"][(store.namespace, store.name)]:
         await record(api, owner, store, await availability(api, store), reconciled=False)
 
@@ -322,7 +399,10 @@ async def reclaim(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> Non
     keeps everything. Secrets gone first (as `kubectl delete -f` of a folder may do) do not block deletion
     forever: after a few attempts the data is kept, and an event says so."""
     api, config = context(memo)
-    store = Store.from_body(dict(body), config.default_image)
+    store = store_of(dict(body), config)
+    for gauge in (STORE_READY, STORE_PAUSED):
+        with contextlib.suppress(KeyError):  # never set: the operator never reconciled it
+            gauge.remove(store.namespace, store.name)
     if not store.reclaims_data:
         kopf.info(body, reason="Retained", message="reclaimPolicy Retain: data, buckets and tables kept")
         return

@@ -10,11 +10,10 @@ import httpx
 
 from .conditions import Reason
 from .config import OperatorSettings
+from .environment import OPERATOR_TOKEN_KEY
 from .kube import KubeApi
 from .provisioning import NotReady
-from .resources import OPERATOR_TOKEN_KEY, Store
-
-GROUP_VERSION = "tams-operator.io/v1alpha1"
+from .tamsstore import TAMS_STORE_API_VERSION, Store
 
 
 class TamsApi:
@@ -48,7 +47,7 @@ def problem(response: httpx.Response) -> str:
 
 @asynccontextmanager
 async def store_api(api: KubeApi, config: OperatorSettings, namespace: str, name: str) -> AsyncIterator[TamsApi]:
-    body = await api.get(GROUP_VERSION, "TamsStore", namespace, name)
+    body = await api.get(TAMS_STORE_API_VERSION, "TamsStore", namespace, name)
     if body is None:
         raise NotReady(Reason.STORE_NOT_FOUND, f"TamsStore {name!r} not found in namespace {namespace!r}")
     store = Store.from_body(body)

@@ -15,8 +15,9 @@ from .conditions import ConditionType, Reason
 from .kube import KubeApi, Manifest
 from .provisioning import NotReady
 from .status import Finding, write_status
-from .stores import GROUP, VERSION, context
+from .stores import context
 from .tams import TamsApi, problem, store_api
+from .tamsstore import GROUP, VERSION
 
 TAMS_WEBHOOKS = (GROUP, VERSION, "tamswebhooks")
 UID_TAG = "tams-operator.io/uid"
