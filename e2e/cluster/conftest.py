@@ -11,8 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+import addons
+import certificate_addons
 import cluster_setup
 import images
+import ingress_addons
 import kind_cluster
 from cluster_access import Cluster
 
@@ -65,3 +68,25 @@ def operator(cluster: Cluster, admin: httpx.Client) -> str:
 def seaweedfs(admin: httpx.Client) -> str:
     """SeaweedFS in the cluster; its S3 endpoint by Service name."""
     return cluster_setup.deploy_seaweedfs(admin)
+
+
+@pytest.fixture(scope="session")
+def cert_manager(admin: httpx.Client) -> str:
+    """cert-manager's controller with the e2e ClusterIssuers (certificate_addons.CA_ISSUER among them) Ready; the PEM
+    of the CA that CA_ISSUER signs with, for clients to trust."""
+    certificate_addons.deploy_cert_manager(admin)
+    return certificate_addons.ca_pem(admin)
+
+
+@pytest.fixture(scope="session")
+def traefik(admin: httpx.Client, cert_manager: str) -> str:
+    """Traefik (IngressClass and GatewayClass `traefik`, the Gateway ingress_addons.GATEWAY) serving; the address of
+    its node, where ports 80 and 443 reach it."""
+    return ingress_addons.deploy_traefik(admin)
+
+
+@pytest.fixture(scope="session")
+def metrics(admin: httpx.Client) -> str:
+    """metrics-server serving the metrics API (`kubectl top`, HPAs on CPU); the APIService's name."""
+    addons.deploy_metrics_server(admin)
+    return addons.METRICS_API

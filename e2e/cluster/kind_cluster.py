@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import yaml
 
+import addons
 import images
 import node_image
 import pod_network
@@ -187,8 +188,9 @@ def up() -> Cluster:
     RUN.mkdir(parents=True)
     provider = Provider()
     provider.build_images()
+    ecosystem = [] if provider.docker else addons.build()  # Traefik, cert-manager, metrics-server (podman-built)
     provider.create()
-    provider.load(*images.CLUSTER_IMAGES)
+    provider.load(*images.CLUSTER_IMAGES, *ecosystem)
     reached = cluster()
     with reached.admin() as admin:
         if not provider.docker:
