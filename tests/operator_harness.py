@@ -35,7 +35,7 @@ def crds() -> list[Manifest]:
     return [document for path in sorted((ROOT / "crds").glob("*.yaml")) for document in documents(path)]
 
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "ClusterKopfPeering"}
 
 
 def collection(manifest: Manifest) -> str:
@@ -109,10 +109,13 @@ OPERATOR_ENV = {
 
 
 @contextmanager
-def running_operator(kube: ControlPlane, namespace: str | None = None, **env: str) -> Iterator[None]:
+def running_operator(kube: ControlPlane, namespace: str | None = None, priority: int = 0, **env: str) -> Iterator[None]:
     """The operator, in a thread of this process, as the `tams-operator` service account; watching one
-    `namespace` only when given (so that it leaves other tests' objects alone)."""
+    `namespace` only when given (so that it leaves other tests' objects alone). With TAMS_OPERATOR_PEERING in `env`,
+    a replica peering with `priority`, as `tams-operator` runs it."""
     import tams_operator.main  # noqa: F401  (registers the handlers)
+    from tams_operator.__main__ import peered
+    from tams_operator.config import OperatorSettings
 
     variables = {"KUBECONFIG": str(kube.kubeconfig(OPERATOR)), **OPERATOR_ENV, **env}
     saved = {name: os.environ.get(name) for name in variables}
@@ -123,7 +126,11 @@ def running_operator(kube: ControlPlane, namespace: str | None = None, **env: st
     def run() -> None:
         try:
             scope: dict[str, Any] = {"namespaces": [namespace]} if namespace else {"clusterwide": True}
-            asyncio.run(kopf.operator(standalone=True, ready_flag=ready, stop_flag=stop, **scope))
+            config = OperatorSettings()
+            peering = {"peering_name": config.peering, "priority": priority, "identity": f"replica-{priority}"}
+            scope |= peering if config.peering else {"standalone": True}
+            settings = peered(kopf.OperatorSettings(), config)
+            asyncio.run(kopf.operator(settings=settings, ready_flag=ready, stop_flag=stop, **scope))
         except BaseException as error:  # shown by the test that started it
             failure.append(error)
             ready.set()

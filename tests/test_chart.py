@@ -100,8 +100,9 @@ def custom_manifests() -> list[Manifest]:
     return render(CUSTOM_VALUES, **CUSTOM_RELEASE)
 
 
-def test_the_default_release_is_one_operator_with_its_role(default_manifests: list[Manifest]) -> None:
+def test_the_default_release_is_two_peered_operators_with_their_role(default_manifests: list[Manifest]) -> None:
     assert sorted(manifest["kind"] for manifest in default_manifests) == [
+        "ClusterKopfPeering",
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
@@ -109,8 +110,19 @@ def test_the_default_release_is_one_operator_with_its_role(default_manifests: li
     ]
     deployment = only(default_manifests, "Deployment")
     assert deployment["metadata"]["namespace"] == "tams-system"
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "Kopf has no leader election"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    peering = only(default_manifests, "ClusterKopfPeering")["metadata"]["name"]
+    assert env(operator_container(default_manifests))[f"{SETTING_PREFIX}PEERING"] == peering
+    assert env(operator_container(default_manifests))["POD_ID"] == "metadata.name", "Kopf's name of the replica"
+
+
+def test_a_single_operator_does_not_peer(default_manifests: list[Manifest]) -> None:
+    single = render({"replicas": 1}, **DEFAULT_RELEASE)
+    assert "ClusterKopfPeering" not in {manifest["kind"] for manifest in single}
+    deployment = only(single, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "never two at work"
+    assert env(operator_container(single))[f"{SETTING_PREFIX}PEERING"] == ""
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == only(default_manifests, "ServiceAccount")["metadata"]["name"]
     container = operator_container(default_manifests)
@@ -137,7 +149,11 @@ def test_the_operator_runs_non_root_on_a_read_only_root(default_manifests: list[
 
 
 def test_the_default_settings_are_the_operators_own(default_manifests: list[Manifest]) -> None:
-    variables = env(operator_container(default_manifests))
+    variables = {
+        name: value
+        for name, value in env(operator_container(default_manifests)).items()
+        if name.startswith(SETTING_PREFIX)
+    }
     known = {f"{SETTING_PREFIX}{name.upper()}" for name in OperatorSettings.model_fields}
     # The one setting left to the operator: its default, all interfaces, is what lets Prometheus reach the pod.
     left_to_the_operator = {f"{SETTING_PREFIX}METRICS_ADDRESS"}
@@ -145,7 +161,7 @@ def test_the_default_settings_are_the_operators_own(default_manifests: list[Mani
     rendered = OperatorSettings(
         **{name.removeprefix(SETTING_PREFIX).lower(): value for name, value in variables.items()}
     )
-    pod_specific = {"default_image", "namespace"}
+    pod_specific = {"default_image", "namespace", "peering"}  # the release's own
     assert rendered.model_dump(exclude=pod_specific) == OperatorSettings().model_dump(exclude=pod_specific)
     assert variables[f"{SETTING_PREFIX}NAMESPACE"] == "metadata.namespace", "its own namespace, from the pod"
 
@@ -159,8 +175,13 @@ def test_the_operator_accepts_its_arguments_and_serves_the_probed_liveness(
         operator_cli(operator_container(manifests)["args"])
         return calls[0]
 
+    for name, value in env(operator_container(default_manifests)).items():
+        if name.startswith(SETTING_PREFIX) and value is not None and "." not in value:  # fieldRefs are the kubelet's
+            monkeypatch.setenv(name, value)
     default = run_options(default_manifests)
     assert default["clusterwide"] is True
+    assert (default["standalone"], default["peering_name"]) == (False, "tams-operator")
+    assert (default["settings"].peering.mandatory, default["settings"].peering.lifetime) == (True, 15)
     liveness = urlsplit(default["liveness_endpoint"])
     container = operator_container(default_manifests)
     probe = container["livenessProbe"]["httpGet"]
@@ -168,11 +189,14 @@ def test_the_operator_accepts_its_arguments_and_serves_the_probed_liveness(
     assert (liveness.path, liveness.port) == (probe["path"], ports[probe["port"]])
     custom = run_options(custom_manifests)
     assert (custom["clusterwide"], custom["namespaces"]) == (False, ["news", "sport"])
+    peerings = [manifest["metadata"] for manifest in custom_manifests if manifest["kind"] == "KopfPeering"]
+    assert sorted(peering["namespace"] for peering in peerings) == ["news", "sport"], "one in each watched namespace"
 
 
 def test_values_reach_the_release(custom_manifests: list[Manifest]) -> None:
     namespace = CUSTOM_RELEASE["namespace"]
-    assert {m["metadata"]["namespace"] for m in custom_manifests if not m["kind"].startswith("Cluster")} == {namespace}
+    namespaced = [m for m in custom_manifests if not m["kind"].startswith("Cluster") and m["kind"] != "KopfPeering"]
+    assert {m["metadata"]["namespace"] for m in namespaced} == {namespace}, "peerings go where the stores are"
     account = only(custom_manifests, "ServiceAccount")
     assert account["metadata"]["annotations"] == {"example.com/role": "tams"}
     subject = only(custom_manifests, "ClusterRoleBinding")["subjects"][0]
@@ -214,9 +238,10 @@ def test_every_manifest_is_valid_for_kubernetes(
     release: str, default_manifests: list[Manifest], custom_manifests: list[Manifest]
 ) -> None:
     manifests = default_manifests if release == "default" else custom_manifests
-    # The ServiceMonitor is Prometheus Operator's kind, without a schema here: its shape is tested above.
+    # The ServiceMonitor is Prometheus Operator's kind, the peerings Kopf's, without schemas here: their shapes are
+    # tested above, and the API server checks the peerings (the installed release).
     for manifest in [*manifests, *chart_crds()]:
-        if manifest["kind"] != "ServiceMonitor":
+        if manifest["kind"] not in {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}:
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
@@ -293,7 +318,7 @@ def installed(kube: ControlPlane) -> Iterator[list[Manifest]]:
         for manifest in manifests:
             apply(admin, manifest)
         yield manifests
-        for kind in ("ClusterRoleBinding", "ClusterRole"):
+        for kind in ("ClusterRoleBinding", "ClusterRole", "ClusterKopfPeering"):
             admin.delete(path(only(manifests, kind)))
         admin.delete(f"/api/v1/namespaces/{PROOF_RELEASE['namespace']}")
 

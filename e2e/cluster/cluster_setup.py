@@ -61,6 +61,9 @@ def install_operator(kubeconfig: Path, admin: httpx.Client, image: str = images.
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         # Faster than the defaults, so the scenario's waits stay short: drift checks and TAMS status polls.
         "operator": {"settings": {"resyncInterval": 15, "pollInterval": 2, "retryInitial": 2, "retryMax": 20}},
+        # One replica: the scenario kills "the operator" and counts on its one pod (the peering of two replicas is
+        # tested on the control plane, tests/test_operator_peering.py).
+        "replicas": 1,
     }
     with Config(kubeconfig_path=kubeconfig, namespace=OPERATOR_NAMESPACE) as helm:
         helm.install(CHART, RELEASE, values, namespace=OPERATOR_NAMESPACE, create_namespace=True)

@@ -25,6 +25,17 @@ class OperatorSettings(BaseSettings):
     metrics_address: str = Field("0.0.0.0", description="Address the metrics are served on.")
     retry_initial: float = Field(5.0, gt=0, description="Seconds before retrying what may heal; doubles each time.")
     retry_max: float = Field(300.0, gt=0, description="Longest wait between two retries.")
+    peering: str = Field(
+        "",
+        description="Name of the ClusterKopfPeering (watching some namespaces: the KopfPeering in each) through which "
+        "replicas agree on the one that works (the oldest); empty: a single replica, no peering.",
+    )
+    peering_lifetime: int = Field(
+        15,
+        ge=5,
+        description="Seconds a replica's peering record stays valid unrenewed: the longest a standby waits to take "
+        "over from a replica that died without a word.",
+    )
 
     def retry_delay(self, retry: int) -> float:
         """Backoff for `kopf.TemporaryError`, so a broken store never spins."""

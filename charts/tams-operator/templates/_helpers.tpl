@@ -42,3 +42,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "tams-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The peering object's name when replicas peer, else empty (TAMS_OPERATOR_PEERING). */}}
+{{- define "tams-operator.peering" -}}
+{{- if gt (int .Values.replicas) 1 }}{{ include "tams-operator.fullname" . }}{{ end }}
+{{- end }}
