@@ -5,6 +5,7 @@ does, the younger takes over and reconciles new TamsStores to Ready. The hand-ov
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,6 +16,7 @@ import pytest
 from control_plane import ControlPlane
 from operator_harness import (
     GROUP,
+    OPERATOR_ENV,
     apply,
     condition,
     create,
@@ -59,7 +61,23 @@ def store_made_ready(admin: httpx.Client, namespace: str, name: str) -> float:
     return time.monotonic() - started
 
 
-def test_the_standby_takes_over_when_the_working_replica_goes(kube: ControlPlane, admin: httpx.Client) -> None:
+@pytest.fixture
+def environment() -> Iterator[None]:
+    """The replicas stop in the order they started, not the reverse, so each one's restoring of the environment
+    would leave the other's behind: put back as it was."""
+    names = (*ENV, *OPERATOR_ENV, "KUBECONFIG")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def test_the_standby_takes_over_when_the_working_replica_goes(
+    kube: ControlPlane, admin: httpx.Client, environment: None
+) -> None:
     namespace = new_namespace(admin)
     with ExitStack() as older, ExitStack() as younger:
         older.enter_context(running_operator(kube, priority=2, **ENV))

@@ -25,6 +25,11 @@ class OperatorSettings(BaseSettings):
     metrics_address: str = Field("0.0.0.0", description="Address the metrics are served on.")
     retry_initial: float = Field(5.0, gt=0, description="Seconds before retrying what may heal; doubles each time.")
     retry_max: float = Field(300.0, gt=0, description="Longest wait between two retries.")
+    rollout_delay: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between one store's move to a new operator image being rolled out and the next store's.",
+    )
     peering: str = Field(
         "",
         description="Name of the ClusterKopfPeering (watching some namespaces: the KopfPeering in each) through which "

@@ -13,6 +13,7 @@ import prometheus_client
 from . import deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
 from .config import OperatorSettings
 from .kube import KubeApi, connection_info, http_client
+from .upgrades import RolloutGate
 
 PREFIX = "tams-operator.io"
 
@@ -39,6 +40,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["api"] = KubeApi(http_client(connection_info()))
     memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time
     memo["seen"] = {}  # what of each child last mattered to its store (stores.news)
+    memo["rollout"] = RolloutGate(config.rollout_delay)  # one store at a time onto a new operator image
 
 
 @kopf.on.cleanup()

@@ -301,6 +301,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 class TamsStoreSpec(SpecModel):
     image: str | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    update_policy: Literal["Automatic", "Manual"] = "Automatic"
     replicas: int = 1
     resources: Resources = {}
     service: ServiceSpec = ServiceSpec()

@@ -41,6 +41,7 @@ from .provisioning import (
 from .resources import children, operator_secret, removable_children
 from .status import Finding, write_status
 from .tamsstore import GROUP, INSTANCE_LABEL, MANAGED_BY, TAMS_STORE_API_VERSION, VERSION, Store
+from .upgrades import follows_operator, image_to_run
 
 TAMS_STORES = (GROUP, VERSION, "tamsstores")
 PAUSED_ANNOTATION = "tams-operator.io/paused"
@@ -56,6 +57,32 @@ def store_of(body: Manifest, config: OperatorSettings) -> Store:
     return Store.from_body(body, config.default_image, config.namespace)
 
 
+def store_to_run(memo: kopf.Memo, body: Manifest) -> Store:
+    """The store with the image its pods are to run now: the operator's, once the store may move to it (upgrades.py)."""
+    config: OperatorSettings = memo["config"]
+    store = store_of(body, config)
+    status = body.get("status") or {}
+    running = status.get("image")
+    admitted = (
+        store.spec.update_policy == "Automatic"
+        and follows_operator(store.spec, running, config.default_image)
+        and memo["rollout"].admit((store.namespace, store.name), time.monotonic())
+    )
+    spec_changed = body["metadata"].get("generation") != status.get("observedGeneration")
+    image = image_to_run(store.spec, running, config.default_image, spec_changed, admitted)
+    return dataclasses.replace(store, default_image=image)
+
+
+def settle_rollout(memo: kopf.Memo, store: Store, running: str | None, findings: list[Finding]) -> None:
+    """The store that holds the rollout gate lets the next one go once it runs the operator's image and is
+    available, or once it no longer follows the operator (an image of its own, or Manual)."""
+    config: OperatorSettings = memo["config"]
+    available = any(finding.type == ConditionType.AVAILABLE and finding.ok for finding in findings)
+    following = store.spec.image is None and store.spec.update_policy == "Automatic"
+    if (running == config.default_image and available) or not following:
+        memo["rollout"].release((store.namespace, store.name), time.monotonic())
+
+
 def paused(body: Manifest) -> bool:
     return (body["metadata"].get("annotations") or {}).get(PAUSED_ANNOTATION) == "true"
 
@@ -64,8 +91,8 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
     """Bring one TamsStore's world in line with its spec; raise NotReady/InvalidSpec after recording why.
     `reprovision` (a change of the spec, or the operator starting): provision again and remove the children the spec
     no longer asks for."""
-    api, config = context(memo)
-    store = store_of(body, config)
+    api: KubeApi = memo["api"]
+    store = store_to_run(memo, body)
     generation = body["metadata"].get("generation")
     findings: list[Finding] = []
     outcome = "ok"
@@ -107,6 +134,7 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             raise
         finally:
             findings += await availability(api, store)
+            settle_rollout(memo, store, store.spec.image or store.default_image, findings)
             await record(api, body, store, findings, reconciled=True)
             RECONCILES.labels(outcome).inc()
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -279,12 +307,12 @@ async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Find
         "endpoint": store.endpoint,
         "url": store.public_url,
         "apiVersion": API_VERSION,
-        "image": store.spec.image or store.default_image,
         "replicas": store.spec.replicas,
         "selector": store.selector("api"),
     }
-    if reconciled:
+    if reconciled:  # only a reconcile knows the image it applied
         fields["observedGeneration"] = generation
+        fields["image"] = store.spec.image or store.default_image
     else:
         generation = (body.get("status") or {}).get("observedGeneration", generation)
 
@@ -351,7 +379,9 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
         return
     store = store_of(owner, memo["config"])
     async with memo["locks"][(store.namespace, store.name)]:
-        await record(api, owner, store, await availability(api, store), reconciled=False)
+        found = await availability(api, store)
+        settle_rollout(memo, store, (owner.get("status") or {}).get("image"), found)
+        await record(api, owner, store, found, reconciled=False)
 
 
 def news(seen: dict[tuple[str, str, str], tuple[Any, ...]], event_type: str, body: Manifest) -> bool:
