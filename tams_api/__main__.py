@@ -1,22 +1,28 @@
 """`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
 the background worker alone, for deployments where API replicas scale and one worker serves the store;
 `tams-api provision s3|vast|postgres` creates what the configured stores need; `tams-api migrate` brings the
-metadata store's schema to this release's version (as starting the API or the worker does) and exits."""
+metadata store's schema to this release's version (as starting the API or the worker does) and exits;
+`tams-api backup` writes a backup of an embedded store to the S3 folder of the TAMS_BACKUP_* settings, and
+`tams-api restore` makes a new store from one."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import uvicorn
+from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from .app import create_app, open_metadata, open_services
-from .config import Settings
+from .backup import BackupError, back_up, restore
+from .config import BackupSettings, Settings
 from .errors import ConfigurationError
 from .provision import provision_postgres, provision_s3, provision_vast
 from .worker import Worker
@@ -41,7 +47,15 @@ def main(argv: list[str] | None = None) -> None:
         "tables in the database of TAMS_POSTGRES_URL",
     )
     commands.add_parser("migrate", help="bring the metadata store's schema to this release's version (idempotent)")
+    backup = commands.add_parser("backup", help="write a backup of the store to the folder of TAMS_BACKUP_S3_*")
+    backup.add_argument("--summary-file", type=Path, help="also write the backup's summary (JSON) to this file")
+    commands.add_parser(
+        "restore", help="make this new store a copy of the backup in the folder of TAMS_BACKUP_S3_* (idempotent)"
+    )
     args = parser.parse_args(argv)
+    if args.command in ("backup", "restore"):
+        run_backup_command(args)
+        return
 
     try:
         settings = Settings()
@@ -67,13 +81,36 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=settings.access_log)
 
 
-def describe(error: ValidationError) -> str:
+def run_backup_command(args: argparse.Namespace) -> None:
+    try:
+        settings = Settings()
+        location = BackupSettings()
+    except ValidationError as error:
+        prefix = "TAMS_BACKUP_" if error.title == BackupSettings.__name__ else "TAMS_"
+        sys.exit(f"tams-api: bad configuration: {describe(error, prefix)}")
+    try:
+        if args.command == "restore":
+            print(f"tams-api: {restore(settings, location)}")
+            return
+        summary = json.dumps(back_up(settings, location), separators=(",", ":"))
+    except ConfigurationError as error:
+        sys.exit(f"tams-api: bad configuration: {error}")
+    except BackupError as error:
+        sys.exit(f"tams-api: {error}")
+    except (ClientError, BotoCoreError) as error:
+        sys.exit(f"tams-api: {location.url}: {error}")
+    print(summary)
+    if args.summary_file:
+        args.summary_file.write_text(summary)
+
+
+def describe(error: ValidationError, prefix: str = "TAMS_") -> str:
     """Settings errors in one line, each after the setting it is about (checks across settings name theirs)."""
     problems = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
         setting = "_".join(map(str, item["loc"])).upper()
-        problems.append(f"TAMS_{setting}: {message}" if setting else message)
+        problems.append(f"{prefix}{setting}: {message}" if setting else message)
     return "; ".join(problems)
 
 

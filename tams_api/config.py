@@ -43,8 +43,9 @@ class MediaBackendSpec(BaseModel):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     path_style: bool | None = None
-    # Which settings describe this backend, so that errors name what to fix.
-    _is_default: bool = PrivateAttr(False)
+    # The variables of this backend's fields (TAMS_S3_ for the default backend), so that errors name what to fix;
+    # None: an entry of TAMS_EXTRA_STORAGE_BACKENDS.
+    _setting_prefix: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_location(self) -> MediaBackendSpec:
@@ -72,8 +73,8 @@ class MediaBackendSpec(BaseModel):
 
     def setting(self, *names: str) -> str:
         """The settings that hold this backend's fields `names` (e.g. bucket), for error messages."""
-        if self._is_default:
-            return " / ".join(f"TAMS_S3_{name.upper()}" for name in names)
+        if self._setting_prefix is not None:
+            return " / ".join(f"{self._setting_prefix}{name.upper()}" for name in names)
         return f"{EXTRA_BACKENDS_SETTING} (backend {self.label!r}) {' / '.join(names)}"
 
 
@@ -325,10 +326,54 @@ class Settings(BaseSettings):
             secret_access_key=self.s3_secret_access_key,
             path_style=self.s3_path_style,
         )
-        spec._is_default = True
+        spec._setting_prefix = "TAMS_S3_"
         return spec
 
     @property
     def media_backends(self) -> list[MediaBackendSpec]:
         """Every configured media backend, the default first."""
         return [self.default_media_backend, *self.extra_storage_backends]
+
+
+class BackupSettings(BaseSettings):
+    """Where `tams-api backup` writes a backup of the store the TAMS_* settings describe, and `tams-api restore`
+    reads one: a folder of an S3 bucket."""
+
+    model_config = SettingsConfigDict(env_prefix="TAMS_BACKUP_", extra="ignore")
+
+    s3_bucket: str = Field(min_length=1, description="Bucket of the backups.")
+    s3_path: str = Field("", description="The backup's folder in the bucket.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS for the region).")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = Field(None, description="Default: boto3's credential chain.")
+    s3_secret_access_key: str | None = None
+    s3_path_style: bool | None = Field(None, description="Path-style URLs (default: when an endpoint is set).")
+    store: str = Field("", description="The store's name, recorded in the manifest (the operator: NAMESPACE/NAME).")
+    parallelism: int = Field(8, ge=1, le=64, description="Media objects copied at once.")
+
+    @property
+    def folder(self) -> str:
+        return self.s3_path.strip("/")
+
+    def key(self, name: str) -> str:
+        return f"{self.folder}/{name}" if self.folder else name
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.s3_bucket}/{self.folder}"
+
+    def location(self, folder: str) -> MediaBackendSpec:
+        """A folder of the backup as a media backend, so that media is copied in and out as between backends."""
+        spec = MediaBackendSpec(
+            label=f"backup {self.url}",
+            backend="s3",
+            bucket=self.s3_bucket,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+            prefix=self.key(folder) + "/",
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            path_style=self.s3_path_style,
+        )
+        spec._setting_prefix = "TAMS_BACKUP_S3_"
+        return spec

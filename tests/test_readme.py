@@ -16,7 +16,7 @@ from tams_operator.config import OperatorSettings
 
 from background import api_process
 from control_plane import ControlPlane, kubernetes_binaries
-from tams_api.config import Settings
+from tams_api.config import BackupSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +57,7 @@ def test_every_setting_is_documented() -> None:
     readme = (ROOT / "README.md").read_text()
     variables = [f"TAMS_{name.upper()}" for name in Settings.model_fields]
     variables += [f"TAMS_OPERATOR_{name.upper()}" for name in OperatorSettings.model_fields]
+    variables += [f"TAMS_BACKUP_{name.upper()}" for name in BackupSettings.model_fields]
     assert [variable for variable in variables if f"`{variable}`" not in readme] == []
 
 

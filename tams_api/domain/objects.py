@@ -90,7 +90,7 @@ def copy_instance(store: MetadataStore, media: MediaStores, object_id: str, targ
         copied = copy_media(sources[0], target, object_id)
     except NotFound as missing:
         raise BadRequest(f"{missing.summary}: upload it before copying it") from None
-    MEDIA_BYTES_WRITTEN.labels(target.backend.label).inc(copied)
+    MEDIA_BYTES_WRITTEN.labels(target.backend.label).inc(copied.size)
     try:
         store.write(functools.partial(_add_controlled, store, object_id, target.backend.id))
     except NotFound:

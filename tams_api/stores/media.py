@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -105,22 +106,29 @@ class MediaStores:
 
 
 class CountingReader:
-    """A binary stream that counts the bytes read through it."""
+    """A binary stream that counts and checksums (SHA-256) the bytes read through it."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         self.count = 0
+        self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
         chunk = self.stream.read(size)
         self.count += len(chunk)
+        self.digest.update(chunk)
         return chunk
 
 
-def copy_media(source: MediaStore, target: MediaStore, object_id: str) -> int:
-    """Copy an object's bytes and content type from one store to another, streaming (objects can be large);
-    returns the number of bytes copied."""
+@dataclass(frozen=True, slots=True)
+class Copied:
+    size: int
+    sha256: str
+
+
+def copy_media(source: MediaStore, target: MediaStore, object_id: str) -> Copied:
+    """Copy an object's bytes and content type from one store to another, streaming (objects can be large)."""
     with source.reader(object_id) as media:
         counted = CountingReader(media.stream)
         target.write(object_id, media.content_type, counted)  # type: ignore[arg-type]  # write() only reads
-    return counted.count
+    return Copied(counted.count, counted.digest.hexdigest())
