@@ -9,7 +9,7 @@ BASE_IMAGE ?=
 IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
-.PHONY: run test e2e e2e-down lint bench bench-paging bench-webhooks bench-s3 bench-vast bench-postgres bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
+.PHONY: run test e2e e2e-down lint bench bench-paging bench-webhooks bench-s3 bench-vast bench-postgres bench-backup bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-vast: $(VENV)/.installed
 
 bench-postgres: $(VENV)/.installed
 	$(BIN)/python -m bench.postgres_store
+
+bench-backup: $(VENV)/.installed
+	$(BIN)/python -m bench.backup
 
 bench-operator: $(VENV)/.installed
 	$(BIN)/python -m bench.operator

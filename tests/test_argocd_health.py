@@ -106,3 +106,40 @@ def test_degraded_exactly_for_the_reasons_a_person_must_fix(reason: Reason) -> N
     assert store == ("Degraded" if reason in STORE_TERMINAL_REASONS else "Progressing")
     webhook = health("TamsWebhook", resource(1, ready("False", reason)))[0]
     assert webhook == ("Degraded" if reason in WEBHOOK_TERMINAL_REASONS else "Progressing")
+
+
+def backup(phase: str | None, **status: Any) -> dict[str, Any]:
+    return resource(1, {"phase": phase, **status} if phase else None)
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected", "message"),
+    [
+        (backup(None), "Progressing", "Waiting for the operator"),
+        (backup("Running", url="s3://b/f"), "Progressing", "Backing up to s3://b/f"),
+        (backup("Completed", url="s3://b/f"), "Healthy", "Backup written to s3://b/f"),
+        (backup("Failed", error="tams-api: access denied"), "Degraded", "tams-api: access denied"),
+        (resource(deleting=True), "Progressing", "Deleting"),
+    ],
+    ids=["new", "running", "completed", "failed", "deleting"],
+)
+def test_tams_backup_health(obj: dict[str, Any], expected: str, message: str) -> None:
+    assert health("TamsBackup", obj) == (expected, message)
+
+
+def schedule(suspend: bool = False, **status: Any) -> dict[str, Any]:
+    return {**resource(1, status or None), "spec": {"schedule": "0 3 * * *", "suspend": suspend}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected", "message"),
+    [
+        (schedule(), "Healthy", "Scheduled"),
+        (schedule(nextScheduleTime="2026-12-07T03:00:00Z"), "Healthy", "Next backup at 2026-12-07T03:00:00Z"),
+        (schedule(suspend=True), "Suspended", "Suspended"),
+        (schedule(error="schedule '61 * * * *': Bad minute"), "Degraded", "schedule '61 * * * *': Bad minute"),
+    ],
+    ids=["new", "scheduled", "suspended", "bad-schedule"],
+)
+def test_tams_scheduled_backup_health(obj: dict[str, Any], expected: str, message: str) -> None:
+    assert health("TamsScheduledBackup", obj) == (expected, message)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tams_operator.environment import EXTRA_BACKEND_PREFIX, OPERATOR_VARIABLES
+from tams_operator.environment import OPERATOR_PREFIXES, OPERATOR_VARIABLES
 
 from control_plane import ControlPlane, kubernetes_binaries
 
@@ -186,7 +186,7 @@ def test_the_variables_spec_env_refuses_are_those_the_operator_sets() -> None:
     [rule] = env["items"]["x-kubernetes-validations"]
     listed = set(re.findall(r"'([A-Z0-9_]+)'", rule["rule"].split("startsWith")[0]))
     assert listed == OPERATOR_VARIABLES
-    assert f"startsWith('{EXTRA_BACKEND_PREFIX}')" in rule["rule"]
+    assert set(re.findall(r"startsWith\('([A-Z_]+)'\)", rule["rule"])) == set(OPERATOR_PREFIXES)
 
 
 def test_kubectl_explain_documents_the_new_fields(api: httpx.Client, kube: ControlPlane) -> None:

@@ -1,5 +1,6 @@
-"""The operator's typed TamsStore spec mirrors the CRD: the same fields, the same required ones, the same defaults,
-at every level. A field added to one and not the other, or a default changed in one, fails here."""
+"""The operator's typed specs (TamsStore, TamsBackup, TamsScheduledBackup) mirror their CRDs: the same fields,
+the same required ones, the same defaults, at every level. A field added to one and not the other, or a default
+changed in one, fails here."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from tams_operator.spec import TamsStoreSpec
+from tams_operator.spec import TamsBackupSpec, TamsScheduledBackupSpec, TamsStoreSpec
 
 from operator_harness import ROOT, documents
 
-CRD = documents(ROOT / "crds" / "tamsstores.yaml")[0]
-SPEC_SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+MODELS = {"tamsstores": TamsStoreSpec, "tamsbackups": TamsBackupSpec, "tamsscheduledbackups": TamsScheduledBackupSpec}
+
+
+def spec_schema(plural: str) -> dict[str, Any]:
+    crd = documents(ROOT / "crds" / f"{plural}.yaml")[0]
+    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
 UNSET = (None, {}, (), [])  # what the model holds for a field the CRD leaves unset
 
 
@@ -44,7 +51,11 @@ def fields_of(schema: dict[str, Any], model: type[BaseModel], where: str = "spec
     return found
 
 
-FIELDS = fields_of(SPEC_SCHEMA, TamsStoreSpec)
+FIELDS = [
+    (f"{plural}:{path}", *found)
+    for plural, model in MODELS.items()
+    for path, *found in fields_of(spec_schema(plural), model)
+]
 
 
 @pytest.mark.parametrize(("path", "schema", "field", "required"), FIELDS, ids=[item[0] for item in FIELDS])

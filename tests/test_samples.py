@@ -20,7 +20,7 @@ Manifest = dict[str, Any]
 SAMPLES = ROOT / "samples"
 KUBE_SAMPLES = sorted(set(SAMPLES.glob("*.yaml")) - {SAMPLES / "argocd-application.yaml"})
 # Secrets first, as `kubectl apply` would need them before the operator reads them.
-APPLY_ORDER = ["Secret", "TamsStore", "TamsWebhook", "TamsDeletionRequest"]
+APPLY_ORDER = ["Secret", "TamsStore", "TamsWebhook", "TamsDeletionRequest", "TamsBackup", "TamsScheduledBackup"]
 
 
 def secret_refs(value: Any) -> set[str]:
@@ -52,8 +52,10 @@ def test_webhooks_and_deletions_name_a_sample_store() -> None:
     every = [manifest for sample in KUBE_SAMPLES for manifest in documents(sample)]
     stores = names(every, "TamsStore")
     for manifest in every:
-        if manifest["kind"] in ("TamsWebhook", "TamsDeletionRequest"):
+        if manifest["kind"] in ("TamsWebhook", "TamsDeletionRequest", "TamsBackup"):
             assert manifest["spec"]["storeRef"]["name"] in stores
+        if manifest["kind"] == "TamsScheduledBackup":
+            assert manifest["spec"]["backup"]["storeRef"]["name"] in stores
 
 
 @pytest.fixture(scope="module")

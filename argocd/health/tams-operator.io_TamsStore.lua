@@ -3,7 +3,7 @@
 local hs = {status = "Progressing", message = "Waiting for the operator"}
 local needs_a_person = {
   InvalidSpec = true, SecretNotFound = true, SecretKeyNotFound = true, S3Failed = true, VastFailed = true,
-  PostgresFailed = true,
+  PostgresFailed = true, BackupFailed = true,
   ErrImagePull = true, ImagePullBackOff = true, InvalidImageName = true, CrashLoopBackOff = true,
   CreateContainerConfigError = true, CreateContainerError = true,
 }

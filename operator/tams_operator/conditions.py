@@ -48,6 +48,7 @@ class Reason(StrEnum):
     TAMS_ERROR = "TamsError"
     STORE_NOT_FOUND = "StoreNotFound"
     STORE_NOT_READY = "StoreNotReady"
+    BACKUP_NOT_READY = "BackupNotReady"  # the TamsBackup a store restores is missing or not yet completed
     # A person must act
     INVALID_SPEC = "InvalidSpec"
     SECRET_NOT_FOUND = "SecretNotFound"
@@ -58,6 +59,7 @@ class Reason(StrEnum):
     WEBHOOK_ERROR = "WebhookError"
     REFUSED = "Refused"
     FAILED = "Failed"
+    BACKUP_FAILED = "BackupFailed"  # the TamsBackup a store restores failed
     # Pod states that will not heal by waiting (the kubelet's own reasons, passed on)
     ERR_IMAGE_PULL = "ErrImagePull"
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
@@ -86,6 +88,7 @@ STORE_TERMINAL_REASONS = STUCK_POD_REASONS | {
     Reason.VAST_FAILED,
     Reason.POSTGRES_FAILED,
     Reason.S3_FAILED,
+    Reason.BACKUP_FAILED,
 }
 WEBHOOK_TERMINAL_REASONS = frozenset({Reason.WEBHOOK_ERROR, Reason.REFUSED, Reason.SECRET_NOT_FOUND})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .spec import KeysSecretRef, S3Spec, dumped
+from .spec import BackupDestination, KeysSecretRef, S3Spec, dumped
 from .tamsstore import Store
 
 DATA_PATH = "/data"
@@ -19,6 +19,8 @@ WORKER_METRICS_PORT = 9090
 OPERATOR_TOKEN_KEY = "token"
 OPERATOR_TOKEN_VARIABLE = "TAMS_AUTH_OPERATOR_TOKEN"
 EXTRA_BACKEND_PREFIX = "TAMS_EXTRA_BACKEND_"  # the keys of spec.media.extraBackends[i]: TAMS_EXTRA_BACKEND_<i>_...
+BACKUP_PREFIX = "TAMS_BACKUP_"  # where a backup is written (TamsBackup's Job) or read (bootstrap.fromBackup)
+OPERATOR_PREFIXES = (EXTRA_BACKEND_PREFIX, BACKUP_PREFIX)
 OPERATOR_VARIABLES = frozenset(
     [
         "TAMS_PUBLIC_URL",
@@ -77,7 +79,7 @@ OPERATOR_VARIABLES = frozenset(
 
 
 def operator_owned(variable: str) -> bool:
-    return variable in OPERATOR_VARIABLES or variable.startswith(EXTRA_BACKEND_PREFIX)
+    return variable in OPERATOR_VARIABLES or variable.startswith(OPERATOR_PREFIXES)
 
 
 # Service settings the spec may set; unset, the service's defaults apply.
@@ -225,6 +227,21 @@ def container_env(store: Store) -> list[dict[str, Any]]:
     """The container's `env`: credentials by reference, then what refers to them, then the spec's own."""
     own = [dumped(variable) for variable in store.spec.env]
     return secret_env(store) + extra_backends_env(store) + own
+
+
+def backup_env(location: BackupDestination, store_label: str) -> list[dict[str, Any]]:
+    """The folder of one backup (location.path) for `tams-api backup` and `tams-api restore`, keys by reference."""
+    values = {
+        "S3_BUCKET": location.bucket,
+        "S3_PATH": location.path or "",
+        "S3_ENDPOINT_URL": location.endpoint,
+        "S3_REGION": location.region,
+        "STORE": store_label,
+    }
+    env = [{"name": f"{BACKUP_PREFIX}{name}", "value": value} for name, value in values.items() if value is not None]
+    if (ref := location.credentials_secret_ref) is not None:
+        env += _keys_env(f"{BACKUP_PREFIX}S3_ACCESS_KEY_ID", f"{BACKUP_PREFIX}S3_SECRET_ACCESS_KEY", ref)
+    return env
 
 
 def created_buckets(store: Store, default_label: str) -> list[str]:

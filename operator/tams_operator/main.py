@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from . import deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
+from . import backups, deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
 from .config import OperatorSettings
 from .kube import KubeApi, connection_info, http_client
 from .upgrades import RolloutGate

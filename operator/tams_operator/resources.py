@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from .environment import (
     DATA_PATH,
     MEDIA_PATH,
     OPERATOR_TOKEN_KEY,
     WORKER_METRICS_PORT,
+    backup_env,
     container_env,
     settings,
 )
 from .exposure import http_route, ingress, network_policy
 from .scaling import horizontal_pod_autoscaler, pod_disruption_budget, pod_monitor
-from .spec import PodTemplateSpec, ServiceAccountSpec, VolumeSpec, dumped
-from .tamsstore import Store
+from .spec import BackupDestination, PodTemplateSpec, ServiceAccountSpec, VolumeSpec, dumped
+from .tamsstore import MANAGED_BY, Store
 
 API_PORT = 8000
 CONFIG_HASH_ANNOTATION = "tams-operator.io/config-hash"
@@ -73,10 +74,15 @@ def volume_claims(store: Store) -> list[Manifest]:
     return claims
 
 
-def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: bool) -> dict[str, Any]:
+Role = Literal["api", "worker", "backup"]
+CONTAINER_NAMES: dict[Role, str] = {"api": "tams-api", "worker": "tams-worker", "backup": "backup"}
+
+
+def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], role: Role) -> dict[str, Any]:
     """The pod as the operator makes it; the spec's placement is added by _placed."""
+    api = role == "api"
     container: dict[str, Any] = {
-        "name": "tams-api" if api else "tams-worker",
+        "name": CONTAINER_NAMES[role],
         "image": store.spec.image or store.default_image,
         "imagePullPolicy": store.spec.image_pull_policy,
         "args": command,
@@ -99,7 +105,9 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         volumes.append({"name": name.rsplit("-", 1)[1], "persistentVolumeClaim": {"claimName": name}})
     # As the server, without its ports and probes; its one-line error is the message of its terminated state.
     migrate = {**container, "name": "migrate", "args": ["migrate"], "terminationMessagePolicy": "FallbackToLogsOnError"}
-    if not api:  # the worker's own /metrics (webhook deliveries are counted where the worker runs)
+    if role == "backup":  # its summary, or its one-line error, is the message of its terminated state
+        container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    if role == "worker":  # the worker's own /metrics (webhook deliveries are counted where the worker runs)
         container["env"] = [*container["env"], {"name": "TAMS_WORKER_METRICS_PORT", "value": str(WORKER_METRICS_PORT)}]
         container["ports"] = [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}]
     if api:
@@ -121,7 +129,7 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
             "failureThreshold": 6,
         }
     pod: dict[str, Any] = {
-        "serviceAccountName": _service_account_name(store, api),
+        "serviceAccountName": _service_account_name(store, role != "worker"),
         "automountServiceAccountToken": False,
         "securityContext": {"runAsNonRoot": True, "fsGroup": 10001},
         "containers": [container],
@@ -135,6 +143,11 @@ def _pod_spec(store: Store, command: list[str], resources: dict[str, Any], api: 
         # the previous release working, whose pods serve until the rollout replaces them. The worker migrates as it
         # opens the store.
         pod["initContainers"] = [migrate]
+        if store.restore_from is not None:
+            # A new store restored from a backup (`tams-api restore`, which does nothing once it is done) before
+            # its schema is brought to this image's version.
+            env = [*container["env"], *backup_env(store.restore_from, store.label)]
+            pod["initContainers"] = [{**migrate, "name": "restore", "args": ["restore"], "env": env}, migrate]
     return pod
 
 
@@ -199,7 +212,7 @@ def _deployment(
 
 
 def api_deployment(store: Store) -> Manifest:
-    pod = _pod_spec(store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.resources, True)
+    pod = _pod_spec(store, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)], store.spec.resources, "api")
     return _deployment(store, store.child_name, "api", store.spec.replicas, pod, API_PORT)
 
 
@@ -207,8 +220,38 @@ def worker_deployment(store: Store) -> Manifest | None:
     """The background worker, alone in its Deployment, when the API replicas share the metadata store."""
     if not store.shared_metadata:
         return None
-    pod = _pod_spec(store, ["worker"], store.spec.worker.resources, api=False)
+    pod = _pod_spec(store, ["worker"], store.spec.worker.resources, "worker")
     return _deployment(store, store.worker_name, "worker", 1, pod, WORKER_METRICS_PORT)
+
+
+BACKUP_LABEL = "tams-operator.io/backup"
+STORE_LABEL = "tams-operator.io/store"
+SUMMARY_PATH = "/dev/termination-log"  # where `tams-api backup` leaves its summary for the operator to read
+
+
+def backup_job(store: Store, backup: str, location: BackupDestination) -> Manifest:
+    """The Job writing one backup of the store (TamsBackup `backup`) to `location`: the store's image, settings and
+    volumes; on the node of the store's pods, whose ReadWriteOnce volumes it reads (SQLite's online backup reads the
+    live database beside the server). Tried twice: a second try starts over (nothing counts until the manifest)."""
+    pod = _pod_spec(store, ["backup", "--summary-file", SUMMARY_PATH], store.spec.resources, "backup")
+    [container] = pod["containers"]
+    container["env"] = [*container["env"], *backup_env(location, store.label)]
+    pod["restartPolicy"] = "Never"
+    # Not the store's instance label: the store's own pods are those of its Deployments (stores.pods).
+    labels = {
+        "app.kubernetes.io/name": "tams",
+        "app.kubernetes.io/component": "backup",
+        STORE_LABEL: store.name,
+        BACKUP_LABEL: backup,
+        **MANAGED_BY,
+    }
+    placed = _placed(pod, store.spec.pod_template, store.labels("api"), same_node=not store.shared_metadata)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"{backup}-backup", "namespace": store.namespace, "labels": labels},
+        "spec": {"backoffLimit": 1, "template": {"metadata": {"labels": labels}, "spec": placed}},
+    }
 
 
 def service(store: Store) -> Manifest:

@@ -298,6 +298,27 @@ class MonitoringSpec(SpecModel):
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
+class BackupDestination(SpecModel):
+    """A folder of an S3 bucket holding backups (TamsBackup), or one backup (bootstrap.fromBackup)."""
+
+    bucket: str
+    path: str | None = None
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    credentials_secret_ref: KeysSecretRef | None = None  # unset: the pod's own identity (boto3's chain)
+
+
+class FromBackupSpec(SpecModel):
+    """A TamsBackup of the namespace by name, or the folder of a backup (destination.path is the backup's own)."""
+
+    name: str | None = None
+    destination: BackupDestination | None = None
+
+
+class BootstrapSpec(SpecModel):
+    from_backup: FromBackupSpec
+
+
 class TamsStoreSpec(SpecModel):
     image: str | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
@@ -329,3 +350,32 @@ class TamsStoreSpec(SpecModel):
     webhooks: WebhookDeliverySpec = WebhookDeliverySpec()
     env: tuple[EnvVar, ...] = ()
     monitoring: MonitoringSpec = MonitoringSpec()
+    bootstrap: BootstrapSpec | None = None
+
+
+class StoreRef(SpecModel):
+    name: str
+
+
+class TamsBackupSpec(SpecModel):
+    store_ref: StoreRef
+    destination: BackupDestination
+    reclaim_policy: Literal["Retain", "Delete"] = "Retain"  # Delete: the backup's folder goes with the TamsBackup
+
+
+class ScheduledBackupTemplate(TamsBackupSpec):
+    reclaim_policy: Literal["Retain", "Delete"] = "Delete"  # what the retention deletes goes from the bucket too
+
+
+class RetentionSpec(SpecModel):
+    """Completed backups of a schedule kept: the newest `count`, none older than `max_age` (e.g. 30d, 12h)."""
+
+    count: int | None = None
+    max_age: str | None = None
+
+
+class TamsScheduledBackupSpec(SpecModel):
+    schedule: str
+    suspend: bool = False
+    retention: RetentionSpec = RetentionSpec()
+    backup: ScheduledBackupTemplate

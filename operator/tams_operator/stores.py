@@ -25,6 +25,7 @@ from tams_api import API_VERSION
 from tams_api.config import Settings
 from tams_api.errors import ConfigurationError
 
+from .backups import restore_location
 from .conditions import STUCK_POD_REASONS, ConditionType, Reason, condition, is_true
 from .config import OperatorSettings
 from .kube import KubeApi, KubeError, Manifest
@@ -39,6 +40,7 @@ from .provisioning import (
     service_settings,
 )
 from .resources import children, operator_secret, removable_children
+from .spec import dumped
 from .status import Finding, write_status
 from .tamsstore import GROUP, INSTANCE_LABEL, MANAGED_BY, TAMS_STORE_API_VERSION, VERSION, Store
 from .upgrades import follows_operator, image_to_run
@@ -109,7 +111,11 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
         try:
             await ensure_operator_secret(api, body, store)
             resolved = await credentials(api, store)
-            store = dataclasses.replace(store, secret_versions=tuple(sorted(resolved.secret_versions.items())))
+            store = dataclasses.replace(
+                store,
+                secret_versions=tuple(sorted(resolved.secret_versions.items())),
+                restore_from=await restore_location(api, body, store),
+            )
             service = service_settings(store, resolved)
             status = body.get("status") or {}
             if reprovision or not (
@@ -146,6 +152,8 @@ def problem_findings(reason: str, message: str) -> list[Finding]:
         Reason.VAST_FAILED: [ConditionType.METADATA_PROVISIONED],
         Reason.POSTGRES_FAILED: [ConditionType.METADATA_PROVISIONED],
         Reason.S3_FAILED: [ConditionType.MEDIA_PROVISIONED],
+        Reason.BACKUP_NOT_READY: [ConditionType.METADATA_PROVISIONED],
+        Reason.BACKUP_FAILED: [ConditionType.METADATA_PROVISIONED],
     }
     return [
         Finding(kind, False, reason, message)
@@ -313,6 +321,8 @@ async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Find
     if reconciled:  # only a reconcile knows the image it applied
         fields["observedGeneration"] = generation
         fields["image"] = store.spec.image or store.default_image
+    if store.restore_from is not None:
+        fields["restoredFrom"] = dumped(store.restore_from)
     else:
         generation = (body.get("status") or {}).get("observedGeneration", generation)
 

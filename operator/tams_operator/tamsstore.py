@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import TamsStoreSpec
+from .spec import BackupDestination, TamsStoreSpec
 
 GROUP, VERSION = "tams-operator.io", "v1alpha1"
 TAMS_STORE_API_VERSION = f"{GROUP}/{VERSION}"
@@ -28,6 +28,8 @@ class Store:
     operator_namespace: str | None = None  # where the operator runs: its NetworkPolicy admits it
     # (name, resourceVersion) of each Secret the pods read: a rotated Secret changes the pod template
     secret_versions: tuple[tuple[str, str], ...] = ()
+    # The folder of the backup spec.bootstrap.fromBackup names, resolved: restored before the first server starts.
+    restore_from: BackupDestination | None = None
 
     @classmethod
     def from_body(
@@ -41,6 +43,11 @@ class Store:
     @property
     def child_name(self) -> str:
         return f"{self.name}-tams"
+
+    @property
+    def label(self) -> str:
+        """The store for people: NAMESPACE/NAME."""
+        return f"{self.namespace}/{self.name}"
 
     @property
     def worker_name(self) -> str:
