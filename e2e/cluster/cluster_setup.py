@@ -54,20 +54,59 @@ def wait_available(admin: httpx.Client, namespace: str, name: str) -> None:
     wait(available, f"Deployment {namespace}/{name} available", WAIT_S)
 
 
-def install_operator(kubeconfig: Path, admin: httpx.Client, image: str = images.TAMS_IMAGE) -> None:
-    """The chart installed into tams-system, its operator (`image`, loaded into the node, never pulled) running."""
+def operator_values(image: str = images.TAMS_IMAGE) -> dict[str, Any]:
+    """The chart's values as the e2e installs it: `image` loaded into the nodes, never pulled; the chart's two
+    replicas, peering (the scenario kills the working one and sees the standby take over)."""
     repository, tag = image.rsplit(":", 1)
-    values = {
+    return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         # Faster than the defaults, so the scenario's waits stay short: drift checks and TAMS status polls.
         "operator": {"settings": {"resyncInterval": 15, "pollInterval": 2, "retryInitial": 2, "retryMax": 20}},
-        # One replica: the scenario kills "the operator" and counts on its one pod (the peering of two replicas is
-        # tested on the control plane, tests/test_operator_peering.py).
-        "replicas": 1,
     }
+
+
+def install_operator(kubeconfig: Path, admin: httpx.Client, image: str = images.TAMS_IMAGE) -> None:
+    """The chart installed into tams-system, its operator (`image`, loaded into the node, never pulled) running."""
     with Config(kubeconfig_path=kubeconfig, namespace=OPERATOR_NAMESPACE) as helm:
-        helm.install(CHART, RELEASE, values, namespace=OPERATOR_NAMESPACE, create_namespace=True)
+        helm.install(CHART, RELEASE, operator_values(image), namespace=OPERATOR_NAMESPACE, create_namespace=True)
     wait_available(admin, OPERATOR_NAMESPACE, RELEASE)
+
+
+def upgrade_operator(kubeconfig: Path, values: dict[str, Any]) -> int:
+    """`helm upgrade` of the release with `values` over the ones it has (--reuse-values), as a user upgrades to a
+    new release; the revision it replaced. Returns once Helm applied it: the operator's pods roll meanwhile."""
+    with Config(kubeconfig_path=kubeconfig, namespace=OPERATOR_NAMESPACE) as helm:
+        upgraded = helm.upgrade(CHART, RELEASE, values, namespace=OPERATOR_NAMESPACE, reuse_values=True)
+    return int(upgraded["revision"]) - 1
+
+
+def rollback_operator(kubeconfig: Path, admin: httpx.Client, revision: int) -> None:
+    """`helm rollback` of the release to `revision`, its operator running again."""
+    with Config(kubeconfig_path=kubeconfig, namespace=OPERATOR_NAMESPACE) as helm:
+        helm.rollback(RELEASE, version=revision)
+    wait_rolled_out(admin, OPERATOR_NAMESPACE, RELEASE)
+
+
+def wait_rolled_out(admin: httpx.Client, namespace: str, name: str) -> None:
+    """The Deployment's latest spec running on all its pods, the old ones gone (`kubectl rollout status`)."""
+
+    def done() -> bool:
+        deployment = admin.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}").json()
+        return rollout_complete(deployment)
+
+    wait(done, f"Deployment {namespace}/{name} rolled out", WAIT_S)
+
+
+def rollout_complete(deployment: Manifest) -> bool:
+    """What `kubectl rollout status` waits for: the latest spec seen, on every replica, each available, no old one
+    left."""
+    status, wanted = deployment.get("status") or {}, deployment["spec"].get("replicas", 1)
+    return (
+        status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("replicas", 0) == wanted
+        and status.get("availableReplicas", 0) == wanted
+    )
 
 
 def sample_keys() -> dict[str, str]:

@@ -360,7 +360,7 @@ def test_a_spec_change_rolls_the_pods_and_no_request_fails(
     assert pod["metadata"]["name"] not in pods_before
 
 
-# 5. The operator killed mid-reconcile converges; a deleted child comes back -------------------------------------
+# 5. The working operator replica killed mid-reconcile: the standby takes over; a deleted child comes back -------
 
 
 def operator_pods(admin: httpx.Client) -> list[Manifest]:
@@ -369,9 +369,31 @@ def operator_pods(admin: httpx.Client) -> list[Manifest]:
     return [pod for pod in pods["items"] if "deletionTimestamp" not in pod["metadata"]]
 
 
+def peers(admin: httpx.Client) -> dict[str, Manifest]:
+    """The operator's replicas in Kopf's peering (the chart's ClusterKopfPeering, named as the release), by pod
+    name (POD_ID): each one's priority, lifetime and when it was last seen."""
+    response = admin.get(f"/apis/kopf.dev/v1/clusterkopfpeerings/{RELEASE}")
+    assert response.status_code == 200, response.text
+    return response.json().get("status") or {}
+
+
+def running_peers(admin: httpx.Client) -> dict[str, Manifest]:
+    """The running operator pods that are in the peering, by name."""
+    recorded = peers(admin)
+    return {pod["metadata"]["name"]: pod for pod in operator_pods(admin) if pod["metadata"]["name"] in recorded}
+
+
+def working_operator_pod(admin: httpx.Client) -> Manifest:
+    """The replica that works: of the running pods in the peering, the one of the highest priority, which is the
+    oldest (the operator's priority is its start time, negated); the others stand by."""
+    recorded = peers(admin)
+    running = running_peers(admin)
+    assert running, f"no running operator pod in the peering: {recorded}"
+    return running[max(running, key=lambda name: recorded[name]["priority"])]
+
+
 def test_the_operator_runs_under_its_own_role_not_as_cluster_admin(cluster: Cluster, admin: httpx.Client) -> None:
-    [pod] = operator_pods(admin)
-    account = pod["spec"]["serviceAccountName"]
+    [account] = {pod["spec"]["serviceAccountName"] for pod in operator_pods(admin)}
     identity = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}"
     assert cluster.kubectl("auth", "can-i", "create", "tamsstores", "--as", identity).stdout.strip() == "no"
     assert cluster.kubectl("auth", "can-i", "delete", "pods", "--as", identity).stdout.strip() == "no"
@@ -382,20 +404,51 @@ def test_the_operator_runs_under_its_own_role_not_as_cluster_admin(cluster: Clus
     assert cluster.kubectl("auth", "can-i", "*", "*", "--as", identity).stdout.strip() == "no"
 
 
-def test_the_operator_killed_mid_reconcile_restarts_and_converges(
-    cluster: Cluster, admin: httpx.Client, stores: dict[str, str]
+def configmap_setting(admin: httpx.Client, store: str, name: str) -> str | None:
+    """A TAMS_* setting of a store's ConfigMap as the operator last wrote it; None before it wrote one."""
+    response = admin.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/{store}-tams")
+    return response.json()["data"].get(name) if response.status_code == 200 else None
+
+
+def test_the_working_operator_killed_mid_reconcile_hands_over_to_the_standby(
+    cluster: Cluster, admin: httpx.Client, stores: dict[str, str], figures: dict[str, object]
 ) -> None:
-    [old] = operator_pods(admin)
+    wait(lambda: len(running_peers(admin)) == 2, "both operator replicas in the peering", WAIT_S)
+    working = working_operator_pod(admin)
+    [standby] = [pod for pod in operator_pods(admin) if pod["metadata"]["uid"] != working["metadata"]["uid"]]
+    reconciled_by_standby = operator_metric(admin, "tams_operator_reconciles_total", standby)
     apply(admin, step_store("interrupted"))
-    wait(lambda: admin.get(f"/api/v1/namespaces/{NAMESPACE}/configmaps/interrupted-tams").status_code == 200,
-         "the reconcile under way", WAIT_S)  # fmt: skip
-    killed = admin.delete(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{old['metadata']['name']}",
+    wait(lambda: configmap_setting(admin, "interrupted", "TAMS_DATA_DIR"), "the reconcile under way", WAIT_S)
+    killed = admin.delete(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{working['metadata']['name']}",
                           params={"gracePeriodSeconds": 0})  # fmt: skip
     assert killed.status_code == 200, killed.text
+    stopped = time.monotonic()
+    # The deleted pod's process stops a moment later (its record withdrawn on SIGTERM, else expired after the
+    # peering's lifetime): a change made before may still be its own last reconcile.
+    wait(lambda: working["metadata"]["name"] not in peers(admin), "the killed replica out of the peering", WAIT_S)
+    figures["operator hand-over: working replica killed -> out of the peering (s)"] = round(
+        time.monotonic() - stopped, 1
+    )
 
-    wait(lambda: [pod for pod in operator_pods(admin) if pod["metadata"]["uid"] != old["metadata"]["uid"]],
-         "a new operator pod", WAIT_S)  # fmt: skip
+    # Only the standby can reconcile this change while the killed pod is replaced (the replacement is younger, so
+    # it stands by).
+    patch = {"spec": {"presignedUrlTimeout": 1700}}
+    changed = admin.patch(path(ref("interrupted")), json=patch,
+                          headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    wait(lambda: configmap_setting(admin, "interrupted", "TAMS_PRESIGNED_URL_TIMEOUT") == "1700",
+         "the change reconciled", WAIT_S)  # fmt: skip
+    handed_over = time.monotonic() - stopped
+    figures["operator hand-over: working replica killed -> a store change reconciled (s)"] = round(handed_over, 1)
+    replacement = [pod for pod in operator_pods(admin) if pod["metadata"]["uid"] != standby["metadata"]["uid"]]
+    ready = [pod for pod in replacement if (condition(pod, "Ready") or {}).get("status") == "True"]
+    figures["operator hand-over: the replacement pod was ready by then"] = bool(ready)
+    reconciles = operator_metric(admin, "tams_operator_reconciles_total", standby) - reconciled_by_standby
+    assert reconciles > 0, "the standby reconciled the change"
+
+    wait(lambda: len(running_peers(admin)) == 2, "the killed pod replaced, in the peering", WAIT_S)
     wait_available(admin, OPERATOR_NAMESPACE, RELEASE)
+    assert working_operator_pod(admin)["metadata"]["uid"] == standby["metadata"]["uid"], "the replacement stands by"
     wait_store_condition(admin, "interrupted", "Ready")
     for name in STORES:
         wait_store_condition(admin, name, "Ready")
@@ -418,13 +471,15 @@ def test_a_deleted_child_deployment_is_restored(cluster: Cluster, admin: httpx.C
 # 6. Bad input: a condition that says what to fix, no crash loop, no hot loop ------------------------------------
 
 
-def operator_metric(admin: httpx.Client, name: str, **labels: str) -> float:
-    """A counter of the running operator, from its /metrics (through the API server's proxy to the pod)."""
-    [pod] = operator_pods(admin)
+def operator_metric(admin: httpx.Client, name: str, pod: Manifest | None = None, **labels: str) -> float:
+    """A counter of an operator replica (the working one unless `pod`), from its /metrics (through the API server's
+    proxy to the pod)."""
+    pod = pod or working_operator_pod(admin)
     text = admin.get(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods/{pod['metadata']['name']}:8081/proxy/metrics").text
     selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    prefix = f"{name}{{{selector}}} " if selector else f"{name} "
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+    # No labels given: the counter's every series.
+    prefixes = (f"{name}{{{selector}}} ",) if selector else (f"{name} ", f"{name}{{")
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefixes))
 
 
 def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
@@ -446,7 +501,7 @@ def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
             },
         },
     }
-    [operator_pod] = operator_pods(admin)
+    operator_pod = working_operator_pod(admin)
     restarts = operator_pod["status"]["containerStatuses"][0]["restartCount"]
     apply(admin, store)
     body = wait_store_condition(admin, "no-keys", "Ready", "False")
@@ -460,7 +515,7 @@ def test_a_store_whose_secret_does_not_exist_says_so_without_crash_or_hot_loop(
     retries = operator_metric(admin, "tams_operator_reconciles_total", outcome="not_ready") - counted
     figures["reconciles of a store with a missing Secret in 20 s"] = retries
     assert retries <= 8, "retried with backoff, not in a loop"
-    [same] = operator_pods(admin)
+    same = working_operator_pod(admin)
     assert same["metadata"]["uid"] == operator_pod["metadata"]["uid"], "the operator did not crash"
     assert same["status"]["containerStatuses"][0]["restartCount"] == restarts
     assert admin.delete(path(ref("no-keys"))).status_code == 200
