@@ -136,6 +136,8 @@ class Provider:
             self.kind("load", "image-archive", str(archive), "--name", NAME)
 
     def delete(self) -> None:
+        if not self.docker and shutil.which("podman") is None:
+            return  # a fresh machine: podman comes with the images' packages, and no cluster runs without it
         self.kind("delete", "cluster", "--name", NAME)
         if self.leftover_network():
             images.podman("network", "rm", "kind")  # on podman kind leaves its network behind (Docker's is shared)
