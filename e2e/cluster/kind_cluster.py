@@ -57,6 +57,7 @@ CLUSTER_TOOLS = {"kind", "kubectl", "podman", "conmon", "docker", "containerd-sh
 CLUSTER_TOOLS |= {"dnsmasq"}  # the podman network's DNS
 # The nodes join the control plane by its container's name: podman's CNI networks resolve names with this plugin.
 PODMAN_NETWORK_DNS = ("golang-github-containernetworking-plugin-dnsname",)
+NETNS_FOLDER = "/run/netns"
 
 
 def kubeconfig_path() -> Path:
@@ -218,7 +219,10 @@ def down() -> None:
 def host_state() -> set[str]:
     """The host's mount points, the processes of containers and of the tools the cluster runs (by pid and command
     line), and the modules folder: what `leftovers` compares with."""
-    state = {f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    # The host's first network namespace (podman's first container on a fresh machine) bind-mounts /run/netns on
+    # itself until reboot; the namespaces' own mounts under it still count.
+    state = {f"mount {point}" for point in mounts - {NETNS_FOLDER}}
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
