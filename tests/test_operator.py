@@ -412,9 +412,9 @@ def test_the_operators_role_is_least_privilege() -> None:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
         assert "deletecollection" not in rule["verbs"], rule
         if "delete" in rule["verbs"]:
-            # Children a field takes away, and the backups a schedule's retention expires.
-            allowed = REMOVABLE_CHILDREN | {"tamsbackups"}
-            assert set(rule["resources"]) <= allowed, f"deletes only children a field takes away: {rule}"
+            # Children a field takes away, the backups a schedule's retention expires, a backup's ended Job.
+            allowed = REMOVABLE_CHILDREN | {"tamsbackups", "jobs"}
+            assert set(rule["resources"]) <= allowed, f"deletes only what it owns and lets go: {rule}"
         if "secrets" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "create"}, "Secrets: read credentials, create its token"
 

@@ -155,6 +155,16 @@ def test_a_backup_runs_as_a_job_and_its_summary_becomes_its_status(kube: Control
             wait(lambda: end_pod(admin, namespace, "nightly-backup", True, json.dumps(SUMMARY)), "the Job's pod")
             done = wait(lambda: phase(admin, namespace, "nightly", "Completed"), "the backup completed")["status"]
             assert (done["backupId"], done["segments"], done["mediaObjects"], done["size"]) == ("b7c1", 6, 6, 5096)
+            # Its outcome recorded, the Job goes with its pod: even ended, the pod would hold the store's volumes.
+            jobs = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+            wait(lambda: admin.get(f"{jobs}/nightly-backup").status_code == 404, "the Job deleted")
+
+            def pods_left() -> list[dict[str, Any]]:
+                selector = {"labelSelector": "job-name=nightly-backup"}
+                pods = admin.get(f"/api/v1/namespaces/{namespace}/pods", params=selector).json()["items"]
+                return [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+
+            wait(lambda: pods_left() == [], "its pod deleted with it")
 
             # A backup that fails says why, in the words its pod ended with (tried twice: backoffLimit 1).
             create(admin, tams("TamsBackup", namespace, "broken", {"storeRef": {"name": "archive"},

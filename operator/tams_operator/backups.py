@@ -115,12 +115,21 @@ async def backup_job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
     api: KubeApi = memo["api"]
     namespace, backup = body.metadata.namespace or "", body.metadata.labels[BACKUP_LABEL]
     owner = await api.get(f"{GROUP}/{VERSION}", "TamsBackup", namespace, backup)
-    if owner is None or (owner.get("status") or {}).get("phase") != Phase.RUNNING:
-        return
+    if owner is None:
+        return  # the Job goes with it
     finished = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
     if not ({"Complete", "Failed"} & set(finished)):
         return
-    said = await termination_message(api, namespace, body.metadata.name or "")
+    if (owner.get("status") or {}).get("phase") == Phase.RUNNING:
+        said = await termination_message(api, namespace, body.metadata.name or "")
+        await record_outcome(api, owner, finished, said)
+    # Said and recorded, the Job goes: its pod mounts the store's volumes, and even ended it would keep a deleted
+    # store's volumes from going (PVC protection).
+    await api.delete("batch/v1", "Job", namespace, body.metadata.name or "")
+
+
+async def record_outcome(api: KubeApi, owner: Manifest, finished: dict[str, Manifest], said: str) -> None:
+    """The backup Completed with its summary, or Failed with the error its pod (or else its Job) gave."""
     if "Complete" in finished:
         try:
             summary = json.loads(said)

@@ -129,9 +129,11 @@ class KubeApi:
         return response.json()
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        """Delete unless absent (or of an API the cluster does not serve); False when it was."""
+        """Delete unless absent (or of an API the cluster does not serve), its dependents after it (a Job's own
+        default would orphan its pods); False when it was absent."""
         try:
-            await self._request("DELETE", path(api_version, kind, namespace, name))
+            await self._request("DELETE", path(api_version, kind, namespace, name),
+                                params={"propagationPolicy": "Background"})  # fmt: skip
         except KubeError as error:
             if error.status == 404:
                 return False
