@@ -57,7 +57,11 @@ class ControlPlane:
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": name}}],
             "current-context": "test",
         }
-        path.write_text(yaml.safe_dump(config))
+        # Replaced whole, never truncated in place: an operator started earlier may be reading it as it logs in (a
+        # second replica's start rewrote it under the first, which then found no current context).
+        scratch = path.with_suffix(".new")
+        scratch.write_text(yaml.safe_dump(config))
+        scratch.replace(path)
         return path
 
 
