@@ -8,8 +8,11 @@ import itertools
 import time
 
 import httpx
+import kopf
 import pytest
+from tams_operator.config import OperatorSettings
 from tams_operator.spec import TamsStoreSpec
+from tams_operator.stores import PAUSED_ANNOTATION, store_to_run
 from tams_operator.upgrades import RolloutGate, image_to_run
 
 from control_plane import ControlPlane
@@ -48,6 +51,21 @@ def test_the_gate_admits_one_store_at_a_time_with_a_delay_between() -> None:
     gate.release(("media", "a"), now=10)
     assert not gate.admit(("media", "b"), now=39)
     assert gate.admit(("media", "b"), now=40)
+
+
+def test_a_paused_store_does_not_take_the_gate() -> None:
+    """Nothing moves a paused store: holding the gate, it would hold every other store back until resumed."""
+    memo = kopf.Memo(config=OperatorSettings(default_image=NEW), rollout=RolloutGate(delay=0))
+    body = {
+        "metadata": {"name": "a", "namespace": "media", "generation": 1, "annotations": {PAUSED_ANNOTATION: "true"}},
+        "spec": {},
+        "status": {"image": OLD, "observedGeneration": 1},
+    }
+    assert store_to_run(memo, body).default_image == OLD
+    assert memo["rollout"].holder is None
+    del body["metadata"]["annotations"]
+    assert store_to_run(memo, body).default_image == NEW
+    assert memo["rollout"].holder == ("media", "a")
 
 
 DELAY = 2.0
@@ -107,3 +125,39 @@ def test_an_operator_upgrade_moves_the_stores_one_at_a_time(kube: ControlPlane) 
                                    headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
             assert response.status_code == 200, response.text
             wait(lambda: deployment_image(admin, namespace, "archive") == NEW, "Manual: moved with its spec change")
+
+
+def test_a_store_deleted_while_its_move_stalls_lets_the_next_one_move(kube: ControlPlane) -> None:
+    """The store holding the gate never becomes available on the new image (its new pods never ready) and is
+    deleted: the next store moves, rather than wait for a store that is gone."""
+    pair = ("first", "second")
+    with kube.client() as admin:
+        install(admin)
+        namespace = new_namespace(admin)
+        with running_operator(kube, namespace, TAMS_OPERATOR_DEFAULT_IMAGE=OLD):
+            for name in pair:
+                create(admin, {"apiVersion": GROUP, "kind": "TamsStore",
+                               "metadata": {"name": name, "namespace": namespace}, "spec": {}})  # fmt: skip
+
+            def all_ready() -> bool:
+                play_kubelet(admin, namespace, "app.kubernetes.io/managed-by=tams-operator")
+                return all(ready_on(admin, namespace, name, OLD) for name in pair)
+
+            wait(all_ready, "both stores Ready on the old image", 60)
+
+        with running_operator(kube, namespace, TAMS_OPERATOR_DEFAULT_IMAGE=NEW, TAMS_OPERATOR_ROLLOUT_DELAY="0"):
+
+            def holder() -> str | None:
+                return next((name for name in pair if deployment_image(admin, namespace, name) == NEW), None)
+
+            stalled = wait(holder, "one store moving")
+            [waiting] = [name for name in pair if name != stalled]
+            assert deployment_image(admin, namespace, waiting) == OLD
+            response = admin.delete(f"/apis/{GROUP}/namespaces/{namespace}/tamsstores/{stalled}")
+            assert response.status_code == 200, response.text
+
+            def moved() -> bool:
+                play_kubelet(admin, namespace, f"app.kubernetes.io/instance={waiting}")
+                return ready_on(admin, namespace, waiting, NEW)
+
+            wait(moved, f"{waiting} moved once {stalled} was deleted", 60)

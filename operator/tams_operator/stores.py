@@ -67,6 +67,7 @@ def store_to_run(memo: kopf.Memo, body: Manifest) -> Store:
     running = status.get("image")
     admitted = (
         store.spec.update_policy == "Automatic"
+        and not paused(body)  # it would hold the gate while nothing moves it
         and follows_operator(store.spec, running, config.default_image)
         and memo["rollout"].admit((store.namespace, store.name), time.monotonic())
     )
@@ -440,6 +441,7 @@ async def reclaim(body: kopf.Body, retry: int, memo: kopf.Memo, **_: Any) -> Non
     forever: after a few attempts the data is kept, and an event says so."""
     api, config = context(memo)
     store = store_of(dict(body), config)
+    memo["rollout"].release((store.namespace, store.name), time.monotonic())  # a store that goes holds no one back
     for gauge in (STORE_READY, STORE_PAUSED):
         with contextlib.suppress(KeyError):  # never set: the operator never reconciled it
             gauge.remove(store.namespace, store.name)
