@@ -80,11 +80,21 @@ def listing_headers(request: Request, page: Page[Any], reverse: bool, **extra: s
 
 
 def _validation_summary(error: RequestValidationError) -> str:
+    [first, *_] = error.errors() or [{}]
+    if first.get("type") == "json_invalid" and isinstance(error.body, str):
+        return _json_problem(error.body, first["loc"][-1], first.get("ctx", {}).get("error", "invalid JSON"))
     problems = []
     for item in error.errors()[:3]:
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item.get("msg", "invalid"))
     return "; ".join(problems) or "invalid request"
+
+
+def _json_problem(document: str, position: int, problem: str) -> str:
+    """Where a body's JSON breaks, as an editor shows it (line and column from 1), in the parser's words."""
+    line = document.count("\n", 0, position) + 1
+    column = position - (document.rfind("\n", 0, position) + 1) + 1
+    return f"the body is not valid JSON: {problem} at line {line}, column {column} (character {position + 1})"
 
 
 def install_error_handlers(app: FastAPI) -> None:

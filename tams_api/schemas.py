@@ -13,6 +13,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .errors import BadRequest
+from .timerange import pattern_problem
 
 
 @cache
@@ -42,6 +43,10 @@ def check(name: str, document: Any, what: str) -> None:
         where = "/".join(str(part) for part in error.absolute_path)
         if error.validator in ("oneOf", "anyOf", "not"):
             message = f"does not match exactly one of the forms the spec allows ({error.validator})"
+        elif error.validator == "pattern" and (
+            explained := pattern_problem(error.validator_value, str(error.instance))
+        ):
+            message = explained
         else:
             message = error.message[:300]
         raise BadRequest(f"invalid {what}{f' at {where}' if where else ''}: {message}")

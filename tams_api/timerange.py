@@ -58,11 +58,28 @@ def _nanoseconds(timestamp: str, seconds: str, nanoseconds: str) -> int:
     raise BadRequest(f"timestamp {timestamp[:40]!r} is outside the supported range (int64 nanoseconds)")
 
 
+def not_a_timerange(text: str) -> str:
+    """What a person reads of a string that is no timerange, in a query or in a body alike."""
+    return f"{text[:80]!r} is not a timerange: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'"
+
+
+def not_a_timestamp(text: str) -> str:
+    """What a person reads of a string that is no timestamp, in a query or in a body alike."""
+    return f"{text[:80]!r} is not a timestamp: expected '<seconds>:<nanoseconds>', e.g. '10:0' or '-1:500000000'"
+
+
+def pattern_problem(pattern: str, text: str) -> str | None:
+    """A person's words for `text` failing the spec's timerange or timestamp pattern, rather than the regular
+    expression; None for any other pattern."""
+    explain = {TIMERANGE_PATTERN.pattern: not_a_timerange, TIMESTAMP_PATTERN.pattern: not_a_timestamp}.get(pattern)
+    return None if explain is None else explain(text)
+
+
 def _match_timerange(text: str) -> re.Match[str]:
     """Check a TimeRange string against the spec's grammar and rules, with its timestamps in range."""
     match = TIMERANGE_PATTERN.match(text)
     if match is None or text in ("", "[", "(", "]", ")"):
-        raise BadRequest(f"invalid timerange {text[:80]!r}: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'")
+        raise BadRequest(not_a_timerange(text))
     has_separator = match.group(5) is not None
     has_timestamp = match.group(2) is not None or match.group(6) is not None
     if not has_separator and has_timestamp and (text.startswith("(") or text.endswith(")")):
@@ -101,7 +118,7 @@ def parse_bounds(text: str) -> Bounds:
 def timestamp_nanoseconds(text: str) -> int:
     match = TIMESTAMP_PATTERN.match(text)
     if match is None:
-        raise BadRequest(f"invalid timestamp {text[:80]!r}: expected '<seconds>:<nanoseconds>'")
+        raise BadRequest(not_a_timestamp(text))
     return _nanoseconds(text, match.group(1), match.group(2))
 
 

@@ -1056,6 +1056,40 @@ def test_malformed_json_is_400(client: TestClient, content: Content, method: str
     check_response(response, path)
 
 
+def test_malformed_json_says_what_and_where(client: TestClient) -> None:
+    """Where the body breaks (line and column as an editor counts them) and the parser's words."""
+    flow_id = new_id()
+    body = b'{\n  "object_id": "a",\n  "timerange" "[0:0_1:0)"\n}'
+    response = client.post(f"/flows/{flow_id}/segments", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["summary"] == (
+        "the body is not valid JSON: Expecting ':' delimiter at line 3, column 15 (character 37)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        (
+            "timerange",
+            "[0:0-10:0)",
+            "'[0:0-10:0)' is not a timerange: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'",
+        ),
+        ("ts_offset", "10s", "'10s' is not a timestamp: expected '<seconds>:<nanoseconds>', e.g. '10:0' or"),
+    ],
+)
+def test_a_malformed_timerange_reads_the_same_in_a_body_as_in_a_query(
+    client: TestClient, tams: Tams, field: str, value: str, words: str
+) -> None:
+    flow_id = tams.put_flow()
+    segment = {"object_id": "a", "timerange": "[0:0_1:0)", field: value}
+    in_body = client.post(f"/flows/{flow_id}/segments", json=segment).json()["summary"]
+    assert in_body.startswith(f"invalid segment at {field}: {words}"), in_body
+    assert "^" not in in_body, "no regular expression"
+    in_query = client.get(f"/flows/{flow_id}/segments", params={"timerange": "[0:0-10:0)"}).json()["summary"]
+    assert in_query == "'[0:0-10:0)' is not a timerange: expected e.g. '[0:0_10:0)', '_', '()' or '[5:0]'"
+
+
 @pytest.mark.parametrize(
     "changes",
     [

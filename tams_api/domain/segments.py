@@ -66,7 +66,10 @@ def parse_body(body: object, max_segments: int) -> tuple[list[SegmentPost], bool
     except ValidationError as error:
         first = error.errors()[0]
         where = "/".join(str(part) for part in first["loc"][1:])
-        raise BadRequest(f"invalid segment{f' at {where}' if where else ''}: {first['msg']}") from None
+        explained = first["type"] == "string_pattern_mismatch" and tr.pattern_problem(
+            first["ctx"]["pattern"], first["input"]
+        )
+        raise BadRequest(f"invalid segment{f' at {where}' if where else ''}: {explained or first['msg']}") from None
     return (parsed, True) if isinstance(parsed, list) else ([parsed], False)
 
 
