@@ -15,14 +15,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Re-install only when the project metadata changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# Re-install only when the project metadata changes: what the service needs (`make run`), then the tests' tools
+# on top (`make test` and the rest).
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --quiet -e .
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.installed: $(VENV)/.runtime
+	$(BIN)/pip install --quiet --quiet -e '.[test]'
+	touch $@
+
+# A person watching sees each request (TAMS_ACCESS_LOG=false turns it off).
+run: $(VENV)/.runtime
 	TAMS_DATA_DIR=$(DATA_DIR) TAMS_PUBLIC_URL=$${TAMS_PUBLIC_URL:-http://127.0.0.1:$(PORT)} \
-		$(BIN)/tams-api serve --host 127.0.0.1 --port $(PORT)
+		TAMS_ACCESS_LOG=$${TAMS_ACCESS_LOG:-true} $(BIN)/tams-api serve --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check tams_api operator tests e2e bench scripts conftest.py
