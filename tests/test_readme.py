@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,8 @@ import yaml
 from tams_operator.config import OperatorSettings
 
 from background import api_process
-from control_plane import ControlPlane, kubernetes_binaries
+from control_plane import ControlPlane, free_port, kubernetes_binaries
+from helpers import new_id, video_flow
 from tams_api.config import BackupSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,22 +37,53 @@ def live_server(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl, which is not installed")
+WALKTHROUGH_FLOW = "5fbec3b1-1b0f-417d-9059-8b94a47197ed"
+
+
+def run_walkthrough(server: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The block as a person pastes it into bash (it sets its own options), its temporary folder made in `cwd`."""
+    environment = {**os.environ, "TAMS": server, "TMPDIR": str(cwd)}
+    return subprocess.run(["bash", "-c", walkthrough()], cwd=cwd, env=environment, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl, not installed")
+
+
+@needs_curl
 def test_walkthrough_works_verbatim(live_server: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", walkthrough()],
-        cwd=tmp_path,
-        env={**os.environ, "TAMS": live_server},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_walkthrough(live_server, tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "media round trip OK" in result.stdout
     assert result.stdout.rstrip().endswith("204")
+    # It worked in the temporary folder it named, and left the current one as it was.
+    folder = Path(re.search(r"working in (\S+)", result.stdout).group(1))
+    assert sorted(path.name for path in folder.iterdir()) == ["downloaded.ts", "segment.ts", "segments.json",
+                                                               "storage.json"]  # fmt: skip
+    assert [path for path in tmp_path.iterdir() if path.name != "data"] == [folder], "nothing else written here"
     # The segment is gone.
-    segments = httpx.get(f"{live_server}/flows/5fbec3b1-1b0f-417d-9059-8b94a47197ed/segments").json()
-    assert segments == []
+    assert httpx.get(f"{live_server}/flows/{WALKTHROUGH_FLOW}/segments").json() == []
+
+
+@needs_curl
+def test_the_walkthrough_stops_at_a_failing_step_with_the_apis_error(live_server: str, tmp_path: Path) -> None:
+    """The flow exists already, read-only: step 1 is refused, the API's error is shown and nothing after it ran."""
+    flow = video_flow(WALKTHROUGH_FLOW, new_id(), read_only=True)
+    created = httpx.put(f"{live_server}/flows/{WALKTHROUGH_FLOW}", json=flow)
+    assert created.status_code == 201, created.text
+    result = run_walkthrough(live_server, tmp_path)
+    assert result.returncode != 0
+    assert json.loads(result.stdout.splitlines()[-1])["type"] == "Forbidden", result.stdout
+    assert "stopped: the step above failed" in result.stderr
+    folder = Path(re.search(r"working in (\S+)", result.stdout).group(1))
+    assert list(folder.iterdir()) == [], "no step after the first ran"
+
+
+@needs_curl
+def test_the_walkthrough_without_a_server_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run_walkthrough(f"http://127.0.0.1:{free_port()}", tmp_path)
+    assert result.returncode != 0
+    assert "Failed to connect" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_every_setting_is_documented() -> None:

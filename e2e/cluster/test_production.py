@@ -75,8 +75,8 @@ class Curl:
         return json.loads(self.ok(*args))
 
     def walkthrough(self, url: str) -> str:
-        environment = {**self.environment, "TAMS": url}
-        command = ["bash", "-euo", "pipefail", "-c", walkthrough()]
+        environment = {**self.environment, "TAMS": url, "TMPDIR": str(self.folder)}
+        command = ["bash", "-c", walkthrough()]
         done = subprocess.run(command, cwd=self.folder, env=environment, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr + done.stdout
         return done.stdout

@@ -43,9 +43,8 @@ def test_the_walkthrough_runs_against_a_store_through_port_forwards(
         assert ready.returncode == 0, ready.stderr
         with cluster.port_forward(NAMESPACE, "media-tams", 80) as tams_url:
             assert httpx.get(f"{tams_url}/service").status_code == 200
-            result = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", walkthrough()],
-                cwd=tmp_path, env={**os.environ, "TAMS": tams_url}, capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
+            environment = {**os.environ, "TAMS": tams_url, "TMPDIR": str(tmp_path)}
+            result = subprocess.run(["bash", "-c", walkthrough()], cwd=tmp_path, env=environment, capture_output=True,
+                                    text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     assert "media round trip OK" in result.stdout
