@@ -16,6 +16,9 @@ RUN python3 -c 'import sys, tomllib; project = tomllib.load(sys.stdin.buffer)["p
 RUN /opt/tams/bin/pip install -r requirements.txt
 COPY tams_api ./tams_api
 COPY operator ./operator
+# The pages' browser libraries, from the npm registry (nothing to fetch when the context has them: make image).
+COPY scripts/vendor_web.py ./scripts/
+RUN python3 scripts/vendor_web.py
 RUN /opt/tams/bin/pip install --no-deps .
 
 FROM ${BASE_IMAGE}

@@ -17,8 +17,9 @@ $(BIN)/python:
 
 # Re-install only when the project metadata changes: what the service needs (`make run`), then the tests' tools
 # on top (`make test` and the rest).
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+$(VENV)/.runtime: pyproject.toml scripts/vendor_web.py | $(BIN)/python
 	$(BIN)/pip install --quiet --quiet -e .
+	$(BIN)/python scripts/vendor_web.py
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.runtime

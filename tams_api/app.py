@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.staticfiles import StaticFiles
 
 from . import API_VERSION, __version__
 from .auth import authenticator_from_settings
@@ -18,6 +19,7 @@ from .routers import (
     analytics,
     delete_requests,
     deleted_flows,
+    docs,
     flows,
     media,
     objects,
@@ -137,6 +139,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         summary=f"TAMS API {API_VERSION}",
         lifespan=lifespan,
+        docs_url=None,  # routers.docs: the pages' scripts from the package, not a CDN
+        redoc_url=None,
     )
     app.state.services = services
     app.state.auth = authenticator_from_settings(services.settings)
@@ -147,6 +151,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router, dependencies=[Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says
+    app.include_router(docs.router)
+    app.mount(
+        "/ui/assets", StaticFiles(directory=docs.ASSETS, check_dir=False), name="assets"
+    )  # browser files: no credentials
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # outermost: it times everything else
