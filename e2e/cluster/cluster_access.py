@@ -27,6 +27,10 @@ from control_plane import free_port
 from operator_harness import wait
 
 CLUSTER_DOMAIN = "cluster.local"
+# A connection to a new Service opened before kube-proxy programmed its rules is not translated, and the kernel's
+# SYN retries follow the first (one conntrack entry): it never arrives. A short connect timeout and a new
+# connection get through once the rules are there.
+SERVICE_CONNECT_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,9 @@ class Cluster:
         are its transport's (a client given a transport ignores its own): with no keep-alive, each request opens a
         connection, which the Service balances anew."""
         transport = ServiceTransport(self.dns_server, **({} if limits is None else {"limits": limits}))
-        return httpx.Client(transport=transport, **options)  # type: ignore[arg-type]
+        seconds = float(options.pop("timeout", 30))  # type: ignore[arg-type]
+        timeout = httpx.Timeout(seconds, connect=min(seconds, SERVICE_CONNECT_S))
+        return httpx.Client(transport=transport, timeout=timeout, **options)  # type: ignore[arg-type]
 
     @contextmanager
     def port_forward(self, namespace: str, service: str, port: int, timeout: float = 240) -> Iterator[str]:
@@ -93,6 +99,19 @@ class ServiceTransport(httpx.HTTPTransport):
         if host.endswith(f".svc.{CLUSTER_DOMAIN}"):
             request.url = request.url.copy_with(host=resolve(host, self.dns_server))  # the Host header stays
         return super().handle_request(request)
+
+
+def first_answer(client: httpx.Client, url: str, timeout: float = 30) -> httpx.Response:
+    """The answer to GET `url` once a connection is made: a Service's rules reach kube-proxy on every node a moment
+    after its pod is ready (connections are refused or lost until then)."""
+
+    def answer() -> httpx.Response | None:
+        try:
+            return client.get(url)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            return None
+
+    return wait(answer, f"{url} answering", timeout)
 
 
 def accepts(port: int) -> bool:

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from cluster_access import Cluster
+from cluster_access import Cluster, first_answer
 from cluster_setup import S3_NAMESPACE, WAIT_S, sample_keys
 from helpers import new_id
 from operator_harness import GROUP, apply, path, wait
 from test_operator import get, wait_condition
-from test_scenario import add_segments, s3_client
+from test_scenario import add_segments, kubectl_ok, s3_client
 
 pytestmark = pytest.mark.cluster
 Manifest = dict[str, Any]
@@ -48,8 +48,9 @@ def services(cluster: Cluster) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def destination(cluster: Cluster, admin: httpx.Client, operator: str, seaweedfs: str) -> Manifest:
-    """The namespace, the S3 keys, and a bucket of SeaweedFS for the backups."""
+def destination(cluster: Cluster, admin: httpx.Client, operator: str, seaweedfs: str) -> Iterator[Manifest]:
+    """The namespace, the S3 keys, and a bucket of SeaweedFS for the backups; after the module, the stores and the
+    backup deleted (the backup's folder with it), so later modules find the cluster as they expect."""
     apply(admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     keys = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-keys", "namespace": NAMESPACE},
             "stringData": sample_keys()}  # fmt: skip
@@ -58,7 +59,9 @@ def destination(cluster: Cluster, admin: httpx.Client, operator: str, seaweedfs:
     if BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
     endpoint = f"http://seaweedfs.{S3_NAMESPACE}.svc.cluster.local:8333"
-    return {"bucket": BUCKET, "endpoint": endpoint, "credentialsSecretRef": {"name": "backup-keys"}}
+    yield {"bucket": BUCKET, "endpoint": endpoint, "credentialsSecretRef": {"name": "backup-keys"}}
+    kubectl_ok(cluster, "delete", "-n", NAMESPACE, "--ignore-not-found", "tamsstore/newsroom", "tamsstore/restored",
+               "tamsbackup/nightly", f"--timeout={WAIT_S}s")  # fmt: skip
 
 
 def held(services: httpx.Client, base: str) -> dict[str, Any]:
@@ -80,8 +83,10 @@ def sha256(services: httpx.Client, segment: Manifest) -> str:
     return hashlib.sha256(response.content).hexdigest()
 
 
-def ready(admin: httpx.Client, name: str) -> Manifest:
-    return wait_condition(admin, ref("TamsStore", name), "Ready", "True", WAIT_S)
+def ready(admin: httpx.Client, services: httpx.Client, name: str) -> None:
+    """The store Ready and its Service answering from here."""
+    wait_condition(admin, ref("TamsStore", name), "Ready", "True", WAIT_S)
+    first_answer(services, f"{url(name)}/service")
 
 
 def phase(admin: httpx.Client, name: str) -> str | None:
@@ -92,7 +97,7 @@ def test_a_store_backed_up_while_written_is_restored_into_a_new_store(
     admin: httpx.Client, services: httpx.Client, destination: Manifest, figures: dict[str, object]
 ) -> None:
     apply(admin, store("newsroom"))
-    ready(admin, "newsroom")
+    ready(admin, services, "newsroom")
     quiet = [new_id(), new_id()]
     for flow_id in quiet:
         add_segments(services, url("newsroom"), flow_id, *(f"[{second}:0_{second + 1}:0)" for second in range(8)))
@@ -138,8 +143,8 @@ def test_a_store_backed_up_while_written_is_restored_into_a_new_store(
     wait(lambda: claims() == [], "the store's volumes deleted (garbage collection)", WAIT_S)
     started = time.monotonic()
     apply(admin, store("restored", bootstrap={"fromBackup": {"name": "nightly"}}))
-    ready(admin, "restored")
-    figures["restored store applied -> Ready (s)"] = round(time.monotonic() - started, 1)
+    ready(admin, services, "restored")
+    figures["restored store applied -> Ready and answering (s)"] = round(time.monotonic() - started, 1)
 
     after = held(services, url("restored"))
     assert {flow for flow in after["segments"] if flow in quiet} == set(quiet)

@@ -22,7 +22,7 @@ from botocore.config import Config as BotoConfig
 
 import images
 import kind_cluster
-from cluster_access import Cluster, resolve
+from cluster_access import Cluster, first_answer, resolve
 from cluster_setup import OPERATOR_NAMESPACE, RELEASE, S3_NAMESPACE, WAIT_S, sample_keys, wait_available
 from helpers import new_id, video_flow
 from operator_harness import GROUP, ROOT, apply, condition, documents, path, wait
@@ -137,22 +137,13 @@ def services(cluster: Cluster) -> Iterator[httpx.Client]:
         yield client
 
 
-def answered(client: httpx.Client, url: str) -> httpx.Response | None:
-    try:
-        return client.get(url)
-    except httpx.ConnectError:
-        return None
-
-
 def test_the_samples_become_ready_and_answer_through_their_services(
     cluster: Cluster, admin: httpx.Client, stores: dict[str, str], services: httpx.Client
 ) -> None:
     for name, url in stores.items():
         assert get_store(admin, name)["status"]["endpoint"] == f"{url}:80"
-        # From this machine, through the ClusterIP, by the Service's name. kube-proxy programs a Service's new
-        # endpoints a moment after the pod is ready (its rules refuse connections until then): the first answer
-        # may take that moment.
-        answer = wait(lambda url=url: answered(services, f"{url}/service"), f"{url} answering", 30)
+        # From this machine, through the ClusterIP, by the Service's name.
+        answer = first_answer(services, f"{url}/service")
         assert answer.status_code == 200, answer.text
         assert answer.json()["api_version"] == "8.2"
     # From a pod, through the cluster's DNS and the Service.

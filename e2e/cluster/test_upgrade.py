@@ -22,7 +22,7 @@ import pytest
 
 import images
 import kind_cluster
-from cluster_access import Cluster
+from cluster_access import Cluster, first_answer
 from cluster_setup import (
     OPERATOR_NAMESPACE,
     RELEASE,
@@ -32,9 +32,9 @@ from cluster_setup import (
     upgrade_operator,
     wait_rolled_out,
 )
-from operator_harness import apply, condition, path, wait
+from operator_harness import GROUP, apply, condition, path, wait
 from test_operator import wait_status
-from test_scenario import NAMESPACE, answered, get_store, kubectl_ok, ref, step_store, store_pods
+from test_scenario import NAMESPACE, get_store, kubectl_ok, ref, step_store, store_pods
 
 pytestmark = pytest.mark.cluster
 Manifest = dict[str, object]
@@ -143,8 +143,29 @@ def watch_moves(admin: httpx.Client, names: tuple[str, ...], image: str, started
                 available.setdefault(name, now)
         return len(available) == len(names)
 
-    wait(all_moved, f"{', '.join(names)} moved to {image}", MOVES_S)
+    try:
+        wait(all_moved, f"{', '.join(names)} moved to {image}", MOVES_S)
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; moved {available}, the stores: {stores_seen(admin)}") from None
     return {name: Move(changed[name], available[name]) for name in names}
+
+
+def stores_seen(admin: httpx.Client) -> list[str]:
+    """Every TamsStore in the cluster as a rollout sees it: its image, its conditions, its pods' phases and why
+    they wait (one store that does not become available holds the others back)."""
+    seen = []
+    for store in admin.get(f"/apis/{GROUP}/tamsstores").json()["items"]:
+        metadata, status = store["metadata"], store.get("status") or {}
+        conditions = [
+            f"{c['type']}={c['status']} {c.get('reason')}: {c.get('message')}" for c in status.get("conditions", [])
+        ]
+        pods = []
+        for pod in store_pods(admin, metadata["name"], metadata["namespace"]):
+            waits = [c["message"] for c in pod["status"].get("conditions", []) if c.get("message")]
+            pods.append(f"{pod['metadata']['name']} {pod['status'].get('phase')} {waits}")
+        seen.append(f"{metadata['namespace']}/{metadata['name']} image={status.get('image')} "
+                    f"deleting={'deletionTimestamp' in metadata} {conditions} pods={pods}")  # fmt: skip
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +243,7 @@ def test_the_pending_migration_ran_in_the_new_pod_before_its_server(
 
     with cluster.services(timeout=30) as services:
         url = f"http://{PENDING}-tams.{NAMESPACE}.svc/flows"
-        answer = wait(lambda: answered(services, url), f"{url} answering", 30)
+        answer = first_answer(services, url)
         assert answer.status_code == 200, answer.text
     state = json.loads(pod_exec(cluster, pod, SCHEMA_STATE))
     assert state["version"] == 3 and "deleted_flows" in state["tables"], state
