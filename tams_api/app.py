@@ -19,11 +19,12 @@ from .routers import (
     analytics,
     delete_requests,
     deleted_flows,
-    docs,
     flows,
     media,
     objects,
     operations,
+    pages,
+    playout,
     segments,
     service,
     sources,
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         summary=f"TAMS API {API_VERSION}",
         lifespan=lifespan,
-        docs_url=None,  # routers.docs: the pages' scripts from the package, not a CDN
+        docs_url=None,  # routers.pages: the pages' scripts from the package, not a CDN
         redoc_url=None,
     )
     app.state.services = services
@@ -147,13 +148,24 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     # Routes are matched in order, one by one: the data plane (segments, objects) comes first. Their routes
     # authenticate before reading a body (routers.common.TamsRoute).
-    for module in (segments, objects, flows, sources, service, webhooks, delete_requests, analytics, deleted_flows):
+    for module in (
+        segments,
+        objects,
+        flows,
+        sources,
+        service,
+        webhooks,
+        delete_requests,
+        analytics,
+        deleted_flows,
+        playout,
+    ):
         app.include_router(module.router, dependencies=[Depends(representable_json_body)])
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says
-    app.include_router(docs.router)
+    app.include_router(pages.router)
     app.mount(
-        "/ui/assets", StaticFiles(directory=docs.ASSETS, check_dir=False), name="assets"
+        "/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets"
     )  # browser files: no credentials
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)

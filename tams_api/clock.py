@@ -49,3 +49,9 @@ def instant_text(ns: int) -> str:
 def now() -> Instant:
     ns = time_ns()
     return Instant(instant_text(ns), ns)
+
+
+def instant_ns(text: str) -> int:
+    """An instant the API showed (instant_text), back in nanoseconds since the epoch (to the microsecond)."""
+    moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000

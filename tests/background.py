@@ -166,7 +166,7 @@ def api_process(data_dir: Path, **env: str) -> Iterator[str]:
 
         def answers() -> bool:
             try:
-                return httpx.get(f"{url}/", timeout=1).status_code == 200
+                return httpx.get(f"{url}/health", timeout=1).status_code == 200  # with or without authentication
             except httpx.HTTPError:
                 return False
 

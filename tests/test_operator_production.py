@@ -139,6 +139,7 @@ def test_a_shared_store_scales_and_is_exposed_placed_and_protected(
     store = shared_store(admin, namespace, s3_server, replicas=2)
     body = ready(admin, namespace)
     assert (body["status"]["replicas"], body["status"]["url"]) == (2, f"http://news-tams.{namespace}.svc:80")
+    assert body["status"]["uiUrl"] == f"http://news-tams.{namespace}.svc:80/ui"
     budget = get(admin, ref("policy/v1", "PodDisruptionBudget", namespace))
     assert budget is not None and budget["spec"]["maxUnavailable"] == 1, "two pods: evictions take one at a time"
 
@@ -169,6 +170,7 @@ def test_a_shared_store_scales_and_is_exposed_placed_and_protected(
     config = get(admin, ref("v1", "ConfigMap", namespace)) or {}
     assert config["data"]["TAMS_PUBLIC_URL"] == "https://tams.example.com"
     wait(lambda: (get(admin, store) or {})["status"].get("url") == "https://tams.example.com", "status.url")
+    assert get(admin, store)["status"]["uiUrl"] == "https://tams.example.com/ui"
     listed = kubectl(kube, "get", "tamsstore", "news", "-n", namespace)
     assert "https://tams.example.com" in listed.stdout, "the printer column"
 

@@ -31,6 +31,7 @@ EXTENSION_ROUTES = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/redoc"),
+    ("GET", "/ui"),
 }
 
 

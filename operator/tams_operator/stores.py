@@ -315,6 +315,7 @@ async def record(api: KubeApi, body: Manifest, store: Store, findings: list[Find
     fields: dict[str, Any] = {
         "endpoint": store.endpoint,
         "url": store.public_url,
+        "uiUrl": f"{store.public_url}/ui",
         "apiVersion": API_VERSION,
         "replicas": store.spec.replicas,
         "selector": store.selector("api"),

@@ -1,6 +1,8 @@
-"""`/docs` (Swagger UI) and `/redoc` (ReDoc) on the service's OpenAPI document, their scripts served by the
-service itself under `/ui/assets/vendor/` (scripts/vendor_web.py puts them in the package): the pages render where
-there is no internet. URLs are relative, so the pages work behind a proxy that serves the API under a path."""
+"""The service's web pages: `/ui` (what the store holds, and a player of its flows), `/docs` (Swagger UI) and
+`/redoc` (ReDoc) on the OpenAPI document. Their files are the package's, served under `/ui/assets/` (the libraries
+under `vendor/`, put there by scripts/vendor_web.py): the pages work where there is no internet. URLs are relative,
+so the pages work behind a proxy that serves the API under a path. The pages themselves need no credentials; what
+they show comes from the API, with the visitor's."""
 
 from __future__ import annotations
 
@@ -8,13 +10,13 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse
 
 from ..errors import Unavailable
 
 router = APIRouter(include_in_schema=False)
 ASSETS = Path(__file__).resolve().parent.parent / "static"  # served at /ui/assets
-VENDOR = "ui/assets/vendor"  # relative to /docs and /redoc
+VENDOR = "ui/assets/vendor"  # relative to the pages
 TITLE = "Time-addressable Media Store"
 
 
@@ -46,3 +48,9 @@ def redoc() -> HTMLResponse:
         redoc_favicon_url=vendored("swagger-ui-dist", "favicon-32x32.png"),
         with_google_fonts=False,
     )
+
+
+@router.get("/ui")
+def ui() -> FileResponse:
+    vendored("hls.js", "hls.min.js")  # its player
+    return FileResponse(ASSETS / "ui.html", media_type="text/html")
