@@ -32,14 +32,18 @@ class Stream:
     container: str
 
 
-def ffmpeg_hls(folder: Path, fmp4: bool) -> Stream:
+def ffmpeg_hls(folder: Path, fmp4: bool, essences: tuple[str, ...] = ("video", "audio")) -> Stream:
+    """`SECONDS` of a test pattern (25 fps H.264) and a tone (48 kHz AAC), the `essences` of them muxed, as HLS in
+    2 s segments."""
     install_debian_packages(["ffmpeg"])
     folder.mkdir()
     kind = ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"] if fmp4 else []
     sources = ["-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={FRAME_RATE}",
                "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(SECONDS)]  # fmt: skip
-    codecs = ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
-              "-g", str(FRAME_RATE * SEGMENT_S), "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k"]  # fmt: skip
+    video = ["-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FRAME_RATE * SEGMENT_S),
+             "-sc_threshold", "0"]  # fmt: skip
+    audio = ["-map", "1:a", "-c:a", "aac", "-b:a", "64k"]
+    codecs = [*(video if "video" in essences else []), *(audio if "audio" in essences else [])]
     parts = str(folder / ("part%03d.m4s" if fmp4 else "part%03d.ts"))
     hls = ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod", *kind, "-hls_segment_filename", parts]
     command = ["ffmpeg", "-hide_banner", "-loglevel", "error", *sources, *codecs, *hls, str(folder / "source.m3u8")]
@@ -53,7 +57,7 @@ def ffmpeg_hls(folder: Path, fmp4: bool) -> Stream:
 
 def probe(url: str) -> dict[str, Any]:
     """What ffprobe reads of a playlist (or a file): packets per stream type, and the span of the video packets
-    in seconds."""
+    (audio ones when there is no video) in seconds."""
     # Media URLs are presigned, their paths end in no extension: ffmpeg's picky HLS check would refuse them.
     # A playlist still growing is read from its first segment on (a live one starts near its end), until it ends.
     command = ["ffprobe", "-v", "error", "-extension_picky", "0", "-live_start_index", "0", "-show_entries",
@@ -64,20 +68,20 @@ def probe(url: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for packet in packets:
         counts[packet["codec_type"]] = counts.get(packet["codec_type"], 0) + 1
-    video = [packet for packet in packets if packet["codec_type"] == "video"]
-    start = min(float(packet["pts_time"]) for packet in video)
-    end = max(float(packet["pts_time"]) + float(packet["duration_time"]) for packet in video)
+    timed = [packet for packet in packets if packet["codec_type"] == min(counts, key=lambda kind: kind != "video")]
+    start = min(float(packet["pts_time"]) for packet in timed)
+    end = max(float(packet["pts_time"]) + float(packet.get("duration_time", 0)) for packet in timed)
     return {"packets": counts, "duration": end - start}
 
 
 def first_pts(path: Path, init: Path | None) -> Fraction:
-    """The presentation time of the segment's first video packet, in seconds (its media timeline); an fMP4
-    segment is read after its init segment."""
+    """The presentation time of the segment's first packet, in seconds (its media timeline); an fMP4 segment is
+    read after its init segment."""
     if init is not None:
         joined = path.with_suffix(".mp4")
         joined.write_bytes(init.read_bytes() + path.read_bytes())
         path = joined
-    found = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time",
+    found = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "packet=pts_time",
                             "-read_intervals", "%+#1", "-of", "csv=p=0", str(path)],
                            check=True, capture_output=True, text=True).stdout  # fmt: skip
     return Fraction(found.split()[0].split(",")[0])
@@ -89,13 +93,19 @@ def timestamp(seconds: Fraction) -> str:
     return f"{sign}{abs(nanoseconds) // 10**9}:{abs(nanoseconds) % 10**9}"
 
 
-def ingest(tams: str, stream: Stream, skip: int | None = None, headers: dict[str, str] | None = None) -> str:
-    """A muxed flow of the stream, as ingest_hls.py makes one: each segment allocated, uploaded to its put_url and
-    registered at its place on the timeline (from 0), ts_offset mapping its own timestamps there; `skip`: a
-    segment left out; `headers`: the API's credentials."""
+def ingest(
+    tams: str,
+    stream: Stream,
+    skip: int | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> str:
+    """A flow of the stream (muxed, unless `fields` say otherwise), as ingest_hls.py makes one: each segment
+    allocated, uploaded to its put_url and registered at its place on the timeline (from 0), ts_offset mapping its
+    own timestamps there; `skip`: a segment left out; `headers`: the API's credentials."""
     flow_id = new_id()
     flow = {"id": flow_id, "source_id": new_id(), "format": "urn:x-nmos:format:multi", "container": stream.container,
-            "label": "ffmpeg test stream"}  # fmt: skip
+            "label": "ffmpeg test stream", **fields}  # fmt: skip
     if stream.init is not None:
         flow["essence_parameters"] = {"init_segments": True}
     with httpx.Client(base_url=tams, timeout=60, headers=headers) as client:

@@ -5,11 +5,13 @@ same duration to within a frame; a flow with a segment missing plays across the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from background import api_process
+from helpers import new_id
 from hls_media import FRAME_RATE, SECONDS, Stream, ffmpeg_hls, ingest, probe
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -60,3 +62,23 @@ def test_a_flow_with_a_segment_missing_plays_across_the_gap(server: str, stream:
         }
     else:
         assert 0 < played["packets"]["video"] < missing["packets"]["video"]
+
+
+def test_a_collection_of_a_video_and_an_audio_flow_plays_from_its_multivariant_playlist(
+    server: str, tmp_path: Path
+) -> None:
+    video = ffmpeg_hls(tmp_path / "video", fmp4=False, essences=("video",))
+    audio = ffmpeg_hls(tmp_path / "audio", fmp4=False, essences=("audio",))
+    essence = {"frame_width": 320, "frame_height": 180, "frame_rate": {"numerator": FRAME_RATE}}
+    members = [
+        {"id": ingest(server, video, format="urn:x-nmos:format:video", codec="video/h264", essence_parameters=essence),
+         "role": "video"},
+        {"id": ingest(server, audio, format="urn:x-nmos:format:audio", codec="audio/aac",
+                      essence_parameters={"sample_rate": 48000, "channels": 1}), "role": "audio"},
+    ]  # fmt: skip
+    collection = new_id()
+    body = {"id": collection, "source_id": new_id(), "format": "urn:x-nmos:format:multi", "flow_collection": members}
+    assert httpx.put(f"{server}/flows/{collection}", json=body).status_code == 201
+    played = probe(f"{server}/x-tams/flows/{collection}/master.m3u8")
+    source = {**probe(str(video.playlist))["packets"], **probe(str(audio.playlist))["packets"]}
+    assert played["packets"] == source and source["video"] == FRAME_RATE * SECONDS
