@@ -68,3 +68,20 @@ def test_the_page_lists_opens_and_plays_an_ingested_flow(
     browser.screenshot("ui-flow-playing")
     only_here(browser, server)
     assert browser.script("return document.getElementById('problem').hidden")
+
+
+def test_with_basic_authentication_the_page_asks_for_a_user_and_a_password(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    users = {"TAMS_AUTH_MODES": "basic", "TAMS_AUTH_USERS": "editor secret-word"}
+    with api_process(tmp_path_factory.mktemp("basic") / "data", **users) as server:
+        browser.open(f"{server}/ui")
+        browser.wait_for(lambda driver: driver.find_element(By.ID, "login").is_displayed(), "the login form")
+        assert browser.script("return document.querySelector('[data-scheme=bearer]').hidden")
+        browser.console_errors()  # the 401 that asked
+        browser.driver.find_element(By.NAME, "user").send_keys("editor")
+        browser.driver.find_element(By.NAME, "password").send_keys("secret-word")
+        browser.driver.find_element(By.CSS_SELECTOR, "#login button").click()
+        browser.wait_for(lambda driver: "No flows yet." in driver.find_element(By.ID, "view").text, "the flows")
+        assert not browser.driver.find_element(By.ID, "login").is_displayed()
+        only_here(browser, server)
