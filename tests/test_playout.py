@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import Tams, audio_flow, new_id, video_flow
+from helpers import Tams, audio_flow, make_settings, new_id, video_flow
+from tams_api.app import create_app
 from tams_api.domain.playout import (
     PlayoutSegment,
     Rendition,
@@ -159,3 +161,26 @@ def test_a_flow_collection_has_a_multivariant_playlist(client: TestClient, tams:
     assert f"../{video_id}/playlist.m3u8" in lines and f'URI="../{audio_id}/playlist.m3u8"' in lines[2]
     lone = client.get(f"/x-tams/flows/{video_id}/master.m3u8")
     assert lone.status_code == 400 and "collects no video or audio flow" in lone.json()["summary"]
+
+
+def test_a_token_in_the_multivariant_playlists_url_reaches_the_members_playlists(tmp_path: Path) -> None:
+    """With TAMS_AUTH_ACCESS_TOKEN_QUERY a player given `?access_token=` for the collection gets it for each member."""
+    settings = make_settings(tmp_path).model_copy(
+        update={"auth_modes": "token", "auth_tokens": "viewer tok-view", "auth_access_token_query": True}
+    )
+    with TestClient(create_app(settings), headers={"Authorization": "Bearer tok-view"}) as client:
+        tams = Tams(client)
+        video_id, audio_id = tams.put_flow(), tams.put_flow(make=audio_flow)
+        collection = new_id()
+        members = [{"id": video_id, "role": "video"}, {"id": audio_id, "role": "audio"}]
+        body = {
+            "id": collection,
+            "source_id": new_id(),
+            "format": "urn:x-nmos:format:multi",
+            "flow_collection": members,
+        }
+        assert client.put(f"/flows/{collection}", json=body).status_code == 201
+        del client.headers["Authorization"]  # the player has the URL only
+        master = client.get(f"/x-tams/flows/{collection}/master.m3u8", params={"access_token": "tok-view"}).text
+    assert f"../{video_id}/playlist.m3u8?access_token=tok-view" in master.splitlines()
+    assert f'URI="../{audio_id}/playlist.m3u8?access_token=tok-view"' in master

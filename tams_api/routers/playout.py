@@ -6,7 +6,9 @@ so the player needs none for the media."""
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlencode
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX, clock
@@ -42,15 +44,18 @@ def media_playlist(services: ServicesDep, flow_id: str, timerange: str = "_") ->
 
 
 @get_and_head(router, "/{flow_id}/master.m3u8", responses=_PLAYLIST)
-def multivariant_playlist(services: ServicesDep, flow_id: str) -> Response:
+def multivariant_playlist(request: Request, services: ServicesDep, flow_id: str) -> Response:
     """A multi-essence flow (a flow collection) as a multivariant playlist: its video members as variants, its
     audio members as the audio renditions they share."""
     flow = flows.get(services.store, require_uuid(flow_id, "flow"))
+    # A player given the token in the URL (TAMS_AUTH_ACCESS_TOKEN_QUERY) has it for the members' playlists too.
+    token = request.query_params.get("access_token") if services.settings.auth_access_token_query else None
+    query = f"?{urlencode({'access_token': token})}" if token else ""
     renditions = []
     for member in flow.flow_collection:
         found = flows.get(services.store, member["id"])
         label = found.metadata.get("label") or member.get("role") or found.id
-        renditions.append(playout.Rendition(found.id, label, found.metadata, f"../{found.id}/playlist.m3u8"))
+        renditions.append(playout.Rendition(found.id, label, found.metadata, f"../{found.id}/playlist.m3u8{query}"))
     if not any(rendition.kind in ("video", "audio") for rendition in renditions):
         raise BadRequest(f"flow {flow.id} collects no video or audio flow: play it with its playlist.m3u8")
     return Response(playout.multivariant_playlist(renditions), media_type=playout.CONTENT_TYPE)
