@@ -147,9 +147,13 @@ def test_a_store_is_reached_over_https_at_its_public_url_only(
     wait(lambda: served(curl, public_store), f"{public_store} served through Traefik", WAIT_S)
     exposed = condition(admin, store_ref(), "Exposed") or {}
     assert (exposed.get("status"), exposed.get("reason")) == ("True", "Exposed"), exposed
-    assert admin.get(path(store_ref())).json()["status"]["url"] == public_store
+    status = admin.get(path(store_ref())).json()["status"]
+    assert (status["url"], status["uiUrl"]) == (public_store, f"{public_store}/ui")
     assert "media round trip OK" in curl.walkthrough(public_store)
     check_public_urls(curl, public_store)
+    # The store's page and its player's script, from the image, through the proxy.
+    assert 'src="ui/assets/vendor/hls.js/hls.min.js"' in curl.ok(status["uiUrl"])
+    assert "Hls" in curl.ok(f"{public_store}/ui/assets/vendor/hls.js/hls.min.js")
 
 
 def test_the_same_store_through_an_http_route(
