@@ -184,3 +184,10 @@ def test_a_token_in_the_multivariant_playlists_url_reaches_the_members_playlists
         master = client.get(f"/x-tams/flows/{collection}/master.m3u8", params={"access_token": "tok-view"}).text
     assert f"../{video_id}/playlist.m3u8?access_token=tok-view" in master.splitlines()
     assert f'URI="../{audio_id}/playlist.m3u8?access_token=tok-view"' in master
+
+
+def test_the_openapi_document_says_the_playlists_are_hls(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for name in ("playlist", "master"):
+        answer = paths[f"/x-tams/flows/{{flow_id}}/{name}.m3u8"]["get"]["responses"]["200"]
+        assert list(answer["content"]) == ["application/vnd.apple.mpegurl"]

@@ -27,7 +27,7 @@ PAGE = 1_000
 _PLAYLIST = {200: {"description": "An HLS playlist (RFC 8216).", "content": {playout.CONTENT_TYPE: {}}}}
 
 
-@get_and_head(router, "/{flow_id}/playlist.m3u8", responses=_PLAYLIST)
+@get_and_head(router, "/{flow_id}/playlist.m3u8", responses=_PLAYLIST, response_class=Response)
 def media_playlist(services: ServicesDep, flow_id: str, timerange: str = "_") -> Response:
     """The flow's segments overlapping `timerange` in timeline order, as an HLS media playlist: finished (VOD) or,
     while segments keep arriving and the timerange has no end, an EVENT playlist the player polls."""
@@ -43,7 +43,7 @@ def media_playlist(services: ServicesDep, flow_id: str, timerange: str = "_") ->
     )
 
 
-@get_and_head(router, "/{flow_id}/master.m3u8", responses=_PLAYLIST)
+@get_and_head(router, "/{flow_id}/master.m3u8", responses=_PLAYLIST, response_class=Response)
 def multivariant_playlist(request: Request, services: ServicesDep, flow_id: str) -> Response:
     """A multi-essence flow (a flow collection) as a multivariant playlist: its video members as variants, its
     audio members as the audio renditions they share."""
