@@ -240,8 +240,13 @@ def test_a_schedule_of_every_minute_fires_and_the_retention_deletes_the_oldest_w
             backup = get(admin, namespace, "tamsbackups", name)
             assert backup is not None and backup["spec"]["storeRef"] == {"name": "archive"}
             assert backup["metadata"]["ownerReferences"][0]["kind"] == "TamsScheduledBackup"
-            schedule = get(admin, namespace, "tamsscheduledbackups", "nightly")
-            assert schedule is not None and schedule["status"]["lastBackup"] == name
+
+            # Its status follows the backup it made (written after creating it).
+            def recorded() -> dict[str, Any] | None:
+                found = get(admin, namespace, "tamsscheduledbackups", "nightly") or {}
+                return found if found.get("status", {}).get("lastBackup") == name else None
+
+            schedule = wait(recorded, "the schedule's status naming its backup")
             assert schedule["status"]["nextScheduleTime"] > schedule["status"]["lastScheduleTime"]
 
             # Once it completes, three are completed: the oldest of them ("older") goes, its data with it.
