@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -48,6 +49,14 @@ class Browser:
     def console_errors(self) -> list[str]:
         """What the pages' consoles reported as errors since the last call."""
         return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+    def assert_only_from(self, server: str) -> None:
+        """Every request since the last look went to `server`, and the console reported nothing wrong."""
+        fetched = [urlsplit(url) for url in self.requested()]  # chrome:, data: and blob: URLs are the browser's own
+        elsewhere = [url for url in fetched if url.scheme not in ("chrome", "data", "blob")
+                     and url.netloc != urlsplit(server).netloc]  # fmt: skip
+        assert elsewhere == []
+        assert self.console_errors() == []
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

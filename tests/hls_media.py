@@ -16,6 +16,7 @@ import httpx
 
 from debian import install_debian_packages
 from helpers import new_id
+from tams_api.timerange import format_timestamp
 
 FRAME_RATE = 25
 SECONDS = 10
@@ -88,9 +89,7 @@ def first_pts(path: Path, init: Path | None) -> Fraction:
 
 
 def timestamp(seconds: Fraction) -> str:
-    nanoseconds = round(seconds * 10**9)
-    sign = "-" if nanoseconds < 0 else ""
-    return f"{sign}{abs(nanoseconds) // 10**9}:{abs(nanoseconds) % 10**9}"
+    return format_timestamp(round(seconds * 10**9))
 
 
 def ingest(

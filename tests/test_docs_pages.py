@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,16 +25,6 @@ def browser() -> Iterator[Browser]:
         yield opened
 
 
-def only_here(browser: Browser, server: str) -> None:
-    """Every request went to the server, and the console reported nothing wrong."""
-    fetched = [urlsplit(url) for url in browser.requested()]  # chrome:, data: and blob: URLs are the browser's own
-    elsewhere = [
-        url for url in fetched if url.scheme not in ("chrome", "data", "blob") and url.netloc != urlsplit(server).netloc
-    ]
-    assert elsewhere == []
-    assert browser.console_errors() == []
-
-
 def test_swagger_ui_renders_every_path_offline(browser: Browser, server: str) -> None:
     paths = set(httpx.get(f"{server}/openapi.json").json()["paths"])
     browser.open(f"{server}/docs")
@@ -43,7 +32,7 @@ def test_swagger_ui_renders_every_path_offline(browser: Browser, server: str) ->
     shown = browser.wait_for(lambda _: (found := set(browser.script(listed))) >= paths and found, "every path listed")
     assert "/flows/{flow_id}/segments" in shown
     browser.screenshot("docs")
-    only_here(browser, server)
+    browser.assert_only_from(server)
 
 
 def test_redoc_renders_the_operations_offline(browser: Browser, server: str) -> None:
@@ -56,7 +45,7 @@ def test_redoc_renders_the_operations_offline(browser: Browser, server: str) -> 
     )
     assert operations >= 50
     assert "/flows/{flow_id}/segments" in browser.script("return document.body.innerText")
-    only_here(browser, server)
+    browser.assert_only_from(server)
 
 
 def test_the_docs_scripts_are_served_by_the_service(server: str) -> None:

@@ -62,8 +62,8 @@ def segment(timerange: str, name: str, init: str | None = None) -> PlayoutSegmen
 
 def test_a_finished_flow_is_a_vod_playlist_with_a_discontinuity_at_each_gap() -> None:
     playlist = media_playlist(
-        [segment("[0:0_2:0)", "a"), segment("[2:0_4:0)", "b"), segment("[6:0_7:500000000)", "c")], None, growing=False
-    )
+        [segment("[0:0_2:0)", "a"), segment("[2:0_4:0)", "b"), segment("[6:0_7:500000000)", "c")], None, None, True
+    ).text
     assert playlist.splitlines() == [
         "#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0",
         "#EXT-X-PLAYLIST-TYPE:VOD",
@@ -76,16 +76,18 @@ def test_a_finished_flow_is_a_vod_playlist_with_a_discontinuity_at_each_gap() ->
 
 
 def test_a_growing_flow_is_an_event_playlist_without_an_end() -> None:
-    playlist = media_playlist([segment("[0:0_2:500000000)", "a")], None, growing=True).splitlines()
+    playlist = media_playlist([segment("[0:0_2:500000000)", "a")], None, 0.0, open_ended=True).text.splitlines()
     assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
     assert "#EXT-X-TARGETDURATION:3" in playlist  # never shorter than a segment
+    ended = media_playlist([segment("[0:0_2:0)", "a")], None, 0.0, open_ended=False)
+    assert not ended.live and "#EXT-X-ENDLIST" in ended.text  # a window that ends is finished, however recent
 
 
 def test_init_objects_are_maps_written_when_they_change() -> None:
     lines = media_playlist(
         [segment("[0:0_2:0)", "a", "https://media/init1"), segment("[2:0_4:0)", "b", "https://media/init1"),
-         segment("[4:0_6:0)", "c", "https://media/init2")], None, growing=False,
-    ).splitlines()  # fmt: skip
+         segment("[4:0_6:0)", "c", "https://media/init2")], None, None, True,
+    ).text.splitlines()  # fmt: skip
     assert "#EXT-X-VERSION:6" in lines  # EXT-X-MAP in a media playlist
     maps = [line for line in lines if line.startswith("#EXT-X-MAP")]
     assert maps == ['#EXT-X-MAP:URI="https://media/init1"', '#EXT-X-MAP:URI="https://media/init2"']
@@ -119,18 +121,9 @@ def test_a_collection_plays_as_video_variants_sharing_the_audio_renditions() -> 
 # -- the routes ----------------------------------------------------------------------------------------------------
 
 
-def register(tams: Tams, flow_id: str, *timeranges: str) -> None:
-    for timerange in timeranges:
-        [media_object] = tams.allocate(flow_id)
-        tams.upload(media_object, b"media")
-        response = tams.client.post(f"/flows/{flow_id}/segments",
-                                    json={"object_id": media_object["object_id"], "timerange": timerange})  # fmt: skip
-        assert response.status_code == 201, response.text
-
-
 def test_the_playlist_of_a_flow_lists_its_media_urls_in_timeline_order(client: TestClient, tams: Tams) -> None:
     flow_id = tams.put_flow()
-    register(tams, flow_id, "[4:0_6:0)", "[0:0_2:0)", "[2:0_4:0)")
+    tams.add_segments(flow_id, "[4:0_6:0)", "[0:0_2:0)", "[2:0_4:0)")
     response = client.get(f"/x-tams/flows/{flow_id}/playlist.m3u8")
     assert response.status_code == 200 and response.headers["content-type"] == "application/vnd.apple.mpegurl"
     segments = client.get(f"/flows/{flow_id}/segments").json()

@@ -13,7 +13,6 @@ from selenium.webdriver.common.by import By
 from background import api_process
 from browser import Browser, headless_chromium
 from hls_media import Stream, ffmpeg_hls, ingest
-from test_docs_pages import only_here
 
 TOKEN = "ui-test-token"
 CREDENTIALS = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,7 +65,7 @@ def test_the_page_lists_opens_and_plays_an_ingested_flow(
     browser.wait_for(lambda _: browser.script("return document.getElementById('player').currentTime") > 2.0,
                      "the player past 2 s", timeout=60)  # fmt: skip
     browser.screenshot("ui-flow-playing")
-    only_here(browser, server)
+    browser.assert_only_from(server)
     assert browser.script("return document.getElementById('problem').hidden")
 
 
@@ -84,4 +83,4 @@ def test_with_basic_authentication_the_page_asks_for_a_user_and_a_password(
         browser.driver.find_element(By.CSS_SELECTOR, "#login button").click()
         browser.wait_for(lambda driver: "No flows yet." in driver.find_element(By.ID, "view").text, "the flows")
         assert not browser.driver.find_element(By.ID, "login").is_displayed()
-        only_here(browser, server)
+        browser.assert_only_from(server)
