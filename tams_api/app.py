@@ -164,9 +164,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(media.router)  # media bytes on presigned URLs: no TAMS credentials, no JSON
     app.include_router(operations.router)  # probes and metrics: credentials as TAMS_METRICS_PUBLIC says
     app.include_router(pages.router)
-    app.mount(
-        "/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets"
-    )  # browser files: no credentials
+    # The pages' files (routers.pages) need no credentials.
+    app.mount("/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets")
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # outermost: it times everything else

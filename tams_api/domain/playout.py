@@ -51,14 +51,24 @@ def decimal(seconds: Fraction) -> str:
     return f"{whole}.{fraction}" if fraction else whole
 
 
-def media_playlist(segments: Sequence[PlayoutSegment], per_second: Fraction | None, growing: bool) -> str:
-    """The media playlist of `segments` (in timeline order): a finished one (VOD, ENDLIST), or, while the flow
-    grows, an EVENT playlist the player polls for more."""
+@dataclass(frozen=True, slots=True)
+class MediaPlaylist:
+    text: str
+    live: bool  # still growing: players poll it, caches must not keep it
+
+
+def media_playlist(
+    segments: Sequence[PlayoutSegment], per_second: Fraction | None, since_change: float | None, open_ended: bool
+) -> MediaPlaylist:
+    """The media playlist of `segments` (in timeline order): while the flow grows (its segments changed
+    `since_change` seconds ago, within a few target durations) and the window asked for has no end, an EVENT
+    playlist the player polls for more; else a finished one (VOD, ENDLIST)."""
     durations = [duration(segment.bounds, per_second) for segment in segments]
+    target = max((math.ceil(seconds) for seconds in durations), default=1) or 1  # no segment lasts longer
+    live = open_ended and growing(since_change, target)
     maps = any(segment.init_url for segment in segments)
-    target = target_duration(segments, per_second)
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{6 if maps else 3}", f"#EXT-X-TARGETDURATION:{target}"]
-    lines += ["#EXT-X-MEDIA-SEQUENCE:0", f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if growing else 'VOD'}"]
+    lines += ["#EXT-X-MEDIA-SEQUENCE:0", f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if live else 'VOD'}"]
     if maps:
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     previous: PlayoutSegment | None = None
@@ -69,14 +79,9 @@ def media_playlist(segments: Sequence[PlayoutSegment], per_second: Fraction | No
             lines.append(f'#EXT-X-MAP:URI="{segment.init_url}"')
         lines += [f"#EXTINF:{decimal(seconds)},", segment.url]
         previous = segment
-    if not growing:
+    if not live:
         lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
-
-
-def target_duration(segments: Sequence[PlayoutSegment], per_second: Fraction | None) -> int:
-    """EXT-X-TARGETDURATION: no segment lasts longer, in whole seconds (at least 1)."""
-    return max((math.ceil(duration(segment.bounds, per_second)) for segment in segments), default=1) or 1
+    return MediaPlaylist("\n".join(lines) + "\n", live)
 
 
 def growing(seconds_since_last_change: float | None, target: int) -> bool:

@@ -33,14 +33,11 @@ def media_playlist(services: ServicesDep, flow_id: str, timerange: str = "_") ->
     while segments keep arriving and the timerange has no end, an EVENT playlist the player polls."""
     flow = flows.get(services.store, require_uuid(flow_id, "flow"))
     window = timerange_bounds(timerange) or EVERYTHING
-    segments = playable(services, flow.id, window)
     per_second = playout.rate(flow.metadata.get("essence_parameters") or {})
     age = None if flow.segments_updated is None else (clock.time_ns() - clock.instant_ns(flow.segments_updated)) / 1e9
-    live = window.end == INT64_MAX and playout.growing(age, playout.target_duration(segments, per_second))
-    headers = {"Cache-Control": "no-cache" if live else "max-age=2"}
-    return Response(
-        playout.media_playlist(segments, per_second, live), media_type=playout.CONTENT_TYPE, headers=headers
-    )
+    playlist = playout.media_playlist(playable(services, flow.id, window), per_second, age, window.end == INT64_MAX)
+    headers = {"Cache-Control": "no-cache" if playlist.live else "max-age=2"}
+    return Response(playlist.text, media_type=playout.CONTENT_TYPE, headers=headers)
 
 
 @get_and_head(router, "/{flow_id}/master.m3u8", responses=_PLAYLIST, response_class=Response)
