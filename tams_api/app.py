@@ -11,10 +11,10 @@ from starlette.staticfiles import StaticFiles
 from . import API_VERSION, __version__
 from .auth import authenticator_from_settings
 from .config import MediaBackendSpec, Settings
+from .dataplane import DataPlane
 from .http import HeadWithoutBody, install_error_handlers
 from .metrics import RequestMetrics
 from .openapi import install_openapi
-from .provision import s3_connection
 from .routers import (
     analytics,
     delete_requests,
@@ -34,7 +34,6 @@ from .routers.common import Services, representable_json_body
 from .stores.filesystem import FilesystemMediaStore, load_signing_key
 from .stores.media import MediaStore, MediaStores, StorageBackend
 from .stores.metadata import MetadataStore
-from .stores.s3 import S3MediaStore
 from .stores.sigv4 import Presigner
 from .stores.sqlite import SqliteMetadataStore
 from .tracing import install_tracing
@@ -52,6 +51,10 @@ def open_media_store(spec: MediaBackendSpec, settings: Settings, default: bool =
         default_storage=default,
     )
     if spec.backend == "s3":
+        # boto3 and botocore cost ~24 MB resident: imported only by a process that has an S3 backend.
+        from .provision import s3_connection
+        from .stores.s3 import S3MediaStore
+
         bucket = spec.bucket or ""
         client, credentials = s3_connection(spec)
         public_endpoint = spec.public_endpoint_url or client.meta.endpoint_url
@@ -142,12 +145,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
         docs_url=None,  # routers.pages: the pages' scripts from the package, not a CDN
         redoc_url=None,
+        # Tracing is tracing.py's (TAMS_OTEL_*), off unless configured; FastAPI's own would look at OpenTelemetry's
+        # providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
-    # Routes are matched in order, one by one: the data plane (segments, objects) comes first. Their routes
-    # authenticate before reading a body (routers.common.TamsRoute).
+    # The data plane is served ahead of the router (tams_api.dataplane); FastAPI documents it. The other routes
+    # are matched in order, one by one, and authenticate before reading a body (routers.common.TamsRoute).
+    app.include_router(segments.data_plane)
     for module in (
         segments,
         objects,
@@ -167,6 +174,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The pages' files (routers.pages) need no credentials.
     app.mount("/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets")
     install_openapi(app)
+    app.add_middleware(DataPlane, routes=segments.data_plane.routes)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # outermost: it times everything else
     stop_tracing = install_tracing(app, services.settings)

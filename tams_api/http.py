@@ -97,9 +97,9 @@ def _json_problem(document: str, position: int, problem: str) -> str:
     return f"the body is not valid JSON: {problem} at line {line}, column {column} (character {position + 1})"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(TamsError)
-    async def domain_error(request: Request, error: TamsError) -> Response:
+def error_answer(request: Request, error: Exception) -> Response:
+    """The spec's error JSON for any failure of a request, with the status its class maps to."""
+    if isinstance(error, TamsError):
         status = status_of(error)
         headers = None
         if status == 401:
@@ -107,22 +107,23 @@ def install_error_handlers(app: FastAPI) -> None:
         elif status == 503:
             headers = {"Retry-After": "1"}
         return error_response(status, type(error).__name__, error.summary, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> Response:
+    if isinstance(error, RequestValidationError):
         return error_response(400, "BadRequest", _validation_summary(error))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+    if isinstance(error, StarletteHTTPException):
         names = {404: "NotFound", 405: "MethodNotAllowed"}
         return error_response(
             error.status_code, names.get(error.status_code, "HTTPError"), str(error.detail), error.headers
         )
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "InternalError", "the service failed to handle this request; see its logs")
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "InternalError", "the service failed to handle this request; see its logs")
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def answer(request: Request, error: Exception) -> Response:
+        return error_answer(request, error)
+
+    for error_class in (TamsError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(error_class, answer)
 
 
 class HeadWithoutBody:

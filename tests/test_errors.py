@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import make_settings, new_id
 from spec import assert_valid
+from tams_api.app import create_app
 from tams_api.errors import (
     BadRequest,
     Forbidden,
@@ -46,3 +52,38 @@ def test_error_json_is_the_specs() -> None:
     assert error_json("Forbidden", "flow x is read-only", "2026-12-04T00:00:00.000000Z")["time"] == (
         "2026-12-04T00:00:00.000000Z"
     )
+
+
+@pytest.fixture
+def data_plane(tmp_path: Path) -> Iterator[TestClient]:
+    """The API on a fresh store; its segment listing is served by tams_api.dataplane, ahead of FastAPI's router."""
+    with TestClient(create_app(make_settings(tmp_path)), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "error_type"),
+    [(RuntimeError("disk on fire"), 500, "InternalError"), (Unavailable("busy; retry"), 503, "Unavailable")],
+)
+def test_the_data_plane_answers_failures_as_every_route_does(
+    data_plane: TestClient, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int, error_type: str
+) -> None:
+    def fail(*_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(data_plane.app.state.services.store, "list_segments", fail)  # type: ignore[attr-defined]
+    answer = data_plane.get(f"/flows/{new_id()}/segments")
+    assert answer.status_code == status
+    assert_valid(answer.json(), "error.json")
+    assert answer.json()["type"] == error_type
+    assert "disk on fire" not in answer.text  # no internals to clients
+    assert (answer.headers.get("retry-after") == "1") == (status == 503)
+
+
+def test_the_data_plane_refuses_bad_queries_with_the_specs_error(data_plane: TestClient) -> None:
+    answer = data_plane.get(f"/flows/{new_id()}/segments", params={"timerange": "[1:0_"})
+    assert answer.status_code == 200  # an open-ended range is a range
+    answer = data_plane.get(f"/flows/{new_id()}/segments", params={"timerange": "yesterday"})
+    assert answer.status_code == 400
+    assert "is not a timerange" in answer.json()["summary"]
+    assert data_plane.head(f"/flows/{new_id()}/segments", params={"limit": "x"}).status_code == 400

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
@@ -99,3 +100,24 @@ def test_nothing_is_served_beyond_the_spec_but_the_named_and_prefixed_extensions
     served = served_routes()
     assert not any(path.startswith(EXTENSION_PREFIX) for _, path in spec_routes()), "the prefix is off the spec's"
     assert served - extension_routes(served) - spec_routes() == EXTENSION_ROUTES
+
+
+SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
+
+
+def test_openapi_document_is_the_reviewed_one() -> None:
+    """The OpenAPI document is what clients generate code from: a change to it (a route served ahead of FastAPI's
+    router, a parameter parsed by hand) must be one someone meant. Update the snapshot when it is:
+    `.venv/bin/python -c 'import tests.test_routes as t; t.write_snapshot()'`."""
+    assert _document() == orjson.loads(SNAPSHOT.read_bytes()), "the OpenAPI document changed; see the docstring"
+
+
+def _document() -> dict:
+    with tempfile.TemporaryDirectory() as data_dir:
+        document = create_app(Settings(data_dir=Path(data_dir))).openapi()
+    document["info"].pop("version")  # the release's, changed by every release
+    return document
+
+
+def write_snapshot() -> None:
+    SNAPSHOT.write_bytes(orjson.dumps(_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")

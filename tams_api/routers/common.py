@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
@@ -32,6 +33,7 @@ MIME_PATTERN = (
     r"/([0-9A-Za-z!#$%&'*+.^_`|~-]+)$"
 )
 _UUID = re.compile(UUID_PATTERN)
+R = TypeVar("R")
 # Each tag filter is one SQL condition, and SQLite refuses expressions more than 1,000 deep.
 MAX_TAG_FILTERS = 100
 
@@ -48,6 +50,13 @@ class Services:
         self.readiness = Readiness(
             {"metadata store": self.store.probe, f"media store {default.backend.label!r}": default.probe}
         )
+
+    async def read(self, query: Callable[[], R]) -> R:
+        """Run a read of the metadata store from a request: inline when the store's reads are short local work
+        (a thread hand-off would cost more than the read), else on the thread pool, off the event loop."""
+        if self.store.reads_inline:
+            return query()
+        return await run_in_threadpool(query)
 
     def media_store(self, storage_id: str) -> MediaStore:
         """The media store of a storage backend a client named."""
@@ -115,6 +124,25 @@ class TamsRoute(APIRoute):
             return await handle(request)
 
         return gated
+
+
+class DataPlaneRoute(APIRoute):
+    """A route of the media data plane (segment windows, flows, objects: what players and ingest ask most): its
+    endpoint is `async (request, **path_params) -> Response` and is called as it is — no dependency solving, no
+    thread hand-off. tams_api.dataplane serves these routes ahead of FastAPI's router; FastAPI documents them
+    (their query parameters are QueryParams, documented by `query_openapi`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.handle
+
+    async def handle(self, request: Request) -> Response:
+        authorize(request)
+        return await self.endpoint(request, **request.path_params)
+
+
+def data_plane_router(**options: Any) -> APIRouter:
+    """A router of data-plane routes (see DataPlaneRoute)."""
+    return APIRouter(route_class=DataPlaneRoute, **options)
 
 
 def tams_router(**options: Any) -> APIRouter:

@@ -136,6 +136,9 @@ class MetadataStore(Protocol):
     """The repository the domain (`tams_api.domain`) works through: records in and out, no spec rule."""
 
     schema_upgrade: Upgrade  # what opening the store did to its schema (stores/migrations.py)
+    # Whether a read is short work in this process that never waits on a network or a lock (an embedded database):
+    # a request may then run it on the event loop rather than hand it to a thread.
+    reads_inline: bool
 
     # -- The store itself --------------------------------------------------------------------------------------------
 

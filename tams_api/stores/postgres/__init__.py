@@ -16,3 +16,5 @@ __all__ = ["PostgresMetadataStore"]
 
 class PostgresMetadataStore(PostgresConnections, SqlMetadataStore):
     """The metadata store in one schema of a PostgreSQL database."""
+
+    reads_inline = False  # a read is a round trip to the database server

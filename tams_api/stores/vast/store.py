@@ -37,6 +37,8 @@ class VastMetadataStore(
     LeasesMixin,
     TagsMixin,
 ):
+    reads_inline = False  # a read is a round trip to the cluster
+
     def __init__(
         self,
         endpoint: str,
