@@ -16,18 +16,17 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from .app import create_app, open_metadata, open_services
-from .backup import BackupError, back_up, restore
 from .config import BackupSettings, Settings
 from .errors import ConfigurationError
-from .provision import provision_postgres, provision_s3, provision_vast
 from .worker import Worker
 
-PROVISIONERS = {"s3": provision_s3, "vast": provision_vast, "postgres": provision_postgres}
+# Provisioning and backups import boto3 (~24 MB resident), which the server does without unless a media backend
+# is on S3: they are imported by the commands that use them.
+PROVISION_TARGETS = ("postgres", "s3", "vast")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     provision = commands.add_parser("provision", help="create what the configured stores need (idempotent)")
     provision.add_argument(
         "target",
-        choices=sorted(PROVISIONERS),
+        choices=PROVISION_TARGETS,
         help="s3: the bucket of TAMS_S3_BUCKET; vast: schema and tables in TAMS_VAST_BUCKET; postgres: schema and "
         "tables in the database of TAMS_POSTGRES_URL",
     )
@@ -63,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"tams-api: bad configuration: {describe(error)}")
     try:
         if args.command == "provision":
-            provisioned = PROVISIONERS[args.target](settings)
+            from . import provision
+
+            provisioned = getattr(provision, f"provision_{args.target}")(settings)
             print(f"tams-api: {provisioned}")
             return
         if args.command == "migrate":
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_backup_command(args: argparse.Namespace) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .backup import BackupError, back_up, restore
+
     try:
         settings = Settings()
         location = BackupSettings()

@@ -20,13 +20,14 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from . import EXTENSION_PREFIX
 from .config import Settings
 from .errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    import jwt
 
 READ, WRITE, DELETE, ADMIN = "tams-api/read", "tams-api/write", "tams-api/delete", "tams-api/admin"
 OPERATOR = "tams-operator"  # the name TAMS_AUTH_OPERATOR_TOKEN authenticates as
@@ -85,6 +86,8 @@ class JwtVerifier:
     algorithms: list[str]
 
     def verify(self, token: str) -> Principal:
+        import jwt  # imported in jwt mode only (see authenticator_from_settings): already loaded, a dict lookup
+
         try:
             if isinstance(self.keys, jwt.PyJWKClient):
                 key = self.keys.get_signing_key_from_jwt(token).key
@@ -182,6 +185,8 @@ def _read_secret(value: str | None, file: Path | None) -> str:
 def authenticator_from_settings(settings: Settings) -> Authenticator:
     verifier = None
     if "jwt" in settings.auth_mode_set:
+        import jwt  # PyJWT and cryptography cost ~9 MB resident: only when JWTs are accepted
+
         keys: jwt.PyJWKClient | jwt.PyJWKSet
         if settings.auth_jwks_file is not None:
             keys = jwt.PyJWKSet.from_json(settings.auth_jwks_file.read_text())

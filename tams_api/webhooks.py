@@ -7,8 +7,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from . import schemas
 from .errors import BadRequest
 from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, StoredObject, Webhook, segment_from_record
@@ -96,6 +94,8 @@ def resolve(host: bytes) -> list[str]:
 def check_url(url: str, allow_link_local: bool) -> None:
     """Registration's SSRF guard. A name that does not resolve (yet) passes: delivery vets the addresses it
     resolves to at each attempt."""
+    import httpx  # ~6 MB resident: only once a webhook is registered (delivery needs it then anyway)
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:

@@ -17,17 +17,18 @@ import time
 import uuid
 from collections import defaultdict
 from contextlib import suppress
-
-import httpx
+from typing import TYPE_CHECKING
 
 from . import clock
 from .config import Settings
-from .delivery import Courier
 from .domain import deletes
 from .errors import NotFound
 from .model import ReleasedMedia, Webhook
 from .stores.media import MediaStores
 from .stores.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("tams_api.worker")
 
@@ -57,26 +58,31 @@ class Worker:
         self.settings = settings
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._couriers: dict[str, tuple[Webhook, asyncio.Task[None]]] = {}
+        # Made with the first courier: httpx, its TLS context and connection pool cost ~12 MB resident, which a
+        # store without webhooks does without.
+        self._client: httpx.AsyncClient | None = None
         self._lease_renewed = -settings.worker_lease_seconds
         self._housekept = -HOUSEKEEPING_SECONDS
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; errors are logged and the work goes on."""
-        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout, follow_redirects=False) as client:
-            try:
-                while not stop.is_set():
-                    try:
-                        if await self._hold_lease():
-                            await self.step(client)
-                        else:
-                            await self._stop_couriers()
-                    except Exception:
-                        log.exception("worker step failed; trying again")
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.worker_poll_interval)
-            finally:
-                await self._stop_couriers()
-                await asyncio.to_thread(self.store.release_lease, LEASE, self.holder)
+        try:
+            while not stop.is_set():
+                try:
+                    if await self._hold_lease():
+                        await self.step()
+                    else:
+                        await self._stop_couriers()
+                except Exception:
+                    log.exception("worker step failed; trying again")
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.worker_poll_interval)
+        finally:
+            await self._stop_couriers()
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+            await asyncio.to_thread(self.store.release_lease, LEASE, self.holder)
 
     async def _hold_lease(self) -> bool:
         """Take or renew the store's worker lease, renewing when a third of it has passed."""
@@ -87,8 +93,8 @@ class Worker:
         self._lease_renewed = time.monotonic() if held else -seconds
         return held
 
-    async def step(self, client: httpx.AsyncClient) -> None:
-        await self._sync_couriers(client)
+    async def step(self) -> None:
+        await self._sync_couriers()
         await asyncio.to_thread(self.purge_soft_deleted_flows)
         await asyncio.to_thread(self.work_on_delete_requests)
         await asyncio.to_thread(self.collect_garbage)
@@ -98,7 +104,7 @@ class Worker:
 
     # -- webhooks ----------------------------------------------------------------------------------
 
-    async def _sync_couriers(self, client: httpx.AsyncClient) -> None:
+    async def _sync_couriers(self) -> None:
         """One courier per listening webhook, restarted when the webhook's registration changes."""
         # Couriers that ended before the read below: a courier ends after writing why (e.g. the webhook's error), so
         # the read sees that. One that ends during the read is left for the next round, when a read sees its write:
@@ -114,8 +120,18 @@ class Worker:
                 del self._couriers[webhook_id]
         for webhook_id, webhook in active.items():
             if webhook_id not in self._couriers:
-                courier = Courier(webhook, self.store, self.media, self.settings, client)
+                from .delivery import Courier  # it imports httpx: see __init__
+
+                courier = Courier(webhook, self.store, self.media, self.settings, self._http_client())
                 self._couriers[webhook_id] = (webhook, asyncio.create_task(courier.run()))
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """The webhook receivers' client, made on first use (see __init__)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self.settings.webhook_timeout, follow_redirects=False)
+        return self._client
 
     async def _stop_couriers(self) -> None:
         for _, task in self._couriers.values():
