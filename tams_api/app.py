@@ -154,7 +154,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     # The data plane is served ahead of the router (tams_api.dataplane); FastAPI documents it. The other routes
     # are matched in order, one by one, and authenticate before reading a body (routers.common.TamsRoute).
-    app.include_router(segments.data_plane)
+    data_plane = [segments.data_plane, objects.data_plane, flows.data_plane]
+    for router in data_plane:
+        app.include_router(router)
     for module in (
         segments,
         objects,
@@ -174,7 +176,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The pages' files (routers.pages) need no credentials.
     app.mount("/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets")
     install_openapi(app)
-    app.add_middleware(DataPlane, routes=segments.data_plane.routes)
+    app.add_middleware(DataPlane, routes=[route for router in data_plane for route in router.routes])
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # outermost: it times everything else
     stop_tracing = install_tracing(app, services.settings)

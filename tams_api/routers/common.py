@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
+import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -127,17 +130,44 @@ class TamsRoute(APIRoute):
 
 
 class DataPlaneRoute(APIRoute):
-    """A route of the media data plane (segment windows, flows, objects: what players and ingest ask most): its
-    endpoint is `async (request, **path_params) -> Response` and is called as it is — no dependency solving, no
-    thread hand-off. tams_api.dataplane serves these routes ahead of FastAPI's router; FastAPI documents them
-    (their query parameters are QueryParams, documented by `query_openapi`)."""
+    """A read of the media data plane (segment windows, flows, objects: what players and ingest ask most), served by
+    tams_api.dataplane ahead of FastAPI's router and documented by FastAPI as any route. Its endpoint is an ordinary
+    sync endpoint whose parameters are the request, the services, path parameters and str, int or bool query
+    parameters; they are found here once, from its signature, rather than by FastAPI's dependency solver on every
+    request, and the endpoint runs where the store's reads should run (Services.read)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Response], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
+        self._request_arguments: list[str] = []
+        self._services_arguments: list[str] = []
+        self._path_arguments: list[str] = []
+        query: list[QueryParam] = []
+        hints = typing.get_type_hints(endpoint)
+        for name, parameter in inspect.signature(endpoint).parameters.items():
+            if hints[name] is Request:
+                self._request_arguments.append(name)
+            elif hints[name] is Services:
+                self._services_arguments.append(name)
+            elif name in self.param_convertors:
+                self._path_arguments.append(name)
+            else:
+                query.append(QueryParam.of(name, hints[name], parameter.default))
+        self._query = tuple(query)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.handle
 
     async def handle(self, request: Request) -> Response:
         authorize(request)
-        return await self.endpoint(request, **request.path_params)
+        services: Services = request.app.state.services
+        arguments = parse_query(request, self._query)
+        for name in self._request_arguments:
+            arguments[name] = request
+        for name in self._services_arguments:
+            arguments[name] = services
+        for name in self._path_arguments:
+            arguments[name] = request.path_params[name]
+        return await services.read(functools.partial(self.endpoint, **arguments))
 
 
 def data_plane_router(**options: Any) -> APIRouter:
@@ -194,6 +224,15 @@ class QueryParam:
 
     name: str
     kind: type[bool] | type[int] | type[str] = str
+    default: bool | int | str | None = None  # when the request does not give it
+
+    @classmethod
+    def of(cls, name: str, annotation: Any, default: Any) -> QueryParam:
+        """The parameter an endpoint declares as `name: annotation = default` (str, int or bool, or None of them)."""
+        kinds = {bool, int, str} & set(typing.get_args(annotation) or (annotation,))
+        if len(kinds) != 1:
+            raise TypeError(f"query parameter {name}: {annotation} is not one of str, int or bool")
+        return cls(name, kinds.pop(), None if default is inspect.Parameter.empty else default)
 
     def openapi(self) -> dict[str, Any]:
         schema_type = {bool: "boolean", int: "integer", str: "string"}[self.kind]
@@ -218,12 +257,12 @@ _INTEGER = re.compile(r"^[+-]?[0-9]{1,4000}$")  # int() refuses 4,300 digits or 
 
 
 def parse_query(request: Request, params: tuple[QueryParam, ...]) -> dict[str, Any]:
-    """The parameters' values (None where absent) from the request's query string."""
+    """The parameters' values (their defaults where absent) from the request's query string."""
     query = request.query_params
     values: dict[str, Any] = {}
     for param in params:
         raw = query.get(param.name)
-        values[param.name] = None if raw is None else param.parse(raw)
+        values[param.name] = param.default if raw is None else param.parse(raw)
     return values
 
 

@@ -23,6 +23,7 @@ from .common import (
     UUID_PATTERN,
     Format,
     ServicesDep,
+    data_plane_router,
     deletion_response,
     get_and_head,
     page_request,
@@ -37,6 +38,7 @@ from .common import (
 )
 
 router = tams_router(tags=["Flows"])
+data_plane = data_plane_router(tags=["Flows"])
 Status = Literal["awaiting_content", "ingesting", "replication_in_progress", "closed_complete"]
 
 
@@ -90,7 +92,7 @@ def _flow(services: ServicesDep, flow_id: str) -> Flow:
     return flows.get(services.store, require_uuid(flow_id, "flow"))
 
 
-@get_and_head(router, "/flows/{flow_id}")
+@get_and_head(data_plane, "/flows/{flow_id}")
 def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = False, timerange: str = "_") -> Response:
     within = timerange_bounds(timerange) or EVERYTHING  # checked even when not used
     flow = flows.get(services.store, require_uuid(flow_id, "flow"), within if include_timerange else None)

@@ -13,10 +13,11 @@ from ..domain import objects as rules
 from ..http import json_response, paging_headers
 from ..urls import UrlBuilder
 from ..worker import delete_released
-from .common import ServicesDep, get_and_head, page_request, tag_filter, tams_router
+from .common import ServicesDep, data_plane_router, get_and_head, page_request, tag_filter, tams_router
 from .urls import url_options
 
 router = tams_router(tags=["Objects"])
+data_plane = data_plane_router(tags=["Objects"])
 
 
 # Declared before `/objects/{object_id:path}`, whose path converter would also take ".../instances".
@@ -39,7 +40,7 @@ def delete_instance(
     return Response(status_code=204)
 
 
-@get_and_head(router, "/objects/{object_id:path}")
+@get_and_head(data_plane, "/objects/{object_id:path}")
 def get_object(
     request: Request,
     services: ServicesDep,

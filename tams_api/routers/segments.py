@@ -23,7 +23,6 @@ from ..timerange import EVERYTHING
 from ..urls import UrlBuilder, segment_json
 from .common import (
     QueryParam,
-    Services,
     ServicesDep,
     data_plane_router,
     deletion_response,
@@ -71,12 +70,7 @@ SEGMENT_QUERY = (
 
 
 @get_and_head(data_plane, "/flows/{flow_id}/segments", openapi_extra=query_openapi(SEGMENT_QUERY))
-async def list_segments(request: Request, flow_id: str) -> Response:
-    services: Services = request.app.state.services
-    return await services.read(functools.partial(_segments_answer, request, services, flow_id))
-
-
-def _segments_answer(request: Request, services: Services, flow_id: str) -> Response:
+def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Response:
     params = parse_query(request, SEGMENT_QUERY)
     reverse_order = bool(params["reverse_order"])
     options = url_options(
