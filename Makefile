@@ -9,7 +9,7 @@ BASE_IMAGE ?=
 IMAGE_BUILD_FLAGS ?=
 CHART := charts/tams-operator
 
-.PHONY: run test e2e e2e-down lint bench bench-paging bench-webhooks bench-s3 bench-vast bench-postgres bench-backup bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
+.PHONY: run test e2e e2e-down lint bench bench-profile bench-paging bench-webhooks bench-s3 bench-vast bench-postgres bench-backup bench-operator bench-cluster bench-metrics bench-memory bench-contention image chart-crds clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.segments
+
+bench-profile: $(VENV)/.installed  # where a window GET's server time goes (py-spy; needs ptrace)
+	$(BIN)/python -m bench.profile_window
 
 bench-paging: $(VENV)/.installed
 	$(BIN)/python -m bench.paging_depth

@@ -29,16 +29,8 @@ from typing import Any
 
 import httpx
 
-from bench.segments import (
-    allocate_object_ids,
-    create_flow,
-    machine_info,
-    post_segments,
-    progress,
-    running_server,
-    save_results,
-    segments_body,
-)
+from bench.harness import machine_info, progress, running_server, save_results
+from bench.loading import allocate_object_ids, create_flow, post_segments, segments_body
 from tams_api.app import open_media
 from tams_api.backup import back_up, restore
 from tams_api.config import BackupSettings, Settings

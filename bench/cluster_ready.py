@@ -30,8 +30,8 @@ from tams_operator.tamsstore import Store  # noqa: E402
 
 import cluster_setup  # noqa: E402
 import images  # noqa: E402
+from bench.harness import machine_info, progress, save_results  # noqa: E402
 from bench.operator import summary, time_to_ready  # noqa: E402
-from bench.segments import machine_info, progress, save_results  # noqa: E402
 from operator_harness import GROUP, create  # noqa: E402
 
 

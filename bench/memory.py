@@ -24,7 +24,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.segments import create_flow, progress, read_status_kb, running_server
+from bench.harness import progress, read_status_kb, running_server
+from bench.loading import create_flow
 from tams_api.config import Settings
 
 USERS = "bench benchpw"

@@ -24,7 +24,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.segments import VIDEO_FLOW
+from bench.loading import VIDEO_FLOW
 from tams_api.app import create_app
 from tams_api.config import Settings
 from tams_api.metrics import RequestMetrics

@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench.segments import machine_info, progress, save_results
+from bench.harness import machine_info, progress, save_results
 from control_plane import OPERATOR, ControlPlane, control_plane, free_port
 from operator_harness import GROUP, OPERATOR_ENV, create, install, play_kubelet
 

@@ -24,17 +24,17 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import orjson
 
-from bench.segments import (
+from bench.harness import (
     Latency,
     Server,
     alternating_latencies,
-    load_flow,
     machine_info,
     progress,
     running_server,
     save_results,
     timed_step,
 )
+from bench.loading import load_flow
 
 # The tests' reading of the `Link` header, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

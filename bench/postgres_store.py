@@ -24,20 +24,9 @@ from typing import Any
 
 import httpx
 
-from bench.segments import (
-    Latency,
-    LoadResult,
-    Options,
-    load_flow,
-    machine_info,
-    measure_latencies,
-    parse_options,
-    progress,
-    running_server,
-    save_results,
-    timed_step,
-    window_path,
-)
+from bench.harness import Latency, machine_info, progress, running_server, save_results, timed_step
+from bench.loading import LoadResult, load_flow
+from bench.segments import Options, measure_latencies, parse_options, window_path
 
 # The tests' PostgreSQL server, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

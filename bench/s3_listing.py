@@ -27,22 +27,19 @@ import httpx
 import orjson
 from botocore.config import Config
 
-from bench.segments import (
+from bench.harness import (
     Latency,
     RawConnection,
     Server,
-    allocate_object_ids,
     checked_exchange,
-    create_flow,
     get_request,
     machine_info,
-    post_segments,
     progress,
     running_server,
     save_results,
-    segments_body,
     summarise_latency,
 )
+from bench.loading import allocate_object_ids, create_flow, post_segments, segments_body
 from tams_api.stores.sigv4 import Credentials, Presigner
 
 # The tests' SeaweedFS launcher, shared rather than copied.

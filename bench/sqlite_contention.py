@@ -22,7 +22,8 @@ from tempfile import TemporaryDirectory
 import httpx
 import orjson
 
-from bench.segments import create_flow, percentile, progress, running_server
+from bench.harness import percentile, progress, running_server
+from bench.loading import create_flow
 from tams_api.config import Settings
 
 BULK = Settings().max_bulk_segments

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 
-from bench.segments import machine_info, progress, save_results, summarise_latency, timed_step
+from bench.harness import machine_info, progress, save_results, summarise_latency, timed_step
 from tams_api import timerange as tr
 from tams_api.app import create_app, open_services
 from tams_api.model import PageRequest, SegmentQuery

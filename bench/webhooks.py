@@ -32,12 +32,10 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.segments import (
+from bench.harness import (
     HOST,
     Latency,
     Server,
-    allocate_object_ids,
-    create_flow,
     machine_info,
     progress,
     running_server,
@@ -46,6 +44,7 @@ from bench.segments import (
     stop,
     summarise_latency,
 )
+from bench.loading import allocate_object_ids, create_flow
 
 MODES = ("baseline", "hanging", "healthy")
 EVENTS = ["flows/segments_added"]
