@@ -1,4 +1,5 @@
-"""`tams-operator`: run the operator against the cluster it finds (in-cluster service account, else KUBECONFIG)."""
+"""`tams-operator`: run the operator against the cluster it finds as kubectl does (KUBECONFIG, else ~/.kube/config,
+else the in-cluster service account)."""
 
 from __future__ import annotations
 

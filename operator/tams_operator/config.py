@@ -41,6 +41,10 @@ class OperatorSettings(BaseSettings):
         description="Seconds a replica's peering record stays valid unrenewed: the longest a standby waits to take "
         "over from a replica that died without a word.",
     )
+    kube_context: str = Field(
+        "",
+        description="Kubeconfig context the operator logs in with, out of the cluster (empty: the current context).",
+    )
 
     def retry_delay(self, retry: int) -> float:
         """Backoff for `kopf.TemporaryError`, so a broken store never spins."""

@@ -1,22 +1,27 @@
 """A small async client of the Kubernetes API for the operator's own reads and writes.
 
 Kopf watches and dispatches; this client applies children (server-side apply, so drift is undone by the
-next apply), reads Secrets and writes status with optimistic concurrency. Credentials are found the way
-Kopf finds them (in-cluster service account, else KUBECONFIG).
+next apply), reads Secrets and writes status with optimistic concurrency. Both log in through one
+`KubeCredentials`: the official client finds the credentials the way kubectl does, and whichever of the two is
+refused (401) logs in again for both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import ssl
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import kopf
+import kubernetes.client
+import kubernetes.config
 
 FIELD_MANAGER = "tams-operator"
+DEFAULT_KUBECONFIG = "~/.kube/config"
 Manifest = dict[str, Any]
 
 
@@ -28,37 +33,78 @@ class KubeError(Exception):
         self.status = status
 
 
-def connection_info() -> kopf.ConnectionInfo:
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
-    if info is None:
-        raise kopf.LoginError("no service account token and no KUBECONFIG: cannot reach the Kubernetes API")
-    return info
+def connection_info(context: str | None = None) -> kopf.ConnectionInfo:
+    """Credentials found as kubectl finds them: the kubeconfig files KUBECONFIG names, else ~/.kube/config (its
+    current context, or `context`), else the pod's service account. The official client reads them and runs what
+    they name (exec credential plugins, auth providers): each call logs in anew."""
+    configuration = kubernetes.client.Configuration()
+    kubeconfig = os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    try:
+        if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser(DEFAULT_KUBECONFIG)):
+            # Named here: the client's own default is the KUBECONFIG of when it was first imported.
+            kubernetes.config.load_kube_config(kubeconfig, context=context, client_configuration=configuration)
+        else:
+            kubernetes.config.load_incluster_config(configuration)
+    except kubernetes.config.ConfigException as error:
+        raise kopf.LoginError(f"cannot log in to the Kubernetes API: {error}") from error
+    scheme, _, token = (configuration.get_api_key_with_prefix("BearerToken") or "").partition(" ")
+    if not token and not configuration.cert_file:
+        # The client logs a failing exec plugin and goes on without credentials: better no login than anonymous.
+        raise kopf.LoginError("the kubeconfig's user gave no credentials (its exec credential plugin failed?)")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,  # the client's files, inline data written out
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        proxy_url=configuration.proxy,
+    )
 
 
-def _data_file(data: str | bytes) -> str:
-    """httpx wants client certificates as files; kubeconfigs may inline them (base64)."""
-    with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as file:
-        file.write(base64.b64decode(data))
-        return file.name
+class KubeCredentials:
+    """The operator's one login, for Kopf (its login handler) and `KubeApi` alike: done once, again only when the
+    credentials in use are refused, one login at a time; whoever is refused meanwhile gets its outcome, so many
+    requests refused at once run an exec plugin once."""
+
+    def __init__(self, context: str | None = None) -> None:
+        self.context = context
+        self.info: kopf.ConnectionInfo | None = None
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> kopf.ConnectionInfo:
+        return self.info or await self.renew(None)
+
+    async def renew(self, refused: kopf.ConnectionInfo | None) -> kopf.ConnectionInfo:
+        """Credentials other than `refused`: a new login unless one happened since (told by identity, as a login may
+        give equal credentials back)."""
+        async with self._lock:
+            if self.info is None or self.info is refused:
+                self.info = await asyncio.to_thread(connection_info, self.context)
+            return self.info
+
+
+def tls_identity(info: kopf.ConnectionInfo) -> tuple[object, ...]:
+    """What a client's connections are made with, as opposed to the headers of each request."""
+    return info.server, info.ca_path, info.insecure, info.certificate_path, info.private_key_path, info.proxy_url
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
-    cadata = base64.b64decode(info.ca_data).decode() if info.ca_data else None
-    context = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None, cadata=cadata)
+    context = ssl.create_default_context(cafile=info.ca_path)
     if info.insecure:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    certificate = info.certificate_path or (info.certificate_data and _data_file(info.certificate_data))
-    if certificate:
-        key = info.private_key_path or (info.private_key_data and _data_file(info.private_key_data))
-        context.load_cert_chain(str(certificate), str(key) if key else None)
+    if info.certificate_path:
+        context.load_cert_chain(info.certificate_path, info.private_key_path)
     return context
 
 
 def http_client(info: kopf.ConnectionInfo) -> httpx.AsyncClient:
-    headers = {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"} if info.token else {}
-    auth = httpx.BasicAuth(info.username, info.password or "") if info.username else None
-    return httpx.AsyncClient(base_url=info.server, headers=headers, auth=auth, verify=_ssl_context(info), timeout=30.0)
+    return httpx.AsyncClient(base_url=info.server, verify=_ssl_context(info), proxy=info.proxy_url, timeout=30.0)
+
+
+def authorization(info: kopf.ConnectionInfo) -> dict[str, str]:
+    return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"} if info.token else {}
 
 
 IRREGULAR_PLURALS = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies"}
@@ -78,11 +124,39 @@ def manifest_path(manifest: Manifest) -> str:
 
 
 class KubeApi:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, credentials: KubeCredentials) -> None:
+        self.credentials = credentials
+        self.client: httpx.AsyncClient | None = None
+        self._tls: tuple[object, ...] | None = None
+        self._retired: httpx.AsyncClient | None = None
 
-    async def _request(self, method: str, url: str, **options: Any) -> httpx.Response:
-        response = await self.client.request(method, url, **options)
+    async def _client(self, info: kopf.ConnectionInfo) -> httpx.AsyncClient:
+        """The client for the latest credentials' TLS identity: a login may bring another (an exec plugin's new
+        client certificate). The client before may still have requests in flight: it is closed at the next change,
+        long idle by then. Stale credentials take the client there is: refused, they are renewed."""
+        if self.client is None or (tls_identity(info) != self._tls and info is self.credentials.info):
+            retired, self._retired = self._retired, self.client
+            self.client, self._tls = http_client(info), tls_identity(info)
+            if retired is not None:
+                await retired.aclose()
+        return self.client
+
+    async def aclose(self) -> None:
+        for client in (self.client, self._retired):
+            if client is not None:
+                await client.aclose()
+
+    async def _request(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **options: Any
+    ) -> httpx.Response:
+        async def send(info: kopf.ConnectionInfo) -> httpx.Response:
+            client = await self._client(info)
+            return await client.request(method, url, headers={**(headers or {}), **authorization(info)}, **options)
+
+        info = await self.credentials.current()
+        response = await send(info)
+        if response.status_code == 401:  # expired or revoked: once more, after a login (this one's or another's)
+            response = await send(await self.credentials.renew(info))
         if response.status_code >= 400:
             try:
                 message = response.json().get("message", response.text)

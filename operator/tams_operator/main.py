@@ -12,16 +12,18 @@ import prometheus_client
 
 from . import backups, deletion_requests, stores, webhooks  # noqa: F401  (importing registers the handlers)
 from .config import OperatorSettings
-from .kube import KubeApi, connection_info, http_client
+from .kube import KubeApi, KubeCredentials
 from .upgrades import RolloutGate
 
 PREFIX = "tams-operator.io"
 
 
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """Kopf and the operator's own client use the same credentials."""
-    return connection_info()
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf logs in through the operator's one login (after the startup handlers): at first, and whenever its
+    credentials are refused, it gets those the operator's own client has renewed meanwhile, else a new login."""
+    memo["kopf_login"] = await memo["credentials"].renew(memo.get("kopf_login"))
+    return memo["kopf_login"]
 
 
 @kopf.on.startup()
@@ -37,7 +39,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["config"] = config = OperatorSettings()
     if config.metrics_port:
         memo["metrics"], _ = prometheus_client.start_http_server(config.metrics_port, config.metrics_address)
-    memo["api"] = KubeApi(http_client(connection_info()))
+    memo["credentials"] = KubeCredentials(config.kube_context or None)
+    memo["api"] = KubeApi(memo["credentials"])
     memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time
     memo["seen"] = {}  # what of each child last mattered to its store (stores.news)
     memo["rollout"] = RolloutGate(config.rollout_delay)  # one store at a time onto a new operator image
@@ -45,6 +48,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    await memo["api"].client.aclose()
+    await memo["api"].aclose()
     if "metrics" in memo:
         memo["metrics"].shutdown()
