@@ -23,6 +23,10 @@ from .flows import writable
 
 BULK_CHUNK = 1000  # segments registered per write transaction: a large bulk never holds the store's writer long
 CHUNK_PAUSE = 0.002  # seconds between two chunks of a bulk, for writers waiting in this process or in another
+# A chunk's overlap checks read the stored segments between its first start and its last end in one query, up to this
+# many per segment of the chunk; a chunk interleaving with more (filling gaps of a long stretch) has each segment seek
+# the one stored segment it may overlap instead, so that what a chunk holds stays bounded.
+STORED_SPANS_PER_SEGMENT = 4
 
 # Same shape as the spec's schemas/flow-segment-post.json; pydantic validates a 1,000-segment body
 # about 20x faster than jsonschema, and a test checks both agree.
@@ -83,14 +87,16 @@ def new_segment(post: SegmentPost) -> NewSegment:
     if post.last_duration is not None and post.last_duration.startswith("-"):
         raise BadRequest("last_duration cannot be negative")
     for name in ("sample_offset", "sample_count", "key_frame_count"):
-        check_bindable(name, getattr(post, name))
+        value = getattr(post, name)
+        if value is not None:  # most segments give none of them
+            check_bindable(name, value)
     # The samples on the object's own timeline: timerange - ts_offset.
     object_timerange = post.timerange
     on_object_timeline = bounds
     if post.ts_offset is not None:
         offset = tr.timestamp_nanoseconds(post.ts_offset)
         on_object_timeline = tr.Bounds(bounds.start - offset, bounds.end - offset)
-        object_timerange = str(tr.shift(tr.parse_timerange(post.timerange), tr.parse_timestamp(post.ts_offset)))
+        object_timerange = tr.shifted(post.timerange, bounds, offset)
     if post.object_timerange is not None:
         if not tr.parse_bounds(post.object_timerange).covers(on_object_timeline):
             raise BadRequest(
@@ -177,7 +183,7 @@ def _register_chunk(
     segments, failures = with_init_objects(flow, segments, objects)
     inits = {segment.init_object_id for segment in segments if segment.init_object_id is not None}
     objects |= store.object_records(tx, inits - objects.keys())
-    batch = _Batch(store, tx, flow, objects)
+    batch = _Batch(store, tx, flow, objects, segments)
     for segment in segments:
         problem = batch.add(segment)
         if problem is not None:
@@ -205,11 +211,36 @@ def _register_chunk(
     return failures
 
 
+class _Spans:
+    """(start, end, timerange) of segments that never overlap one another, by start: the one with the greatest start
+    at or before a point then also has the greatest end, the only one that can reach that point."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self, spans: list[tuple[int, int, str]]) -> None:
+        self._spans = spans
+
+    def overlapping(self, bounds: tr.Bounds) -> str | None:
+        """The timerange of the one that overlaps `bounds`, if any."""
+        before = bisect.bisect_right(self._spans, (bounds.end, tr.INT64_MAX, ""))
+        if before and self._spans[before - 1][1] >= bounds.start:
+            return self._spans[before - 1][2]
+        return None
+
+    def add(self, bounds: tr.Bounds, timerange: str) -> None:
+        bisect.insort(self._spans, (bounds.start, bounds.end, timerange))
+
+
 class _Batch:
     """The segments of one write, each checked against what is stored and against those added before it."""
 
     def __init__(
-        self, store: MetadataStore, tx: Transaction, flow: FlowRecord, objects: dict[str, ObjectRecord]
+        self,
+        store: MetadataStore,
+        tx: Transaction,
+        flow: FlowRecord,
+        objects: dict[str, ObjectRecord],
+        segments: list[NewSegment],
     ) -> None:
         self.store = store
         self.tx = tx
@@ -217,9 +248,20 @@ class _Batch:
         self.objects = objects  # those the segments name, as the batch changes them
         self.init_in_use = store.init_objects_in_use(tx, set(objects))
         self.registration = Registration()  # what the batch adds
-        # (start, end, timerange) of the added segments by start. They never overlap one another, so the one with the
-        # greatest start at or before a point also has the greatest end: the only one that can reach that point.
-        self._spans: list[tuple[int, int, str]] = []
+        self._added = _Spans([])
+        self._stored = self._stored_spans(segments)
+
+    def _stored_spans(self, segments: list[NewSegment]) -> _Spans | None:
+        """The stored segments between the first start and the last end of `segments`, read at once; None when there
+        are more than STORED_SPANS_PER_SEGMENT per segment (then each segment seeks the one it may overlap)."""
+        if not segments:
+            return None
+        within = tr.Bounds(
+            min(segment.bounds.start for segment in segments), max(segment.bounds.end for segment in segments)
+        )
+        limit = STORED_SPANS_PER_SEGMENT * len(segments)
+        stored = self.store.segments_within(self.tx, self.flow, within, limit + 1)
+        return _Spans(stored) if len(stored) <= limit else None
 
     def add(self, segment: NewSegment) -> str | None:
         """Keep the segment for writing; the reason it is refused otherwise."""
@@ -232,15 +274,18 @@ class _Batch:
         if segment.init_object_id is not None:
             self.init_in_use.add(segment.init_object_id)
         self.registration.segments.append(segment)
-        bisect.insort(self._spans, (segment.bounds.start, segment.bounds.end, segment.timerange))
+        self._added.add(segment.bounds, segment.timerange)
         return None
 
     def _overlapping(self, bounds: tr.Bounds) -> str | None:
-        """The timerange of a stored or batch segment that overlaps `bounds`, if any."""
-        before = bisect.bisect_right(self._spans, (bounds.end, tr.INT64_MAX, ""))
-        if before and self._spans[before - 1][1] >= bounds.start:
-            return self._spans[before - 1][2]
-        return self.store.overlapping_segment(self.tx, self.flow, bounds)
+        """The timerange of a batch or stored segment that overlaps `bounds`, if any."""
+        overlap = self._added.overlapping(bounds)
+        if overlap is None:
+            if self._stored is not None:
+                overlap = self._stored.overlapping(bounds)
+            else:
+                overlap = self.store.overlapping_segment(self.tx, self.flow, bounds)
+        return overlap
 
     def _role_problem(self, segment: NewSegment) -> str | None:
         """Media objects and init objects keep their roles, and an init object must be known here."""

@@ -221,6 +221,13 @@ class MetadataStore(Protocol):
         """The timerange of a stored segment of the flow that overlaps `bounds`, if any."""
         ...
 
+    def segments_within(
+        self, tx: Transaction, flow: FlowRecord, within: Bounds, limit: int
+    ) -> list[tuple[int, int, str]]:
+        """(start, end, timerange) of the first `limit` stored segments of the flow that overlap `within`, by start
+        (closed nanosecond bounds, as stored)."""
+        ...
+
     def insert_segments(self, tx: Transaction, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
         """Store the registration's segments of the flow with their objects, and move the flow's segments_updated to
         `stamp`."""

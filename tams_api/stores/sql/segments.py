@@ -82,6 +82,19 @@ class SegmentsMixin(SqlConnections):
         before = self._preceding(db, flow.key, bounds.end)
         return before[2] if before is not None and before[1] >= bounds.start else None
 
+    @staticmethod
+    def segments_within(db: Db, flow: FlowRecord, within: tr.Bounds, limit: int) -> list[tuple[int, int, str]]:
+        # From the start of the segment just before `within` (only it can reach into it from before): one seek, then
+        # the range in key order.
+        rows = db.execute(
+            "SELECT start_ns, end_ns, timerange FROM segments WHERE flow_pk = :flow_pk AND start_ns >= COALESCE("
+            "(SELECT p.start_ns FROM segments p WHERE p.flow_pk = :flow_pk AND p.start_ns < :start "
+            "ORDER BY p.start_ns DESC LIMIT 1), :start) AND start_ns <= :end AND end_ns >= :start "
+            "ORDER BY start_ns LIMIT :limit",
+            {"flow_pk": flow.key, "start": within.start, "end": within.end, "limit": limit},
+        )
+        return [(start, end, timerange) for start, end, timerange in rows]
+
     def insert_segments(self, db: Db, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
         segments, created, registered = registration.segments, registration.created, registration.registered
         db.executemany(

@@ -122,6 +122,20 @@ class SegmentsMixin(Transactions):
         )
         return found[0]["timerange"] if found else None
 
+    def segments_within(self, t: _Tx, flow: FlowRecord, within: tr.Bounds, limit: int) -> list[tuple[int, int, str]]:
+        # A range past the flow's ends (appending to it) reads nothing; else slices from its start, as listings do.
+        lo, hi = self._window(t, flow.key, within)
+        rows = self._scan(
+            t,
+            flow.key,
+            lo,
+            hi,
+            limit,
+            keep=lambda row: row["end_ns"] >= within.start,
+            columns=["start_ns", "end_ns", "timerange"],
+        )
+        return [(row["start_ns"], row["end_ns"], row["timerange"]) for row in rows]
+
     def insert_segments(self, t: _Tx, flow: FlowRecord, registration: Registration, stamp: Instant) -> None:
         """Updating the flow row makes two writes of segments to one flow conflict, so that the overlap checks of
         one see the other's segments (after a retry)."""
