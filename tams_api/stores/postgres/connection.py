@@ -123,11 +123,13 @@ class PostgresDb:
         with _storable():
             return self._connection.execute(translated(sql), params)
 
-    def executemany(self, sql: str, params: Iterable[Params]) -> None:
+    def executemany(self, sql: str, params: Iterable[Params]) -> Cursor:
         rows = list(params)
+        cursor = self._connection.cursor()  # left open: closing forgets the rowcount (all executions', as sqlite3's)
         if rows:
-            with _storable(), self._connection.cursor() as cursor:
+            with _storable():
                 cursor.executemany(translated(sql), rows)
+        return cursor
 
 
 class PostgresConnections(SqlConnections):

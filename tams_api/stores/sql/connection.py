@@ -34,7 +34,9 @@ class Db(Protocol):
 
     def execute(self, sql: str, params: Params = ..., /) -> Cursor: ...
 
-    def executemany(self, sql: str, params: Iterable[Params], /) -> Any: ...
+    def executemany(self, sql: str, params: Iterable[Params], /) -> Cursor:
+        """`sql` for each of `params`; the cursor's rowcount is the rows they changed together."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,15 +76,28 @@ class ObjectsMixin(SqlConnections):
             object_ids,
         )
         return {
-            row[0]: ObjectRecord(
-                row[0],
-                bool(row[1]),
-                *row[2:6],
-                json.loads(row[6]) if row[6] else None,
-                storage_ids_from_column(row[7]),
-                row[8],
+            object_id: ObjectRecord(
+                object_id,
+                bool(registered),
+                allocated_for,
+                timerange,
+                key_frame_count,
+                init_object_id,
+                json.loads(urls) if urls else None,
+                storage_ids_from_column(storage_ids),
+                first_flow_id,
             )
-            for row in rows
+            for (
+                object_id,
+                registered,
+                allocated_for,
+                timerange,
+                key_frame_count,
+                init_object_id,
+                urls,
+                storage_ids,
+                first_flow_id,
+            ) in rows
         }
 
     @staticmethod

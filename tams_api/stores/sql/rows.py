@@ -28,12 +28,14 @@ def _one_of(expression: str, count: int) -> str:
 _SOURCE_VISIBLE = f"EXISTS (SELECT 1 FROM flows sf WHERE sf.source_id = sources.id AND {_live('sf.id')})"
 
 
+_IN_VALUES = 1000  # far below the databases' limits on bound variables; a chunk of a bulk registration at once
+
+
 def _rows_in(db: Db, sql: str, values: Collection[Any]) -> Iterator[tuple]:
-    """The rows of `sql` for each of `values`, bound to its `{values}` list 500 at a time (below the
-    databases' limits on bound variables)."""
+    """The rows of `sql` for each of `values`, bound to its `{values}` list _IN_VALUES at a time."""
     ordered = list(values)
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
+    for start in range(0, len(ordered), _IN_VALUES):
+        chunk = ordered[start : start + _IN_VALUES]
         yield from db.execute(sql.format(values=",".join("?" * len(chunk))), chunk)
 
 

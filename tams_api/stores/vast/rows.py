@@ -17,7 +17,7 @@ from ...paging import decode_key, encode_key
 from ..shared import storage_ids_from_column
 from .schema import ROW_ID, TABLES
 
-_CHUNK = 500  # values per `isin`, far below the SDK's request size limit
+_CHUNK = 1000  # values per `isin`: a chunk of a bulk registration at once, far below the SDK's request size limit
 _ACTIVE = ["created", "started"]
 
 
