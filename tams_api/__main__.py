@@ -1,4 +1,5 @@
-"""`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false); `tams-api worker` runs
+"""`tams-api serve` runs the API (with its worker, unless TAMS_RUN_WORKER=false) in one process, or in
+TAMS_WORKERS processes sharing the port (tams_api.serving); `tams-api worker` runs
 the background worker alone, for deployments where API replicas scale and one worker serves the store;
 `tams-api provision s3|vast|postgres` creates what the configured stores need; `tams-api migrate` brings the
 metadata store's schema to this release's version (as starting the API or the worker does) and exits;
@@ -16,16 +17,14 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from .app import create_app, open_metadata, open_services
 from .config import BackupSettings, Settings
 from .errors import ConfigurationError
-from .worker import Worker
 
-# Provisioning and backups import boto3 (~24 MB resident), which the server does without unless a media backend
-# is on S3: they are imported by the commands that use them.
+# Each command imports what it uses: provisioning and backups import boto3 (~24 MB resident), which a server does
+# without unless a media backend is on S3, and `serve` with TAMS_WORKERS > 1 supervises processes that import the
+# app, which it does not.
 PROVISION_TARGETS = ("postgres", "s3", "vast")
 
 
@@ -68,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"tams-api: {provisioned}")
             return
         if args.command == "migrate":
+            from .app import open_metadata
+
             store = open_metadata(settings)  # opening a store creates or migrates its schema
             store.close()
             print(f"tams-api: {store.schema_upgrade}")
@@ -75,10 +76,17 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "worker":
             run_worker(settings, args.log_level or settings.log_level)
             return
+        log_level = args.log_level or settings.log_level
+        if settings.workers > 1:
+            from .serving import serve_processes
+
+            serve_processes(settings, args.host, args.port, log_level)
+            return
+        from .app import create_app
+
         app = create_app(settings)
     except ConfigurationError as error:
         sys.exit(f"tams-api: bad configuration: {error}")
-    log_level = args.log_level or settings.log_level
     uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=settings.access_log)
 
 
@@ -121,6 +129,11 @@ def describe(error: ValidationError, prefix: str = "TAMS_") -> str:
 
 def run_worker(settings: Settings, log_level: str) -> None:
     """Work until SIGTERM or SIGINT, then finish the step under way and stop."""
+    from prometheus_client import start_http_server
+
+    from .app import open_services
+    from .worker import Worker
+
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = open_services(settings)
     if settings.worker_metrics_port:

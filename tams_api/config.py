@@ -211,6 +211,7 @@ class Settings(BaseSettings):
         "info", description="Log level of `tams-api serve` and `tams-api worker` (their --log-level wins)."
     )
     access_log: bool = Field(False, description="Log every request `tams-api serve` answers.")
+    workers: int = Field(1, ge=1, description="Server processes of `tams-api serve`, sharing its port.")
     metrics_public: bool = Field(
         True, description="GET /metrics needs no credentials (as /health and /ready), whatever the auth modes."
     )

@@ -1,9 +1,10 @@
 """The API's Prometheus metrics (served on `GET /metrics`; monitoring/ queries these names).
 
 Counters and histograms live in prometheus_client's default registry, so the worker's (webhook deliveries)
-count in whichever process runs it. What only the store knows (the outbox backlog, pending delete requests)
-is read from the store at scrape time by `StoreCollector`: a gauge per replica of one shared quantity, so
-dashboards take the `max` of it.
+count in whichever process runs it. A server of several processes (TAMS_WORKERS) keeps them in files, one per
+process, in the directory PROMETHEUS_MULTIPROC_DIR names (tams_api.serving), and /metrics sums them. What only
+the store knows (the outbox backlog, pending delete requests) is read from the store at scrape time by
+`StoreCollector`, once per scrape: a gauge per replica of one shared quantity, so dashboards take the `max` of it.
 
 Bytes: clients upload straight to S3 on presigned URLs, and the service never learns those sizes without a
 HEAD per object. `tams_api_media_bytes_written_total` therefore counts only bytes that pass through this
@@ -12,10 +13,11 @@ process (uploads on the filesystem store's URLs, copies between backends), not t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,8 +81,16 @@ class StoreCollector:
 
 
 def exposition(store: MetadataStore) -> bytes:
-    """The Prometheus text format of this process's metrics and of the store's gauges."""
-    return generate_latest(REGISTRY) + generate_latest(StoreCollector(store))
+    """The Prometheus text format of this server's metrics (of all its processes) and of the store's gauges."""
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        # The values every process of the server wrote, counters and histograms summed (the process_* and python_*
+        # metrics of the default registry are each process's own, so left out).
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return generate_latest(registry) + generate_latest(StoreCollector(store))
 
 
 class RequestMetrics:

@@ -13,8 +13,9 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -33,9 +34,16 @@ def load_signing_key(configured: str | None, data_dir: Path) -> bytes:
     path = data_dir / "url-signing.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        # Written whole aside, then linked into place unless another process was first: processes starting together
+        # (TAMS_WORKERS, the API and a worker) all read the one key, never a file still being written.
+        fd, aside = tempfile.mkstemp(dir=data_dir, prefix=".url-signing.key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            with suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            os.unlink(aside)
     return path.read_text().strip().encode()
 
 

@@ -1,0 +1,68 @@
+"""`tams-api serve` with TAMS_WORKERS > 1: that many uvicorn worker processes accept on one listening socket, each a
+whole server (the app, its stores, its in-process background worker) made by `worker_app`; this process only
+supervises them (uvicorn's Multiprocess: SIGTERM or SIGINT stops them all, one that dies is replaced) and imports
+no app.
+
+What the processes share lives in the stores: SQLite in WAL mode takes the writers of several processes on one
+file (each write waits its turn, as between the old and new pod of a rollout), the store's worker lease lets one
+process's worker work at a time, and the filesystem store's URL signing key is one file. Prometheus counters and
+histograms are summed over the processes: each writes its values into a directory made here for this server
+(prometheus_client's multiprocess mode), which any process's /metrics reads (`tams_api.metrics.exposition`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from typing import TYPE_CHECKING
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from .config import Settings
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode, read as it is imported
+
+
+def serve_processes(settings: Settings, host: str, port: int, log_level: str) -> None:
+    """Serve with `settings.workers` processes until SIGTERM or SIGINT stops them all."""
+    metrics = tempfile.mkdtemp(prefix="tams-metrics-")
+    os.environ[METRICS_DIRECTORY] = metrics  # inherited by the processes started below (spawned: they import anew)
+    try:
+        config = uvicorn.Config(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=settings.workers,
+            log_level=log_level,
+            access_log=settings.access_log,
+        )
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+    # A process that could not start made the supervisor stop (having said why): fail as a single server would,
+    # where uvicorn.run would return as after a stop.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        sys.exit(1)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process, from the TAMS_* settings `serve` checked (uvicorn's app factory)."""
+    from .app import create_app
+
+    try:
+        return create_app()
+    except ConfigurationError as error:
+        # One line, as a single server says it, and the status uvicorn's supervisor takes for a start that cannot
+        # succeed (it stops, rather than start this process again and again).
+        print(f"tams-api: bad configuration: {error}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
