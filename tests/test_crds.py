@@ -197,6 +197,7 @@ def test_kubectl_explain_documents_the_new_fields(api: httpx.Client, kube: Contr
         ("tamsstore.spec.networkPolicy.from", "allowed clients"),
         ("tamsstore.spec.worker.podTemplate.nodeSelector", "Node labels"),
         ("tamsstore.spec.env", "operator sets from the spec are refused"),
+        ("tamsstore.spec.workers", "CPU limit"),
     ]:
         explained = kubectl_explain(kube, field)
         assert explained.returncode == 0 and words in " ".join(explained.stdout.split()), explained.stderr

@@ -163,6 +163,22 @@ def test_request_limits_are_the_services_unless_the_spec_sets_them() -> None:
     assert (limited["TAMS_MAX_BODY_BYTES"], limited["TAMS_MAX_BULK_SEGMENTS"]) == ("1048576", "500")
 
 
+@pytest.mark.parametrize(
+    ("spec", "processes"),
+    [
+        ({}, "1"),
+        ({"resources": {"requests": {"cpu": 4}}}, "1"),  # a request is no limit
+        ({"resources": {"limits": {"cpu": "250m"}}}, "1"),
+        ({"resources": {"limits": {"cpu": "1500m"}}}, "2"),
+        ({"resources": {"limits": {"cpu": 4}}}, "4"),
+        ({"resources": {"limits": {"cpu": "2.5"}}}, "3"),
+        ({"workers": 3, "resources": {"limits": {"cpu": 1}}}, "3"),
+    ],
+)
+def test_server_processes_are_the_specs_else_one_per_cpu_of_the_limit(spec: dict[str, Any], processes: str) -> None:
+    assert settings(store(spec))["TAMS_WORKERS"] == processes
+
+
 def test_the_config_hash_rolls_pods_on_configuration_changes_only() -> None:
     changed_setting = copy.deepcopy(SHARED)
     changed_setting["media"]["s3"]["bucket"] = "other"

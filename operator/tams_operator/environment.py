@@ -8,9 +8,11 @@ and this one equal, and another checks the builders set no other).
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .spec import BackupDestination, KeysSecretRef, S3Spec, dumped
+from .spec import BackupDestination, KeysSecretRef, Resources, S3Spec, TamsStoreSpec, dumped
 from .tamsstore import Store
 
 DATA_PATH = "/data"
@@ -69,6 +71,7 @@ OPERATOR_VARIABLES = frozenset(
         "TAMS_WEBHOOK_ALLOW_LINK_LOCAL",
         "TAMS_LOG_LEVEL",
         "TAMS_ACCESS_LOG",
+        "TAMS_WORKERS",
         "TAMS_OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_TRACES_SAMPLER",
@@ -105,6 +108,25 @@ def _present(values: dict[str, str | int | float | None]) -> dict[str, str]:
     return {variable: str(value) for variable, value in values.items() if value is not None and value != ""}
 
 
+def server_processes(spec: TamsStoreSpec) -> int:
+    """The API pods' TAMS_WORKERS: spec.workers, else one per CPU of the container's limit (rounded up): a process
+    runs Python on one CPU at a time, so a pod allowed more serves more with more of them."""
+    if spec.workers is not None:
+        return spec.workers
+    return max(1, math.ceil(_cpus(spec.resources)))
+
+
+def _cpus(resources: Resources) -> Decimal:
+    """The CPU limit in CPUs (a Kubernetes quantity: 2, 1.5, "500m"); 1 without one, or one not understood here (the
+    API server refuses it when the Deployment is applied)."""
+    limit = str((resources.get("limits") or {}).get("cpu", "1"))
+    try:
+        cpus = Decimal(limit[:-1]) / 1000 if limit.endswith("m") else Decimal(limit)
+    except InvalidOperation:
+        return Decimal(1)
+    return cpus if cpus.is_finite() else Decimal(1)
+
+
 def s3_settings(s3: S3Spec) -> dict[str, str]:
     """The TAMS_S3_* settings of the default S3 backend."""
     return _present(
@@ -130,6 +152,7 @@ def settings(store: Store) -> dict[str, str]:
         "TAMS_RUN_WORKER": "false" if store.shared_metadata else "true",
         "TAMS_LOG_LEVEL": spec.log_level,
         "TAMS_ACCESS_LOG": _flag(spec.access_log),
+        "TAMS_WORKERS": str(server_processes(spec)),
         "TAMS_SOFT_DELETE": _flag(spec.soft_delete.enabled),
         "TAMS_SOFT_DELETE_RETENTION": str(spec.soft_delete.retention_seconds),
         "TAMS_WEBHOOK_ALLOW_LINK_LOCAL": _flag(spec.webhooks.allow_link_local),

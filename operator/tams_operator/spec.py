@@ -325,6 +325,7 @@ class TamsStoreSpec(SpecModel):
     update_policy: Literal["Automatic", "Manual"] = "Automatic"
     replicas: int = 1
     resources: Resources = {}
+    workers: int | None = None  # unset: from the API container's CPU limit (environment.server_processes)
     service: ServiceSpec = ServiceSpec()
     auth: AuthSpec = AuthSpec()
     metadata: MetadataSpec = MetadataSpec()
