@@ -60,3 +60,27 @@ def https_server(context: ssl.SSLContext) -> Iterator[ThreadingHTTPServer]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def client_certificate(ca: tuple[Path, Path], user: str, lifetime: datetime.timedelta) -> tuple[str, str]:
+    """A client certificate of `user` (its common name; no groups) signed by `ca` (certificate and key, as
+    `self_signed` writes them), valid for `lifetime` from now, and its key: PEM."""
+    ca_certificate = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user)]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), private.decode()

@@ -9,6 +9,7 @@ Each process runs in its own process group, stopped with it.
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import signal
@@ -25,6 +26,8 @@ import httpx
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from certificates import client_certificate, self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 60
@@ -44,6 +47,11 @@ class ControlPlane:
         """An HTTP client of the API server, as the admin or as one of the test identities."""
         token = self.admin_token if user is None else self.tokens[user]
         return httpx.Client(base_url=self.server, headers={"Authorization": f"Bearer {token}"}, verify=False)
+
+    def client_certificate(self, user: str, lifetime: datetime.timedelta) -> tuple[str, str]:
+        """A client certificate of `user` (no groups) that the API server accepts until `lifetime` from now, and its
+        key: PEM."""
+        return client_certificate(client_ca(self.workdir), user, lifetime)
 
     def kubeconfig(self, user: str | None = None) -> Path:
         name = "admin" if user is None else user.replace(":", "-")
@@ -155,6 +163,11 @@ def write_service_account_keys(workdir: Path) -> tuple[Path, Path]:
     return private, public
 
 
+def client_ca(workdir: Path) -> tuple[Path, Path]:
+    """The CA of the API server's client certificates, and its key."""
+    return workdir / "client-ca.crt", workdir / "client-ca.key"
+
+
 @contextmanager
 def control_plane(workdir: Path, users: tuple[str, ...] = ()) -> Iterator[ControlPlane]:
     """Start etcd, kube-apiserver and kube-controller-manager; `users` get tokens and no groups."""
@@ -166,6 +179,7 @@ def control_plane(workdir: Path, users: tuple[str, ...] = ()) -> Iterator[Contro
     token_lines += [f"{token},{user},{user}" for user, token in tokens.items()]
     (workdir / "tokens.csv").write_text("\n".join(token_lines) + "\n")
     private_key, public_key = write_service_account_keys(workdir)
+    self_signed(workdir, "client-ca")
     etcd_port, etcd_peer_port, api_port, manager_port = (free_port() for _ in range(4))
     plane = ControlPlane(f"https://127.0.0.1:{api_port}", admin_token, tokens, workdir)
     with ExitStack() as stack:
@@ -182,6 +196,7 @@ def control_plane(workdir: Path, users: tuple[str, ...] = ()) -> Iterator[Contro
                     f"--secure-port={api_port}",
                     f"--cert-dir={workdir / 'certs'}",
                     f"--token-auth-file={workdir / 'tokens.csv'}",
+                    f"--client-ca-file={client_ca(workdir)[0]}",
                     "--authorization-mode=RBAC",
                     f"--service-account-key-file={public_key}",
                     f"--service-account-signing-key-file={private_key}",

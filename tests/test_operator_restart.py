@@ -22,10 +22,13 @@ from test_operator import s3_spec, secret, tams_store, wait_condition
 
 
 @contextmanager
-def operator_process(kube: ControlPlane, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(
+    kube: ControlPlane, namespace: str, log: Path, kubeconfig: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`tams-operator` watching `namespace`, logged in with `kubeconfig` (by default the operator's token)."""
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     command = [sys.executable, "-m", "tams_operator", "--namespace", namespace, "--liveness", liveness]
-    env = {**os.environ, **OPERATOR_ENV, "KUBECONFIG": str(kube.kubeconfig(OPERATOR))}
+    env = {**os.environ, **OPERATOR_ENV, "KUBECONFIG": str(kubeconfig or kube.kubeconfig(OPERATOR))}
     with open(log, "ab") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
