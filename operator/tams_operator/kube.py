@@ -130,7 +130,7 @@ class KubeApi:
         self._tls: tuple[object, ...] | None = None
         self._retired: httpx.AsyncClient | None = None
 
-    async def _client(self, info: kopf.ConnectionInfo) -> httpx.AsyncClient:
+    async def _client_for(self, info: kopf.ConnectionInfo) -> httpx.AsyncClient:
         """The client for the latest credentials' TLS identity: a login may bring another (an exec plugin's new
         client certificate). The client before may still have requests in flight: it is closed at the next change,
         long idle by then. Stale credentials take the client there is: refused, they are renewed."""
@@ -150,7 +150,7 @@ class KubeApi:
         self, method: str, url: str, headers: dict[str, str] | None = None, **options: Any
     ) -> httpx.Response:
         async def send(info: kopf.ConnectionInfo) -> httpx.Response:
-            client = await self._client(info)
+            client = await self._client_for(info)
             return await client.request(method, url, headers={**(headers or {}), **authorization(info)}, **options)
 
         info = await self.credentials.current()
