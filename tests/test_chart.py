@@ -155,8 +155,9 @@ def test_the_default_settings_are_the_operators_own(default_manifests: list[Mani
         if name.startswith(SETTING_PREFIX)
     }
     known = {f"{SETTING_PREFIX}{name.upper()}" for name in OperatorSettings.model_fields}
-    # The one setting left to the operator: its default, all interfaces, is what lets Prometheus reach the pod.
-    left_to_the_operator = {f"{SETTING_PREFIX}METRICS_ADDRESS"}
+    # Left to the operator: the metrics address (its default, all interfaces, lets Prometheus reach the pod), and
+    # the kubeconfig context, which only an operator run out of the cluster has (in it, the service account logs in).
+    left_to_the_operator = {f"{SETTING_PREFIX}METRICS_ADDRESS", f"{SETTING_PREFIX}KUBE_CONTEXT"}
     assert set(variables) == known - left_to_the_operator, "every other setting has a value; none is ignored"
     rendered = OperatorSettings(
         **{name.removeprefix(SETTING_PREFIX).lower(): value for name, value in variables.items()}
