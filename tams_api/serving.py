@@ -1,7 +1,7 @@
-"""`tams-api serve` with TAMS_WORKERS > 1: that many uvicorn worker processes accept on one listening socket, each a
-whole server (the app, its stores, its in-process background worker) made by `worker_app`; this process only
-supervises them (uvicorn's Multiprocess: SIGTERM or SIGINT stops them all, one that dies is replaced) and imports
-no app.
+"""`tams-api serve` with TAMS_WORKERS > 1: that many uvicorn worker processes listen on the port (each on a socket
+of its own, the kernel spreading connections over them), each a whole server (the app, its stores, its in-process
+background worker) made by `worker_app`; this process only supervises them (uvicorn's Multiprocess: SIGTERM or
+SIGINT stops them all, one that dies is replaced) and imports no app.
 
 What the processes share lives in the stores: SQLite in WAL mode takes the writers of several processes on one
 file (each write waits its turn, as between the old and new pod of a rollout), the store's worker lease lets one
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from typing import TYPE_CHECKING
@@ -45,7 +46,7 @@ def serve_processes(settings: Settings, host: str, port: int, log_level: str) ->
             log_level=log_level,
             access_log=settings.access_log,
         )
-        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor = ProcessesWithOwnSockets(config, sockets=[])
         supervisor.run()
     finally:
         shutil.rmtree(metrics, ignore_errors=True)
@@ -53,6 +54,34 @@ def serve_processes(settings: Settings, host: str, port: int, log_level: str) ->
     # where uvicorn.run would return as after a stop.
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         sys.exit(1)
+
+
+class ProcessesWithOwnSockets(Multiprocess):
+    """uvicorn's supervisor, each process listening on a socket of its own bound with SO_REUSEPORT, so that the kernel
+    spreads new connections over the processes by their addresses. On one shared socket, whichever process woke first
+    accepted every connection waiting: a client opening its keep-alive connections together (a proxy, a load
+    generator) had them all served by one process while the others idled."""
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        # uvicorn hands `self.sockets` to each process it starts or restarts: a new socket for each.
+        config = self.config
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            listening.bind((config.host, config.port))
+        except OSError as error:
+            listening.close()
+            sys.exit(f"tams-api: cannot listen on {config.host}:{config.port}: {error}")
+        config.port = listening.getsockname()[1]  # port 0: the one the kernel chose, for every process
+        listening.set_inheritable(True)
+        return [listening]
+
+    @sockets.setter
+    def sockets(self, _: list[socket.socket]) -> None:
+        pass  # uvicorn's constructor stores the one shared socket it would give them all: there is none
 
 
 def worker_app() -> FastAPI:

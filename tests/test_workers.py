@@ -180,3 +180,19 @@ def test_two_worker_processes_share_the_port_the_stores_and_the_metrics(tmp_path
         assert server.wait(timeout=60) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in by_pid)  # both stopped with it, reaped by it
     assert not Path(metrics_directory).exists()  # the server's temporary directory went with it
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_connections_opened_together_are_spread_over_the_processes(tmp_path: Path) -> None:
+    """Keep-alive connections a proxy or a load generator opens at once: on one shared listening socket, the first
+    process to wake accepted them all and the other idled."""
+    with served_by_workers(tmp_path) as (server, port), ExitStack() as stack:
+        connections = [Connection(port) for _ in range(16)]
+        for connection in connections:
+            stack.callback(connection.close)
+            connection.http.connect()  # all 16 wait to be accepted before any is used
+        for connection in connections:
+            assert connection.request("GET", "/health")[0] == 200
+        serving = {serving_pid(port, connection.local_port, children(server.pid)) for connection in connections}
+        # By their addresses: all 16 on one of two processes would happen once in 32,768 runs.
+        assert len(serving - {None}) == WORKERS, serving
