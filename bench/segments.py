@@ -42,6 +42,7 @@ from bench.harness import (
     running_server,
     save_results,
     timed_step,
+    wait_until_listening,
 )
 from bench.loading import LoadResult, executemany_floor, load_flow
 
@@ -351,6 +352,7 @@ def run(options: Options) -> Results:
                 running_server(True, data_dir=data_dir / "bare", module="bench.bare_asgi") as bare,
                 running_server(True, workers_env, data_dir=data_dir) as workers,
             ):
+                wait_until_listening(workers.port, options.workers)
                 results.worker_processes = len(process_tree(workers.pid)) - (options.workers > 1)
                 targets = {
                     "bare": (bare, "/"),

@@ -60,6 +60,16 @@ def children(pid: int) -> set[int]:
     }
 
 
+def listening_sockets(port: int) -> int:
+    """Sockets listening on 127.0.0.1:`port` (state 0A in /proc/net/tcp)."""
+    local = f"0100007F:{port:04X}"
+    return sum(
+        1
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if (fields := line.split())[1] == local and fields[3] == "0A"
+    )
+
+
 def serving_pid(server_port: int, client_port: int, candidates: set[int]) -> int | None:
     """The process holding the server end of the client's connection (its socket in /proc/net/tcp, then whose file
     descriptor that socket is)."""
@@ -187,6 +197,8 @@ def test_connections_opened_together_are_spread_over_the_processes(tmp_path: Pat
     """Keep-alive connections a proxy or a load generator opens at once: on one shared listening socket, the first
     process to wake accepted them all and the other idled."""
     with served_by_workers(tmp_path) as (server, port), ExitStack() as stack:
+        # A process serves once it listens; the first may answer before the other does.
+        wait_for(lambda: listening_sockets(port) == WORKERS, 60, f"a listening socket of each of {WORKERS} processes")
         connections = [Connection(port) for _ in range(16)]
         for connection in connections:
             stack.callback(connection.close)
