@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         load.start()
         progress(f"sampling pid {server.pid} for {args.seconds} s")
         subprocess.run(
-            [spy, "record", "--pid", str(server.pid), "--duration", str(args.seconds), "--rate", "250", "--gil"]
-            + ["--format", "raw", "--output", str(raw)],
+            [
+                *(spy, "record", "--pid", str(server.pid), "--duration", str(args.seconds), "--rate", "250"),
+                *("--gil", "--format", "raw", "--output", str(raw)),
+            ],
             check=True,
             capture_output=True,
         )
