@@ -159,7 +159,7 @@ class SegmentsMixin(SqlConnections):
     def _register_allocated(db: Db, records: list[ObjectRecord]) -> None:
         """Allocated objects as registered by their first segment."""
         # Most first segments set none of key_frame_count, init_object_id and uncontrolled_urls: an UPDATE that leaves
-        # those columns alone costs SQLite a third less (init_object_id is indexed). It changes only rows where they
+        # those columns alone costs SQLite a quarter less (init_object_id is indexed). It changes only rows where they
         # are NULL, as in any object not yet registered; should one not be, every record takes the full UPDATE.
         bare: list[ObjectRecord] = []
         others: list[ObjectRecord] = []
