@@ -4,7 +4,7 @@ Run with `make bench-s3` (or `python -m bench.s3_listing --help`). A real S3 ser
 tests) holds the media; one flow of 30,000 segments is registered through the API; then pages of 300
 segments are timed without URLs (`accept_get_urls=`, the unsigned baseline) and with `presigned=true`,
 alternating in rounds, on a server that reuses signed URLs (the default) and on one that signs every URL
-anew (`TAMS_S3_URL_CACHE_SIZE=0`). The signer itself is also timed in-process against botocore's.
+anew (`TAMS_URL_CACHE_SIZE=0`). The signer itself is also timed in-process against botocore's.
 See bench/README.md.
 """
 
@@ -120,7 +120,7 @@ class Results:
     machine: dict[str, Any]
     signer: dict[str, float]
     reused_urls: Comparison  # the default: signed URLs reused while fresh; a few hot windows
-    fresh_urls: Comparison  # TAMS_S3_URL_CACHE_SIZE=0: every URL signed for its request; windows all over
+    fresh_urls: Comparison  # TAMS_URL_CACHE_SIZE=0: every URL signed for its request; windows all over
 
     def report(self) -> list[str]:
         lines = [
@@ -176,7 +176,7 @@ def run(segments: int, rounds: int, per_round: int) -> Results:
             flow_id = load(server, segments)
             hot = [n * PAGE for n in range(20)]
             reused = asyncio.run(compare(server, flow_id, hot, rounds, per_round))
-        no_cache = s3_environment(s3, bucket, TAMS_S3_URL_CACHE_SIZE="0")
+        no_cache = s3_environment(s3, bucket, TAMS_URL_CACHE_SIZE="0")
         with running_server(keep_data=True, extra_env=no_cache, data_dir=data_dir) as server:
             anywhere = list(range(0, segments - PAGE, 7))
             fresh = asyncio.run(compare(server, flow_id, anywhere, rounds, per_round))

@@ -66,7 +66,7 @@ def open_media_store(spec: MediaBackendSpec, settings: Settings, default: bool =
             presigner=Presigner(public_endpoint, spec.region, bucket, virtual_hosted=not spec.resolved_path_style),
             url_timeout=settings.presigned_url_timeout,
             backend=backend,
-            url_cache_size=settings.s3_url_cache_size,
+            url_cache_size=settings.url_cache_size,
         )
         store.check(spec.setting)
         return store
@@ -76,6 +76,7 @@ def open_media_store(spec: MediaBackendSpec, settings: Settings, default: bool =
         signing_key=load_signing_key(settings.url_signing_key, settings.data_dir),
         url_timeout=settings.presigned_url_timeout,
         backend=backend,
+        url_cache_size=settings.url_cache_size,
     )
 
 

@@ -142,11 +142,13 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="Default: boto3's credential chain.")
     s3_secret_access_key: str | None = None
     s3_path_style: bool | None = Field(None, description="Path-style URLs (default: when an endpoint is set).")
-    s3_url_cache_size: int = Field(100_000, ge=0, description="Presigned GET URLs kept for reuse (0: none).")
     url_signing_key: str | None = Field(
         None, description="HMAC key for media URLs (default: generated once into DATA_DIR/url-signing.key)."
     )
     presigned_url_timeout: int = Field(3600, description="Seconds a presigned media URL stays valid.")
+    url_cache_size: int = Field(
+        100_000, ge=0, description="Presigned GET URLs kept for reuse, on every media backend (0: none)."
+    )
     object_timeout: int = Field(7200, description="Seconds an allocated object may wait for registration.")
     storage_id: uuid.UUID | None = Field(None, description="Storage backend id (default derived from media dir).")
     storage_label: str | None = Field(None, description="Default: local-filesystem, or s3:BUCKET.")

@@ -108,6 +108,23 @@ def test_expired_urls_are_refused(media: MediaUnderTest, clock: StoppedClock) ->
     assert media.http.get(get).status_code == 403
 
 
+def test_a_get_url_is_reused_while_more_than_half_its_lifetime_remains(
+    media: MediaUnderTest, clock: StoppedClock
+) -> None:
+    """A window listed again and again (players at the live edge) is not signed again each time."""
+    assert media.put("object-1", b"bytes").status_code == 200
+    first = media.store.get_url("object-1")
+    clock.advance(media.url_lifetime / 2 - 1)
+    assert media.store.get_url("object-1") == first
+    clock.advance(2)
+    renewed = media.store.get_url("object-1")
+    assert renewed != first
+    assert media.http.get(renewed).content == b"bytes"
+    clock.advance(1)
+    media.store.delete(["object-1"])
+    assert media.store.get_url("object-1") != renewed, "a deleted object's URL is not kept"
+
+
 def test_deleted_objects_are_gone_and_unknown_ones_are_no_error(media: MediaUnderTest) -> None:
     assert media.put("object-1", b"x").status_code == 200
     media.store.delete(["object-1", "never-uploaded"])

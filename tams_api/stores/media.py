@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
+from .. import clock
 from ..errors import NotFound
 
 
@@ -89,6 +91,38 @@ class MediaStore(Protocol):
 class StoredMedia:
     content_type: str
     stream: BinaryIO
+
+
+class ReusedUrls:
+    """Objects' GET URLs, each reused while more than half its lifetime remains, for the `size` objects asked most
+    recently (0: none kept). A listing asked again and again (players polling a live window) then costs a lookup per
+    URL rather than a signature."""
+
+    def __init__(self, size: int, lifetime: int) -> None:
+        self.size = size
+        self.lifetime = lifetime
+        self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def get(self, object_id: str, sign: Callable[[str, float], str]) -> str:
+        """The object's URL: a kept one, or `sign(object_id, now)`'s, then kept."""
+        now = clock.seconds()
+        kept = self._urls.get(object_id)
+        if kept is not None and kept[1] > now:
+            # Each step is atomic under the GIL; another request's eviction between the two is no harm.
+            with suppress(KeyError):
+                self._urls.move_to_end(object_id)
+            return kept[0]
+        url = sign(object_id, now)
+        if self.size:
+            self._urls[object_id] = (url, now + self.lifetime / 2)
+            while len(self._urls) > self.size:
+                with suppress(KeyError):  # emptied meanwhile by other requests' evictions
+                    self._urls.popitem(last=False)
+        return url
+
+    def forget(self, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            self._urls.pop(object_id, None)
 
 
 class MediaStores:

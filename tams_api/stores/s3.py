@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -18,9 +17,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from .. import clock
 from ..errors import ConfigurationError
-from .media import MediaMissing, PutRequest, StorageBackend, StoredMedia
+from .media import MediaMissing, PutRequest, ReusedUrls, StorageBackend, StoredMedia
 from .sigv4 import Credentials, Presigner
 
 # The settings (one or more) that hold a backend's named fields, e.g. ("bucket",) -> "TAMS_S3_BUCKET".
@@ -76,7 +74,7 @@ class S3MediaStore:
         presigner: Presigner,
         url_timeout: int,
         backend: StorageBackend,
-        url_cache_size: int = 100_000,
+        url_cache_size: int = 0,
     ) -> None:
         self.client = client
         self.bucket = bucket
@@ -86,8 +84,7 @@ class S3MediaStore:
         self.backend = backend
         self._credentials = credentials  # boto3's: static, or refreshing (e.g. web identity in a pod)
         self._signing: tuple[Credentials, float] | None = None
-        self._url_cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._url_cache_size = url_cache_size
+        self._get_urls = ReusedUrls(url_cache_size, url_timeout)
 
     def check(self, setting: SettingNames) -> None:
         """Fail fast, with the setting to fix, when the bucket cannot be reached."""
@@ -120,18 +117,10 @@ class S3MediaStore:
         return PutRequest(url, content_type)
 
     def get_url(self, object_id: str) -> str:
-        """A presigned GET URL, reused while more than half its lifetime remains."""
-        now = clock.seconds()
-        cached = self._url_cache.get(object_id)
-        if cached is not None and cached[1] > now:
-            self._url_cache.move_to_end(object_id)
-            return cached[0]
-        url = self.presigner.url("GET", self.key(object_id), self._signing_credentials(), self.url_timeout, now=now)
-        if self._url_cache_size:
-            self._url_cache[object_id] = (url, now + self.url_timeout / 2)
-            if len(self._url_cache) > self._url_cache_size:
-                self._url_cache.popitem(last=False)
-        return url
+        return self._get_urls.get(object_id, self._presigned_get)
+
+    def _presigned_get(self, object_id: str, now: float) -> str:
+        return self.presigner.url("GET", self.key(object_id), self._signing_credentials(), self.url_timeout, now=now)
 
     @contextmanager
     def reader(self, object_id: str) -> Iterator[StoredMedia]:
@@ -150,8 +139,7 @@ class S3MediaStore:
         self.client.upload_fileobj(source, self.bucket, self.key(object_id), ExtraArgs={"ContentType": content_type})
 
     def delete(self, object_ids: list[str]) -> None:
-        for object_id in object_ids:
-            self._url_cache.pop(object_id, None)
+        self._get_urls.forget(object_ids)
         delete_keys(self.client, self.bucket, [self.key(object_id) for object_id in object_ids])
 
 
