@@ -213,6 +213,20 @@ def span(first: str, last: str) -> str:
     """The TimeRange from the start of `first` to the end of `last`, two segments' timeranges (neither empty, first
     starting no later than last), as mediatimestamp writes it: a paging header of every listing, so in integers
     straight from the grammar (a test checks it against mediatimestamp). A missing bracket is inclusive."""
+    # The usual `[a_b)` and `[c_d)` give `[a_d)` as they are written: the grammar allows one other way to write a
+    # value (-0:0), and a span of one nanosecond reads as an instant.
+    head, separator, _ = first.partition("_")
+    _, tail_separator, tail = last.rpartition("_")
+    start_text, end_text = head[1:], tail[:-1]
+    if (
+        separator
+        and tail_separator
+        and head[:1] in ("[", "(")
+        and tail[-1:] in ("]", ")")
+        and start_text != end_text
+        and "-0:0" not in (start_text, end_text)
+    ):
+        return f"{head}_{tail}"
     head, tail = _match_timerange(first), _match_timerange(last)
     start = _nanoseconds(*head.group(2, 3, 4))
     end = _nanoseconds(*(tail.group(6, 7, 8) if tail.group(5) is not None else tail.group(2, 3, 4)))

@@ -258,10 +258,10 @@ _INTEGER = re.compile(r"^[+-]?[0-9]{1,4000}$")  # int() refuses 4,300 digits or 
 
 def parse_query(request: Request, params: tuple[QueryParam, ...]) -> dict[str, Any]:
     """The parameters' values (their defaults where absent) from the request's query string."""
-    query = request.query_params
+    given = dict(request.query_params.items())  # a plain dict: Starlette's .get raises and catches per absent name
     values: dict[str, Any] = {}
     for param in params:
-        raw = query.get(param.name)
+        raw = given.get(param.name)
         values[param.name] = param.default if raw is None else param.parse(raw)
     return values
 
