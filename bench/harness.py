@@ -114,7 +114,7 @@ def running_server(
 ) -> Iterator[Server]:
     """One `python -m <module> serve` process (the TAMS API, or bench.bare_asgi) on a free local port and a fresh
     data dir (or the given one, then kept), stopped whatever happens."""
-    keep_data = keep_data or data_dir is not None
+    given = data_dir is not None  # the caller's: left as it is
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="tams-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
@@ -133,9 +133,9 @@ def running_server(
         raise
     finally:
         stop(process)
-        if keep_data:
+        if keep_data and not given:
             progress(f"data kept in {data_dir}")
-        else:
+        elif not given:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -335,7 +335,7 @@ def run(options: Options) -> Results:
     flows = {name: str(uuid.uuid4()) for name, size in sizes.items() if size}
     data_dir = Path(tempfile.mkdtemp(prefix="tams-bench-"))
     try:
-        with running_server(True, data_dir=data_dir) as server:
+        with running_server(False, data_dir=data_dir) as server:
             with httpx.Client(base_url=server.base_url, timeout=300) as client:
                 for name, flow_id in flows.items():
                     results.loads[name] = timed_step(
@@ -349,8 +349,8 @@ def run(options: Options) -> Results:
             )
             workers_env = {"TAMS_WORKERS": str(options.workers)}
             with (
-                running_server(True, data_dir=data_dir / "bare", module="bench.bare_asgi") as bare,
-                running_server(True, workers_env, data_dir=data_dir) as workers,
+                running_server(False, data_dir=data_dir / "bare", module="bench.bare_asgi") as bare,
+                running_server(False, workers_env, data_dir=data_dir) as workers,
             ):
                 wait_until_listening(workers.port, options.workers)
                 results.worker_processes = len(process_tree(workers.pid)) - (options.workers > 1)
