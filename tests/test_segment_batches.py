@@ -22,8 +22,10 @@ from tams_api.stores.metadata import MetadataStore
 from vast_fake import counting_selects
 
 # Each metadata store once; the media store plays no part in registering.
-pytestmark = pytest.mark.parametrize(
-    "settings", sorted({f"{backend.split('+')[0]}+filesystem" for backend in STORE_BACKENDS}), indirect=True
+METADATA_STORES = sorted({f"{backend.split('+')[0]}+filesystem" for backend in STORE_BACKENDS})
+each_store = pytest.mark.parametrize("settings", METADATA_STORES, indirect=True)
+sql_stores = pytest.mark.parametrize(
+    "settings", [name for name in METADATA_STORES if not name.startswith("vast")], indirect=True
 )
 
 BOUND = segments_domain.STORED_SPANS_PER_SEGMENT
@@ -97,6 +99,7 @@ def store_calls(store: MetadataStore) -> Iterator[Callable[[], tuple[int, int]]]
         yield lambda: (within.call_count, seek.call_count)
 
 
+@each_store
 def test_a_chunk_among_stored_segments_deep_in_a_flow_fails_only_those_overlapping_them(store: MetadataStore) -> None:
     flow_id = even_seconds_flow(store, 1_000)
     chunk = [held_elsewhere(second(n)) for n in range(801, 841, 2)]  # the gaps between 801 and 841
@@ -119,6 +122,7 @@ def test_a_chunk_among_stored_segments_deep_in_a_flow_fails_only_those_overlappi
     assert len(timeranges(store, flow_id)) == 500 + len(chunk) - 3
 
 
+@each_store
 def test_a_chunk_among_more_stored_segments_than_the_bound_seeks_one_per_segment(store: MetadataStore) -> None:
     """A few segments filling gaps far apart: more stored segments lie between them than the chunk may read."""
     flow_id = even_seconds_flow(store, 1_000)
@@ -142,6 +146,7 @@ def test_a_chunk_among_more_stored_segments_than_the_bound_seeks_one_per_segment
     assert timeranges(store, flow_id, "[900:0_902:0)") == [second(900), second(901)]
 
 
+@each_store
 def test_segments_of_one_chunk_are_checked_against_one_another_in_any_order(store: MetadataStore) -> None:
     flow_id = new_flow(store)
     chunk = [
@@ -167,6 +172,7 @@ def test_segments_of_one_chunk_are_checked_against_one_another_in_any_order(stor
     assert failures(registered) == [("[11:0_21:0)", overlap("[11:0_21:0)", "[20:0_30:0)"))]
 
 
+@each_store
 def test_objects_named_by_several_segments_of_a_chunk_and_by_stored_ones(store: MetadataStore) -> None:
     flow_id = new_flow(store)
     stored = held_elsewhere("[0:0_10:0)", "shared", object_timerange="[0:0_100:0)")
@@ -233,6 +239,7 @@ def counting_statements(store: MetadataStore) -> Iterator[list[str]]:
         del store.write  # type: ignore[method-assign]
 
 
+@each_store
 @pytest.mark.parametrize("where", ["appended", "among-stored"])
 def test_a_chunk_of_a_thousand_segments_costs_a_few_statements(store: MetadataStore, where: str) -> None:
     """One query of the stored segments, one of the objects, inserts of all the rows: not a query per segment."""
@@ -249,11 +256,10 @@ def test_a_chunk_of_a_thousand_segments_costs_a_few_statements(store: MetadataSt
     assert len(timeranges(store, flow_id)) == len(even) + len(chunk)
 
 
+@sql_stores
 def test_allocated_objects_take_what_their_first_segment_says_whatever_their_columns_held(store: MetadataStore) -> None:
     """The SQL stores register an allocated object with a short UPDATE where its optional columns are empty (as in any
     object not yet registered) and the segment sets none of them; every other object takes the full UPDATE."""
-    if type(store).__name__.startswith("Vast"):
-        pytest.skip("the SQL stores' statements")
     flow_id = new_flow(store)
     object_ids = [f"allocated-{n}" for n in range(4)]
     objects_domain.allocate(store, flow_id, "storage", None, object_ids)
