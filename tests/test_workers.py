@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,7 +99,8 @@ def served_by_workers(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes],
         "TAMS_WORKERS": str(WORKERS),
     }
     command = [sys.executable, "-m", "tams_api", "serve", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(command, env=environment)
+    # Its own process group: the worker processes outlive a supervisor killed outright, and must go too.
+    server = subprocess.Popen(command, env=environment, start_new_session=True)
     try:
 
         def answers() -> bool:
@@ -116,8 +117,12 @@ def served_by_workers(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes],
         yield server, port
     finally:
         if server.poll() is None:
-            server.kill()
-            server.wait()
+            server.terminate()  # the supervisor stops its processes
+            with suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=30)
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # whatever is left of its group
+        server.wait()
 
 
 def requests_counted(connection: Connection, route: str) -> float:
