@@ -75,14 +75,19 @@ def wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
     raise RuntimeError(f"the server did not answer within {SERVER_START_TIMEOUT_S:.0f} s")
 
 
+def listening_sockets(port: int) -> int:
+    """Sockets listening on 127.0.0.1:`port` (state 0A in /proc/net/tcp)."""
+    local = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if (fields := line.split())[1] == local and fields[3] == "0A")
+
+
 def wait_until_listening(port: int, sockets: int) -> None:
     """Until `sockets` sockets listen on the port (/proc/net/tcp state 0A): a server of several processes answers
     once its first listens, and connections opened before the others do would all go to that one."""
-    local = f"0100007F:{port:04X}"
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-        if sum(1 for line in lines if (fields := line.split())[1] == local and fields[3] == "0A") >= sockets:
+        if listening_sockets(port) >= sockets:
             return
         time.sleep(0.1)
     raise RuntimeError(f"{sockets} sockets did not listen on port {port} within {SERVER_START_TIMEOUT_S:.0f} s")

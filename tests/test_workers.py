@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from background import unused_port, wait_for
+from bench.harness import listening_sockets
 from helpers import new_id, video_flow
 
 WORKERS = 2
@@ -58,16 +59,6 @@ def children(pid: int) -> set[int]:
     return {
         int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
     }
-
-
-def listening_sockets(port: int) -> int:
-    """Sockets listening on 127.0.0.1:`port` (state 0A in /proc/net/tcp)."""
-    local = f"0100007F:{port:04X}"
-    return sum(
-        1
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-        if (fields := line.split())[1] == local and fields[3] == "0A"
-    )
 
 
 def serving_pid(server_port: int, client_port: int, candidates: set[int]) -> int | None:
