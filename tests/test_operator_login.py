@@ -11,7 +11,7 @@ import datetime
 import json
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -68,6 +68,27 @@ def plugin(tmp_path: Path) -> ExecPlugin:
     return ExecPlugin(tmp_path)
 
 
+@pytest.fixture
+def probe(kube: ControlPlane, admin: httpx.Client, plugin: ExecPlugin, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A ConfigMap (not made yet) for the operator's own client to write, in a namespace of its own; the client's
+    kubeconfig (KUBECONFIG) has `plugin` as its user."""
+    monkeypatch.setenv("KUBECONFIG", str(plugin.kubeconfig(kube)))
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": new_namespace(admin)}}
+
+
+def with_operator_client(scenario: Callable[[KubeApi], Awaitable[None]]) -> None:
+    """`scenario` run with the operator's own client, logged in as KUBECONFIG says, closed after."""
+
+    async def run() -> None:
+        api = KubeApi(KubeCredentials())
+        try:
+            await scenario(api)
+        finally:
+            await api.aclose()
+
+    asyncio.run(run())
+
+
 def revocable_token(admin: httpx.Client) -> tuple[str, dict]:
     """A token of the operator's service account bound to a Secret of its own: deleting the Secret revokes it."""
     metadata = {"name": f"login-{uuid.uuid4().hex[:8]}", "namespace": "tams-system"}
@@ -88,30 +109,24 @@ def revoke(kube: ControlPlane, admin: httpx.Client, token: str, binding: dict) -
 
 
 def test_the_operators_client_logs_in_again_once_for_requests_refused_together(
-    kube: ControlPlane, admin: httpx.Client, plugin: ExecPlugin, monkeypatch: pytest.MonkeyPatch
+    kube: ControlPlane, admin: httpx.Client, plugin: ExecPlugin, probe: dict
 ) -> None:
     token, binding = revocable_token(admin)
     plugin.hand_out(token=token)
-    monkeypatch.setenv("KUBECONFIG", str(plugin.kubeconfig(kube)))
-    namespace = new_namespace(admin)
-    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": namespace}}
 
-    async def scenario() -> None:
-        api = KubeApi(KubeCredentials())
-        try:
-            await api.apply({**probe, "data": {"written": "before"}})
-            assert plugin.runs == 1
-            plugin.hand_out(token=kube.tokens[OPERATOR])
-            revoke(kube, admin, token, binding)
-            # Ten reads at once, all refused with the revoked token: one login, each retried with its outcome.
-            read = await asyncio.gather(*(api.get("v1", "ConfigMap", namespace, "probe") for _ in range(10)))
-            assert [found["data"] for found in read] == [{"written": "before"}] * 10
-            assert plugin.runs == 2
-            await api.apply({**probe, "data": {"written": "after"}})
-        finally:
-            await api.aclose()
+    async def scenario(api: KubeApi) -> None:
+        await api.apply({**probe, "data": {"written": "before"}})
+        assert plugin.runs == 1
+        plugin.hand_out(token=kube.tokens[OPERATOR])
+        revoke(kube, admin, token, binding)
+        # Ten reads at once, all refused with the revoked token: one login, each retried with its outcome.
+        namespace = probe["metadata"]["namespace"]
+        read = await asyncio.gather(*(api.get("v1", "ConfigMap", namespace, "probe") for _ in range(10)))
+        assert [found["data"] for found in read] == [{"written": "before"}] * 10
+        assert plugin.runs == 2
+        await api.apply({**probe, "data": {"written": "after"}})
 
-    asyncio.run(scenario())
+    with_operator_client(scenario)
     assert get(admin, probe)["data"] == {"written": "after"}
     assert plugin.runs == 2
 
@@ -127,29 +142,22 @@ def refused(kube: ControlPlane, certificate: str, key: str, folder: Path) -> boo
 
 
 def test_the_operators_client_takes_the_plugins_new_client_certificate_when_the_old_one_expires(
-    kube: ControlPlane, admin: httpx.Client, plugin: ExecPlugin, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    kube: ControlPlane, admin: httpx.Client, plugin: ExecPlugin, probe: dict, tmp_path: Path
 ) -> None:
     """As Teleport's `tsh` hands out certificates: the connections are made with the new one (another TLS identity,
     so another HTTP client), not only the requests' headers."""
     # Short-lived, so that it expires under the client; the client's first requests come right after.
     certificate, key = kube.client_certificate(OPERATOR, datetime.timedelta(seconds=10))
     plugin.hand_out(clientCertificateData=certificate, clientKeyData=key)
-    monkeypatch.setenv("KUBECONFIG", str(plugin.kubeconfig(kube)))
-    namespace = new_namespace(admin)
-    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": namespace}}
 
-    async def scenario() -> None:
-        api = KubeApi(KubeCredentials())
-        try:
-            await api.apply({**probe, "data": {"written": "before"}})
-            renewed, renewed_key = kube.client_certificate(OPERATOR, datetime.timedelta(hours=1))
-            plugin.hand_out(clientCertificateData=renewed, clientKeyData=renewed_key)
-            wait(lambda: refused(kube, certificate, key, tmp_path), "the first certificate expired", 60)
-            await api.apply({**probe, "data": {"written": "after"}})
-        finally:
-            await api.aclose()
+    async def scenario(api: KubeApi) -> None:
+        await api.apply({**probe, "data": {"written": "before"}})
+        renewed, renewed_key = kube.client_certificate(OPERATOR, datetime.timedelta(hours=1))
+        plugin.hand_out(clientCertificateData=renewed, clientKeyData=renewed_key)
+        wait(lambda: refused(kube, certificate, key, tmp_path), "the first certificate expired", 60)
+        await api.apply({**probe, "data": {"written": "after"}})
 
-    asyncio.run(scenario())
+    with_operator_client(scenario)
     assert get(admin, probe)["data"] == {"written": "after"}
     assert plugin.runs == 2
 
