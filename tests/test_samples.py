@@ -18,7 +18,8 @@ from operator_harness import GROUP, ROOT, apply, create, documents, install, pat
 
 Manifest = dict[str, Any]
 SAMPLES = ROOT / "samples"
-KUBE_SAMPLES = sorted(set(SAMPLES.glob("*.yaml")) - {SAMPLES / "argocd-application.yaml"})
+ARGOCD_SAMPLES = sorted(SAMPLES.glob("argocd-*.yaml"))  # Argo CD Applications: no Argo CD in these tests
+KUBE_SAMPLES = sorted(set(SAMPLES.glob("*.yaml")) - set(ARGOCD_SAMPLES))
 # Secrets first, as `kubectl apply` would need them before the operator reads them.
 APPLY_ORDER = ["Secret", "TamsStore", "TamsWebhook", "TamsDeletionRequest", "TamsBackup", "TamsScheduledBackup"]
 
@@ -92,8 +93,9 @@ def contains(stored: Any, given: Any) -> bool:
     return stored == given
 
 
-def test_the_argo_cd_application_syncs_a_git_path_into_a_namespace() -> None:
-    [application] = documents(SAMPLES / "argocd-application.yaml")
+@pytest.mark.parametrize("sample", ARGOCD_SAMPLES, ids=lambda sample: sample.name)
+def test_the_argo_cd_applications_sync_a_git_path_into_a_namespace(sample: Path) -> None:
+    [application] = documents(sample)
     assert (application["apiVersion"], application["kind"]) == ("argoproj.io/v1alpha1", "Application")
     assert application["metadata"]["namespace"] == "argocd", "where Argo CD looks for Applications"
     spec = application["spec"]

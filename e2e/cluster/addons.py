@@ -54,17 +54,19 @@ ADDON_IMAGES = (TRAEFIK_IMAGE, CERT_MANAGER_IMAGE, METRICS_SERVER_IMAGE)
 # Binaries -------------------------------------------------------------------------------------------------------------
 
 
-def module_dir(module: str, version: str) -> Path:
-    """A module's source as the Go proxy serves it (extracted into Go's module cache)."""
+def module_dir(module: str, version: str, **env: str) -> Path:
+    """A module's source as the Go proxy serves it (extracted into Go's module cache); `env` is Go's (a module
+    whose go.mod names a newer Go than this machine's is extracted only with GOTOOLCHAIN naming that Go)."""
     with tempfile.TemporaryDirectory() as scratch:
-        info = go("mod", "download", "-json", f"{module}@{version}", cwd=Path(scratch))
+        info = go("mod", "download", "-json", f"{module}@{version}", cwd=Path(scratch), **env)
     return Path(json.loads(info)["Dir"])
 
 
-def inherited_directives(module: str, version: str) -> str:
+def inherited_directives(module: str, version: str, **env: str) -> str:
     """A module's `replace` (of other modules' versions) and `exclude` lines: a module that requires it ignores
-    them, so its build must repeat them to get the same dependencies."""
-    go_mod = (module_dir(module, version) / "go.mod").read_text()
+    them, so its build must repeat them to get the same dependencies. Replaces by a local folder are left out
+    (a nested module's source is not in the module's zip: its own version from the proxy is required instead)."""
+    go_mod = (module_dir(module, version, **env) / "go.mod").read_text()
     replaces = re.findall(r"^\s*(?:replace\s+)?(\S+(?: \S+)?\s+=>\s+\S+\s+v\S+)\s*$", go_mod, flags=re.MULTILINE)
     excludes = re.findall(r"^exclude\s+(\S+ \S+)\s*$", go_mod, flags=re.MULTILINE)
     return "".join(f"replace {line}\n" for line in replaces) + "".join(f"exclude {line}\n" for line in excludes)
@@ -252,11 +254,13 @@ def apply_all(admin: httpx.Client, manifests: list[Manifest]) -> None:
             wait_condition(admin, manifest, "Established", 60)
 
 
-def module_documents(module: str, version: str, folder: str) -> list[Manifest]:
-    """The CustomResourceDefinitions in the YAML files of a module's folder (other kinds are left out)."""
-    files = sorted((module_dir(module, version) / folder).glob("*.yaml"))
+def module_documents(
+    module: str, version: str, folder: str, kinds: frozenset[str] = frozenset({"CustomResourceDefinition"}), **env: str
+) -> list[Manifest]:
+    """The objects of `kinds` (CustomResourceDefinitions unless told) in the YAML files of a module's folder."""
+    files = sorted((module_dir(module, version, **env) / folder).glob("*.yaml"))
     loaded = [document for path in files for document in yaml.safe_load_all(path.read_text()) if document]
-    return [document for document in loaded if document["kind"] == "CustomResourceDefinition"]
+    return [document for document in loaded if document.get("kind") in kinds]
 
 
 def meta(name: str, namespace: str | None = None, **labels: str) -> dict[str, Any]:

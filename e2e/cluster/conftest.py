@@ -30,6 +30,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"{name}: {value}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The GitOps steps first: their operator is the one Argo CD installs from the chart (and removes at their end),
+    so they run before any test installs it with Helm (the `operator` fixture)."""
+    items.sort(key=lambda item: item.path.name != "test_gitops.py")  # a stable sort: each file's order stays
+
+
 @pytest.fixture(scope="session")
 def figures() -> dict[str, object]:
     return FIGURES

@@ -100,7 +100,8 @@ def wrapped(
     name: str, version: str, requirements: str, files: dict[str, str], package: str, *flags: str, **env: str
 ) -> Path:
     """`package` built from a small module of ours (its go.mod's `requirements`, its `files`), once per version
-    into the cache: for commands whose modules cannot be `go install`ed as they are."""
+    into the cache: for commands whose modules cannot be `go install`ed as they are. `env` is Go's for both the
+    tidy and the build (GOTOOLCHAIN for a module that needs a newer Go than this machine's)."""
     target = cache_root() / name / version / name
     if not target.exists():
         source = target.parent / "src"
@@ -108,7 +109,7 @@ def wrapped(
         (source / "go.mod").write_text(f"module tams-operator/{name}\n\ngo 1.24\n\n{requirements}")
         for file, text in files.items():
             (source / file).write_text(text)
-        go("mod", "tidy", cwd=source)
+        go("mod", "tidy", cwd=source, **env)
         partial = target.with_name(f".{name}.partial")
         go("build", *flags, "-o", str(partial), package, cwd=source, **env)
         partial.replace(target)
