@@ -218,26 +218,31 @@ class ArgoCD:
                                     headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
         assert response.status_code == 200, response.text
 
-    def health(self, name: str) -> tuple[str, str]:
-        """The Application's health and sync status ("" while Argo CD has not assessed them)."""
-        status = self.application(name).get("status") or {}
-        return (status.get("health") or {}).get("status", ""), (status.get("sync") or {}).get("status", "")
-
-    def resource_health(self, name: str, kind: str, resource: str) -> tuple[str, str] | None:
-        """A resource's health and its message as Argo CD assessed it (our Lua for our kinds), from the
-        Application's status.resources (the controller persists them there: --persist-resource-health); None while
-        the Application lists no such resource."""
-        for item in (self.application(name).get("status") or {}).get("resources") or []:
-            if item["kind"] == kind and item["name"] == resource:
-                health = item.get("health") or {}
-                return health.get("status", ""), health.get("message", "")
-        return None
+    def exists(self, name: str) -> bool:
+        return self.admin.get(self.path(name)).status_code == 200
 
     def delete(self, name: str, timeout: float = addons.WAIT_S) -> None:
         """The Application deleted and waited for until gone (with CASCADE_FINALIZER, what it made goes first)."""
         response = self.admin.delete(self.path(name))
         assert response.status_code in (200, 202, 404), response.text
         wait(lambda: self.admin.get(self.path(name)).status_code == 404, f"Application {name} gone", timeout)
+
+
+def app_health(status: Manifest | None) -> tuple[str, str]:
+    """An Application's health and sync status from its status ("" where Argo CD has not assessed them)."""
+    status = status or {}
+    return (status.get("health") or {}).get("status", ""), (status.get("sync") or {}).get("status", "")
+
+
+def resource_health(status: Manifest | None, kind: str, name: str) -> tuple[str, str] | None:
+    """A resource's health and its message as Argo CD assessed it (our Lua for our kinds), from an Application's
+    status.resources (the controller keeps them there: --persist-resource-health); None while it lists no such
+    resource."""
+    for item in (status or {}).get("resources") or []:
+        if item["kind"] == kind and item["name"] == name:
+            health = item.get("health") or {}
+            return health.get("status", ""), health.get("message", "")
+    return None
 
 
 def redis_answers(port: int) -> bool:

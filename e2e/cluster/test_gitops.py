@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,24 +59,29 @@ class GitOps:
 
     argocd: ArgoCD
     repository: GitRepository
-    admin: httpx.Client
     figures: dict[str, object]
     bucket: str
+    revision: str = ""  # the last commit: a reading counts once Argo CD compared the Application with it
     steps: list[str] = field(default_factory=list)
 
     def commit(self, message: str, changes: Mapping[str, str | None]) -> None:
-        """A commit pushed, and Argo CD asked to compare both Applications with it."""
-        self.repository.commit(message, changes)
+        """A commit pushed, and Argo CD asked to compare the Applications with it."""
+        self.revision = self.repository.commit(message, changes)
         for name in (CHART_APP, STORES_APP):
-            if self.admin.get(self.argocd.path(name)).status_code == 200:
+            if self.argocd.exists(name):
                 self.argocd.refresh(name)
 
+    def current(self, app: str) -> Manifest | None:
+        """The Application's status once Argo CD compared it with the last commit."""
+        status = self.argocd.application(app).get("status") or {}
+        return status if (status.get("sync") or {}).get("revision") == self.revision else None
+
     def wait_resource(self, app: str, kind: str, name: str, *healths: str, timeout: float = WAIT_S) -> tuple[str, str]:
-        """The resource's health once Argo CD gives it one of `healths` (and the Application is synced to the last
-        commit); recorded as this step's reading."""
+        """The resource's health and message once Argo CD, at the last commit, gives it one of `healths`; recorded
+        as this step's reading."""
 
         def reached() -> tuple[str, str] | None:
-            found = self.argocd.resource_health(app, kind, name)
+            found = argocd_addons.resource_health(self.current(app), kind, name)
             return found if found and found[0] in healths else None
 
         health, message = wait(reached, f"Argo CD: {kind} {name} of {app} {'/'.join(healths)}", timeout)
@@ -83,7 +89,12 @@ class GitOps:
         return health, message
 
     def wait_app(self, app: str, health: str, sync: str = "Synced", timeout: float = WAIT_S) -> None:
-        wait(lambda: self.argocd.health(app) == (health, sync), f"Argo CD: {app} {health} and {sync}", timeout)
+        """The Application's health and sync status, at the last commit; recorded."""
+
+        def reached() -> bool:
+            return argocd_addons.app_health(self.current(app)) == (health, sync)
+
+        wait(reached, f"Argo CD: {app} {health} and {sync} at {self.revision[:8]}", timeout)
         self.record(app, "Application", health, sync)
 
     def record(self, app: str, what: str, health: str, detail: str) -> None:
@@ -171,17 +182,15 @@ def gitops(
     operator = admin.get(f"/apis/apps/v1/namespaces/{OPERATOR_NAMESPACE}/deployments/{RELEASE}")
     assert operator.status_code == 404, "the operator is already installed (Helm): the GitOps steps must run first"
     repository = GitRepository(tmp_path_factory.mktemp("gitops"))
-    repository.commit("The operator's chart", repository.add_tree(CHART, "charts/tams-operator"))
+    steps = GitOps(argocd, repository, figures, bucket=f"gitops-{uuid.uuid4().hex[:8]}")
+    steps.commit("The operator's chart", repository.add_tree(CHART, "charts/tams-operator"))
     apply(admin, chart_application(repository))
-    steps = GitOps(argocd, repository, admin, figures, bucket=f"gitops-{uuid.uuid4().hex[:8]}")
-    try:
+    with ExitStack() as cleanup:  # in reverse: each step runs even when one before it failed
+        cleanup.callback(admin.delete, f"/api/v1/namespaces/{NAMESPACE}")
+        cleanup.callback(wait, lambda: crds_gone(admin), "the chart's CRDs deleted with its Application", WAIT_S)
+        cleanup.callback(argocd.delete, CHART_APP)
+        cleanup.callback(argocd.delete, STORES_APP)
         yield steps
-    finally:
-        print("\n".join(steps.steps))
-        argocd.delete(STORES_APP)
-        argocd.delete(CHART_APP)
-        wait(lambda: crds_gone(admin), "the chart's CRDs deleted with its Application", WAIT_S)
-        admin.delete(f"/api/v1/namespaces/{NAMESPACE}")
 
 
 # 1. The chart's Application installs the operator -----------------------------------------------------------------
@@ -205,7 +214,7 @@ def test_the_stores_show_progressing_then_healthy(gitops: GitOps, admin: httpx.C
     seen: list[str] = []
 
     def healthy() -> bool:
-        found = gitops.argocd.resource_health(STORES_APP, "TamsStore", "media")
+        found = argocd_addons.resource_health(gitops.current(STORES_APP), "TamsStore", "media")
         if found and (not seen or seen[-1] != found[0]):
             seen.append(found[0])
         return bool(found) and found[0] == "Healthy"
@@ -269,5 +278,5 @@ def test_a_store_removed_from_git_is_pruned_and_its_bucket_is_gone(
     store = f"/apis/{GROUP}/namespaces/{NAMESPACE}/tamsstores/media"
     wait(lambda: admin.get(store).status_code == 404, "the S3 store pruned", WAIT_S)
     assert gitops.bucket not in {found["Name"] for found in s3.list_buckets()["Buckets"]}, "Delete: the bucket is gone"
-    assert gitops.argocd.resource_health(STORES_APP, "TamsStore", "media") is None
     gitops.wait_app(STORES_APP, "Healthy")
+    assert argocd_addons.resource_health(gitops.current(STORES_APP), "TamsStore", "media") is None, "not listed"
