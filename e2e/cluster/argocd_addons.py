@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 import addons  # first: through images.py it puts scripts/ and tests/ on the path
+import images
 from cluster_access import Cluster
 from control_plane import free_port, process, wait_until
 from host import install_debian_packages, run
@@ -75,7 +76,6 @@ import (
 	appcontroller "github.com/argoproj/argo-cd/v3/cmd/argocd-application-controller/commands"
 	reposerver "github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands"
 	"github.com/argoproj/argo-cd/v3/common"
-	"github.com/argoproj/argo-cd/v3/util/grpc"
 	"github.com/argoproj/argo-cd/v3/util/log"
 )
 
@@ -83,8 +83,9 @@ func init() {
 	klog.SetLogger(log.NewLogrusLogger(log.NewWithCurrentConfig()))
 }
 
+// Argo CD's main turns gRPC's DNS SRV lookups off (util/grpc.DisableSRVLookups), which its grpclb balancer turns
+// on; neither command links grpclb, so they are off here already (and that function panics when they are).
 func main() {
-	grpc.DisableSRVLookups()
 	name := filepath.Base(os.Args[0])
 	if value := os.Getenv("ARGOCD_BINARY_NAME"); value != "" {
 		name = value
@@ -122,8 +123,9 @@ def argocd_binary() -> Path:
     stamps = [f"-X {package}.version={ARGOCD_VERSION.removeprefix('v')}", f"-X {package}.gitTag={ARGOCD_VERSION}"]
     stamps += [f"-X {package}.kubectlVersion={kubernetes[1]}"] if kubernetes else []
     ldflags = " ".join(["-s", "-w", *stamps])
-    return wrapped("argocd", ARGOCD_VERSION, requirements, {"main.go": ARGOCD_MAIN}, ".", f"-ldflags={ldflags}",
-                   **ARGOCD_GO)  # fmt: skip
+    # Cached by Argo CD's version and what is built from it (the main, the flags): a change builds anew.
+    cached = f"{ARGOCD_VERSION}-{images.digest(ARGOCD_MAIN, ldflags)[:8]}"
+    return wrapped("argocd", cached, requirements, {"main.go": ARGOCD_MAIN}, ".", f"-ldflags={ldflags}", **ARGOCD_GO)
 
 
 def helm_binary() -> Path:
@@ -285,7 +287,8 @@ def running_argocd(cluster: Cluster, admin: httpx.Client, workdir: Path) -> Iter
     }
     common = ["--loglevel", "info", "--logformat", "text", "--redis", f"127.0.0.1:{redis}"]
     repo_command = [str(argocd), *common, "--address", "127.0.0.1", "--port", str(repo_server),
-                    "--metrics-address", "127.0.0.1", "--metrics-port", str(repo_metrics), "--disable-tls"]  # fmt: skip
+                    "--metrics-address", "127.0.0.1", "--metrics-port", str(repo_metrics), "--disable-tls",
+                    "--client-ca-path="]  # fmt: skip  # no mTLS: its default path is the pod's mounted Secret
     controller_command = [
         str(argocd), *common, f"--kubeconfig={cluster.kubeconfig}", f"--namespace={NAMESPACE}",
         f"--repo-server=127.0.0.1:{repo_server}", "--repo-server-plaintext", f"--metrics-port={metrics}",
