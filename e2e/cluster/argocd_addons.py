@@ -15,6 +15,9 @@ server would create, is applied here. The project's health scripts go into argoc
 Git repositories are read through `file://` URLs (what Argo CD's own e2e tests use): GitRepository makes one.
 
     python e2e/cluster/argocd_addons.py build    # builds what is missing; prints time and path per binary
+
+Measured on this 2-core machine, Go's caches cold for them: Argo CD 225 s (Go 1.27.3 and the modules fetched
+included; 114 MB), Helm 149 s (94 MB); cached, none.
 """
 
 from __future__ import annotations
@@ -118,8 +121,8 @@ def argocd_binary() -> Path:
     requirements = f"require {ARGOCD_MODULE} {ARGOCD_VERSION}\n\n"
     requirements += addons.inherited_directives(ARGOCD_MODULE, ARGOCD_VERSION, **ARGOCD_GO)
     package = f"{ARGOCD_MODULE}/common"
-    kubernetes = re.search(r"^\s*k8s\.io/client-go (\S+)", addons.module_dir(ARGOCD_MODULE, ARGOCD_VERSION, **ARGOCD_GO)
-                           .joinpath("go.mod").read_text(), flags=re.MULTILINE)  # fmt: skip
+    go_mod = (addons.module_dir(ARGOCD_MODULE, ARGOCD_VERSION, **ARGOCD_GO) / "go.mod").read_text()
+    kubernetes = re.search(r"^\s*k8s\.io/client-go (\S+)", go_mod, flags=re.MULTILINE)  # as Argo CD's Makefile stamps
     stamps = [f"-X {package}.version={ARGOCD_VERSION.removeprefix('v')}", f"-X {package}.gitTag={ARGOCD_VERSION}"]
     stamps += [f"-X {package}.kubectlVersion={kubernetes[1]}"] if kubernetes else []
     ldflags = " ".join(["-s", "-w", *stamps])
