@@ -135,6 +135,18 @@ def helm_binary() -> Path:
     return installed(f"{HELM_MODULE}/cmd/helm", HELM_VERSION)
 
 
+def install_scripts(folder: Path) -> Path:
+    """Argo CD's git-verify-wrapper.sh, which its image has on the PATH and its repo server runs for every manifest
+    it generates, signatures configured or not (without it: "permission denied"), copied from its module into
+    `folder` with the execute bit (the module cache keeps none); the folder for the PATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "git-verify-wrapper.sh"
+    source = addons.module_dir(ARGOCD_MODULE, ARGOCD_VERSION, **ARGOCD_GO) / "hack" / script.name
+    script.write_bytes(source.read_bytes())
+    script.chmod(0o755)
+    return folder
+
+
 def build() -> list[tuple[Path, float]]:
     """Each binary, built once per version: its path and the seconds it took (about none when cached)."""
     made = []
@@ -218,16 +230,23 @@ class ArgoCD:
 
     def refresh(self, name: str) -> None:
         """What a git server's webhook or `argocd app get --refresh` asks: compare with git now."""
-        patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}}
+        assert self.merge_patch(name, {"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}}) == 200
+
+    def merge_patch(self, name: str, patch: Manifest) -> int:
+        """The Application patched, or already gone (404): the status code."""
         response = self.admin.patch(self.path(name), content=json.dumps(patch),
                                     headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
-        assert response.status_code == 200, response.text
+        assert response.status_code in (200, 404), response.text
+        return response.status_code
 
     def exists(self, name: str) -> bool:
         return self.admin.get(self.path(name)).status_code == 200
 
     def delete(self, name: str, timeout: float = addons.WAIT_S) -> None:
-        """The Application deleted and waited for until gone (with CASCADE_FINALIZER, what it made goes first)."""
+        """The Application deleted and waited for until gone (with CASCADE_FINALIZER, what it made goes first). Its
+        automated sync is turned off first, as before any deletion of an Application: else it may sync again while
+        the deletion runs, applying anew what was just deleted (seen with the chart's CRDs, slow to go)."""
+        assert self.merge_patch(name, {"spec": {"syncPolicy": {"automated": None}}}) in (200, 404)
         response = self.admin.delete(self.path(name))
         assert response.status_code in (200, 202, 404), response.text
         wait(lambda: self.admin.get(self.path(name)).status_code == 404, f"Application {name} gone", timeout)
@@ -280,7 +299,7 @@ def running_argocd(cluster: Cluster, admin: httpx.Client, workdir: Path) -> Iter
         "KUBECONFIG": str(cluster.kubeconfig),
         "HOME": str(workdir / "home"),
         "TMPDIR": str(workdir / "tmp"),  # the repo server's clones and Helm's scratch folders
-        "PATH": f"{helm.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": os.pathsep.join([str(helm.parent), str(install_scripts(workdir / "bin")), os.environ.get("PATH", "")]),
         "ARGOCD_ASK_PASS_SOCK": str(workdir / "askpass.sock"),
         "ARGOCD_TLS_DATA_PATH": str(workdir / "tls"),
         "ARGOCD_SSH_DATA_PATH": str(workdir / "ssh"),

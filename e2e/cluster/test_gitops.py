@@ -9,8 +9,9 @@ the health Argo CD gives the Application and each resource (our Lua) back from t
 are printed with the e2e figures.
 
 The operator here is the one Argo CD installs, so this module runs before any test that installs it with Helm
-(conftest.py orders it first) and, at its end, deletes its Applications with what they made, CRDs included: the
-others then install the chart with Helm into a cluster without it. The tests run in file order, each a step.
+(conftest.py orders it first) and, at its end, deletes its Applications with what they made, and then the chart's
+CRDs (which Argo CD leaves): the others then install the chart with Helm into a cluster without it. The tests run
+in file order, each a step.
 """
 
 from __future__ import annotations
@@ -154,9 +155,14 @@ def first_stores(bucket: str) -> dict[str, str | None]:
     }
 
 
-def crds_gone(admin: httpx.Client) -> bool:
-    crds = admin.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").json()["items"]
-    return not [crd for crd in crds if crd["spec"]["group"] == GROUP.split("/")[0]]
+def delete_chart_crds(admin: httpx.Client) -> None:
+    """The chart's CRDs deleted and waited for until gone, as a user removing the operator deletes them: Argo CD
+    neither tracks nor deletes CRDs (they would take every custom object with them), as Helm leaves its crds/."""
+    names = [crd["metadata"]["name"] for path in sorted((CHART / "crds").glob("*.yaml")) for crd in documents(path)]
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for name in names:
+        assert admin.delete(f"{crds}/{name}").status_code in (200, 202, 404)
+    wait(lambda: all(admin.get(f"{crds}/{name}").status_code == 404 for name in names), "the chart's CRDs gone", WAIT_S)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +193,7 @@ def gitops(
     apply(admin, chart_application(repository))
     with ExitStack() as cleanup:  # in reverse: each step runs even when one before it failed
         cleanup.callback(admin.delete, f"/api/v1/namespaces/{NAMESPACE}")
-        cleanup.callback(wait, lambda: crds_gone(admin), "the chart's CRDs deleted with its Application", WAIT_S)
+        cleanup.callback(delete_chart_crds, admin)
         cleanup.callback(argocd.delete, CHART_APP)
         cleanup.callback(argocd.delete, STORES_APP)
         yield steps
