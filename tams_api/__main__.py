@@ -83,13 +83,21 @@ def main(argv: list[str] | None = None) -> None:
             serve_processes(settings, args.host, args.port, log_level)
             return
         from .app import create_app
+        from .coalescing import CoalescingHttpToolsProtocol
         from .serving import freeze_startup
 
         app = create_app(settings)
         freeze_startup()
     except ConfigurationError as error:
         sys.exit(f"tams-api: bad configuration: {error}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=settings.access_log)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=log_level,
+        access_log=settings.access_log,
+        http=CoalescingHttpToolsProtocol,
+    )
 
 
 def run_backup_command(args: argparse.Namespace) -> None:

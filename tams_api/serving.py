@@ -24,6 +24,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from .coalescing import CoalescingHttpToolsProtocol
 from .config import Settings
 from .errors import ConfigurationError
 
@@ -46,6 +47,7 @@ def serve_processes(settings: Settings, host: str, port: int, log_level: str) ->
             workers=settings.workers,
             log_level=log_level,
             access_log=settings.access_log,
+            http=CoalescingHttpToolsProtocol,
         )
         supervisor = ProcessesWithOwnSockets(config, sockets=[])
         supervisor.run()

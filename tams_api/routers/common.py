@@ -160,7 +160,7 @@ class DataPlaneRoute(APIRoute):
     async def handle(self, request: Request) -> Response:
         authorize(request)
         services: Services = request.app.state.services
-        arguments = parse_query(request, self._query)
+        arguments = parse_query(request, self._query) if self._query else {}
         for name in self._request_arguments:
             arguments[name] = request
         for name in self._services_arguments:
