@@ -12,6 +12,7 @@ and deploys metrics-server; certificate_addons.py deploys cert-manager, ingress_
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -54,6 +55,7 @@ ADDON_IMAGES = (TRAEFIK_IMAGE, CERT_MANAGER_IMAGE, METRICS_SERVER_IMAGE)
 # Binaries -------------------------------------------------------------------------------------------------------------
 
 
+@functools.cache  # a version's source never changes; asked again by each builder and manifest reader of a module
 def module_dir(module: str, version: str, **env: str) -> Path:
     """A module's source as the Go proxy serves it (extracted into Go's module cache); `env` is Go's (a module
     whose go.mod names a newer Go than this machine's is extracted only with GOTOOLCHAIN naming that Go)."""
