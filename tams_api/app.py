@@ -177,8 +177,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # The pages' files (routers.pages) need no credentials.
     app.mount("/ui/assets", StaticFiles(directory=pages.ASSETS, check_dir=False), name="assets")
     install_openapi(app)
-    app.add_middleware(DataPlane, routes=[route for router in data_plane for route in router.routes])
     app.add_middleware(HeadWithoutBody)
-    app.add_middleware(RequestMetrics)  # outermost: it times everything else
+    app.add_middleware(RequestMetrics)  # it times everything inside it
+    # Outermost of ours: the data plane counts, times and answers HEAD for its own requests.
+    app.add_middleware(DataPlane, routes=[route for router in data_plane for route in router.routes])
     stop_tracing = install_tracing(app, services.settings)
     return app

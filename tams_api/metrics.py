@@ -93,18 +93,43 @@ def exposition(store: MetadataStore) -> bytes:
     return generate_latest(registry) + generate_latest(StoreCollector(store))
 
 
-class RequestMetrics:
-    """ASGI middleware counting and timing requests by method, route template and status.
+class RequestRecorder:
+    """Counts and times answered requests by method, route template and status.
 
-    The route is the matched route's template (`/flows/{flow_id}/segments`), known once the router has run
-    (FastAPI leaves the route in the scope; its `path` is the whole template as routers are included without
-    prefixes); requests no route matched share one label. The metric children of each
-    label set are kept in a dict, which skips prometheus_client's label validation and lock on every request.
+    The route is the matched route's template (`/flows/{flow_id}/segments`), left in the scope by whatever matched
+    it (FastAPI's router, tams_api.dataplane; its `path` is the whole template as routers are included without
+    prefixes); requests no route matched share one label. The metric children of each label set are kept in a dict,
+    which skips prometheus_client's label validation and lock on every request.
     """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        requests, duration = self._children_of(scope, status)
+        requests.inc()
+        duration.observe(seconds)
+
+    def _children_of(self, scope: Scope, status: int) -> tuple[Counter, Histogram]:
+        route = scope.get("route")
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+        key = (method, getattr(route, "path", UNMATCHED_ROUTE), status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                REQUESTS.labels(method, key[1], str(status)),
+                REQUEST_SECONDS.labels(method, key[1]),
+            )
+        return children
+
+
+class RequestMetrics:
+    """ASGI middleware recording every request it passes on (RequestRecorder), from its arrival to the end of its
+    response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.recorder = RequestRecorder()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,18 +147,4 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            requests, seconds = self._children_of(scope, status)
-            requests.inc()
-            seconds.observe(time.perf_counter() - started)
-
-    def _children_of(self, scope: Scope, status: int) -> tuple[Counter, Histogram]:
-        route = scope.get("route")
-        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-        key = (method, getattr(route, "path", UNMATCHED_ROUTE), status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                REQUESTS.labels(method, key[1], str(status)),
-                REQUEST_SECONDS.labels(method, key[1]),
-            )
-        return children
+            self.recorder.record(scope, status, time.perf_counter() - started)
