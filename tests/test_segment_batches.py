@@ -282,3 +282,26 @@ def test_allocated_objects_take_what_their_first_segment_says_whatever_their_col
     assert [records[object_id].key_frame_count for object_id in object_ids] == [None, 3, None, None]
     assert [records[object_id].timerange for object_id in object_ids] == [second(n) for n in range(4)]
     assert all(record.registered and record.first_flow_id == flow_id for record in records.values())
+
+
+@sql_stores
+@pytest.mark.parametrize(
+    ("layout", "statements"),
+    [("allocated together", 1), ("among many others", 2), ("some unknown", 2)],
+)
+def test_the_objects_of_a_chunk_are_read_by_their_range_of_ids_or_else_one_by_one(
+    store: MetadataStore, layout: str, statements: int
+) -> None:
+    """Objects allocated together (neighbouring ids) are read with one range of the key; ids among many others', or
+    some that do not exist, are then sought one by one. Either way the records are exactly those asked for."""
+    flow_id = new_flow(store)
+    wanted = {f"object-{n:04d}-a" for n in range(200)}
+    others = {f"object-{n:04d}-b" for n in range(200)} if layout == "among many others" else set()
+    objects_domain.allocate(store, flow_id, "storage", None, sorted(wanted | others))
+    asked = wanted | ({"object-0100-c", "object-9999"} if layout == "some unknown" else set())
+    with counting_statements(store) as run:
+        records = store.write(lambda db: store.object_records(db, asked))
+    assert sorted(records) == sorted(wanted)
+    assert all(records[object_id].id == object_id and not records[object_id].registered for object_id in wanted)
+    assert all(records[object_id].allocated_for == flow_id for object_id in wanted)
+    assert len(run) == statements, run

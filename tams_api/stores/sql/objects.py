@@ -12,6 +12,36 @@ from ..shared import storage_ids_column, storage_ids_from_column
 from .connection import Db, SqlConnections
 from .rows import _live, _rows_in
 
+_OBJECT_COLUMNS = (
+    "id, registered, allocated_for, timerange, key_frame_count, init_object_id, uncontrolled_urls, storage_ids, "
+    "first_flow_id"
+)
+
+
+def _object_record(
+    object_id: str,
+    registered: int,
+    allocated_for: str | None,
+    timerange: str | None,
+    key_frame_count: int | None,
+    init_object_id: str | None,
+    urls: str | None,
+    storage_ids: str | None,
+    first_flow_id: str | None,
+) -> ObjectRecord:
+    """An object's record from its _OBJECT_COLUMNS."""
+    return ObjectRecord(
+        object_id,
+        bool(registered),
+        allocated_for,
+        timerange,
+        key_frame_count,
+        init_object_id,
+        json.loads(urls) if urls else None,
+        storage_ids_from_column(storage_ids),
+        first_flow_id,
+    )
+
 
 class ObjectsMixin(SqlConnections):
     """Media objects: allocated for a flow, in use once a segment uses them, with their instances."""
@@ -69,36 +99,27 @@ class ObjectsMixin(SqlConnections):
 
     @staticmethod
     def object_records(db: Db, object_ids: set[str]) -> dict[str, ObjectRecord]:
-        rows = _rows_in(
-            db,
-            "SELECT id, registered, allocated_for, timerange, key_frame_count, init_object_id, uncontrolled_urls, "
-            "storage_ids, first_flow_id FROM objects WHERE id IN ({values})",
-            object_ids,
-        )
-        return {
-            object_id: ObjectRecord(
-                object_id,
-                bool(registered),
-                allocated_for,
-                timerange,
-                key_frame_count,
-                init_object_id,
-                json.loads(urls) if urls else None,
-                storage_ids_from_column(storage_ids),
-                first_flow_id,
+        records: dict[str, ObjectRecord] = {}
+        if len(object_ids) > 1:
+            # Objects allocated together have neighbouring ids (UUIDv7: time first), so one range of the key holds them
+            # all and reads them in about half the time of a seek each. Rows of other objects in the range are read
+            # only up to a budget; what the range did not give (ids from elsewhere, or a collation whose order is
+            # not Python's) is then sought id by id.
+            others = len(object_ids) // 8 + 8
+            rows = db.execute(
+                f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?",
+                (min(object_ids), max(object_ids), len(object_ids) + others),
             )
-            for (
-                object_id,
-                registered,
-                allocated_for,
-                timerange,
-                key_frame_count,
-                init_object_id,
-                urls,
-                storage_ids,
-                first_flow_id,
-            ) in rows
-        }
+            for row in rows:
+                if row[0] in object_ids:
+                    records[row[0]] = _object_record(*row)
+                elif (others := others - 1) < 0:
+                    break
+        missing = object_ids - records.keys() if records else object_ids
+        if missing:
+            rows = _rows_in(db, f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE id IN ({{values}})", missing)
+            records.update((row[0], _object_record(*row)) for row in rows)
+        return records
 
     @staticmethod
     def init_objects_in_use(db: Db, object_ids: set[str]) -> set[str]:
