@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from helpers import Tams, make_settings, new_id, stored_flow, video_flow
 from spec import assert_valid
 from tams_api.app import create_app
 from tams_api.domain.segments import BULK_CHUNK
+from tams_api.errors import Unavailable
 from tams_api.stores.sqlite import SqliteMetadataStore, connection
 from tams_api.stores.sqlite.connection import READERS
 
@@ -129,3 +131,42 @@ def test_connections_stay_few_as_threads_come_and_go(tmp_path: Path) -> None:
         assert open_database_files(tmp_path / "tams.sqlite") <= READERS + 1
     finally:
         store.close()
+
+
+def counted_connections() -> tuple[list[object], Callable[[], object]]:
+    """What a reader pool opens, and the stand-in connections it opens them with."""
+    opened: list[object] = []
+
+    def connect() -> object:
+        opened.append(object())
+        return opened[-1]
+
+    return opened, connect
+
+
+def test_a_reader_finding_every_connection_taken_waits_for_one_given_back() -> None:
+    opened, connect = counted_connections()
+    readers = connection._Readers(connect)  # type: ignore[arg-type]
+    taken = [readers.take() for _ in range(READERS)]
+    assert len(opened) == READERS
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(readers.take()))
+    waiter.start()
+    for _ in range(10_000):  # until it waits (bounded: it waits at once unless broken)
+        if readers._waiting or not waiter.is_alive():
+            break
+        time.sleep(0.001)
+    assert readers._waiting == 1 and not got
+    readers.give(taken[0])
+    waiter.join(timeout=10)
+    assert got == [taken[0]] and len(opened) == READERS
+
+
+def test_a_reader_waiting_past_the_busy_timeout_is_told_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT", 0.05)
+    readers = connection._Readers(counted_connections()[1])  # type: ignore[arg-type]
+    for _ in range(READERS):
+        readers.take()
+    with pytest.raises(Unavailable, match="every metadata store reader was busy"):
+        readers.take()
+    assert readers._waiting == 0

@@ -4,7 +4,6 @@ busy handling that turns a writer held too long into a 503 to retry."""
 from __future__ import annotations
 
 import functools
-import queue
 import random
 import sqlite3
 import threading
@@ -31,15 +30,92 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-@contextmanager
-def _busy_is_unavailable() -> Iterator[None]:
-    """SQLite's busy and locked errors mean another writer held the file past BUSY_TIMEOUT: for retrying."""
-    try:
-        yield
-    except sqlite3.OperationalError as error:
-        if not _is_busy(error):
-            raise
-        raise Unavailable(f"the metadata store is busy ({error}); retry") from None
+class _BusyIsUnavailable:
+    """SQLite's busy and locked errors mean another writer held the file past BUSY_TIMEOUT: for retrying. (A class
+    rather than a generator: reads enter one on every request.)"""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
+            raise Unavailable(f"the metadata store is busy ({error}); retry") from None
+
+
+_busy_is_unavailable = _BusyIsUnavailable()
+
+
+class _Reading:
+    """A reader connection from `readers` while inside, its busy errors for retrying."""
+
+    __slots__ = ("_db", "_readers")
+
+    def __init__(self, readers: _Readers) -> None:
+        self._readers = readers
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db = self._readers.take()
+        return self._db
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        self._readers.give(self._db)
+        _busy_is_unavailable.__exit__(kind, error, _)
+
+
+class _Readers:
+    """At most READERS reader connections, shared by whichever threads read: per-thread connections piled up as the
+    server's worker threads came and went, up to 16 MB of page cache each. An idle one is taken and given back with a
+    list's pop and append (atomic under the GIL, without a lock: the reads on the event loop take one per request);
+    only a reader finding none idle when all are open waits, and only then is a giver told to wake it."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._idle: list[sqlite3.Connection] = []
+        self._opened = 0  # counted when a thread takes the slot, before it connects: never over READERS
+        self._waiting = 0
+        self._given = threading.Condition()
+
+    def __call__(self) -> _Reading:
+        return _Reading(self)
+
+    def take(self) -> sqlite3.Connection:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._open_or_wait()
+
+    def give(self, db: sqlite3.Connection) -> None:
+        self._idle.append(db)
+        if self._waiting:  # read after the append: a waiter counted later finds the connection itself
+            with self._given:
+                self._given.notify()
+
+    def _open_or_wait(self) -> sqlite3.Connection:
+        with self._given:
+            room = self._opened < READERS
+            self._opened += room
+            if not room:
+                return self._wait()
+        return self._connect()
+
+    def _wait(self) -> sqlite3.Connection:
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        self._waiting += 1
+        try:
+            while True:
+                try:
+                    return self._idle.pop()  # a thread not waiting may have taken the one given first
+                except IndexError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Unavailable(
+                            f"every metadata store reader was busy for {BUSY_TIMEOUT:g} s; retry"
+                        ) from None
+                    self._given.wait(left)
+        finally:
+            self._waiting -= 1
 
 
 def _begin_immediate(db: sqlite3.Connection, deadline: float) -> None:
@@ -80,8 +156,7 @@ class SqliteConnections(SqlConnections):
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._readers_opened = 0  # counted when a thread takes the slot, before it connects: never over READERS
+        self._reader = _Readers(self._connect)  # a connection for a statement or a few (WAL readers never block)
         self._writer = self._connect()
         # With SQLite's busy timeout still on: a concurrent start's migration holds the write lock until it is done.
         self.schema_upgrade = upgrade_database(self._writer, self.path)
@@ -110,31 +185,10 @@ class SqliteConnections(SqlConnections):
             raise Unavailable(f"the metadata store was busy with other writes for {BUSY_TIMEOUT:g} s; retry")
         try:
             begin = functools.partial(_begin_immediate, deadline=deadline)
-            with _busy_is_unavailable(), write_transaction(self._writer, begin) as db:
+            with _busy_is_unavailable, write_transaction(self._writer, begin) as db:
                 yield db
         finally:
             self._write_lock.release()
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        """A reader connection for a statement or a few (WAL readers never block, nor wait for the writer). At
-        most READERS of them, shared by whichever threads read: per-thread connections piled up as the server's
-        worker threads came and went, up to 16 MB of page cache each."""
-        try:
-            db = self._idle_readers.get_nowait()
-        except queue.Empty:
-            with self._connections_lock:
-                room = self._readers_opened < READERS
-                self._readers_opened += room
-            try:
-                db = self._connect() if room else self._idle_readers.get(timeout=BUSY_TIMEOUT)
-            except queue.Empty:
-                raise Unavailable(f"every metadata store reader was busy for {BUSY_TIMEOUT:g} s; retry") from None
-        try:
-            with _busy_is_unavailable():
-                yield db
-        finally:
-            self._idle_readers.put(db)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
