@@ -205,16 +205,17 @@ class SegmentsMixin(SqlConnections):
             params,
         )
         page_rows = rows[: query.page.limit]
+        # Positional arguments, without unpacking the object's columns into a list: a tenth of a window's listing.
         segments = [
             Segment(
-                timerange=timerange,
-                ts_offset=ts_offset,
-                last_duration=last_duration,
-                sample_offset=sample_offset,
-                sample_count=sample_count,
-                object=_stored_object(*object_columns),
+                row[1],
+                _stored_object(row[6], row[7], row[8], row[9], row[10], row[11]),
+                row[2],
+                row[3],
+                row[4],
+                row[5],
             )
-            for _start, timerange, ts_offset, last_duration, sample_offset, sample_count, *object_columns in page_rows
+            for row in page_rows
         ]
         return segment_page(
             segments, rows[query.page.limit - 1][0] if len(rows) > query.page.limit else None, query.page
