@@ -6,12 +6,12 @@ Signing a URL costs real time at listing sizes, so a controlled URL is signed on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Segment, StoredObject, TagFilter, tags_match
-from .stores.media import MediaStore, MediaStores, StorageBackend
+from .stores.media import MediaStores, StorageBackend
 
 
 @dataclass(slots=True)
@@ -45,7 +45,8 @@ class UrlOptions:
 
 
 class UrlBuilder:
-    """Builds `get_urls` for many objects of one request, deciding the filters once per storage backend."""
+    """Builds `get_urls` for many objects of one request, deciding the filters once per storage backend and asking each
+    store for the URLs of all the objects at once."""
 
     def __init__(
         self,
@@ -54,14 +55,17 @@ class UrlBuilder:
         find_objects: Callable[[list[str]], dict[str, StoredObject]],
     ) -> None:
         self.options = options
-        # The stores whose controlled URLs the filters let through, by storage id.
+        # The stores whose controlled URLs the filters let through, by storage id, with what their entries say besides
+        # the URL.
         self.controlled = {store.backend.id: store for store in media if options.wants_controlled(store.backend)}
+        self._described = {
+            storage_id: self._description(store.backend) for storage_id, store in self.controlled.items()
+        }
         self._find_objects = find_objects
         self._init_objects: dict[str, StoredObject | None] = {}
 
-    def controlled_url(self, store: MediaStore, object_id: str) -> dict[str, Any]:
-        backend = store.backend
-        entry: dict[str, Any] = {"url": store.get_url(object_id), "presigned": True, "label": backend.label}
+    def _description(self, backend: StorageBackend) -> dict[str, Any]:
+        entry: dict[str, Any] = {"presigned": True, "label": backend.label}
         if self.options.verbose:
             entry.update(backend.to_json())
             entry.pop("id")
@@ -70,13 +74,31 @@ class UrlBuilder:
             entry["controlled"] = True
         return entry
 
+    def get_urls_of(self, objects: Sequence[StoredObject]) -> list[list[dict[str, Any]]]:
+        """Each object's `get_urls`, in order."""
+        # By storage id: the store's URLs of the objects with an instance there, and what its entries say besides.
+        made: dict[str, tuple[dict[str, str], dict[str, Any]]] = {}
+        for storage_id, store in self.controlled.items():
+            object_ids = [stored.id for stored in objects if storage_id in stored.storage_ids]
+            by_id = dict(zip(object_ids, store.get_urls(object_ids), strict=True))
+            made[storage_id] = (by_id, self._described[storage_id])
+        every = []
+        for stored in objects:  # a loop rather than a comprehension per object: a tenth of a listing's URL making
+            urls = []
+            for storage_id in stored.storage_ids:
+                found = made.get(storage_id)  # None: instances on backends not configured here have no URLs to give
+                if found is not None:
+                    urls.append({"url": found[0][stored.id], **found[1]})
+            if stored.uncontrolled_urls:
+                urls += self._uncontrolled_urls(stored)
+            every.append(urls)
+        return every
+
     def get_urls(self, stored: StoredObject) -> list[dict[str, Any]]:
-        # Instances on backends no longer configured here have no URLs to give.
-        urls = [
-            self.controlled_url(store, stored.id)
-            for storage_id in stored.storage_ids
-            if (store := self.controlled.get(storage_id)) is not None
-        ]
+        return self.get_urls_of([stored])[0]
+
+    def _uncontrolled_urls(self, stored: StoredObject) -> list[dict[str, Any]]:
+        urls = []
         for uncontrolled in stored.uncontrolled_urls:
             if self.options.wants_uncontrolled(uncontrolled.get("label")):
                 entry = {"url": uncontrolled["url"], "label": uncontrolled["label"]}
@@ -94,7 +116,20 @@ class UrlBuilder:
         return {"get_urls": [] if init is None else self.get_urls(init)}
 
 
-def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: bool) -> dict[str, Any]:
+def segments_json(
+    segments: Sequence[Segment], urls: UrlBuilder, include_object_timerange: bool
+) -> list[dict[str, Any]]:
+    """The segments as the spec's JSON, with their objects' `get_urls`."""
+    get_urls = urls.get_urls_of([segment.object for segment in segments])
+    return [
+        _segment_json(segment, found, urls, include_object_timerange)
+        for segment, found in zip(segments, get_urls, strict=True)
+    ]
+
+
+def _segment_json(
+    segment: Segment, get_urls: list[dict[str, Any]], urls: UrlBuilder, include_object_timerange: bool
+) -> dict[str, Any]:
     stored = segment.object
     body: dict[str, Any] = {"object_id": stored.id, "timerange": segment.timerange}
     # Attribute by attribute: a loop of getattr over their names takes three times as long (~140 ns a segment).
@@ -110,7 +145,7 @@ def segment_json(segment: Segment, urls: UrlBuilder, include_object_timerange: b
         body["key_frame_count"] = stored.key_frame_count
     if include_object_timerange and stored.timerange is not None:
         body["object_timerange"] = stored.timerange
-    body["get_urls"] = urls.get_urls(stored)
+    body["get_urls"] = get_urls
     if stored.init_object_id is not None:
         body["init_object"] = {"object_id": stored.init_object_id, **urls.init_object(stored.init_object_id)}
     return body

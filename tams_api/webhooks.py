@@ -11,7 +11,7 @@ from . import schemas
 from .errors import BadRequest
 from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, StoredObject, Webhook, segment_from_record
 from .stores.media import MediaStores
-from .urls import UrlBuilder, UrlOptions, segment_json
+from .urls import UrlBuilder, UrlOptions, segments_json
 
 # Cloud instance-metadata services outside the link-local ranges (AWS IPv6, Alibaba).
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(address) for address in ("fd00:ec2::254", "100.100.100.200"))
@@ -161,8 +161,8 @@ def event_body(
     if event.type == "flows/segments_added":
         urls = UrlBuilder(media, url_options(webhook), find_objects)
         include_object_timerange = bool(webhook.options.get("include_object_timerange"))
-        segments = [
-            segment_json(segment_from_record(record), urls, include_object_timerange) for record in payload["segments"]
-        ]
+        segments = segments_json(
+            [segment_from_record(record) for record in payload["segments"]], urls, include_object_timerange
+        )
         payload = {"flow_id": payload["flow_id"], "segments": segments}
     return {"event_timestamp": event.timestamp, "event_type": event.type, "event": payload}

@@ -161,7 +161,7 @@ def test_objects_allocated_but_never_registered_are_released_after_the_object_ti
     flow_id = tams.put_flow()
     media_object = tams.allocate(flow_id)[0]
     tams.upload(media_object, b"abandoned")
-    url = services.media.default.get_url(media_object["object_id"])
+    url = services.media.default.get_urls([media_object["object_id"]])[0]
     # The worker passes "now - TAMS_OBJECT_TIMEOUT": a cutoff after the first allocation, before the next.
     clock.advance(1)
     cutoff = clock.ns

@@ -71,7 +71,7 @@ def tampered(url: str) -> str:
 
 def test_round_trip_keeps_bytes_and_content_type(media: MediaUnderTest) -> None:
     assert media.put("object-1", b"media bytes").status_code == 200
-    response = media.http.get(media.store.get_url("object-1"))
+    response = media.http.get(media.store.get_urls(["object-1"])[0])
     assert response.status_code == 200
     assert response.content == b"media bytes"
     assert response.headers["content-type"] == "video/mp2t"
@@ -80,7 +80,7 @@ def test_round_trip_keeps_bytes_and_content_type(media: MediaUnderTest) -> None:
 def test_object_ids_with_any_characters(media: MediaUnderTest) -> None:
     object_id = "my/object ä+1~"
     assert media.put(object_id, b"x").status_code == 200
-    assert media.http.get(media.store.get_url(object_id)).content == b"x"
+    assert media.http.get(media.store.get_urls([object_id])[0]).content == b"x"
 
 
 def test_upload_with_another_content_type_is_refused(media: MediaUnderTest) -> None:
@@ -91,9 +91,9 @@ def test_upload_with_another_content_type_is_refused(media: MediaUnderTest) -> N
 
 def test_tampered_urls_are_refused(media: MediaUnderTest) -> None:
     assert media.put("object-1", b"secret").status_code == 200
-    url = media.store.get_url("object-1")
+    url = media.store.get_urls(["object-1"])[0]
     assert media.http.get(tampered(url)).status_code == 403
-    other = media.store.get_url("object-2")
+    other = media.store.get_urls(["object-2"])[0]
     assert media.http.get(url.replace("object-1", "object-2")).status_code == 403, "a URL names one object"
     assert media.http.put(other, content=b"x").status_code == 403, "a GET URL does not allow a PUT"
 
@@ -102,7 +102,7 @@ def test_expired_urls_are_refused(media: MediaUnderTest, clock: StoppedClock) ->
     assert media.put("object-0", b"fresh").status_code == 200
     # Handed out a lifetime ago, then back to now: SeaweedFS judges expiry by its own clock, the API by the service's.
     clock.advance(-media.url_lifetime - 1)
-    put, get = media.store.put_request("object-1", "video/mp2t"), media.store.get_url("object-0")
+    put, get = media.store.put_request("object-1", "video/mp2t"), media.store.get_urls(["object-0"])[0]
     clock.advance(media.url_lifetime + 1)
     assert media.http.put(put.url, content=b"x", headers={"Content-Type": "video/mp2t"}).status_code == 403
     assert media.http.get(get).status_code == 403
@@ -113,29 +113,40 @@ def test_a_get_url_is_reused_while_more_than_half_its_lifetime_remains(
 ) -> None:
     """A window listed again and again (players at the live edge) is not signed again each time."""
     assert media.put("object-1", b"bytes").status_code == 200
-    first = media.store.get_url("object-1")
+    first = media.store.get_urls(["object-1"])[0]
     clock.advance(media.url_lifetime / 2 - 1)
-    assert media.store.get_url("object-1") == first
+    assert media.store.get_urls(["object-1"])[0] == first
     clock.advance(2)
-    renewed = media.store.get_url("object-1")
+    renewed = media.store.get_urls(["object-1"])[0]
     assert renewed != first
     assert media.http.get(renewed).content == b"bytes"
     clock.advance(1)
     media.store.delete(["object-1"])
-    assert media.store.get_url("object-1") != renewed, "a deleted object's URL is not kept"
+    assert media.store.get_urls(["object-1"])[0] != renewed, "a deleted object's URL is not kept"
+
+
+def test_the_urls_of_several_objects_come_one_each_in_their_order(media: MediaUnderTest) -> None:
+    """A listing asks for all its objects' URLs at once: kept ones and newly signed ones, in the order asked."""
+    for n in range(3):
+        assert media.put(f"object-{n}", f"bytes {n}".encode()).status_code == 200
+    kept = media.store.get_urls(["object-1"])[0]
+    urls = media.store.get_urls(["object-2", "object-1", "object-0"])
+    assert urls[1] == kept and len(set(urls)) == 3
+    assert [media.http.get(url).content for url in urls] == [b"bytes 2", b"bytes 1", b"bytes 0"]
+    assert media.store.get_urls([]) == []
 
 
 def test_deleted_objects_are_gone_and_unknown_ones_are_no_error(media: MediaUnderTest) -> None:
     assert media.put("object-1", b"x").status_code == 200
     media.store.delete(["object-1", "never-uploaded"])
-    assert media.http.get(media.store.get_url("object-1")).status_code == 404
+    assert media.http.get(media.store.get_urls(["object-1"])[0]).status_code == 404
 
 
 def test_a_100_mb_object_round_trips(media: MediaUnderTest) -> None:
     data = os.urandom(100 * 1024 * 1024)
     assert media.put("big", data).status_code == 200
     digest = hashlib.sha256()
-    with media.http.stream("GET", media.store.get_url("big")) as response:
+    with media.http.stream("GET", media.store.get_urls(["big"])[0]) as response:
         assert response.status_code == 200
         for chunk in response.iter_bytes(1024 * 1024):
             digest.update(chunk)

@@ -74,11 +74,11 @@ def test_get_urls_are_reused_while_most_of_their_lifetime_remains(
     tmp_path: Path, s3_server: S3Server, clock: StoppedClock
 ) -> None:
     store = open_media(s3_settings(tmp_path, s3_server, s3_server.new_bucket())).default
-    first = store.get_url("object-1")
-    assert store.get_url("object-1") == first
+    first = store.get_urls(["object-1"])[0]
+    assert store.get_urls(["object-1"])[0] == first
     store.delete(["object-1"])
     clock.advance(1)  # a new URL has another X-Amz-Date
-    assert store.get_url("object-1") != first, "deleting an object forgets its URL"
+    assert store.get_urls(["object-1"])[0] != first, "deleting an object forgets its URL"
 
 
 def test_provisioning_creates_the_bucket_once(tmp_path: Path, s3_server: S3Server) -> None:

@@ -20,7 +20,7 @@ from ..http import json_response, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
-from ..urls import UrlBuilder, segment_json
+from ..urls import UrlBuilder, segments_json
 from .common import (
     QueryParam,
     ServicesDep,
@@ -89,7 +89,7 @@ def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Resp
     result = services.store.list_segments(require_uuid(flow_id, "flow"), query)
     urls = UrlBuilder(services.media, options, functools.partial(object_rules.stored, services.store))
     include_object_timerange = bool(params["include_object_timerange"])
-    body = [segment_json(segment, urls, include_object_timerange) for segment in result.page.items]
+    body = segments_json(result.page.items, urls, include_object_timerange)
     extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
     return json_response(body, headers=listing_headers(request, result.page, reverse_order, **extra))
 

@@ -14,7 +14,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -84,8 +84,8 @@ class FilesystemMediaStore:
     def put_request(self, object_id: str, content_type: str) -> PutRequest:
         return PutRequest(self._url("PUT", object_id, content_type), content_type)
 
-    def get_url(self, object_id: str) -> str:
-        return self._get_urls.get(object_id, self._signed_get)
+    def get_urls(self, object_ids: Sequence[str]) -> list[str]:
+        return self._get_urls.get(object_ids, self._signed_get)
 
     def _signed_get(self, object_id: str, now: float) -> str:
         return self._url("GET", object_id, now=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -66,8 +66,8 @@ class MediaStore(Protocol):
         """A presigned request a client makes, without TAMS credentials, to upload the object."""
         ...
 
-    def get_url(self, object_id: str) -> str:
-        """A presigned URL a client GETs, without TAMS credentials, to download the object."""
+    def get_urls(self, object_ids: Sequence[str]) -> list[str]:
+        """Presigned URLs a client GETs, without TAMS credentials, to download the objects: one each, in order."""
         ...
 
     def delete(self, object_ids: list[str]) -> None:
@@ -103,17 +103,25 @@ class ReusedUrls:
         self.lifetime = lifetime
         self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def get(self, object_id: str, sign: Callable[[str, float], str]) -> str:
-        """The object's URL: a kept one, or `sign(object_id, now)`'s, then kept."""
+    def get(self, object_ids: Sequence[str], sign: Callable[[str, float], str]) -> list[str]:
+        """The objects' URLs, in order: each a kept one, or `sign(object_id, now)`'s, then kept. The clock is read
+        once for them all."""
         now = clock.seconds()
-        kept = self._urls.get(object_id)
-        if kept is not None and kept[1] > now:
-            # Each step is atomic under the GIL; another request's eviction between the two is no harm.
-            try:  # noqa: SIM105 (contextlib.suppress costs a listing of ten segments 2 us)
-                self._urls.move_to_end(object_id)
-            except KeyError:
-                pass
-            return kept[0]
+        urls = []
+        for object_id in object_ids:
+            kept = self._urls.get(object_id)
+            if kept is not None and kept[1] > now:
+                # Each step is atomic under the GIL; another request's eviction between the two is no harm.
+                try:  # noqa: SIM105 (contextlib.suppress costs a listing of ten segments 2 us)
+                    self._urls.move_to_end(object_id)
+                except KeyError:
+                    pass
+                urls.append(kept[0])
+            else:
+                urls.append(self._signed(object_id, now, sign))
+        return urls
+
+    def _signed(self, object_id: str, now: float, sign: Callable[[str, float], str]) -> str:
         url = sign(object_id, now)
         if self.size:
             self._urls[object_id] = (url, now + self.lifetime / 2)

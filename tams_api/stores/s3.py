@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -116,8 +116,8 @@ class S3MediaStore:
         )
         return PutRequest(url, content_type)
 
-    def get_url(self, object_id: str) -> str:
-        return self._get_urls.get(object_id, self._presigned_get)
+    def get_urls(self, object_ids: Sequence[str]) -> list[str]:
+        return self._get_urls.get(object_ids, self._presigned_get)
 
     def _presigned_get(self, object_id: str, now: float) -> str:
         return self.presigner.url("GET", self.key(object_id), self._signing_credentials(), self.url_timeout, now=now)
