@@ -8,9 +8,10 @@ import bisect
 import dataclasses
 import functools
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from .. import timerange as tr
 from ..bindable import check_bindable
@@ -34,24 +35,25 @@ TimeRangeText = Annotated[StrictStr, Field(pattern=tr.TIMERANGE_PATTERN.pattern)
 TimestampText = Annotated[StrictStr, Field(pattern=tr.TIMESTAMP_PATTERN.pattern)]
 
 
-class GetUrl(BaseModel):
-    model_config = ConfigDict(extra="allow")
+# TypedDicts rather than models: validated into plain dicts, half the time of model instances for a 1,000-segment body.
+@with_config(ConfigDict(extra="allow"))
+class GetUrl(TypedDict):
     url: StrictStr
     label: StrictStr
 
 
-class SegmentPost(BaseModel):
-    model_config = ConfigDict(extra="allow")
+@with_config(ConfigDict(extra="allow"))
+class SegmentPost(TypedDict):
     object_id: StrictStr
     timerange: TimeRangeText
-    init_object_id: StrictStr | None = None
-    ts_offset: TimestampText | None = None
-    object_timerange: TimeRangeText | None = None
-    last_duration: TimestampText | None = None
-    sample_offset: StrictInt | None = None
-    sample_count: StrictInt | None = None
-    key_frame_count: StrictInt | None = None
-    get_urls: list[GetUrl] | None = None
+    init_object_id: NotRequired[StrictStr | None]
+    ts_offset: NotRequired[TimestampText | None]
+    object_timerange: NotRequired[TimeRangeText | None]
+    last_duration: NotRequired[TimestampText | None]
+    sample_offset: NotRequired[StrictInt | None]
+    sample_count: NotRequired[StrictInt | None]
+    key_frame_count: NotRequired[StrictInt | None]
+    get_urls: NotRequired[list[GetUrl] | None]
 
 
 SEGMENTS_BODY = TypeAdapter(SegmentPost | list[SegmentPost])
@@ -79,46 +81,55 @@ def parse_body(body: object, max_segments: int) -> tuple[list[SegmentPost], bool
 
 def new_segment(post: SegmentPost) -> NewSegment:
     """Interpret one segment, or raise BadRequest saying why it cannot be registered."""
-    bounds = tr.parse_bounds(post.timerange)
+    timerange = post["timerange"]
+    bounds = tr.parse_bounds(timerange)
     if bounds.is_empty:
-        raise BadRequest(f"segment timerange {post.timerange} is empty")
+        raise BadRequest(f"segment timerange {timerange} is empty")
     if bounds.start == tr.INT64_MIN or bounds.end == tr.INT64_MAX:
-        raise BadRequest(f"segment timerange {post.timerange} must have a start and an end")
-    if post.last_duration is not None and post.last_duration.startswith("-"):
+        raise BadRequest(f"segment timerange {timerange} must have a start and an end")
+    ts_offset, last_duration = post.get("ts_offset"), post.get("last_duration")
+    if last_duration is not None and last_duration.startswith("-"):
         raise BadRequest("last_duration cannot be negative")
-    for name in ("sample_offset", "sample_count", "key_frame_count"):
-        value = getattr(post, name)
+    sample_offset, sample_count = post.get("sample_offset"), post.get("sample_count")
+    key_frame_count = post.get("key_frame_count")
+    for name, value in (
+        ("sample_offset", sample_offset),
+        ("sample_count", sample_count),
+        ("key_frame_count", key_frame_count),
+    ):
         if value is not None:  # most segments give none of them
             check_bindable(name, value)
     # The samples on the object's own timeline: timerange - ts_offset.
-    object_timerange = post.timerange
+    object_timerange = given_object_timerange = post.get("object_timerange")
     on_object_timeline = bounds
-    if post.ts_offset is not None:
-        offset = tr.timestamp_nanoseconds(post.ts_offset)
+    if ts_offset is not None:
+        offset = tr.timestamp_nanoseconds(ts_offset)
         on_object_timeline = tr.Bounds(bounds.start - offset, bounds.end - offset)
-        object_timerange = tr.shifted(post.timerange, bounds, offset)
-    if post.object_timerange is not None:
-        if not tr.parse_bounds(post.object_timerange).covers(on_object_timeline):
+    if given_object_timerange is not None:
+        if not tr.parse_bounds(given_object_timerange).covers(on_object_timeline):
             raise BadRequest(
-                f"segment {post.timerange} offset by ts_offset is not within object_timerange {post.object_timerange}"
+                f"segment {timerange} offset by ts_offset is not within object_timerange {given_object_timerange}"
             )
-        object_timerange = post.object_timerange
-    urls = [url.model_dump() for url in post.get_urls] if post.get_urls is not None else None
+    elif ts_offset is not None:
+        object_timerange = tr.shifted(timerange, bounds, offset)
+    else:
+        object_timerange = timerange
+    urls = post.get("get_urls")
     if urls is not None and len({url["label"] for url in urls}) != len(urls):
         raise BadRequest("get_urls labels must be unique")
     return NewSegment(
-        object_id=post.object_id,
-        timerange=post.timerange,
+        object_id=post["object_id"],
+        timerange=timerange,
         bounds=bounds,
         object_timerange=object_timerange,
         on_object_timeline=on_object_timeline,
-        explicit_object_timerange=post.object_timerange is not None,
-        ts_offset=post.ts_offset,
-        last_duration=post.last_duration,
-        sample_offset=post.sample_offset,
-        sample_count=post.sample_count,
-        key_frame_count=post.key_frame_count,
-        init_object_id=post.init_object_id,
+        explicit_object_timerange=given_object_timerange is not None,
+        ts_offset=ts_offset,
+        last_duration=last_duration,
+        sample_offset=sample_offset,
+        sample_count=sample_count,
+        key_frame_count=key_frame_count,
+        init_object_id=post.get("init_object_id"),
         get_urls=urls,
     )
 

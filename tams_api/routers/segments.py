@@ -114,7 +114,7 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
         except BadRequest as problem:
             if not bulk:
                 raise
-            failures.append(SegmentFailure(post.object_id, post.timerange, problem.summary))
+            failures.append(SegmentFailure(post["object_id"], post["timerange"], problem.summary))
     refused = rules.register(services.store, flow_id, interpreted)
     SEGMENTS_REGISTERED.inc(len(interpreted) - len(refused))
     failures += refused
