@@ -1,4 +1,4 @@
-"""The media data plane served ahead of FastAPI's router and of the middleware around it: segment windows, flows and
+"""The media data plane served ahead of FastAPI's router and of our other middleware: segment windows, flows and
 objects are what players and ingest ask most, and FastAPI's route matching, exit stacks, exception wrappers and each
 middleware's wrapped `send` cost more than such a request's own work. A DataPlaneRoute here is matched by its path
 pattern and method and called as it is; every other request goes on to the app, which also documents these routes.
