@@ -44,8 +44,21 @@ def status_of(error: TamsError) -> int:
     return next((STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF), 400)
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+class JsonResponse(Response):
+    """A JSON document as a Starlette Response, its header lines encoded here in one pass: Response.__init__'s
+    general rendering and header checks were a twentieth of a segment window's GET."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = orjson.dumps(body)
+        self.raw_headers = [(b"content-length", b"%d" % len(self.body)), (b"content-type", b"application/json")]
+        if headers:
+            self.raw_headers += [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+            ]
 
 
 def no_content() -> Response:
@@ -53,7 +66,7 @@ def no_content() -> Response:
 
 
 def error_response(status: int, error_type: str, summary: str, headers: Mapping[str, str] | None = None) -> Response:
-    return json_response(error_json(error_type, summary), status, headers)
+    return JsonResponse(error_json(error_type, summary), status, headers)
 
 
 def paging_headers(request: Request, page: Page[Any], **extra: str) -> dict[str, str]:

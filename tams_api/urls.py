@@ -6,12 +6,13 @@ Signing a URL costs real time at listing sizes, so a controlled URL is signed on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Segment, StoredObject, TagFilter, tags_match
-from .stores.media import MediaStores, StorageBackend
+from .stores.media import MediaStore, MediaStores, StorageBackend
 
 
 @dataclass(slots=True)
@@ -35,6 +36,17 @@ class UrlOptions:
             and self._backend_tags_match(backend)
         )
 
+    def is_plain(self) -> bool:
+        """Every URL wanted, with no more than url and label: what players ask."""
+        return (
+            self.accept_labels is None
+            and self.accept_storage_ids is None
+            and self.presigned is None
+            and not self.verbose
+            and not self.backend_tags.values
+            and not self.backend_tags.exists
+        )
+
     def wants_uncontrolled(self, label: str | None) -> bool:
         return (
             (self.accept_labels is None or (label is not None and label in self.accept_labels))
@@ -42,6 +54,32 @@ class UrlOptions:
             and self.presigned is not True
             and self._backend_tags_match(None)
         )
+
+
+Choice = tuple[dict[str, MediaStore], dict[str, dict[str, Any]]]
+
+
+def _choice(media: MediaStores, options: UrlOptions) -> Choice:
+    """The stores whose controlled URLs the filters let through, by storage id, and what their entries say besides
+    the URL."""
+    controlled = {store.backend.id: store for store in media if options.wants_controlled(store.backend)}
+    return controlled, {storage_id: _description(store.backend, options) for storage_id, store in controlled.items()}
+
+
+@functools.lru_cache(maxsize=4)  # the servers' stores, each made once (tests make more)
+def _plain_choice(media: MediaStores) -> Choice:
+    return _choice(media, UrlOptions())
+
+
+def _description(backend: StorageBackend, options: UrlOptions) -> dict[str, Any]:
+    entry: dict[str, Any] = {"presigned": True, "label": backend.label}
+    if options.verbose:
+        entry.update(backend.to_json())
+        entry.pop("id")
+        entry.pop("default_storage", None)
+        entry["storage_id"] = backend.id
+        entry["controlled"] = True
+    return entry
 
 
 class UrlBuilder:
@@ -55,24 +93,9 @@ class UrlBuilder:
         find_objects: Callable[[list[str]], dict[str, StoredObject]],
     ) -> None:
         self.options = options
-        # The stores whose controlled URLs the filters let through, by storage id, with what their entries say besides
-        # the URL.
-        self.controlled = {store.backend.id: store for store in media if options.wants_controlled(store.backend)}
-        self._described = {
-            storage_id: self._description(store.backend) for storage_id, store in self.controlled.items()
-        }
+        self.controlled, self._described = _plain_choice(media) if options.is_plain() else _choice(media, options)
         self._find_objects = find_objects
         self._init_objects: dict[str, StoredObject | None] = {}
-
-    def _description(self, backend: StorageBackend) -> dict[str, Any]:
-        entry: dict[str, Any] = {"presigned": True, "label": backend.label}
-        if self.options.verbose:
-            entry.update(backend.to_json())
-            entry.pop("id")
-            entry.pop("default_storage", None)
-            entry["storage_id"] = backend.id
-            entry["controlled"] = True
-        return entry
 
     def get_urls_of(self, objects: Sequence[StoredObject]) -> list[list[dict[str, Any]]]:
         """Each object's `get_urls`, in order."""

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from .. import EXTENSION_PREFIX
 from ..domain import found
-from ..http import json_response
+from ..http import JsonResponse
 from .common import ServicesDep, get_and_head, require_uuid, tams_router
 
 router = tams_router(prefix=f"{EXTENSION_PREFIX}/analytics", tags=["x-tams: Analytics (extension)"])
@@ -56,7 +56,7 @@ def _documented(description: str, properties: dict[str, Any]) -> dict[int | str,
     ),
 )
 def flow_usage(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=MAX_TOP_FLOWS)] = 10) -> Response:
-    return json_response({"flows": [asdict(usage) for usage in services.store.flow_usage(limit)]})
+    return JsonResponse({"flows": [asdict(usage) for usage in services.store.flow_usage(limit)]})
 
 
 @get_and_head(
@@ -68,7 +68,7 @@ def flow_usage(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=MAX_T
     ),
 )
 def format_distribution(services: ServicesDep) -> Response:
-    return json_response(asdict(services.store.format_distribution()))
+    return JsonResponse(asdict(services.store.format_distribution()))
 
 
 @get_and_head(
@@ -108,7 +108,7 @@ def storage_usage(services: ServicesDep) -> Response:
         backends.append({"storage_id": storage_id, "label": label, "instances": count, "bytes": None})
     body = asdict(usage)
     del body["instances_by_storage_id"]
-    return json_response({"storage_backends": backends, **body})
+    return JsonResponse({"storage_backends": backends, **body})
 
 
 _TIMERANGE_ANSWER = _documented(
@@ -143,4 +143,4 @@ def source_timerange(services: ServicesDep, source_id: str, max_gaps: MaxGaps = 
 def _timerange(services: ServicesDep, owner: str, owner_id: str, max_gaps: int) -> Response:
     """A flow that is not (or is soft-deleted), or a source without a flow, has no timeline to analyse."""
     analysis = services.store.timerange_analysis(owner, require_uuid(owner_id, owner), max_gaps)
-    return json_response(asdict(found(analysis, owner, owner_id)))
+    return JsonResponse(asdict(found(analysis, owner, owner_id)))

@@ -21,7 +21,7 @@ from starlette.types import Message, Receive
 from ..auth import ANONYMOUS, Authenticator, Principal, required_scope
 from ..config import Settings
 from ..errors import BadRequest, NotFound, PayloadTooLarge
-from ..http import json_response, no_content
+from ..http import JsonResponse, no_content
 from ..model import Deletion, PageRequest, TagFilter, TagValue
 from ..readiness import Readiness
 from ..stores.media import MediaStore, MediaStores
@@ -153,7 +153,7 @@ class DataPlaneRoute(APIRoute):
                 self._path_arguments.append(name)
             else:
                 query.append(QueryParam.of(name, hints[name], parameter.default))
-        self._query = tuple(query)
+        self._query = QueryForm(*query) if query else None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return self.handle
@@ -161,7 +161,7 @@ class DataPlaneRoute(APIRoute):
     async def handle(self, request: Request) -> Response:
         authorize(request)
         services: Services = request.app.state.services
-        arguments = parse_query(request, self._query) if self._query else {}
+        arguments = self._query.parse(request) if self._query else {}
         for name in self._request_arguments:
             arguments[name] = request
         for name in self._services_arguments:
@@ -277,8 +277,26 @@ def _parse_query_string(query_string: bytes) -> list[tuple[str, str]]:
             name, _, value = part.partition("=")
             if "+" in part:
                 name, value = name.replace("+", " "), value.replace("+", " ")
-            items.append((unquote(name), unquote(value)))
+            items.append((_unquote(name), _unquote(value)))
     return items
+
+
+# The escapes of ASCII characters, hex digits in either case: a query string's usual escapes ("%5B", "%3A", ...).
+_ASCII_ESCAPES = {high + low: chr(int(high + low, 16)) for high in "01234567" for low in "0123456789abcdefABCDEF"}
+
+
+def _unquote(text: str) -> str:
+    """urllib's `unquote`, in half the time when every escape is of an ASCII character."""
+    if "%" not in text:
+        return text
+    head, *escaped = text.split("%")
+    parts = [head]
+    for part in escaped:
+        character = _ASCII_ESCAPES.get(part[:2])
+        if character is None:  # a byte beyond ASCII (UTF-8 to decode), or not an escape: urllib's rules
+            return unquote(text)
+        parts += (character, part[2:])
+    return "".join(parts)
 
 
 def query_values(request: Request) -> dict[str, str]:
@@ -286,18 +304,26 @@ def query_values(request: Request) -> dict[str, str]:
     return dict(query_items(request))
 
 
-def parse_query(request: Request, params: tuple[QueryParam, ...]) -> dict[str, Any]:
-    """The parameters' values (their defaults where absent) from the request's query string."""
-    given = query_values(request)
-    values: dict[str, Any] = {}
-    for param in params:
-        raw = given.get(param.name)
-        values[param.name] = param.default if raw is None else param.parse(raw)
-    return values
+class QueryForm:
+    """The query parameters an endpoint reads, parsed by hand (see QueryParam)."""
 
+    def __init__(self, *params: QueryParam) -> None:
+        self.params = params
+        self._defaults = {param.name: param.default for param in params}
+        self._by_name = {param.name: param for param in params}
 
-def query_openapi(params: tuple[QueryParam, ...]) -> dict[str, Any]:
-    return {"parameters": [param.openapi() for param in params]}
+    def parse(self, request: Request) -> dict[str, Any]:
+        """The parameters' values, their defaults where the query string does not give them (it gives few)."""
+        values = self._defaults.copy()
+        for name, raw in query_values(request).items():
+            param = self._by_name.get(name)
+            if param is not None:
+                values[name] = param.parse(raw)
+        return values
+
+    def openapi(self) -> dict[str, Any]:
+        """What FastAPI's `openapi_extra` takes to document them."""
+        return {"parameters": [param.openapi() for param in self.params]}
 
 
 def require_uuid(value: str, what: str) -> str:
@@ -377,6 +403,6 @@ def deletion_response(services: ServicesDep, deletion: Deletion) -> Response:
     """204 when the deletion is done (its media deleted now), 202 and where to follow a deferred one."""
     if deletion.deferred is not None:
         location = f"/flow-delete-requests/{deletion.deferred.id}"
-        return json_response(deletion.deferred.to_json(), status=202, headers={"Location": location})
+        return JsonResponse(deletion.deferred.to_json(), status=202, headers={"Location": location})
     delete_released(services.store, services.media, deletion.released)
     return no_content()

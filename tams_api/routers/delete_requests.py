@@ -8,7 +8,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from ..domain import deletes
-from ..http import json_response, listing_headers
+from ..http import JsonResponse, listing_headers
 from ..model import DeleteRequestQuery
 from .common import ServicesDep, get_and_head, page_request, tams_router
 
@@ -26,11 +26,11 @@ def list_delete_requests(
 ) -> Response:
     query = DeleteRequestQuery(page=page_request(services.settings, limit, page, reverse_order), sort_by=sort_by)
     listing = services.store.list_delete_requests(query)
-    return json_response(
+    return JsonResponse(
         [item.to_json() for item in listing.items], headers=listing_headers(request, listing, reverse_order)
     )
 
 
 @get_and_head(router, "/flow-delete-requests/{request_id}")
 def get_delete_request(services: ServicesDep, request_id: str) -> Response:
-    return json_response(deletes.get_request(services.store, request_id).to_json())
+    return JsonResponse(deletes.get_request(services.store, request_id).to_json())

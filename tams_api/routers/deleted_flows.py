@@ -11,7 +11,7 @@ from starlette.responses import Response
 from .. import EXTENSION_PREFIX
 from ..clock import instant_text
 from ..domain import deletes
-from ..http import json_response, no_content, paging_headers
+from ..http import JsonResponse, no_content, paging_headers
 from .common import ServicesDep, get_and_head, page_request, require_uuid, tams_router
 
 router = tams_router(prefix=EXTENSION_PREFIX, tags=["x-tams: Soft delete (extension)"])
@@ -45,7 +45,7 @@ def list_deleted_flows(
     listing = services.store.list_deleted_flows(page_request(services.settings, limit, page))
     retention_ns = services.settings.soft_delete_retention * 1_000_000_000
     body = [{**flow.to_json(), "purge_after": instant_text(flow.deleted_ns + retention_ns)} for flow in listing.items]
-    return json_response(body, headers=paging_headers(request, listing))
+    return JsonResponse(body, headers=paging_headers(request, listing))
 
 
 @router.post("/flows/{flow_id}/restore", status_code=204, responses={204: {"description": "The flow is back."}})

@@ -14,7 +14,7 @@ from ..domain import deletes, flows, profiles
 from ..domain.flows import flow_write
 from ..domain.tags import tag
 from ..errors import BadRequest, NotFound
-from ..http import json_response, listing_headers, no_content
+from ..http import JsonResponse, listing_headers, no_content
 from ..model import Flow, FlowQuery
 from ..timerange import EVERYTHING
 from .common import (
@@ -83,7 +83,7 @@ def list_flows(
         tags=tag_filter(request),
     )
     listing = services.store.list_flows(query)
-    return json_response(
+    return JsonResponse(
         [flow.to_json() for flow in listing.items], headers=listing_headers(request, listing, reverse_order)
     )
 
@@ -96,7 +96,7 @@ def _flow(services: ServicesDep, flow_id: str) -> Flow:
 def get_flow(services: ServicesDep, flow_id: str, include_timerange: bool = False, timerange: str = "_") -> Response:
     within = timerange_bounds(timerange) or EVERYTHING  # checked even when not used
     flow = flows.get(services.store, require_uuid(flow_id, "flow"), within if include_timerange else None)
-    return json_response(flow.to_json())
+    return JsonResponse(flow.to_json())
 
 
 @router.put("/flows/{flow_id}", status_code=201)
@@ -105,7 +105,7 @@ def put_flow(request: Request, services: ServicesDep, flow_id: str, body: Any = 
     profile = profiles.find(services.store, profile_id) if isinstance(profile_id, str) and profile_id else None
     write = flow_write(require_uuid(flow_id, "flow"), body, profile, principal_name(request))
     flow, created = flows.put(services.store, write)
-    return json_response(flow.to_json(), status=201) if created else no_content()
+    return JsonResponse(flow.to_json(), status=201) if created else no_content()
 
 
 @router.delete("/flows/{flow_id}", status_code=204)
@@ -124,12 +124,12 @@ def delete_flow(request: Request, services: ServicesDep, flow_id: str) -> Respon
 
 @get_and_head(router, "/flows/{flow_id}/tags")
 def get_flow_tags(services: ServicesDep, flow_id: str) -> Response:
-    return json_response(_flow(services, flow_id).tags)
+    return JsonResponse(_flow(services, flow_id).tags)
 
 
 @get_and_head(router, "/flows/{flow_id}/tags/{name:path}")
 def get_flow_tag(services: ServicesDep, flow_id: str, name: str) -> Response:
-    return json_response(tag(_flow(services, flow_id).tags, "flow", flow_id, name))
+    return JsonResponse(tag(_flow(services, flow_id).tags, "flow", flow_id, name))
 
 
 @router.put("/flows/{flow_id}/tags/{name:path}", status_code=204)
@@ -170,7 +170,7 @@ def _property_routes(name: str) -> None:
         metadata = _flow(services, flow_id).metadata
         if name not in metadata:
             raise NotFound(f"flow {flow_id} has no {name}")
-        return json_response(metadata[name])
+        return JsonResponse(metadata[name])
 
     @router.put(f"/flows/{{flow_id}}/{name}", status_code=204, name=f"put_flow_{name}")
     def put_property(request: Request, services: ServicesDep, flow_id: str, body: Any = Body(...)) -> Response:
@@ -193,7 +193,7 @@ for _name in PROPERTY_VALUES:
 
 @get_and_head(router, "/flows/{flow_id}/read_only")
 def get_read_only(services: ServicesDep, flow_id: str) -> Response:
-    return json_response(_flow(services, flow_id).read_only)
+    return JsonResponse(_flow(services, flow_id).read_only)
 
 
 @router.put("/flows/{flow_id}/read_only", status_code=204)
@@ -206,7 +206,7 @@ def put_read_only(request: Request, services: ServicesDep, flow_id: str, body: A
 
 @get_and_head(router, "/flows/{flow_id}/flow_collection")
 def get_flow_collection(services: ServicesDep, flow_id: str) -> Response:
-    return json_response(_flow(services, flow_id).flow_collection)
+    return JsonResponse(_flow(services, flow_id).flow_collection)
 
 
 @router.put("/flows/{flow_id}/flow_collection", status_code=204)

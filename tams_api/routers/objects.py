@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from .. import schemas
 from ..domain import objects as rules
-from ..http import json_response, paging_headers
+from ..http import JsonResponse, paging_headers
 from ..urls import UrlBuilder
 from ..worker import delete_released
 from .common import ServicesDep, data_plane_router, get_and_head, page_request, tag_filter, tams_router
@@ -68,4 +68,4 @@ def get_object(
     body["get_urls"] = urls.get_urls(stored)
     if stored.init_object_id is not None:
         body["init_object"] = {"id": stored.init_object_id, **urls.init_object(stored.init_object_id)}
-    return json_response(body, headers=paging_headers(request, usage.referenced_by_flows))
+    return JsonResponse(body, headers=paging_headers(request, usage.referenced_by_flows))

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from ..errors import Unavailable
-from ..http import json_response
+from ..http import JsonResponse
 from ..metrics import exposition
 from .common import ServicesDep, authorize
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["Operations"], include_in_schema=False)
 @router.get("/health")
 async def health() -> Response:
     """Liveness: the process answers. It looks at no store, so an outage of one never restarts the pods."""
-    return json_response({"status": "ok"})
+    return JsonResponse({"status": "ok"})
 
 
 @router.get("/ready")
@@ -28,7 +28,7 @@ def ready(services: ServicesDep) -> Response:
     problems = services.readiness.problems()
     if problems:
         raise Unavailable(f"not ready: {'; '.join(problems)}")
-    return json_response({"status": "ready"})
+    return JsonResponse({"status": "ready"})
 
 
 async def metrics_authorized(request: Request, services: ServicesDep) -> None:

@@ -16,21 +16,20 @@ from ..domain import deletes
 from ..domain import objects as object_rules
 from ..domain import segments as rules
 from ..errors import BadRequest, error_json
-from ..http import json_response, listing_headers
+from ..http import JsonResponse, listing_headers
 from ..metrics import SEGMENTS_REGISTERED
 from ..model import SegmentFailure, SegmentQuery
 from ..timerange import EVERYTHING
 from ..urls import UrlBuilder, segments_json
 from .common import (
+    QueryForm,
     QueryParam,
     ServicesDep,
     data_plane_router,
     deletion_response,
     get_and_head,
     page_request,
-    parse_query,
     principal_name,
-    query_openapi,
     require_uuid,
     tams_router,
     timerange_bounds,
@@ -55,7 +54,7 @@ def new_object_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-SEGMENT_QUERY = (
+SEGMENT_QUERY = QueryForm(
     QueryParam("object_id"),
     QueryParam("timerange"),
     QueryParam("reverse_order", bool),
@@ -69,9 +68,9 @@ SEGMENT_QUERY = (
 )
 
 
-@get_and_head(data_plane, "/flows/{flow_id}/segments", openapi_extra=query_openapi(SEGMENT_QUERY))
+@get_and_head(data_plane, "/flows/{flow_id}/segments", openapi_extra=SEGMENT_QUERY.openapi())
 def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Response:
-    params = parse_query(request, SEGMENT_QUERY)
+    params = SEGMENT_QUERY.parse(request)
     reverse_order = bool(params["reverse_order"])
     options = url_options(
         request,
@@ -91,7 +90,7 @@ def list_segments(request: Request, services: ServicesDep, flow_id: str) -> Resp
     include_object_timerange = bool(params["include_object_timerange"])
     body = segments_json(result.page.items, urls, include_object_timerange)
     extra = {"X-Paging-Timerange": result.timerange} if result.timerange else {}
-    return json_response(body, headers=listing_headers(request, result.page, reverse_order, **extra))
+    return JsonResponse(body, headers=listing_headers(request, result.page, reverse_order, **extra))
 
 
 def _failure_json(failure: SegmentFailure) -> dict[str, Any]:
@@ -122,7 +121,7 @@ def post_segments(services: ServicesDep, flow_id: str, body: Any = Body(...)) ->
         return Response(status_code=201)
     if not bulk:
         raise BadRequest(failures[0].summary)  # a single segment that cannot be registered is a bad request
-    return json_response({"failed_segments": [_failure_json(failure) for failure in failures]}, status=200)
+    return JsonResponse({"failed_segments": [_failure_json(failure) for failure in failures]}, status=200)
 
 
 @router.delete("/flows/{flow_id}/segments", status_code=204)
@@ -165,4 +164,4 @@ def allocate_storage(services: ServicesDep, flow_id: str, body: Annotated[Any, B
         media_objects.append(
             {"object_id": object_id, "put_url": {"url": put.url, "content-type": put.content_type}, "presigned": True}
         )
-    return json_response({"media_objects": media_objects}, status=201)
+    return JsonResponse({"media_objects": media_objects}, status=201)

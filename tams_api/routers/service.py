@@ -11,7 +11,7 @@ from .. import API_VERSION, __version__, schemas
 from ..clock import now
 from ..domain import profiles
 from ..errors import BadRequest
-from ..http import json_response, listing_headers, paging_headers
+from ..http import JsonResponse, listing_headers, paging_headers
 from ..model import Page, Profile, ProfileQuery, ServiceInfo, tags_match
 from ..paging import decode_offset
 from .common import (
@@ -33,7 +33,7 @@ SERVICE_TYPE = "urn:x-tams:service.tams-operator"
 
 @get_and_head(router, "/")
 def list_root() -> Response:
-    return json_response(["service", "flows", "sources", "flow-delete-requests"])
+    return JsonResponse(["service", "flows", "sources", "flow-delete-requests"])
 
 
 def _defaults(services: ServicesDep) -> ServiceInfo:
@@ -44,7 +44,7 @@ def _defaults(services: ServicesDep) -> ServiceInfo:
 def get_service(services: ServicesDep) -> Response:
     info = services.store.get_service_info(_defaults(services))
     settings = services.settings
-    return json_response(
+    return JsonResponse(
         {
             "name": info.name,
             "description": info.description,
@@ -82,7 +82,7 @@ def list_storage_backends(
     items = matching[start : start + wanted.limit]
     more = start + wanted.limit < len(matching)
     listing = Page(items, str(start + wanted.limit) if more else None, wanted.limit)
-    return json_response(
+    return JsonResponse(
         [backend.to_json() for backend in items], headers=listing_headers(request, listing, reverse_order)
     )
 
@@ -102,12 +102,12 @@ def list_profiles(
 ) -> Response:
     query = ProfileQuery(page=page_request(services.settings, limit, page), format=format, codec=codec, label=label)
     listing = services.store.list_profiles(query)
-    return json_response([profile.to_json() for profile in listing.items], headers=paging_headers(request, listing))
+    return JsonResponse([profile.to_json() for profile in listing.items], headers=paging_headers(request, listing))
 
 
 @get_and_head(router, "/service/profiles/{profile_id}", tags=["Profiles"])
 def get_profile(services: ServicesDep, profile_id: str) -> Response:
-    return json_response(profiles.get(services.store, require_uuid(profile_id, "profile")).to_json())
+    return JsonResponse(profiles.get(services.store, require_uuid(profile_id, "profile")).to_json())
 
 
 @router.post("/service/profiles/{profile_id}", status_code=201, tags=["Profiles"])
@@ -122,4 +122,4 @@ def create_profile(request: Request, services: ServicesDep, profile_id: str, bod
         details.setdefault("created_by", creator)
     profile = Profile(id=profile_id, flow_metadata=body["flow_metadata"], created=now().text, details=details)
     profiles.create(services.store, profile)
-    return json_response(profile.to_json(), status=201)
+    return JsonResponse(profile.to_json(), status=201)

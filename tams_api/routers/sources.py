@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..domain import sources
 from ..domain.tags import tag
 from ..errors import NotFound
-from ..http import json_response, listing_headers, no_content
+from ..http import JsonResponse, listing_headers, no_content
 from ..model import Source, SourceQuery
 from .common import (
     UUID_LIST_EMPTY_PATTERN,
@@ -51,7 +51,7 @@ def list_sources(
         tags=tag_filter(request),
     )
     listing = services.store.list_sources(query)
-    return json_response(
+    return JsonResponse(
         [source.to_json() for source in listing.items], headers=listing_headers(request, listing, reverse_order)
     )
 
@@ -62,17 +62,17 @@ def _source(services: ServicesDep, source_id: str) -> Source:
 
 @get_and_head(router, "/sources/{source_id}")
 def get_source(services: ServicesDep, source_id: str) -> Response:
-    return json_response(_source(services, source_id).to_json())
+    return JsonResponse(_source(services, source_id).to_json())
 
 
 @get_and_head(router, "/sources/{source_id}/tags")
 def get_source_tags(services: ServicesDep, source_id: str) -> Response:
-    return json_response(_source(services, source_id).tags)
+    return JsonResponse(_source(services, source_id).tags)
 
 
 @get_and_head(router, "/sources/{source_id}/tags/{name:path}")
 def get_source_tag(services: ServicesDep, source_id: str, name: str) -> Response:
-    return json_response(tag(_source(services, source_id).tags, "source", source_id, name))
+    return JsonResponse(tag(_source(services, source_id).tags, "source", source_id, name))
 
 
 @router.put("/sources/{source_id}/tags/{name:path}", status_code=204)
@@ -97,7 +97,7 @@ def _property_routes(name: str) -> None:
         value = getattr(_source(services, source_id), name)
         if value is None:
             raise NotFound(f"source {source_id} has no {name}")
-        return json_response(value)
+        return JsonResponse(value)
 
     @router.put(f"/sources/{{source_id}}/{name}", status_code=204, name=f"put_source_{name}")
     def put_property(request: Request, services: ServicesDep, source_id: str, body: Any = Body(...)) -> Response:

@@ -9,7 +9,7 @@ from fastapi import Body, Request
 from starlette.responses import Response
 
 from ..domain import webhooks
-from ..http import json_response, listing_headers, no_content
+from ..http import JsonResponse, listing_headers, no_content
 from ..model import WebhookQuery
 from ..webhooks import check_url, webhook_from_body
 from .common import (
@@ -36,7 +36,7 @@ def list_webhooks(
 ) -> Response:
     query = WebhookQuery(page=page_request(services.settings, limit, page, reverse_order), tags=tag_filter(request))
     listing = services.store.list_webhooks(query)
-    return json_response(
+    return JsonResponse(
         [webhook.to_json() for webhook in listing.items], headers=listing_headers(request, listing, reverse_order)
     )
 
@@ -45,12 +45,12 @@ def list_webhooks(
 def register_webhook(request: Request, services: ServicesDep, body: Any = Body(...)) -> Response:
     webhook = webhook_from_body(str(uuid.uuid4()), body, replacing=False, owner=principal_name(request))
     check_url(webhook.url, services.settings.webhook_allow_link_local)
-    return json_response(webhooks.register(services.store, webhook).to_json(), status=201)
+    return JsonResponse(webhooks.register(services.store, webhook).to_json(), status=201)
 
 
 @get_and_head(router, "/service/webhooks/{webhook_id}")
 def get_webhook(services: ServicesDep, webhook_id: str) -> Response:
-    return json_response(webhooks.get(services.store, require_uuid(webhook_id, "webhook")).to_json())
+    return JsonResponse(webhooks.get(services.store, require_uuid(webhook_id, "webhook")).to_json())
 
 
 @router.put("/service/webhooks/{webhook_id}", status_code=201)
@@ -59,7 +59,7 @@ def update_webhook(request: Request, services: ServicesDep, webhook_id: str, bod
     webhooks.check_owner(webhooks.get(services.store, require_uuid(webhook_id, "webhook")), principal(request))
     update = webhook_from_body(webhook_id, body, replacing=True, owner=None)
     check_url(update.url, services.settings.webhook_allow_link_local)
-    return json_response(webhooks.replace(services.store, update, principal(request)).to_json(), status=201)
+    return JsonResponse(webhooks.replace(services.store, update, principal(request)).to_json(), status=201)
 
 
 @router.delete("/service/webhooks/{webhook_id}", status_code=204)
