@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends
 from starlette.staticfiles import StaticFiles
 
 from . import API_VERSION, __version__
 from .auth import authenticator_from_settings
 from .config import MediaBackendSpec, Settings
-from .dataplane import DataPlane
+from .dataplane import DataPlane, DataPlaneApi
 from .http import HeadWithoutBody, install_error_handlers
 from .metrics import RequestMetrics
 from .openapi import install_openapi
@@ -121,14 +121,14 @@ def open_services(settings: Settings, store: MetadataStore | None = None) -> Ser
     return Services(store=open_metadata(settings) if store is None else store, media=media, settings=settings)
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> DataPlaneApi:
     """The API serving `services`, which carry their own settings (tests hand in theirs), or else the stores
     `settings` configure."""
     if services is None:
         services = open_services(settings or Settings())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: DataPlaneApi) -> AsyncIterator[None]:
         worker = WorkerThread(Worker(services.store, services.media, services.settings))
         if services.settings.run_worker:
             worker.start()
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             services.store.close()
             stop_tracing()
 
-    app = FastAPI(
+    app = DataPlaneApi(
         title="Time-addressable Media Store",
         version=__version__,
         summary=f"TAMS API {API_VERSION}",
@@ -153,8 +153,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.auth = authenticator_from_settings(services.settings)
     install_error_handlers(app)
-    # The data plane is served ahead of the router (tams_api.dataplane); FastAPI documents it. The other routes
-    # are matched in order, one by one, and authenticate before reading a body (routers.common.TamsRoute).
+    # The data plane is served ahead of the middleware and the router (tams_api.dataplane); FastAPI documents it.
+    # The other routes are matched in order, one by one, and authenticate before reading a body
+    # (routers.common.TamsRoute).
     data_plane = [segments.data_plane, objects.data_plane, flows.data_plane]
     for router in data_plane:
         app.include_router(router)
@@ -179,7 +180,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_openapi(app)
     app.add_middleware(HeadWithoutBody)
     app.add_middleware(RequestMetrics)  # it times everything inside it
-    # Outermost of ours: the data plane counts, times and answers HEAD for its own requests.
-    app.add_middleware(DataPlane, routes=[route for router in data_plane for route in router.routes])
+    app.data_plane = DataPlane(route for router in data_plane for route in router.routes)
     stop_tracing = install_tracing(app, services.settings)
     return app

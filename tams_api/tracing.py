@@ -7,23 +7,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
-
 from .config import Settings
+from .dataplane import DataPlaneApi
 from .errors import ConfigurationError
 
 DEFAULT_SERVICE_NAME = "tams-api"
 
 
-def trace_requests(app: FastAPI, tracer_provider: Any) -> None:
+def trace_requests(app: DataPlaneApi, tracer_provider: Any) -> None:
     """A span per request (route template as its name) from `tracer_provider`, which the caller owns."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     # /health, /ready and /metrics are asked every few seconds by machines: spans of them would drown the rest.
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, excluded_urls="/health$,/ready$,/metrics$")
+    app.data_plane = None  # the spans wrap the middleware stack: every request goes through it
 
 
-def install_tracing(app: FastAPI, settings: Settings) -> Callable[[], None]:
+def install_tracing(app: DataPlaneApi, settings: Settings) -> Callable[[], None]:
     """Trace requests to the configured OTLP endpoint, if any; returns what flushes and stops the export."""
     endpoint = settings.otel_exporter_otlp_endpoint
     if not endpoint:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import make_settings, new_id
+from helpers import Tams, make_settings, new_id
 from spec import assert_valid
 from tams_api.app import create_app
 from tams_api.errors import (
@@ -54,10 +55,14 @@ def test_error_json_is_the_specs() -> None:
     )
 
 
-@pytest.fixture
-def data_plane(tmp_path: Path) -> Iterator[TestClient]:
-    """The API on a fresh store; its segment listing is served by tams_api.dataplane, ahead of FastAPI's router."""
-    with TestClient(create_app(make_settings(tmp_path)), raise_server_exceptions=False) as client:
+@pytest.fixture(params=["ahead of the middleware", "through the middleware"])
+def data_plane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The API on a fresh store; its segment listing is served by tams_api.dataplane ahead of FastAPI's middleware, or
+    by FastAPI's router as when requests are traced."""
+    app = create_app(make_settings(tmp_path))
+    if request.param == "through the middleware":
+        app.data_plane = None
+    with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
 
@@ -87,3 +92,34 @@ def test_the_data_plane_refuses_bad_queries_with_the_specs_error(data_plane: Tes
     assert answer.status_code == 400
     assert "is not a timerange" in answer.json()["summary"]
     assert data_plane.head(f"/flows/{new_id()}/segments", params={"limit": "x"}).status_code == 400
+
+
+def test_the_data_plane_answers_alike_ahead_of_and_through_the_middleware(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app) as client:
+        tams = Tams(client)
+        flow_id = tams.put_flow()
+        tams.add_segments(flow_id, "[0:0_1:0)", "[1:0_2:0)")
+        asked = [
+            ("GET", f"/flows/{flow_id}/segments?timerange=[0:0_2:0)&limit=1"),
+            ("HEAD", f"/flows/{flow_id}/segments?limit=1"),
+            ("GET", f"/flows/{flow_id}"),
+            ("GET", f"/flows/{new_id()}"),
+            ("GET", f"/flows/{flow_id}/segments?limit=x"),
+        ]
+
+        def answers() -> list[tuple[int, dict[str, str], Any]]:
+            found = []
+            for method, path in asked:
+                answer = client.request(method, path)
+                headers = {name: value for name, value in answer.headers.items() if name != "date"}
+                body = answer.json() if answer.content else None
+                if answer.status_code >= 400:
+                    body.pop("time")  # when the error happened
+                found.append((answer.status_code, headers, body))
+            return found
+
+        ahead = answers()
+        app.data_plane = None
+        assert answers() == ahead
+        assert [status for status, _, _ in ahead] == [200, 200, 200, 404, 400]

@@ -156,9 +156,9 @@ class DataPlaneRoute(APIRoute):
         self._query = QueryForm(*query) if query else None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        return self.handle
+        return self.answer
 
-    async def handle(self, request: Request) -> Response:
+    async def answer(self, request: Request) -> Response:
         authorize(request)
         services: Services = request.app.state.services
         arguments = self._query.parse(request) if self._query else {}
