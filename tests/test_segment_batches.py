@@ -10,6 +10,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import STORE_BACKENDS, new_id, video_flow
 from tams_api import timerange as tr
@@ -305,3 +307,61 @@ def test_the_objects_of_a_chunk_are_read_by_their_range_of_ids_or_else_one_by_on
     assert all(records[object_id].id == object_id and not records[object_id].registered for object_id in wanted)
     assert all(records[object_id].allocated_for == flow_id for object_id in wanted)
     assert len(run) == statements, run
+
+
+def test_each_field_of_a_posted_segment_is_read_into_its_own() -> None:
+    post = {
+        "object_id": "object-1",
+        "timerange": "[10:0_11:0)",
+        "ts_offset": "2:0",
+        "last_duration": "0:40000000",
+        "sample_offset": 3,
+        "sample_count": 25,
+        "key_frame_count": 1,
+        "init_object_id": "init-1",
+        "get_urls": [{"url": "http://media.example/1.ts", "label": "elsewhere"}],
+    }
+    [parsed], _ = segments_domain.parse_body([post], 10)
+    assert segments_domain.new_segment(parsed) == NewSegment(
+        object_id="object-1",
+        timerange="[10:0_11:0)",
+        bounds=tr.parse_bounds("[10:0_11:0)"),
+        object_timerange="[8:0_9:0)",
+        on_object_timeline=tr.parse_bounds("[8:0_9:0)"),
+        ts_offset="2:0",
+        explicit_object_timerange=False,
+        last_duration="0:40000000",
+        sample_offset=3,
+        sample_count=25,
+        key_frame_count=1,
+        init_object_id="init-1",
+        get_urls=[{"url": "http://media.example/1.ts", "label": "elsewhere"}],
+    )
+    with_object_timerange = segments_domain.new_segment({**parsed, "object_timerange": "[0:0_20:0)"})
+    assert (with_object_timerange.object_timerange, with_object_timerange.explicit_object_timerange) == (
+        "[0:0_20:0)",
+        True,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    starts=st.lists(st.integers(0, 60), unique=True, max_size=12).map(lambda starts: [s * 10 for s in starts]),
+    probe=st.tuples(st.integers(-10, 620), st.integers(0, 30)),
+)
+def test_spans_find_the_overlapping_one_whatever_the_order_they_came_in(
+    starts: list[int], probe: tuple[int, int]
+) -> None:
+    # Segments of up to ten units that never overlap, added in the order drawn (mostly out of order).
+    spans = segments_domain._Spans([])
+    added = []
+    for start in starts:
+        bounds = tr.Bounds(start, start + 9)
+        if not any(bounds.overlaps(other) for other, _ in added):
+            spans.add(bounds, f"span-{start}")
+            added.append((bounds, f"span-{start}"))
+    asked = tr.Bounds(probe[0], probe[0] + probe[1])
+    overlapping = [name for bounds, name in added if bounds.overlaps(asked)]
+    found = spans.overlapping(asked)
+    assert (found is None) == (not overlapping)
+    assert found is None or found in overlapping
