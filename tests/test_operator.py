@@ -4,6 +4,8 @@ through the SDK fake, children owned and rolled out, status and events telling w
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import subprocess
 import time
 import uuid
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kopf
 import pytest
 import vastdb
 from botocore.exceptions import ClientError
@@ -206,6 +209,7 @@ def embedded_store(admin: httpx.Client, namespace: str, **spec: Any) -> Manifest
 
 def test_a_spec_change_rolls_the_pods_and_the_status_follows(admin: httpx.Client, namespace: str) -> None:
     store = embedded_store(admin, namespace)
+    stale = get(admin, store)
     template = get(admin, deployment_ref(namespace))["spec"]["template"]
     before = template["metadata"]["annotations"]["tams-operator.io/config-hash"]
 
@@ -221,6 +225,37 @@ def test_a_spec_change_rolls_the_pods_and_the_status_follows(admin: httpx.Client
     # The new ReplicaSet's pod becomes ready: Ready again, for generation 2.
     wait(lambda: play_kubelet(admin, namespace, "app.kubernetes.io/instance=news") and is_ready(admin, store), "Ready")
     assert condition(get(admin, store), "Ready")["observedGeneration"] == 2
+
+    # A resync that began from the body of generation 1 (a daemon's snapshot, waiting for the lock while the change
+    # was reconciled) works from the store as it is now: it neither applies the old spec's children nor stamps the
+    # status with the old generation. The ConfigMap is not even written (a re-apply of the same content is no write).
+    config_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "news-tams", "namespace": namespace}}
+    written = get(admin, config_ref)["metadata"]["resourceVersion"]
+    resync_from(stale)
+    assert get(admin, config_ref)["metadata"]["resourceVersion"] == written
+    assert get(admin, store)["status"]["observedGeneration"] == 2
+
+
+def resync_from(body: Manifest) -> None:
+    """The operator's periodic resync of `body` as given, run here with a memo of its own and no events posted
+    (Kopf's posting reads its settings from a context variable that only its own tasks have)."""
+    from kopf._core.engines.posting import settings_var
+    from tams_operator import stores
+    from tams_operator.config import OperatorSettings
+    from tams_operator.main import prepare
+
+    async def resync() -> None:
+        quiet = kopf.OperatorSettings()
+        quiet.posting.level = logging.CRITICAL
+        settings_var.set(quiet)
+        memo = kopf.Memo()
+        prepare(memo, OperatorSettings())
+        try:
+            await stores.resync(memo, body)
+        finally:
+            await memo["api"].aclose()
+
+    asyncio.run(resync())
 
 
 def is_ready(admin: httpx.Client, store: Manifest) -> bool:

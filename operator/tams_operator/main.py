@@ -36,9 +36,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300  # long watches, re-established by Kopf
-    memo["config"] = config = OperatorSettings()
+    config = OperatorSettings()
     if config.metrics_port:
         memo["metrics"], _ = prometheus_client.start_http_server(config.metrics_port, config.metrics_address)
+    prepare(memo, config)
+
+
+def prepare(memo: kopf.Memo, config: OperatorSettings) -> None:
+    """What the handlers share: settings, the Kubernetes client, and the state kept between their calls."""
+    memo["config"] = config
     memo["credentials"] = KubeCredentials(config.kube_context or None)
     memo["api"] = KubeApi(memo["credentials"])
     memo["locks"] = collections.defaultdict(asyncio.Lock)  # one reconcile of a TamsStore at a time

@@ -95,11 +95,15 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
     `reprovision` (a change of the spec, or the operator starting): provision again and remove the children the spec
     no longer asks for."""
     api: KubeApi = memo["api"]
-    store = store_to_run(memo, body)
-    generation = body["metadata"].get("generation")
     findings: list[Finding] = []
     outcome = "ok"
-    async with memo["locks"][(store.namespace, store.name)]:
+    async with memo["locks"][(body["metadata"]["namespace"], body["metadata"]["name"])]:
+        latest = await current_store(api, body)
+        if latest is None:
+            return
+        body = latest
+        store = store_to_run(memo, body)
+        generation = body["metadata"].get("generation")
         STORE_PAUSED.labels(store.namespace, store.name).set(paused(body))
         if paused(body):
             message = f"annotation {PAUSED_ANNOTATION} is true: nothing is changed until it goes"
@@ -145,6 +149,17 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             await record(api, body, store, findings, reconciled=True)
             RECONCILES.labels(outcome).inc()
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+
+async def current_store(api: KubeApi, body: Manifest) -> Manifest | None:
+    """The TamsStore as it is now, None once gone or going. Read under the store's lock: a body read before it may
+    predate the reconcile that held the lock meanwhile, and writing from it would undo that reconcile's work (the
+    children of the previous spec applied again, its conditions stamped with the previous generation)."""
+    meta = body["metadata"]
+    current = await api.get(TAMS_STORE_API_VERSION, "TamsStore", meta["namespace"], meta["name"])
+    if current is None or current["metadata"].get("deletionTimestamp"):
+        return None
+    return current
 
 
 def problem_findings(reason: str, message: str) -> list[Finding]:
@@ -383,14 +398,17 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
     name = body.metadata.labels.get(INSTANCE_LABEL)
     if not name or not news(memo["seen"], event["type"], dict(body)):
         return
-    owner = await api.get(TAMS_STORE_API_VERSION, "TamsStore", body.metadata.namespace or "", name)
-    if owner is None or owner["metadata"].get("deletionTimestamp"):
-        return
+    namespace = body.metadata.namespace or ""
     if event["type"] == "DELETED" and body.get("kind") == "Deployment":
-        await resync(memo, owner)
+        owner = await api.get(TAMS_STORE_API_VERSION, "TamsStore", namespace, name)
+        if owner is not None:
+            await resync(memo, owner)
         return
-    store = store_of(owner, memo["config"])
-    async with memo["locks"][(store.namespace, store.name)]:
+    async with memo["locks"][(namespace, name)]:
+        owner = await current_store(api, {"metadata": {"namespace": namespace, "name": name}})
+        if owner is None:
+            return
+        store = store_of(owner, memo["config"])
         found = await availability(api, store)
         settle_rollout(memo, store, (owner.get("status") or {}).get("image"), found)
         await record(api, owner, store, found, reconciled=False)
