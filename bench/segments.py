@@ -132,12 +132,17 @@ async def measure_latencies(port: int, paths: dict[str, str], options: Options) 
 
 
 async def timed_round(server: Server, request: bytes, options: Options) -> ThroughputRound:
-    cpu_before = cpu_seconds(server.pid)
+    cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
     started = time.perf_counter()
     completed = await closed_loop(
         server.port, request, options.throughput_requests, options.connections, options.time_limit_s
     )
-    return ThroughputRound(completed, time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before)
+    return ThroughputRound(
+        completed,
+        time.perf_counter() - started,
+        cpu_seconds(server.pid) - cpu_before,
+        time.process_time() - client_before,
+    )
 
 
 async def measure_throughputs(targets: dict[str, tuple[Server, str]], options: Options) -> dict[str, Throughput]:
@@ -231,6 +236,7 @@ class Results:
                 name: {
                     "median_per_s": value.median_per_s,
                     "server_cpu_ms_per_request": value.server_cpu_ms_per_request,
+                    "client_cpu_ms_per_request": value.client_cpu_ms_per_request,
                     "rounds": [{**asdict(item), "per_s": item.per_s} for item in value.rounds],
                 }
                 for name, value in self.throughput.items()
@@ -288,7 +294,8 @@ def report_lines(results: Results) -> list[str]:
         figures.append(
             (
                 f"throughput {label}",
-                f"{throughput.median_per_s:,.0f} req/s ({throughput.server_cpu_ms_per_request * 1000:.0f} us CPU)",
+                f"{throughput.median_per_s:,.0f} req/s ({throughput.server_cpu_ms_per_request * 1000:.0f} us CPU, "
+                f"client {throughput.client_cpu_ms_per_request * 1000:.0f} us)",
             )
         )
     figures += [
