@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -162,6 +162,30 @@ def process_tree(pid: int) -> list[int]:
         except FileNotFoundError:
             continue  # it ended meanwhile
     return pids
+
+
+def connections_by_process(pid: int, port: int) -> list[int]:
+    """The connections to 127.0.0.1:`port` each process of a server holds (its socket fds matched with /proc/net/tcp):
+    how the kernel spread them. The processes are those of its children that listen on the port (the workers of
+    TAMS_WORKERS), else the server itself."""
+    local = f"0100007F:{port:04X}"
+    states: dict[str, str] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local:
+            states[fields[9]] = fields[3]  # by inode: 0A listening, 01 established
+    held = {process: _socket_inodes(process) & states.keys() for process in process_tree(pid)}
+    workers = [process for process, inodes in held.items() if process != pid and "0A" in {states[i] for i in inodes}]
+    return [sum(states[inode] == "01" for inode in held[process]) for process in workers or [pid]]
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with suppress(FileNotFoundError):  # it ended meanwhile
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with suppress(OSError):
+                inodes.add(os.readlink(fd).removeprefix("socket:[").removesuffix("]"))
+    return inodes
 
 
 def cpu_seconds(pid: int) -> float:
@@ -314,6 +338,7 @@ class ThroughputRound:
     seconds: float
     server_cpu_seconds: float
     client_cpu_seconds: float  # this process's: what the client took of the cores the servers share
+    connections_by_process: list[int]  # of the server's processes (harness.connections_by_process)
 
     @property
     def per_s(self) -> float:
@@ -339,8 +364,16 @@ class Throughput:
         return 1000 * sum(item.client_cpu_seconds for item in self.rounds) / sum(item.requests for item in self.rounds)
 
 
-async def closed_loop(port: int, request: bytes, total: int, connections: int, time_limit_s: float) -> int:
-    """`connections` clients each send their next GET as soon as the last is answered; the count completed."""
+async def closed_loop(
+    port: int,
+    request: bytes,
+    total: int,
+    connections: int,
+    time_limit_s: float,
+    before_closing: Callable[[], Any] | None = None,
+) -> int:
+    """`connections` clients each send their next GET as soon as the last is answered; the count completed.
+    `before_closing` is called once all are answered, while the connections are still open."""
     load = ClosedLoad(request, total, time.perf_counter() + time_limit_s, connections)
     loop = asyncio.get_running_loop()
     opened = [(await loop.create_connection(lambda: LoadConnection(load), HOST, port))[1] for _ in range(connections)]
@@ -348,6 +381,8 @@ async def closed_loop(port: int, request: bytes, total: int, connections: int, t
         for connection in opened:
             connection.ask()
         await asyncio.wait_for(load.finished, time_limit_s + SERVER_STOP_TIMEOUT_S)  # a server that stalls fails
+        if before_closing is not None:
+            before_closing()
     finally:
         for connection in opened:
             connection.transport.close()

@@ -31,6 +31,7 @@ from bench.harness import (
     ThroughputRound,
     alternating_latencies,
     closed_loop,
+    connections_by_process,
     cpu_seconds,
     format_value,
     get_request,
@@ -134,15 +135,24 @@ async def measure_latencies(port: int, paths: dict[str, str], options: Options) 
 async def timed_round(server: Server, request: bytes, options: Options) -> ThroughputRound:
     cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
     started = time.perf_counter()
+    ended: list[float] = []
+    split: list[int] = []
+
+    def count_connections() -> None:
+        # The round ends here, its connections still open: counting them is not part of it.
+        ended.extend((time.perf_counter(), cpu_seconds(server.pid), time.process_time()))
+        split.extend(connections_by_process(server.pid, server.port))
+
     completed = await closed_loop(
-        server.port, request, options.throughput_requests, options.connections, options.time_limit_s
+        server.port,
+        request,
+        options.throughput_requests,
+        options.connections,
+        options.time_limit_s,
+        count_connections,
     )
-    return ThroughputRound(
-        completed,
-        time.perf_counter() - started,
-        cpu_seconds(server.pid) - cpu_before,
-        time.process_time() - client_before,
-    )
+    finished, server_cpu, client_cpu = ended
+    return ThroughputRound(completed, finished - started, server_cpu - cpu_before, client_cpu - client_before, split)
 
 
 async def measure_throughputs(targets: dict[str, tuple[Server, str]], options: Options) -> dict[str, Throughput]:
@@ -298,8 +308,10 @@ def report_lines(results: Results) -> list[str]:
                 f"client {throughput.client_cpu_ms_per_request * 1000:.0f} us)",
             )
         )
+    splits = ", ".join(":".join(map(str, item.connections_by_process)) for item in results.throughput["workers"].rounds)
     figures += [
         (f"  processes of the server with TAMS_WORKERS={results.options.workers}", str(results.worker_processes)),
+        ("  its connections by process, each round", splits),
         (
             "server RSS after load / final / peak",
             f"{results.rss_after_load_mb:.1f} / {results.rss_final_mb:.1f} / {results.rss_peak_mb:.1f} MB",
