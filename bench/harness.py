@@ -75,11 +75,16 @@ def wait_until_ready(process: subprocess.Popen[bytes], base_url: str) -> None:
     raise RuntimeError(f"the server did not answer within {SERVER_START_TIMEOUT_S:.0f} s")
 
 
-def listening_sockets(port: int) -> int:
-    """Sockets listening on 127.0.0.1:`port` (state 0A in /proc/net/tcp)."""
+def sockets_on(port: int) -> dict[str, str]:
+    """The TCP sockets of 127.0.0.1:`port` in /proc/net/tcp, their states by inode: 0A listening, 01 established."""
     local = f"0100007F:{port:04X}"
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for line in lines if (fields := line.split())[1] == local and fields[3] == "0A")
+    return {fields[9]: fields[3] for line in lines if (fields := line.split())[1] == local}
+
+
+def listening_sockets(port: int) -> int:
+    """Sockets listening on 127.0.0.1:`port`."""
+    return sum(state == "0A" for state in sockets_on(port).values())
 
 
 def wait_until_listening(port: int, sockets: int) -> None:
@@ -168,12 +173,7 @@ def connections_by_process(pid: int, port: int) -> list[int]:
     """The connections to 127.0.0.1:`port` each process of a server holds (its socket fds matched with /proc/net/tcp):
     how the kernel spread them. The processes are those of its children that listen on the port (the workers of
     TAMS_WORKERS), else the server itself."""
-    local = f"0100007F:{port:04X}"
-    states: dict[str, str] = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local:
-            states[fields[9]] = fields[3]  # by inode: 0A listening, 01 established
+    states = sockets_on(port)
     held = {process: _socket_inodes(process) & states.keys() for process in process_tree(pid)}
     workers = [process for process, inodes in held.items() if process != pid and "0A" in {states[i] for i in inodes}]
     return [sum(states[inode] == "01" for inode in held[process]) for process in workers or [pid]]

@@ -97,8 +97,9 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
     api: KubeApi = memo["api"]
     findings: list[Finding] = []
     outcome = "ok"
-    async with memo["locks"][(body["metadata"]["namespace"], body["metadata"]["name"])]:
-        latest = await current_store(api, body)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    async with memo["locks"][(namespace, name)]:
+        latest = await current_store(api, namespace, name)
         if latest is None:
             return
         body = latest
@@ -151,12 +152,11 @@ async def converge(memo: kopf.Memo, body: Manifest, reprovision: bool) -> None:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
 
-async def current_store(api: KubeApi, body: Manifest) -> Manifest | None:
+async def current_store(api: KubeApi, namespace: str, name: str) -> Manifest | None:
     """The TamsStore as it is now, None once gone or going. Read under the store's lock: a body read before it may
     predate the reconcile that held the lock meanwhile, and writing from it would undo that reconcile's work (the
     children of the previous spec applied again, its conditions stamped with the previous generation)."""
-    meta = body["metadata"]
-    current = await api.get(TAMS_STORE_API_VERSION, "TamsStore", meta["namespace"], meta["name"])
+    current = await api.get(TAMS_STORE_API_VERSION, "TamsStore", namespace, name)
     if current is None or current["metadata"].get("deletionTimestamp"):
         return None
     return current
@@ -400,12 +400,12 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, 
         return
     namespace = body.metadata.namespace or ""
     if event["type"] == "DELETED" and body.get("kind") == "Deployment":
-        owner = await api.get(TAMS_STORE_API_VERSION, "TamsStore", namespace, name)
+        owner = await current_store(api, namespace, name)
         if owner is not None:
             await resync(memo, owner)
         return
     async with memo["locks"][(namespace, name)]:
-        owner = await current_store(api, {"metadata": {"namespace": namespace, "name": name}})
+        owner = await current_store(api, namespace, name)
         if owner is None:
             return
         store = store_of(owner, memo["config"])
