@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from .segment_rows import SegmentRow
 from .timerange import Bounds
 
 T = TypeVar("T")
@@ -219,10 +220,6 @@ def segment_record(segment: Segment) -> dict[str, Any]:
     return record
 
 
-def segment_from_record(record: dict[str, Any]) -> Segment:
-    return Segment(**{**record, "object": StoredObject(**record["object"])})
-
-
 @dataclass(slots=True)
 class ObjectUsage:
     """`GET /objects/{id}`: the object and one page of the flows referencing it."""
@@ -269,7 +266,7 @@ class SegmentQuery:
 
 @dataclass(slots=True)
 class SegmentPage:
-    page: Page[Segment]
+    page: Page[SegmentRow]
     timerange: str | None  # span of the returned segments, for X-Paging-Timerange
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from . import schemas
 from .errors import BadRequest
-from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, StoredObject, Webhook, segment_from_record
+from .model import WEBHOOK_FILTERS, WEBHOOK_URL_OPTIONS, Event, StoredObject, Webhook
+from .segment_rows import segment_row_from_record
 from .stores.media import MediaStores
 from .urls import UrlBuilder, UrlOptions, segments_json
 
@@ -162,7 +163,7 @@ def event_body(
         urls = UrlBuilder(media, url_options(webhook), find_objects)
         include_object_timerange = bool(webhook.options.get("include_object_timerange"))
         segments = segments_json(
-            [segment_from_record(record) for record in payload["segments"]], urls, include_object_timerange
+            [segment_row_from_record(record) for record in payload["segments"]], urls, include_object_timerange
         )
         payload = {"flow_id": payload["flow_id"], "segments": segments}
     return {"event_timestamp": event.timestamp, "event_type": event.type, "event": payload}

@@ -174,6 +174,28 @@ def test_a_controlled_copy_on_another_backend(tams: Tams, flow_id: str, archive:
     assert copy_to(client, object_id, archive) == 400, "the object is there already"
 
 
+def test_objects_on_the_same_backends_each_get_their_own_urls(tams: Tams, flow_id: str, archive: str) -> None:
+    """A listing whose objects all have instances on the same two backends (their URLs made a store at a time and
+    zipped), then one on a single backend among them (made object by object): each URL serves its own object."""
+    client = tams.client
+    contents = [b"first", b"second", b"third"]
+    object_ids = [tams.add_segment(flow_id, f"[{n}:0_{n + 1}:0)", data=data) for n, data in enumerate(contents)]
+
+    def listed() -> list[list[tuple[str, bytes]]]:
+        segments = check_response(client.get(f"/flows/{flow_id}/segments"), "/flows/{flowId}/segments")
+        return [[(url["label"], client.get(url["url"]).content) for url in segment["get_urls"]] for segment in segments]
+
+    for object_id in object_ids:
+        assert copy_to(client, object_id, archive) == 201
+    assert listed() == [[(STORAGE_LABEL, data), (ARCHIVE, data)] for data in contents]
+    assert client.delete(f"/objects/{object_ids[1]}/instances", params={"storage_id": archive}).status_code == 204
+    assert listed() == [
+        [(STORAGE_LABEL, b"first"), (ARCHIVE, b"first")],
+        [(STORAGE_LABEL, b"second")],
+        [(STORAGE_LABEL, b"third"), (ARCHIVE, b"third")],
+    ]
+
+
 def test_copies_that_cannot_be_made(tams: Tams, flow_id: str, archive: str, look: Look) -> None:
     client = tams.client
     allocated = tams.allocate(flow_id)[0]["object_id"]

@@ -66,14 +66,13 @@ def playable(services: Services, flow_id: str, window: Bounds) -> list[playout.P
     while True:
         query = SegmentQuery(page=PageRequest(limit=PAGE, key=key), window=window)
         page = services.store.list_segments(flow_id, query).page
-        for segment in page.items:
-            get_urls = urls.get_urls(segment.object)
+        for row, get_urls in zip(page.items, urls.get_urls_of(page.items), strict=True):
             if not get_urls:
                 continue  # nowhere to play it from: a gap
-            init = segment.object.init_object_id
+            init = row.init_object_id
             init_urls = urls.init_object(init)["get_urls"] if init else []
             init_url = init_urls[0]["url"] if init_urls else None
-            found.append(playout.PlayoutSegment(parse_bounds(segment.timerange), get_urls[0]["url"], init_url))
+            found.append(playout.PlayoutSegment(parse_bounds(row.timerange), get_urls[0]["url"], init_url))
         if len(found) > MAX_SEGMENTS:
             raise BadRequest(
                 f"flow {flow_id} has more than {MAX_SEGMENTS} segments in timerange: play a narrower timerange"

@@ -7,7 +7,6 @@ housekeeping are reads and writes of their own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -41,6 +40,7 @@ from ..model import (
     Webhook,
     WebhookQuery,
 )
+from ..segment_rows import uncontrolled_urls_column
 from ..timerange import Bounds
 from .migrations import Upgrade
 
@@ -109,7 +109,7 @@ class ObjectRecord:
         )
 
     def urls_column(self) -> str | None:
-        return json.dumps(self.uncontrolled_urls) if self.uncontrolled_urls else None
+        return uncontrolled_urls_column(self.uncontrolled_urls)
 
 
 @dataclass(slots=True)

@@ -22,16 +22,8 @@ from ..model import (
     uses_init_segments,
 )
 from ..paging import encode_key
+from ..segment_rows import storage_ids_from_column
 from .metadata import FlowRecord, SourceRecord
-
-
-def storage_ids_from_column(value: str | None) -> list[str]:
-    """An object's controlled instances from their column: storage ids (UUIDs: no commas) joined by commas."""
-    return value.split(",") if value else []
-
-
-def storage_ids_column(storage_ids: Sequence[str]) -> str | None:
-    return ",".join(storage_ids) or None
 
 
 def tag_values(value: TagValue) -> list[str]:

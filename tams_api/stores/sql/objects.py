@@ -7,8 +7,8 @@ import json
 from ...clock import Instant
 from ...model import Page, PageRequest, ReleasedMedia, TagFilter
 from ...paging import decode_key, encode_key
+from ...segment_rows import storage_ids_column, storage_ids_from_column
 from ..metadata import FlowRecord, ObjectRecord
-from ..shared import storage_ids_column, storage_ids_from_column
 from .connection import Db, SqlConnections
 from .rows import _live, _rows_in
 

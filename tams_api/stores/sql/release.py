@@ -4,7 +4,7 @@ of their bytes for the worker, and allocations that were never registered."""
 from __future__ import annotations
 
 from ...model import ReleasedMedia
-from ..shared import storage_ids_from_column
+from ...segment_rows import storage_ids_from_column
 from .connection import Db, SqlConnections
 
 

@@ -3,13 +3,11 @@ soft-deleted, visible sources, stored objects from their columns, and keyset pag
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from ...model import PageRequest, StoredObject
+from ...model import PageRequest
 from ...paging import decode_key, encode_key
-from ..shared import storage_ids_from_column
 from .connection import Db
 
 
@@ -37,21 +35,6 @@ def _rows_in(db: Db, sql: str, values: Collection[Any]) -> Iterator[tuple]:
     for start in range(0, len(ordered), _IN_VALUES):
         chunk = ordered[start : start + _IN_VALUES]
         yield from db.execute(sql.format(values=",".join("?" * len(chunk))), chunk)
-
-
-def _stored_object(
-    object_id: str,
-    storage_ids: str | None,
-    timerange: str | None,
-    key_frame_count: int | None,
-    init_object_id: str | None,
-    uncontrolled_urls: str | None,
-) -> StoredObject:
-    """An object from its columns, in the order of the objects table."""
-    urls = json.loads(uncontrolled_urls) if uncontrolled_urls else []
-    return StoredObject(
-        object_id, storage_ids_from_column(storage_ids), timerange, key_frame_count, init_object_id, urls
-    )
 
 
 class _Keyset:

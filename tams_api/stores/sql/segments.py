@@ -7,21 +7,26 @@ overlap checks and window queries are index seeks whatever the flow's size.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...model import Page, PageRequest, Segment, SegmentPage, SegmentQuery
+from ...model import Page, PageRequest, SegmentPage, SegmentQuery
 from ...paging import decode_segment_key
+from ...segment_rows import SegmentRow
 from ..metadata import DeletedSegments, FlowRecord, ObjectRecord, Registration
 from ..shared import segment_page
 from .connection import Db, SqlConnections
-from .rows import _live, _stored_object
+from .rows import _live
 
-_SEGMENT_COLUMNS = (
-    "s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
-    "o.id, o.storage_ids, o.timerange, o.key_frame_count, o.init_object_id, o.uncontrolled_urls"
+# A SegmentRow's columns, in its order.
+_SEGMENT_ROW_COLUMNS = (
+    "s.start_ns, s.timerange, s.ts_offset, s.last_duration, s.sample_offset, s.sample_count, "
+    "o.timerange, o.key_frame_count, o.init_object_id, o.id, o.storage_ids, o.uncontrolled_urls"
 )
+# The database's row as a SegmentRow, in C (no NamedTuple.__new__ or _make in Python per row).
+_segment_row = functools.partial(tuple.__new__, SegmentRow)
 
 
 # The flow's key and the lowest start a segment overlapping the window can have, within the listing's statement
@@ -200,25 +205,14 @@ class SegmentsMixin(SqlConnections):
             params["object_id"] = query.object_id
         direction = "DESC" if query.page.reverse else "ASC"
         rows = self._query(
-            f"SELECT s.start_ns, {_SEGMENT_COLUMNS} FROM {segments_table} JOIN objects o ON o.id = s.object_id "
+            f"SELECT {_SEGMENT_ROW_COLUMNS} FROM {segments_table} JOIN objects o ON o.id = s.object_id "
             f"WHERE {' AND '.join(conditions)} ORDER BY s.start_ns {direction} LIMIT :limit",
             params,
         )
-        page_rows = rows[: query.page.limit]
-        # Positional arguments, without unpacking the object's columns into a list: a tenth of a window's listing.
-        segments = [
-            Segment(
-                row[1],
-                _stored_object(row[6], row[7], row[8], row[9], row[10], row[11]),
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-            )
-            for row in page_rows
-        ]
         return segment_page(
-            segments, rows[query.page.limit - 1][0] if len(rows) > query.page.limit else None, query.page
+            list(map(_segment_row, rows[: query.page.limit])),
+            rows[query.page.limit - 1][0] if len(rows) > query.page.limit else None,
+            query.page,
         )
 
     def _segment_starts(self, page: PageRequest, window: tr.Bounds) -> tuple[str, str, dict[str, Any]] | None:

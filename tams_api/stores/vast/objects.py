@@ -3,13 +3,12 @@ storage backends and uncontrolled URLs)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from ...clock import Instant
 from ...model import Page, PageRequest, ReleasedMedia, TagFilter
+from ...segment_rows import storage_ids_column, storage_ids_from_column, uncontrolled_urls_from_column
 from ..metadata import FlowRecord, ObjectRecord
-from ..shared import storage_ids_column, storage_ids_from_column
 from .rows import _insert, _page, _select, _select_in, _update
 from .session import Transactions, _guard, _Tx
 
@@ -70,7 +69,7 @@ class ObjectsMixin(Transactions):
                 row["timerange"],
                 row["key_frame_count"],
                 row["init_object_id"],
-                json.loads(row["uncontrolled_urls"]) if row["uncontrolled_urls"] else None,
+                uncontrolled_urls_from_column(row["uncontrolled_urls"]) or None,
                 storage_ids_from_column(row["storage_ids"]),
                 row["first_flow_id"],
                 key=row,

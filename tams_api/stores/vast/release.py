@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ...model import ReleasedMedia
-from ..shared import storage_ids_from_column
+from ...segment_rows import storage_ids_from_column
 from .rows import _all, _delete, _eq, _insert, _select, _select_in
 from .session import Transactions, _retried_on_conflict, _Tx
 

@@ -4,7 +4,6 @@ Python dicts), keyset pages of rows sorted in this process, and the conversions 
 from __future__ import annotations
 
 import functools
-import json
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -12,9 +11,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ...model import PageRequest, StoredObject
+from ...model import PageRequest
 from ...paging import decode_key, encode_key
-from ..shared import storage_ids_from_column
 from .schema import ROW_ID, TABLES
 
 _CHUNK = 1000  # values per `isin`: a chunk of a bulk registration at once, far below the SDK's request size limit
@@ -122,14 +120,3 @@ def _json(value: Any) -> str:
 
 # Rows as a select returns them: every column, NULL where not given.
 TABLE_DEFAULTS: dict[str, dict[str, Any]] = {name: dict.fromkeys(schema.names) for name, schema in TABLES.items()}
-
-
-def _stored_object(row: dict[str, Any]) -> StoredObject:
-    return StoredObject(
-        id=row["id"],
-        storage_ids=storage_ids_from_column(row["storage_ids"]),
-        timerange=row["timerange"],
-        key_frame_count=row["key_frame_count"],
-        init_object_id=row["init_object_id"],
-        uncontrolled_urls=json.loads(row["uncontrolled_urls"]) if row["uncontrolled_urls"] else [],
-    )

@@ -9,12 +9,31 @@ from typing import Any
 
 from ... import timerange as tr
 from ...clock import Instant, now
-from ...model import Page, Segment, SegmentPage, SegmentQuery
+from ...model import Page, SegmentPage, SegmentQuery
 from ...paging import decode_segment_key
+from ...segment_rows import SegmentRow
 from ..metadata import DeletedSegments, FlowRecord, ObjectRecord, Registration
 from ..shared import segment_page
-from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _stored_object, _update
+from .rows import TABLE_DEFAULTS, _all, _delete, _insert, _select, _select_in, _update
 from .session import Transactions, _guard, _Tx
+
+
+def _segment_row(segment: dict[str, Any], stored: dict[str, Any]) -> SegmentRow:
+    """A listing's row from a segment's row and its object's, columns as they are stored."""
+    return SegmentRow(
+        start_ns=segment["start_ns"],
+        timerange=segment["timerange"],
+        ts_offset=segment["ts_offset"],
+        last_duration=segment["last_duration"],
+        sample_offset=segment["sample_offset"],
+        sample_count=segment["sample_count"],
+        object_timerange=stored["timerange"],
+        key_frame_count=stored["key_frame_count"],
+        init_object_id=stored["init_object_id"],
+        object_id=stored["id"],
+        storage_ids=stored["storage_ids"],
+        uncontrolled_urls=stored["uncontrolled_urls"],
+    )
 
 
 def _registration(record: ObjectRecord) -> dict[str, Any]:
@@ -202,17 +221,7 @@ class SegmentsMixin(Transactions):
             objects = {
                 row["id"]: row for row in _select_in(t["objects"], "id", [row["object_id"] for row in page_rows])
             }
-        segments = [
-            Segment(
-                timerange=row["timerange"],
-                ts_offset=row["ts_offset"],
-                last_duration=row["last_duration"],
-                sample_offset=row["sample_offset"],
-                sample_count=row["sample_count"],
-                object=_stored_object(objects[row["object_id"]]),
-            )
-            for row in page_rows
-        ]
+        segments = [_segment_row(row, objects[row["object_id"]]) for row in page_rows]
         more = len(rows) > query.page.limit
         return segment_page(segments, rows[query.page.limit - 1]["start_ns"] if more else None, query.page)
 
