@@ -54,9 +54,6 @@ bench: $(VENV)/.installed
 bench-profile: $(VENV)/.installed  # where a window GET's server time goes (py-spy; needs ptrace)
 	$(BIN)/python -m bench.profile_window
 
-bench-client-cost: $(VENV)/.installed  # the throughput ratios measured with wrk (C) instead of the Python client
-	$(BIN)/python -m bench.client_cost
-
 bench-paging: $(VENV)/.installed
 	$(BIN)/python -m bench.paging_depth
 

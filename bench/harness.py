@@ -337,7 +337,7 @@ class ThroughputRound:
     requests: int
     seconds: float
     server_cpu_seconds: float
-    client_cpu_seconds: float  # this process's: what the client took of the cores the servers share
+    client_cpu_seconds: float  # the client's (wrk's): what it took of the cores the servers share
     connections_by_process: list[int]  # of the server's processes (harness.connections_by_process)
 
     @property
@@ -362,95 +362,6 @@ class Throughput:
     @property
     def client_cpu_ms_per_request(self) -> float:
         return 1000 * sum(item.client_cpu_seconds for item in self.rounds) / sum(item.requests for item in self.rounds)
-
-
-async def closed_loop(
-    port: int,
-    request: bytes,
-    total: int,
-    connections: int,
-    time_limit_s: float,
-    before_closing: Callable[[], Any] | None = None,
-) -> int:
-    """`connections` clients each send their next GET as soon as the last is answered; the count completed.
-    `before_closing` is called once all are answered, while the connections are still open."""
-    load = ClosedLoad(request, total, time.perf_counter() + time_limit_s, connections)
-    loop = asyncio.get_running_loop()
-    opened = [(await loop.create_connection(lambda: LoadConnection(load), HOST, port))[1] for _ in range(connections)]
-    try:
-        for connection in opened:
-            connection.ask()
-        await asyncio.wait_for(load.finished, time_limit_s + SERVER_STOP_TIMEOUT_S)  # a server that stalls fails
-        if before_closing is not None:
-            before_closing()
-    finally:
-        for connection in opened:
-            connection.transport.close()
-    return load.completed
-
-
-class ClosedLoad:
-    """The budget of a closed loop, shared by its connections: requests left, a deadline, the count answered."""
-
-    def __init__(self, request: bytes, total: int, deadline: float, connections: int) -> None:
-        self.request = request
-        self.remaining = total
-        self.deadline = deadline
-        self.running = connections
-        self.completed = 0
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def send(self, transport: Any) -> bool:
-        """The next GET on `transport` while the budget lasts (True); else that connection is done (False)."""
-        if self.remaining > 0 and time.perf_counter() < self.deadline:
-            self.remaining -= 1
-            transport.write(self.request)
-            return True
-        self.running -= 1
-        if self.running == 0 and not self.finished.done():
-            self.finished.set_result(None)
-        return False
-
-    def fail(self, problem: Exception) -> None:
-        if not self.finished.done():
-            self.finished.set_exception(problem)
-
-
-class LoadConnection(asyncio.Protocol):
-    """A connection of a closed loop that writes its next GET from the callback that completes an answer: no future
-    or task per request, so that the client takes as little as it can of the cores it shares with the servers (what
-    it spends per request caps the speed-up two server processes can show)."""
-
-    def __init__(self, load: ClosedLoad) -> None:
-        self.load = load
-        self.transport: Any = None
-        self.pending = b""
-        self.waiting = False  # for an answer
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def ask(self) -> None:
-        self.waiting = self.load.send(self.transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.pending:
-            data, self.pending = self.pending + data, b""
-        while (head_end := data.find(b"\r\n\r\n")) >= 0:
-            end = head_end + 4 + content_length(data, head_end)
-            if len(data) < end:
-                break
-            if data[9:12] != b"200":
-                self.load.fail(RuntimeError(f"answered {data[9:12].decode()}: {data[head_end + 4 : end][:300]!r}"))
-                return
-            data = data[end:]
-            self.load.completed += 1
-            self.ask()
-        self.pending = data
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiting:
-            self.load.fail(exc or ConnectionError("the server closed the connection"))
 
 
 @dataclass(frozen=True, slots=True)

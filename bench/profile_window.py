@@ -21,9 +21,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import closed_loop, get_request, progress, run_client, running_server
+from bench.harness import progress, running_server
 from bench.loading import load_flow
 from bench.segments import window_path
+from bench.wrk import install_wrk, wrk_round
 
 # (cost centre, what a frame's file path contains), first match from the innermost frame outwards wins.
 CENTRES = (
@@ -73,16 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive clients (default 8)")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    install_wrk()
     flow_id = str(uuid.uuid4())
     with running_server(False) as server, tempfile.TemporaryDirectory() as scratch:
         with httpx.Client(base_url=server.base_url, timeout=300) as client:
             load_flow(client, server, flow_id, args.segments, 1_000)
-        request = get_request(server.port, window_path(flow_id, args.segments))
+        path = window_path(flow_id, args.segments)
         raw = Path(scratch) / "profile.txt"
-        # Clients run until the sampling ends: a bounded count, far more than the seconds allow.
-        load = threading.Thread(
-            target=lambda: run_client(closed_loop(server.port, request, 10**7, args.connections, args.seconds + 5))
-        )
+        # Clients (wrk) run until the sampling has ended.
+        load = threading.Thread(target=lambda: wrk_round(server, path, args.seconds + 2, args.connections))
         load.start()
         progress(f"sampling pid {server.pid} for {args.seconds} s")
         subprocess.run(

@@ -28,13 +28,8 @@ from bench.harness import (
     Server,
     Target,
     Throughput,
-    ThroughputRound,
     alternating_latencies,
-    closed_loop,
-    connections_by_process,
-    cpu_seconds,
     format_value,
-    get_request,
     machine_info,
     process_tree,
     progress,
@@ -46,6 +41,7 @@ from bench.harness import (
     wait_until_listening,
 )
 from bench.loading import LoadResult, executemany_floor, load_flow
+from bench.wrk import install_wrk, wrk_round
 
 WINDOW_SEGMENTS = 10  # segments a timed GET /flows/{id}/segments returns
 WINDOW_GAP_FROM_END = 5  # the window ends this many segments before the flow's end: "near the end"
@@ -68,12 +64,10 @@ class Options:
     latency_requests: int
     latency_warmup: int
     latency_rounds: int
-    throughput_requests: int
-    throughput_warmup: int
+    throughput_seconds: int
     throughput_rounds: int
     connections: int
     workers: int
-    time_limit_s: float
     fail_on_miss: bool
     keep_data: bool
 
@@ -89,25 +83,21 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--latency-requests", type=int, default=2_000, help="timed GETs per flow (default 2000)")
     parser.add_argument("--latency-warmup", type=int, default=200, help="untimed GETs per flow first (default 200)")
     parser.add_argument("--latency-rounds", type=int, default=10, help="alternations between flows (default 10)")
-    parser.add_argument("--throughput-requests", type=int, default=5_000, help="GETs per round (default 5000)")
-    parser.add_argument("--throughput-warmup", type=int, default=500, help="untimed GETs per server (default 500)")
+    parser.add_argument("--throughput-seconds", type=int, default=3, help="seconds of each wrk round (default 3)")
     parser.add_argument("--throughput-rounds", type=int, default=5, help="rounds per server (default 5)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="TAMS_WORKERS of the second API server (default 2)")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="max seconds of one throughput round")
     parser.add_argument("--fail-on-miss", action="store_true", help="exit with status 1 when a target is missed")
     parser.add_argument("--keep-data", action="store_true", help="keep the servers' temporary data dir")
     args = parser.parse_args(argv)
-    for name in ("small", "large", "batch", "latency_requests", "latency_rounds", "throughput_requests", "workers"):
+    for name in ("small", "large", "batch", "latency_requests", "latency_rounds", "throughput_seconds", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if min(args.small, args.large) < WINDOW_SEGMENTS + WINDOW_GAP_FROM_END:
         parser.error(f"--small and --large must be at least {WINDOW_SEGMENTS + WINDOW_GAP_FROM_END}")
     if 0 < args.huge < WINDOW_SEGMENTS + WINDOW_GAP_FROM_END:
         parser.error(f"--huge must be 0 or at least {WINDOW_SEGMENTS + WINDOW_GAP_FROM_END}")
-    return Options(
-        **{name: value for name, value in vars(args).items() if name != "time_limit"}, time_limit_s=args.time_limit
-    )
+    return Options(**vars(args))
 
 
 # -- the timed reads -------------------------------------------------------------------------------------------------
@@ -132,39 +122,15 @@ async def measure_latencies(port: int, paths: dict[str, str], options: Options) 
     )
 
 
-async def timed_round(server: Server, request: bytes, options: Options) -> ThroughputRound:
-    cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
-    started = time.perf_counter()
-    ended: list[float] = []
-    split: list[int] = []
-
-    def count_connections() -> None:
-        # The round ends here, its connections still open: counting them is not part of it.
-        ended.extend((time.perf_counter(), cpu_seconds(server.pid), time.process_time()))
-        split.extend(connections_by_process(server.pid, server.port))
-
-    completed = await closed_loop(
-        server.port,
-        request,
-        options.throughput_requests,
-        options.connections,
-        options.time_limit_s,
-        count_connections,
-    )
-    finished, server_cpu, client_cpu = ended
-    return ThroughputRound(completed, finished - started, server_cpu - cpu_before, client_cpu - client_before, split)
-
-
-async def measure_throughputs(targets: dict[str, tuple[Server, str]], options: Options) -> dict[str, Throughput]:
-    """The same client setup for every server and path; rounds alternate between them so that drift and other
-    load hit all alike; the median round counts."""
-    requests = {name: (server, get_request(server.port, path)) for name, (server, path) in targets.items()}
+def measure_throughputs(targets: dict[str, tuple[Server, str]], options: Options) -> dict[str, Throughput]:
+    """The same client (wrk, bench.wrk) for every server and path, after a one-second warm-up of each; rounds
+    alternate between them so that drift and other load hit all alike; the median round counts."""
     results = {name: Throughput() for name in targets}
-    for server, request in requests.values():
-        await closed_loop(server.port, request, options.throughput_warmup, options.connections, options.time_limit_s)
+    for server, path in targets.values():
+        wrk_round(server, path, 1, options.connections)
     for _ in range(options.throughput_rounds):
-        for name, (server, request) in requests.items():
-            results[name].rounds.append(await timed_round(server, request, options))
+        for name, (server, path) in targets.items():
+            results[name].rounds.append(wrk_round(server, path, options.throughput_seconds, options.connections))
     return results
 
 
@@ -193,6 +159,15 @@ class Results:
 
     def ratio(self, name: str, baseline: str) -> float:
         return self.throughput[name].median_per_s / self.throughput[baseline].median_per_s
+
+    def workers_bound(self) -> float:
+        """The most the server of several processes could give over one process, on cores it shares with the
+        client, at the CPU a request cost each side in this run: one process is bound by its own core (1 / S1),
+        several by the CPU of the machine, client included (cores / (Sn + Cn))."""
+        one, several = self.throughput["window"], self.throughput["workers"]
+        cpus = min(self.options.workers, self.machine["cpus"])
+        spent = several.server_cpu_ms_per_request + several.client_cpu_ms_per_request
+        return cpus * one.server_cpu_ms_per_request / spent
 
     def targets(self) -> list[Target]:
         large = self.loads["large"]
@@ -252,6 +227,7 @@ class Results:
                 for name, value in self.throughput.items()
             },
             "worker_processes": self.worker_processes,
+            "workers_bound": self.workers_bound(),
             "memory_mb": {
                 "rss_after_load": self.rss_after_load_mb,
                 "rss_final": self.rss_final_mb,
@@ -312,6 +288,7 @@ def report_lines(results: Results) -> list[str]:
     figures += [
         (f"  processes of the server with TAMS_WORKERS={results.options.workers}", str(results.worker_processes)),
         ("  its connections by process, each round", splits),
+        ("  its bound at the CPU a request cost: cores S1 / (Sn + Cn)", f"{results.workers_bound():.2f} x"),
         (
             "server RSS after load / final / peak",
             f"{results.rss_after_load_mb:.1f} / {results.rss_final_mb:.1f} / {results.rss_peak_mb:.1f} MB",
@@ -347,6 +324,7 @@ def database_mb(data_dir: Path) -> float:
 
 
 def run(options: Options) -> Results:
+    install_wrk()
     results = Results(options=options, machine=machine_info())
     results.load_average["start"] = os.getloadavg()[0]
     started = time.perf_counter()
@@ -380,7 +358,7 @@ def run(options: Options) -> Results:
                 }
                 results.throughput = timed_step(
                     "throughput: bare Starlette, window GET on 1 and on several workers",
-                    lambda: run_client(measure_throughputs(targets, options)),
+                    lambda: measure_throughputs(targets, options),
                 )
             results.rss_final_mb = read_status_kb(server.pid, "VmRSS") / 1024
             results.rss_peak_mb = read_status_kb(server.pid, "VmHWM") / 1024
