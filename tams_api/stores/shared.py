@@ -14,7 +14,6 @@ from ..model import (
     Page,
     PageRequest,
     Profile,
-    Segment,
     SegmentPage,
     TagValue,
     TimerangeAnalysis,
@@ -22,7 +21,7 @@ from ..model import (
     uses_init_segments,
 )
 from ..paging import encode_key
-from ..segment_rows import storage_ids_from_column
+from ..segment_rows import SegmentRow, storage_ids_from_column
 from .metadata import FlowRecord, SourceRecord
 
 
@@ -195,7 +194,7 @@ def new_delete_request(request: DeleteRequest, stamp: Instant) -> dict[str, Any]
     }
 
 
-def segment_page(segments: list[Segment], next_after: int | None, page: PageRequest) -> SegmentPage:
+def segment_page(segments: list[SegmentRow], next_after: int | None, page: PageRequest) -> SegmentPage:
     """A page of a flow's segments with the span of their timeranges; `next_after`: the start the next page's
     segments come after (None on the last page)."""
     span = None

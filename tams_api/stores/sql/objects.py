@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from ...clock import Instant
 from ...model import Page, PageRequest, ReleasedMedia, TagFilter
 from ...paging import decode_key, encode_key
-from ...segment_rows import storage_ids_column, storage_ids_from_column
+from ...segment_rows import storage_ids_column, storage_ids_from_column, uncontrolled_urls_from_column
 from ..metadata import FlowRecord, ObjectRecord
 from .connection import Db, SqlConnections
 from .rows import _live, _rows_in
@@ -37,7 +35,7 @@ def _object_record(
         timerange,
         key_frame_count,
         init_object_id,
-        json.loads(urls) if urls else None,
+        uncontrolled_urls_from_column(urls) or None,
         storage_ids_from_column(storage_ids),
         first_flow_id,
     )

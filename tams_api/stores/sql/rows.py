@@ -1,5 +1,5 @@
 """SQL fragments and row helpers that several record kinds of the SQL store share: flows that are not
-soft-deleted, visible sources, stored objects from their columns, and keyset paging of listings."""
+soft-deleted, visible sources, and keyset paging of listings."""
 
 from __future__ import annotations
 
